@@ -1,0 +1,47 @@
+"""Spark schemas of the job's intermediate rows and its two output tables."""
+from __future__ import annotations
+
+from pyspark.sql import types as T
+
+def segment_rows(labels: list[str]) -> T.StructType:
+    """Rows of the analysis pass: one per window and channel, or one error row per failed
+    recording (``status='failed'``, ``error`` set, window columns null)."""
+    return T.StructType([
+        T.StructField("call_id", T.StringType(), False),
+        T.StructField("source_path", T.StringType(), False),
+        T.StructField("status", T.StringType(), False),          # ok | failed
+        T.StructField("error", T.StringType(), True),
+        T.StructField("duration_s", T.DoubleType(), True),
+        T.StructField("sample_rate", T.IntegerType(), True),     # native rate of the file, Hz
+        T.StructField("n_channels", T.IntegerType(), True),
+        T.StructField("audio_format", T.StringType(), True),     # libsndfile format/subtype
+        T.StructField("channel", T.StringType(), True),
+        T.StructField("segment_index", T.IntegerType(), True),
+        T.StructField("start_s", T.DoubleType(), True),
+        T.StructField("end_s", T.DoubleType(), True),
+        T.StructField("is_speech", T.BooleanType(), True),
+        T.StructField("emotion", T.StringType(), True),          # null for non-speech
+        T.StructField("confidence", T.FloatType(), True),
+    ] + [T.StructField(f"p_{lab}", T.FloatType(), True) for lab in labels])
+
+
+TIMELINE_ENTRY = T.StructType([
+    T.StructField("channel", T.StringType(), True),
+    T.StructField("start_s", T.DoubleType(), True),
+    T.StructField("end_s", T.DoubleType(), True),
+    T.StructField("emotion", T.StringType(), True),
+    T.StructField("confidence", T.DoubleType(), True),
+])
+
+
+def call_summary_schema(labels: list[str]) -> T.StructType:
+    """Per-call fields computed from segments by :func:`ser_lib.timeline.summarize_call`."""
+    return T.StructType(
+        [T.StructField("call_id", T.StringType(), False),
+         T.StructField("n_segments", T.IntegerType(), True),
+         T.StructField("speech_s", T.DoubleType(), True),
+         T.StructField("channel_speech_s", T.MapType(T.StringType(), T.DoubleType()), True),
+         T.StructField("dominant_emotion", T.StringType(), True),
+         T.StructField("channel_dominant_emotion", T.MapType(T.StringType(), T.StringType()), True)]
+        + [T.StructField(f"share_{lab}", T.DoubleType(), True) for lab in labels]
+        + [T.StructField("timeline", T.ArrayType(TIMELINE_ENTRY), True)])

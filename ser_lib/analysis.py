@@ -1,0 +1,76 @@
+"""One recording → windows, features and speech flags per channel (no model, no Spark).
+
+The Spark job's extract step and ``ser predict`` both call :func:`analyze`, so a
+recording is cut the same way everywhere.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from .audio import AudioInfo, Source, load
+from .features import FeatureConfig, window_features
+from .speech import SpeechConfig, is_speech
+
+
+@dataclass
+class ChannelWindows:
+    """The windows of one channel.
+
+    Attributes:
+        channel: channel name (e.g. ``agent``).
+        features: ``(n_windows, frames_per_window, n_features)`` float32.
+        start_s, end_s: ``(n_windows,)`` float64 window bounds, seconds; ``end_s`` is
+            clipped to the channel's duration.
+        speech: ``(n_windows,)`` bool speech flags.
+    """
+
+    channel: str
+    features: np.ndarray
+    start_s: np.ndarray
+    end_s: np.ndarray
+    speech: np.ndarray
+
+
+@dataclass
+class Recording:
+    """A decoded recording cut into windows: ``info`` describes the original file
+    (native sample rate, channels); ``duration_s`` is seconds."""
+
+    info: AudioInfo
+    duration_s: float
+    channels: list[ChannelWindows]
+
+
+def call_id(source_path: str, member: str | None = None) -> str:
+    """Stable call identifier: the first 16 hex digits of SHA-1 over the source
+    path (and archive member, if any). The same file analysed again gets the same id."""
+    key = source_path if member is None else f"{source_path}!{member}"
+    return hashlib.sha1(key.encode("utf-8")).hexdigest()[:16]
+
+
+def analyze(source: Source, fcfg: FeatureConfig, hop_s: float, speech_cfg: SpeechConfig,
+            channel_names) -> Recording:
+    """Decode ``source`` and cut each channel into feature windows.
+
+    Args:
+        source: path, bytes or binary file object (see :func:`ser_lib.audio.read_audio`).
+        fcfg: the model's feature configuration (sample rate, window length).
+        hop_s: hop between windows, seconds.
+        speech_cfg: speech/non-speech rule.
+        channel_names: callable ``n_channels -> tuple[str, ...]``.
+
+    Raises:
+        AudioError: the recording cannot be decoded (see :func:`ser_lib.audio.read_audio`).
+    """
+    samples, info = load(source, fcfg.sample_rate)
+    names = channel_names(samples.shape[0])
+    channels = []
+    for name, y in zip(names, samples):
+        feats, starts = window_features(y, fcfg, hop_s)
+        start_s = starts / fcfg.sample_rate
+        end_s = np.minimum(starts + fcfg.window_samples, len(y)) / fcfg.sample_rate
+        channels.append(ChannelWindows(name, feats, start_s, end_s, is_speech(feats, speech_cfg)))
+    return Recording(info, samples.shape[1] / fcfg.sample_rate, channels)

@@ -1,0 +1,193 @@
+"""The versioned model artifact: one directory the training writes and the job loads.
+
+Layout::
+
+    <name>/
+      artifact.json   format, version, labels, feature + speech config,
+                      normalisation statistics, training metrics
+      model.keras     the Keras 3 model (native format, no custom objects)
+
+``artifact.json`` is the contract: the job refuses an artifact whose feature
+configuration differs from what this code computes (feature code version, or
+the window/frame settings it is asked to serve with), since its model would be
+fed numbers it never saw in training.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ArtifactError
+from .features import FEATURE_VERSION, FeatureConfig
+from .speech import SpeechConfig
+
+FORMAT = "ser-model-artifact"
+FORMAT_VERSION = 1
+META_FILE = "artifact.json"
+MODEL_FILE = "model.keras"
+#: The artifact shipped in the repository, used when no other is given.
+DEFAULT_ARTIFACT = Path(__file__).resolve().parent.parent / "models" / "ser-cnn"
+
+
+@dataclass
+class ArtifactMeta:
+    """Everything in ``artifact.json``.
+
+    Attributes:
+        version: model version string, e.g. ``"cnn1d-2026.11.22"``; copied into every output row.
+        labels: ordered emotion labels, one per model output unit.
+        feature_config: the features the model was trained on.
+        speech_config: the speech/non-speech rule used when building training windows.
+        norm_mean, norm_std: per-feature normalisation, ``(n_features,)`` float32;
+            the model input is ``(x - norm_mean) / norm_std``.
+        metrics: evaluation results of the training run (free-form, JSON).
+        training: training provenance (config, corpora, split file, seed).
+    """
+
+    version: str
+    labels: list[str]
+    feature_config: FeatureConfig
+    speech_config: SpeechConfig
+    norm_mean: np.ndarray
+    norm_std: np.ndarray
+    metrics: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "format": FORMAT, "format_version": FORMAT_VERSION, "version": self.version,
+            "labels": list(self.labels), "feature_config": self.feature_config.to_dict(),
+            "speech_config": vars(self.speech_config),
+            "normalization": {"mean": [float(v) for v in self.norm_mean], "std": [float(v) for v in self.norm_std]},
+            "metrics": self.metrics, "training": self.training,
+        }, indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> "ArtifactMeta":
+        """Parse and validate ``artifact.json``.
+
+        Raises:
+            ArtifactError: wrong format, unknown format version, missing keys, or
+                normalisation statistics whose length is not ``n_features``.
+        """
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ArtifactError(f"{META_FILE} is not valid JSON: {err}") from err
+        if d.get("format") != FORMAT or d.get("format_version") != FORMAT_VERSION:
+            raise ArtifactError(f"not a {FORMAT} v{FORMAT_VERSION} artifact "
+                                f"(format={d.get('format')!r}, format_version={d.get('format_version')!r})")
+        try:
+            meta = cls(
+                version=str(d["version"]), labels=list(d["labels"]),
+                feature_config=FeatureConfig.from_dict(d["feature_config"]),
+                speech_config=SpeechConfig(**d["speech_config"]),
+                norm_mean=np.asarray(d["normalization"]["mean"], dtype=np.float32),
+                norm_std=np.asarray(d["normalization"]["std"], dtype=np.float32),
+                metrics=d.get("metrics", {}), training=d.get("training", {}),
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise ArtifactError(f"{META_FILE} is malformed: {err!r}") from err
+        n = meta.feature_config.n_features
+        if meta.norm_mean.shape != (n,) or meta.norm_std.shape != (n,) or (meta.norm_std <= 0).any():
+            raise ArtifactError(f"normalisation statistics must be {n} values with std > 0")
+        if not meta.labels:
+            raise ArtifactError("artifact has no labels")
+        return meta
+
+    def check_compatible(self, expected: FeatureConfig | None = None) -> None:
+        """Refuse an artifact this code cannot feed correctly.
+
+        Args:
+            expected: the feature configuration the caller will compute (e.g. the
+                job's configured window); ``None`` checks the code version only.
+
+        Raises:
+            ArtifactError: the artifact's feature code version is not
+                :data:`ser_lib.features.FEATURE_VERSION`, or its feature configuration
+                differs from ``expected`` (every differing field is named).
+        """
+        fc = self.feature_config
+        if fc.version != FEATURE_VERSION:
+            raise ArtifactError(f"model {self.version} was trained on feature code v{fc.version}, "
+                                f"this code computes v{FEATURE_VERSION}; retrain or use a matching release")
+        if expected is not None and expected != fc:
+            diff = {k: (v, getattr(expected, k)) for k, v in fc.to_dict().items() if getattr(expected, k) != v}
+            raise ArtifactError(f"model {self.version} feature configuration does not match the job's: "
+                                + ", ".join(f"{k}: model {a!r} vs job {b!r}" for k, (a, b) in diff.items()))
+
+
+@dataclass
+class ArtifactBytes:
+    """An artifact as plain bytes: what the driver broadcasts to executors
+    (a Keras model object does not pickle; its file does)."""
+
+    meta_json: str
+    model_bytes: bytes
+
+
+def read_bytes(path: str | os.PathLike = DEFAULT_ARTIFACT) -> ArtifactBytes:
+    """Read an artifact directory into memory.
+
+    Raises:
+        ArtifactError: the directory or one of its two files is missing.
+    """
+    path = Path(path)
+    meta, model = path / META_FILE, path / MODEL_FILE
+    for p in (meta, model):
+        if not p.is_file():
+            raise ArtifactError(f"{path} is not a model artifact: {p.name} is missing")
+    return ArtifactBytes(meta.read_text(), model.read_bytes())
+
+
+def load_meta(path: str | os.PathLike = DEFAULT_ARTIFACT) -> ArtifactMeta:
+    """Read and validate only ``artifact.json`` (no TensorFlow import)."""
+    p = Path(path) / META_FILE
+    if not p.is_file():
+        raise ArtifactError(f"{path} is not a model artifact: {META_FILE} is missing")
+    return ArtifactMeta.from_json(p.read_text())
+
+
+def load_model_bytes(model_bytes: bytes):
+    """Deserialize a ``.keras`` file's bytes with Keras safe mode (no arbitrary code, no Lambda).
+
+    Returns:
+        a ``keras.Model``, not compiled (inference only).
+
+    Raises:
+        ArtifactError: Keras cannot load it.
+    """
+    import keras  # deferred: importing TensorFlow costs seconds and is not needed for metadata
+
+    with tempfile.TemporaryDirectory(prefix="ser-model-") as tmp:
+        f = Path(tmp) / MODEL_FILE
+        f.write_bytes(model_bytes)
+        try:
+            return keras.saving.load_model(f, compile=False, safe_mode=True)
+        except Exception as err:  # Keras raises many types (ValueError, zipfile errors, ...)
+            raise ArtifactError(f"cannot load the Keras model: {err}") from err
+
+
+def save(path: str | os.PathLike, model, meta: ArtifactMeta) -> Path:
+    """Write an artifact directory (created; existing files replaced).
+
+    Raises:
+        ArtifactError: the model's output size differs from ``len(meta.labels)`` or its
+            input shape from ``(frames_per_window, n_features)``.
+    """
+    fc = meta.feature_config
+    want_in = (fc.frames_per_window, fc.n_features)
+    if tuple(model.input_shape[1:]) != want_in or model.output_shape[-1] != len(meta.labels):
+        raise ArtifactError(f"model shapes {model.input_shape} -> {model.output_shape} do not fit "
+                            f"input {want_in} and {len(meta.labels)} labels")
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    model.save(path / MODEL_FILE)
+    (path / META_FILE).write_text(meta.to_json() + "\n")
+    return path

@@ -1,0 +1,101 @@
+"""Job configuration (``conf/job.yaml``): defaults, loading and validation."""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+from .speech import SpeechConfig
+
+DEFAULT_JOB_CONF = Path(__file__).resolve().parent.parent / "conf" / "job.yaml"
+
+_DEFAULTS: dict[str, Any] = {
+    "input": {"extensions": ["wav", "flac", "ogg", "opus", "mp3"]},
+    "channels": {"1": ["mono"], "2": ["agent", "customer"]},
+    "windows": {"window_s": 2.0, "hop_s": 1.0},
+    "speech": {"threshold_db": -45.0, "min_active_ratio": 0.25},
+    "model": {"path": "", "batch_size": 512},
+    "output": {"partition_by": ["run_date"]},
+    "spark": {"master": "local[*]", "app_name": "speech-emotion-calls", "settings": {}},
+}
+
+
+def _merge(base: dict, over: dict, where: str = "") -> dict:
+    out = copy.deepcopy(base)
+    for k, v in (over or {}).items():
+        if k not in base:
+            raise ConfigError(f"unknown configuration key {where}{k!r}")
+        # channels and spark.settings are open maps; everything else is a fixed schema
+        if isinstance(base[k], dict) and isinstance(v, dict) and k not in ("channels", "settings"):
+            out[k] = _merge(base[k], v, f"{where}{k}.")
+        else:
+            out[k] = v
+    return out
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    """Validated job configuration. See ``conf/job.yaml`` for each key's meaning."""
+
+    extensions: tuple[str, ...]
+    channels: dict[int, tuple[str, ...]]
+    window_s: float
+    hop_s: float
+    speech: SpeechConfig
+    model_path: str
+    batch_size: int
+    partition_by: tuple[str, ...]
+    master: str
+    app_name: str
+    spark_settings: dict[str, str]
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, overrides: dict | None = None) -> "JobConfig":
+        """Read a YAML file over the defaults (``None``: ``conf/job.yaml`` if present).
+
+        Raises:
+            ConfigError: unreadable file, unknown key, or invalid value.
+        """
+        raw: dict = {}
+        p = Path(path) if path else DEFAULT_JOB_CONF
+        if path or p.is_file():
+            try:
+                raw = yaml.safe_load(p.read_text()) or {}
+            except (OSError, yaml.YAMLError) as err:
+                raise ConfigError(f"cannot read job configuration {p}: {err}") from err
+        d = _merge(_DEFAULTS, raw)
+        d = _merge(d, overrides or {})
+        try:
+            channels = {int(k): tuple(str(n) for n in v) for k, v in d["channels"].items()}
+            cfg = cls(
+                extensions=tuple(e.lower().lstrip(".") for e in d["input"]["extensions"]),
+                channels=channels,
+                window_s=float(d["windows"]["window_s"]), hop_s=float(d["windows"]["hop_s"]),
+                speech=SpeechConfig(float(d["speech"]["threshold_db"]), float(d["speech"]["min_active_ratio"])),
+                model_path=str(d["model"]["path"] or ""), batch_size=int(d["model"]["batch_size"]),
+                partition_by=tuple(d["output"]["partition_by"]),
+                master=str(d["spark"]["master"]), app_name=str(d["spark"]["app_name"]),
+                spark_settings={k: str(v).lower() if isinstance(v, bool) else str(v)
+                                for k, v in (d["spark"]["settings"] or {}).items()},
+            )
+        except (TypeError, ValueError, AttributeError) as err:
+            raise ConfigError(f"invalid job configuration: {err}") from err
+        for n, names in cfg.channels.items():
+            if len(names) != n or len(set(names)) != n:
+                raise ConfigError(f"channels.{n} must list {n} distinct names, got {list(names)}")
+        if not 0 < cfg.speech.min_active_ratio <= 1:
+            raise ConfigError("speech.min_active_ratio must be in (0, 1]")
+        if cfg.batch_size < 1:
+            raise ConfigError("model.batch_size must be >= 1")
+        bad = set(cfg.partition_by) - {"run_date", "run_id"}
+        if bad:
+            raise ConfigError(f"output.partition_by may use run_date and run_id, not {sorted(bad)}")
+        return cfg
+
+    def channel_names(self, n_channels: int) -> tuple[str, ...]:
+        """Names of a recording's channels, in channel order."""
+        return self.channels.get(n_channels) or tuple(f"ch{i}" for i in range(n_channels))

@@ -1,0 +1,78 @@
+"""Run a model artifact on window features."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .artifact import ArtifactBytes, ArtifactMeta, load_model_bytes, read_bytes
+from .errors import ArtifactError
+from .features import FeatureConfig
+
+
+def limit_threads(n: int) -> None:
+    """Cap BLAS/OpenMP and TensorFlow threads at ``n`` (a Spark task's cores).
+
+    Must run before TensorFlow is first imported in the process to take full
+    effect; afterwards only TensorFlow's runtime setters are tried.
+    """
+    n = max(1, int(n))
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS"):
+        os.environ[var] = str(n)
+    os.environ["TF_NUM_INTEROP_THREADS"] = "1"
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import sys
+    if "tensorflow" in sys.modules:
+        import tensorflow as tf
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(n)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+        except RuntimeError:
+            pass  # the runtime is already initialised; the env vars cover new processes
+
+
+class Predictor:
+    """A loaded model plus its normalisation, ready to score windows.
+
+    Args:
+        artifact: bytes of an artifact (see :func:`ser_lib.artifact.read_bytes`).
+        expected: the feature configuration the caller computes; a mismatch raises.
+        batch_size: windows per model call.
+
+    Raises:
+        ArtifactError: incompatible or unloadable artifact.
+    """
+
+    def __init__(self, artifact: ArtifactBytes, expected: FeatureConfig | None = None, batch_size: int = 512):
+        self.meta = ArtifactMeta.from_json(artifact.meta_json)
+        self.meta.check_compatible(expected)
+        self.model = load_model_bytes(artifact.model_bytes)
+        fc = self.meta.feature_config
+        if tuple(self.model.input_shape[1:]) != (fc.frames_per_window, fc.n_features):
+            raise ArtifactError(f"model input {self.model.input_shape} does not match its feature config")
+        self._scale = (1.0 / self.meta.norm_std).astype(np.float32)
+        self.batch_size = batch_size
+
+    @classmethod
+    def from_path(cls, path, expected: FeatureConfig | None = None) -> "Predictor":
+        return cls(read_bytes(path), expected)
+
+    @property
+    def labels(self) -> list[str]:
+        return self.meta.labels
+
+    def predict(self, window_feats: np.ndarray) -> np.ndarray:
+        """Emotion probabilities of windows.
+
+        Args:
+            window_feats: ``np.ndarray[shape=(n, frames_per_window, n_features)]``.
+
+        Returns:
+            ``np.ndarray[shape=(n, len(labels)), dtype=float32]``, rows sum to 1.
+        """
+        n = len(window_feats)
+        out = np.empty((n, len(self.labels)), dtype=np.float32)
+        for i in range(0, n, self.batch_size):
+            x = (np.asarray(window_feats[i:i + self.batch_size], dtype=np.float32) - self.meta.norm_mean) * self._scale
+            out[i:i + len(x)] = np.asarray(self.model(x, training=False))
+        return out
