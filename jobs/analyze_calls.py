@@ -99,31 +99,58 @@ def new_run_id(now: dt.datetime) -> str:
 
 
 # ---------------------------------------------------------------- extract
-def extract(spark: SparkSession, input_path: str, cfg: JobConfig) -> DataFrame:
-    """List every recording under ``input_path`` (recursive) with a configured extension.
+def list_recordings(input_path: str, extensions) -> list[tuple[str, int, dt.datetime]]:
+    """Every file under ``input_path`` (recursive) whose extension is in ``extensions``.
 
-    Uses Spark's ``binaryFile`` source for listing only: the ``content`` column is never
-    selected, so files are not read here; executors open them by path.
+    Listing goes through ``pyarrow.fs`` (local disks, HDFS, S3, GCS by URI) rather than
+    Spark's ``binaryFile`` source, which silently drops 0-byte files: an empty recording
+    must still appear in the output as a failed call. Hidden files (``.*``, e.g. macOS
+    ``._x.wav`` resource forks) are not recordings and are left out.
+
+    Returns:
+        ``[(path, size_bytes, modified_utc)]`` sorted by path; local paths are absolute.
+
+    Raises:
+        FileNotFoundError: ``input_path`` does not exist.
+    """
+    from pyarrow import fs
+    if "://" in input_path:
+        filesystem, root = fs.FileSystem.from_uri(input_path)
+        scheme = input_path.split("://", 1)[0] + "://"
+    else:
+        filesystem, root, scheme = fs.LocalFileSystem(), os.path.abspath(input_path), ""
+    top = filesystem.get_file_info(root)
+    if top.type == fs.FileType.NotFound:
+        raise FileNotFoundError(f"input {input_path} does not exist")
+    infos = [top] if top.type == fs.FileType.File else filesystem.get_file_info(fs.FileSelector(root, recursive=True))
+    exts = tuple("." + e.lower() for e in extensions)
+    out = []
+    for info in infos:
+        if info.type != fs.FileType.File or info.base_name.startswith(".") or not info.base_name.lower().endswith(exts):
+            continue
+        mtime = info.mtime.astimezone(dt.timezone.utc) if info.mtime else None
+        out.append((scheme + info.path if scheme else info.path, int(info.size or 0), mtime))
+    return sorted(out)
+
+
+def extract(spark: SparkSession, input_path: str, cfg: JobConfig) -> DataFrame:
+    """The recordings to analyse as a DataFrame (see :func:`list_recordings`).
 
     Returns:
         DataFrame ``[source_path: string, size_bytes: long, modified: timestamp]``, one row a file.
     """
-    exts = "|".join(e.replace(".", r"\.") for e in cfg.extensions)
-    files = (spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(input_path)
-             .select(F.col("path").alias("source_path"), F.col("length").alias("size_bytes"),
-                     F.col("modificationTime").alias("modified")))
-    return files.where(F.lower(F.col("source_path")).rlike(rf"\.({exts})$"))
+    from pyspark.sql import types as T
+    schema = T.StructType([T.StructField("source_path", T.StringType(), False),
+                           T.StructField("size_bytes", T.LongType(), False),
+                           T.StructField("modified", T.TimestampType(), True)])
+    return spark.createDataFrame(list_recordings(input_path, cfg.extensions), schema)
 
 
 # ---------------------------------------------------------------- transform
-def _local_path(uri: str) -> str:
-    return uri[len("file:"):] if uri.startswith("file:") else uri
-
-
 def _open_source(uri: str):
-    """A path soundfile can read: local files directly, other file systems through pyarrow."""
-    if uri.startswith("file:") or "://" not in uri:
-        return _local_path(uri)
+    """Something soundfile can read: local paths as they are, other file systems' files as bytes."""
+    if "://" not in uri:
+        return uri
     from pyarrow import fs  # HDFS, S3, GCS ... as configured on the cluster
     filesystem, path = fs.FileSystem.from_uri(uri)
     with filesystem.open_input_file(path) as f:
@@ -148,8 +175,16 @@ def _predictor(bundle: art.ArtifactBytes, batch_size: int):
     return _PREDICTOR[version], False
 
 
-def _error_row(cid: str, path: str, error: str, columns) -> pd.DataFrame:
-    return pd.DataFrame([{"call_id": cid, "source_path": path, "status": "failed", "error": error}], columns=columns)
+_NULLABLE = {"IntegerType": "Int32", "LongType": "Int64", "BooleanType": "boolean", "DoubleType": "float64",
+             "FloatType": "float32"}
+
+
+def _error_row(cid: str, path: str, error: str, schema) -> pd.DataFrame:
+    """One ``status='failed'`` row; unset columns are typed nulls (an all-None object column
+    for a numeric or boolean field is refused by Arrow)."""
+    values = {"call_id": cid, "source_path": path, "status": "failed", "error": error}
+    return pd.DataFrame({f.name: pd.Series([values.get(f.name)], dtype=_NULLABLE.get(type(f.dataType).__name__, object))
+                         for f in schema.fields})
 
 
 def analyze_udf(ctx: RunContext):
@@ -163,7 +198,8 @@ def analyze_udf(ctx: RunContext):
     from ser_lib.analysis import analyze, call_id
     cfg, meta = ctx.cfg, ctx.meta
     labels = list(meta.labels)
-    columns = schemas.segment_rows(labels).fieldNames()
+    schema = schemas.segment_rows(labels)
+    columns = schema.fieldNames()
     model_bc, loads, batches_acc = ctx.model_bc, ctx.model_loads, ctx.model_batches
     fcfg, hop_s, speech_cfg, names, batch_size = meta.feature_config, cfg.hop_s, cfg.speech, cfg.channel_names, cfg.batch_size
 
@@ -182,10 +218,10 @@ def analyze_udf(ctx: RunContext):
                 try:
                     rec = analyze(_open_source(path), fcfg, hop_s, speech_cfg, names)
                 except SERError as err:
-                    yield _error_row(cid, path, str(err), columns)
+                    yield _error_row(cid, path, str(err), schema)
                     continue
                 except Exception as err:  # never lose a file to an unexpected decoder failure
-                    yield _error_row(cid, path, f"internal: {type(err).__name__}: {err}", columns)
+                    yield _error_row(cid, path, f"internal: {type(err).__name__}: {err}", schema)
                     continue
                 info = rec.info
                 for ch in rec.channels:
@@ -216,7 +252,7 @@ def transform_segments(files: DataFrame, ctx: RunContext) -> DataFrame:
         DataFrame of :func:`schemas.segment_rows` plus ``model_version, run_id, run_date``.
     """
     spark = files.sparkSession
-    # One task per file up to 4 per core: long calls don't serialise behind each other.
+    # One task per file up to 4 per core: long calls don't queue behind each other.
     n_parts = max(1, min(files.count(), spark.sparkContext.defaultParallelism * 4))
     rows = files.repartition(n_parts, "source_path").mapInPandas(
         analyze_udf(ctx), schemas.segment_rows(ctx.meta.labels))

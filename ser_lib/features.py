@@ -8,7 +8,7 @@ feature               dims  computed by
 ====================  ====  =====================================================
 zero-crossing rate    1     ``librosa.feature.zero_crossing_rate``
 RMS energy (dBFS)     1     ``librosa.feature.rms`` then ``20 log10``
-MFCC                  20    ``librosa.feature.mfcc`` on the log-mel below
+MFCC                  20    ``librosa.feature.mfcc`` on the log-mel below (as a DCT matrix)
 chroma                12    ``librosa.feature.chroma_stft`` (tuning fixed at 0)
 log-mel power (dB)    40    ``librosa.feature.melspectrogram`` + ``power_to_db(ref=1)``
 ====================  ====  =====================================================
@@ -110,22 +110,27 @@ class FeatureConfig:
 
 
 @lru_cache(maxsize=8)
-def _filters(cfg: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
+def _filters(cfg: FeatureConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     mel = librosa.filters.mel(sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.fmin, fmax=cfg.fmax)
     chroma = librosa.filters.chroma(sr=cfg.sample_rate, n_fft=cfg.n_fft, n_chroma=cfg.n_chroma, tuning=0.0)
-    return mel.astype(np.float32), chroma.astype(np.float32)
+    # librosa.feature.mfcc = orthonormal DCT-II of the log-mel (scipy.fft.dct type 2, norm="ortho").
+    dct = librosa.feature.mfcc(S=np.eye(cfg.n_mels, dtype=np.float64), n_mfcc=cfg.n_mfcc)
+    return mel, chroma, dct
 
 
 def _frames_block(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     """Features of every full frame of ``y`` (float32, (n_frames, n_features))."""
     kw = dict(n_fft=cfg.n_fft, hop_length=cfg.hop_length)
     spec = np.abs(librosa.stft(y, win_length=cfg.win_length, window="hann", center=False, **kw))
-    power = spec * spec
-    mel_fb, chroma_fb = _filters(cfg)
-    # librosa.feature.melspectrogram(S=power) and chroma_stft(S=power, tuning=0) are these
-    # products; applying cached filter banks saves rebuilding them for every call.
+    power = (spec * spec).astype(np.float64)
+    mel_fb, chroma_fb, dct = _filters(cfg)
+    # librosa.feature.melspectrogram(S=power), chroma_stft(S=power, tuning=0) and mfcc(S=log_mel)
+    # are these filter-bank products. They run in float64 and are cast to float32 after:
+    # float32 BLAS rounds a product differently for different frame counts, float64's
+    # differences vanish in the cast, so a window's features are the same bits whether
+    # computed with its whole channel (job) or alone (training).
     log_mel = librosa.power_to_db(mel_fb @ power, ref=1.0, amin=_AMIN, top_db=None)
-    mfcc = librosa.feature.mfcc(S=log_mel, n_mfcc=cfg.n_mfcc)
+    mfcc = dct @ log_mel
     chroma = librosa.util.normalize(chroma_fb @ power, norm=np.inf, axis=-2)
     zcr = librosa.feature.zero_crossing_rate(y, frame_length=cfg.n_fft, hop_length=cfg.hop_length, center=False)
     rms = librosa.feature.rms(y=y, frame_length=cfg.n_fft, hop_length=cfg.hop_length, center=False)

@@ -1,0 +1,73 @@
+"""Shared fixtures: generated audio, a tiny model artifact, a local Spark session."""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from ser_lib.synth import silence, speech_like  # noqa: E402
+
+
+def write_call(path: Path, sr: int, channels: list[list[tuple[str, float]]], subtype: str = "PCM_16",
+               seed: int = 0) -> Path:
+    """Write a recording whose channels are sequences of ("speech"|"silence", seconds)."""
+    rng = np.random.default_rng(seed)
+    data = []
+    for parts in channels:
+        chunks = [speech_like(d, sr, rng) if kind == "speech" else silence(d, sr, rng) for kind, d in parts]
+        data.append(np.concatenate(chunks))
+    n = min(len(c) for c in data)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, np.stack([c[:n] for c in data], axis=1), sr, subtype=subtype)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_artifact(tmp_path_factory) -> Path:
+    """A small, untrained but valid model artifact (fast to load in Spark workers)."""
+    import keras
+
+    from ser_lib import artifact as art
+    from ser_lib.features import FeatureConfig
+    from ser_lib.labels import EMOTIONS
+    from ser_lib.speech import SpeechConfig
+
+    keras.utils.set_random_seed(0)
+    fc = FeatureConfig()
+    inp = keras.Input((fc.frames_per_window, fc.n_features))
+    x = keras.layers.Conv1D(8, 5, strides=4, activation="relu")(inp)
+    x = keras.layers.GlobalAveragePooling1D()(x)
+    model = keras.Model(inp, keras.layers.Dense(len(EMOTIONS), activation="softmax")(x))
+    rng = np.random.default_rng(0)
+    meta = art.ArtifactMeta("tiny-test-1", list(EMOTIONS), fc, SpeechConfig(),
+                            rng.normal(size=fc.n_features).astype(np.float32),
+                            rng.uniform(1, 2, size=fc.n_features).astype(np.float32))
+    return art.save(tmp_path_factory.mktemp("artifact") / "tiny", model, meta)
+
+
+def _java_ok() -> bool:
+    return shutil.which("java") is not None or bool(os.environ.get("JAVA_HOME"))
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """A local[2] SparkSession configured like the job's (skips without Java)."""
+    if not _java_ok():
+        pytest.skip("Spark tests need Java 17 (java on PATH or JAVA_HOME)")
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
+    from jobs.analyze_calls import build_spark
+    from ser_lib.config import JobConfig
+
+    cfg = JobConfig.load(None, {"spark": {"settings": {"spark.ui.enabled": "false",
+                                                       "spark.sql.shuffle.partitions": "4"}}})
+    session = build_spark(cfg, master="local[2]")
+    yield session
+    session.stop()

@@ -1,0 +1,35 @@
+import json
+
+from click.testing import CliRunner
+
+from jobs.cli import cli
+from tests.conftest import write_call
+
+
+def test_predict_prints_a_timeline(tmp_path, tiny_artifact):
+    path = write_call(tmp_path / "c.wav", 8000, [[("speech", 3), ("silence", 3)], [("silence", 3), ("speech", 3)]],
+                      subtype="ULAW")
+    res = CliRunner().invoke(cli, ["predict", str(path), "--model", str(tiny_artifact), "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert out["n_channels"] == 2 and out["sample_rate"] == 8000
+    assert {e["channel"] for e in out["timeline"]} == {"agent", "customer"}
+    assert out["speech_s"] > 0 and out["model_version"] == "tiny-test-1"
+    res = CliRunner().invoke(cli, ["predict", str(path), "--model", str(tiny_artifact)])
+    assert res.exit_code == 0 and "agent" in res.output and "non-speech" in res.output
+
+
+def test_predict_reports_bad_audio(tmp_path, tiny_artifact):
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"")
+    res = CliRunner().invoke(cli, ["predict", str(bad), "--model", str(tiny_artifact)])
+    assert res.exit_code != 0 and "empty" in str(res.exception)
+
+
+def test_make_calls_without_corpora_uses_synthetic_audio(tmp_path, monkeypatch):
+    monkeypatch.setenv("SER_CORPORA", str(tmp_path / "nowhere"))
+    res = CliRunner().invoke(cli, ["make-calls", str(tmp_path / "calls"), "--calls", "1", "--minutes", "0.2"])
+    assert res.exit_code == 0, res.output
+    info = json.loads(res.output)
+    assert info["source"] == "synthetic" and len(info["files"]) == 2
+    assert (tmp_path / "calls" / "truth.csv").is_file()

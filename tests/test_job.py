@@ -1,0 +1,159 @@
+"""The Spark job end to end on a local[2] session over generated recordings."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import soundfile as sf
+
+from ser_lib.labels import EMOTIONS
+from tests.conftest import write_call
+
+pytestmark = pytest.mark.spark
+REPO = Path(__file__).resolve().parents[1]
+NOW = dt.datetime(2026, 11, 22, 3, 0, tzinfo=dt.timezone.utc)
+
+
+@pytest.fixture(scope="module")
+def calls_dir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("calls")
+    write_call(d / "mono16k.wav", 16000, [[("speech", 5), ("silence", 3), ("speech", 4.37)]], seed=1)
+    write_call(d / "nested" / "deeper" / "stereo_ulaw.wav", 8000,
+               [[("speech", 6), ("silence", 6)], [("silence", 5), ("speech", 7)]], subtype="ULAW", seed=2)
+    write_call(d / "nested" / "call.flac", 22050, [[("speech", 3.3)]], seed=3)
+    write_call(d / "short.wav", 8000, [[("speech", 0.8)]], seed=4)          # shorter than one window
+    write_call(d / "silent.wav", 8000, [[("silence", 5)]], seed=5)          # valid, no speech
+    write_call(d / "UPPER.WAV", 11025, [[("speech", 2.5)]], seed=6)         # extension case
+    (d / "corrupt.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" * 20)
+    (d / "empty.wav").write_bytes(b"")
+    (d / "notes.txt").write_text("not a recording: ignored by extension")
+    return d
+
+
+AUDIO = {"mono16k.wav", "stereo_ulaw.wav", "call.flac", "short.wav", "silent.wav", "UPPER.WAV", "corrupt.wav",
+         "empty.wav"}
+
+
+@pytest.fixture(scope="module")
+def job_output(spark, calls_dir, tiny_artifact, tmp_path_factory):
+    from jobs.analyze_calls import run
+    out = tmp_path_factory.mktemp("out")
+    summary = run(str(calls_dir), str(out), model_path=str(tiny_artifact), spark=spark, now=NOW)
+    segments = pd.read_parquet(out / "segments")
+    calls = pd.read_parquet(out / "calls")
+    return summary, segments, calls, out
+
+
+def test_every_recording_is_accounted_for(job_output):
+    summary, segments, calls, _ = job_output
+    assert {Path(p).name for p in calls["source_path"]} == AUDIO
+    assert calls["call_id"].is_unique and len(calls) == len(AUDIO)
+    assert summary["files"] == len(AUDIO) and summary["failed"] == 2 and summary["processed"] == len(AUDIO) - 2
+    failed = calls.set_index(calls["source_path"].map(lambda p: Path(p).name)).loc[["corrupt.wav", "empty.wav"]]
+    assert (failed["status"] == "failed").all()
+    assert failed.loc["empty.wav", "error"].startswith("empty:")
+    assert failed.loc["corrupt.wav", "error"].split(":")[0] in ("corrupt", "unsupported")
+    assert not segments["call_id"].isin(calls.loc[calls["status"] == "failed", "call_id"]).any()
+
+
+def test_segments_schema_and_bounds(job_output):
+    _, segments, calls, out = job_output
+    schema = pq.read_schema(next((out / "segments").rglob("*.parquet")))
+    expected = (["call_id", "source_path", "channel", "segment_index", "start_s", "end_s", "is_speech", "emotion",
+                 "confidence"] + [f"p_{e}" for e in EMOTIONS] + ["model_version", "run_id"])
+    assert schema.names == expected
+    assert str(schema.field("start_s").type) == "double" and str(schema.field("p_angry").type) == "float"
+    assert (out / "segments" / "run_date=2026-11-22").is_dir()
+    merged = segments.merge(calls[["call_id", "duration_s", "n_segments"]], on="call_id")
+    assert (merged["start_s"] >= 0).all() and (merged["start_s"] < merged["end_s"]).all()
+    assert (merged["end_s"] <= merged["duration_s"] + 1e-6).all(), "every segment lies inside its call"
+    counts = segments.groupby("call_id").size()
+    assert (counts == calls.set_index("call_id").loc[counts.index, "n_segments"]).all()
+    speech = segments[segments["is_speech"]]
+    probs = speech[[f"p_{e}" for e in EMOTIONS]].to_numpy()
+    np.testing.assert_allclose(probs.sum(axis=1), 1, rtol=1e-4)
+    assert (speech["emotion"].to_numpy() == np.asarray(EMOTIONS)[probs.argmax(axis=1)]).all()
+    assert np.allclose(speech["confidence"], probs.max(axis=1))
+    silent = segments[~segments["is_speech"]]
+    assert silent["emotion"].isna().all() and silent["p_angry"].isna().all()
+    assert (segments["model_version"] == "tiny-test-1").all()
+
+
+def test_channels_and_speech_flags(job_output):
+    _, segments, calls, _ = job_output
+    by_name = calls.set_index(calls["source_path"].map(lambda p: Path(p).name))
+    st = segments[segments["call_id"] == by_name.loc["stereo_ulaw.wav", "call_id"]]
+    assert set(st["channel"]) == {"agent", "customer"}
+    agent = st[st["channel"] == "agent"].sort_values("start_s")
+    customer = st[st["channel"] == "customer"].sort_values("start_s")
+    assert agent["is_speech"].iloc[:4].all() and not agent["is_speech"].iloc[-4:].any()
+    assert not customer["is_speech"].iloc[:3].any() and customer["is_speech"].iloc[-5:].all()
+    assert by_name.loc["stereo_ulaw.wav", "sample_rate"] == 8000 and by_name.loc["stereo_ulaw.wav", "n_channels"] == 2
+    short = by_name.loc["short.wav"]
+    assert short["n_segments"] == 1 and short["duration_s"] == pytest.approx(0.8)
+    silent = by_name.loc["silent.wav"]
+    assert silent["status"] == "ok" and silent["speech_s"] == 0 and silent["dominant_emotion"] is None
+
+
+def test_calls_schema_and_timelines(job_output):
+    _, segments, calls, out = job_output
+    schema = pq.read_schema(next((out / "calls").rglob("*.parquet")))
+    for col in ["call_id", "source_path", "status", "error", "duration_s", "sample_rate", "n_channels", "n_segments",
+                "speech_s", "dominant_emotion", "channel_dominant_emotion", "timeline", "model_version", "run_id"]:
+        assert col in schema.names
+    assert all(f"share_{e}" in schema.names for e in EMOTIONS)
+    assert str(schema.field("timeline").type) == (
+        "list<element: struct<channel: string, start_s: double, end_s: double, emotion: string, confidence: double>>")
+    for call in calls[calls["status"] == "ok"].itertuples():
+        tl = pd.DataFrame(list(call.timeline))
+        segs = segments[segments["call_id"] == call.call_id]
+        for ch, g in tl.groupby("channel"):
+            assert g["start_s"].iloc[0] == 0
+            assert g["end_s"].iloc[-1] == pytest.approx(segs[segs["channel"] == ch]["end_s"].max())
+            np.testing.assert_allclose(g["start_s"].iloc[1:], g["end_s"].iloc[:-1])  # contiguous
+            assert (g["emotion"].iloc[1:].to_numpy() != g["emotion"].iloc[:-1].to_numpy()).all()  # merged
+        shares = sum(getattr(call, f"share_{e}") for e in EMOTIONS)
+        assert shares == pytest.approx(1.0 if call.speech_s > 0 else 0.0)
+
+
+def test_model_is_loaded_once_per_worker(job_output):
+    summary, _, _, _ = job_output
+    # local[2] runs at most two Python workers; the 8 files went to several tasks and batches
+    assert 1 <= summary["model_loads"] <= 2
+    assert summary["model_batches"] > summary["model_loads"]
+
+
+def test_rerun_replaces_the_partition(spark, calls_dir, tiny_artifact, job_output):
+    from jobs.analyze_calls import run
+    _, segments, calls, out = job_output
+    run(str(calls_dir), str(out), model_path=str(tiny_artifact), spark=spark, now=NOW)
+    again = pd.read_parquet(out / "segments")
+    assert len(again) == len(segments) and len(pd.read_parquet(out / "calls")) == len(calls)
+    cols = ["call_id", "channel", "segment_index", "emotion"]
+    pd.testing.assert_frame_equal(again.sort_values(cols[:3])[cols].reset_index(drop=True),
+                                  segments.sort_values(cols[:3])[cols].reset_index(drop=True))
+
+
+def test_spark_submit_runs_the_same_job(tmp_path, tiny_artifact):
+    """The job file runs unchanged under spark-submit (its own JVM, default local[*])."""
+    submit = Path(sys.executable).with_name("spark-submit")
+    if not submit.exists():
+        pytest.skip("spark-submit is not installed next to this interpreter")
+    d = tmp_path / "in"
+    write_call(d / "a.wav", 8000, [[("speech", 3)], [("silence", 3)]], subtype="ULAW")
+    write_call(d / "b.flac", 16000, [[("speech", 2.2)]])
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    res = subprocess.run([str(submit), "--master", "local[1]", str(REPO / "jobs" / "analyze_calls.py"),
+                          "--input", str(d), "--output", str(tmp_path / "out"), "--model", str(tiny_artifact)],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    calls = pd.read_parquet(tmp_path / "out" / "calls")
+    assert sorted(Path(p).name for p in calls["source_path"]) == ["a.wav", "b.flac"]
+    assert '"processed": 2' in res.stdout
