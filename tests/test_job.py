@@ -157,3 +157,45 @@ def test_spark_submit_runs_the_same_job(tmp_path, tiny_artifact):
     calls = pd.read_parquet(tmp_path / "out" / "calls")
     assert sorted(Path(p).name for p in calls["source_path"]) == ["a.wav", "b.flac"]
     assert '"processed": 2' in res.stdout
+
+
+def _readme_sql_blocks() -> dict[str, list[str]]:
+    """The README's ```sql blocks, by engine, split into statements (comment-only pieces dropped)."""
+    import re
+    out = {}
+    for block in re.findall(r"```sql\n(.*?)```", (REPO / "README.md").read_text(), flags=re.S):
+        statements = [s.strip() for s in block.split(";")]
+        statements = [s for s in statements if any(ln.strip() and not ln.strip().startswith("--")
+                                                   for ln in s.splitlines())]
+        out["spark" if "USING parquet" in block else "duckdb"] = statements
+    return out
+
+
+def test_readme_queries(spark, job_output):
+    """The README's Spark SQL and DuckDB examples run on the job's output and agree with pandas."""
+    import duckdb
+    summary, segments, calls, out = job_output
+    blocks = _readme_sql_blocks()
+    assert set(blocks) == {"spark", "duckdb"}
+    ok = calls[calls["status"] == "ok"]
+
+    def ends_angry(tl):
+        speech = [t for t in tl if t["channel"] == "customer" and t["emotion"] is not None]
+        return bool(speech) and speech[-1]["emotion"] == "angry"
+
+    want_dominant = sorted(zip(ok["call_id"], ok["dominant_emotion"].fillna("-")))
+    want_angry = sorted(ok.loc[ok["timeline"].map(ends_angry), "call_id"])
+    neg = sum(ok["speech_s"] * (ok["share_angry"] + ok["share_disgust"] + ok["share_fear"] + ok["share_sad"]))
+    want_negative = neg / ok["speech_s"].sum()
+
+    spark_results = [spark.sql(s.replace("out/demo/results", str(out))).toPandas() for s in blocks["spark"]]
+    con = duckdb.connect()
+    duck_results = [con.sql(s.replace("out/demo/results", str(out))) for s in blocks["duckdb"]]
+    duck_results = [r.df() if r is not None else None for r in duck_results]
+    for res in (spark_results[1:], duck_results[1:]):
+        dominant, angry, negative = res[0], res[1], res[2]
+        assert sorted(zip(dominant["call_id"], dominant["dominant_emotion"].fillna("-"))) == want_dominant
+        assert sorted(angry["call_id"]) == want_angry
+        assert len(negative) == 1 and negative["negative_share"].iloc[0] == pytest.approx(want_negative)
+    failed = duck_results[4]
+    assert sorted(Path(p).name for p in failed["source_path"]) == ["corrupt.wav", "empty.wav"]

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Quick start: set up a virtualenv, build call-like demo recordings, run the Spark job on
+# them (embedded Spark, local[*]) and score the timelines against the known emotions.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v java >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "Installing Java 17 for Spark ..."
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null
+  else
+    echo "Spark needs Java 17: sudo apt-get install openjdk-17-jre-headless" >&2; exit 1
+  fi
+fi
+
+if [ ! -x .venv/bin/ser ]; then
+  echo "Creating .venv and installing the project (a few minutes the first time) ..."
+  python3 -m venv .venv
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -e '.[test]'
+fi
+
+DEMO=out/demo
+if [ ! -f "$DEMO/calls/truth.csv" ]; then
+  echo "Building demo calls in $DEMO/calls (from ../shared/corpora test speakers if present, else synthetic) ..."
+  .venv/bin/ser make-calls "$DEMO/calls" --calls 2 --minutes 3
+fi
+
+echo "Running the job: ser analyze $DEMO/calls $DEMO/results"
+status=0
+.venv/bin/ser analyze "$DEMO/calls" "$DEMO/results" || status=$?
+
+echo
+echo "Timelines vs the emotions placed in the calls:"
+.venv/bin/ser score-calls "$DEMO/results" "$DEMO/calls/truth.csv"
+echo
+echo "Results: $DEMO/results/segments (one row per window and channel)"
+echo "         $DEMO/results/calls    (one row per recording, with its timeline)"
+echo "One call's timeline: .venv/bin/ser predict $DEMO/calls/stereo8k/call_000.wav"
+exit $status
