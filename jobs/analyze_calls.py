@@ -70,6 +70,18 @@ def build_spark(cfg: JobConfig, master: str | None = None) -> SparkSession:
     return SparkSession.builder.config(conf=conf).getOrCreate()
 
 
+class _DictParam(AccumulatorParam):
+    """Accumulates ``{name: seconds}`` (per-stage wall time summed over Python workers)."""
+
+    def zero(self, value):
+        return {}
+
+    def addInPlace(self, a, b):
+        for k, v in b.items():
+            a[k] = a.get(k, 0.0) + v
+        return a
+
+
 class _SetParam(AccumulatorParam):
     """Accumulates a set (used to count distinct model loads per worker process)."""
 
@@ -92,6 +104,7 @@ class RunContext:
     model_bc: object            # Broadcast[ArtifactBytes]
     model_loads: object         # Accumulator[set[(pid, version)]] — one entry per load
     model_batches: object       # Accumulator[int] — UDF batches scored
+    stage_s: object             # Accumulator[dict] — worker seconds per stage
 
 
 def new_run_id(now: dt.datetime) -> str:
@@ -200,7 +213,7 @@ def analyze_udf(ctx: RunContext):
     labels = list(meta.labels)
     schema = schemas.segment_rows(labels)
     columns = schema.fieldNames()
-    model_bc, loads, batches_acc = ctx.model_bc, ctx.model_loads, ctx.model_batches
+    model_bc, loads, batches_acc, stage_acc = ctx.model_bc, ctx.model_loads, ctx.model_batches, ctx.stage_s
     fcfg, hop_s, speech_cfg, names, batch_size = meta.feature_config, cfg.hop_s, cfg.speech, cfg.channel_names, cfg.batch_size
 
     def fn(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
@@ -208,7 +221,9 @@ def analyze_udf(ctx: RunContext):
         from ser_lib.inference import limit_threads
         tc = TaskContext.get()
         limit_threads(tc.cpus() if tc is not None else 1)
+        t0 = time.perf_counter()
         predictor, loaded = _predictor(model_bc.value, batch_size)
+        timings = {"model_load_s": time.perf_counter() - t0, "decode_s": 0.0, "features_s": 0.0, "model_s": 0.0}
         if loaded:
             loads.add({(os.getpid(), predictor.meta.version)})
         for files in batches:
@@ -216,7 +231,7 @@ def analyze_udf(ctx: RunContext):
             for path in files["source_path"]:
                 cid = call_id(path)
                 try:
-                    rec = analyze(_open_source(path), fcfg, hop_s, speech_cfg, names)
+                    rec = analyze(_open_source(path), fcfg, hop_s, speech_cfg, names, timings)
                 except SERError as err:
                     yield _error_row(cid, path, str(err), schema)
                     continue
@@ -228,7 +243,9 @@ def analyze_udf(ctx: RunContext):
                     n = len(ch.start_s)
                     probs = np.full((n, len(labels)), np.nan, dtype=np.float32)
                     if ch.speech.any():
+                        t0 = time.perf_counter()
                         probs[ch.speech] = predictor.predict(ch.features[ch.speech])
+                        timings["model_s"] += time.perf_counter() - t0
                     best = np.nanargmax(np.where(ch.speech[:, None], probs, 0), axis=1)
                     out = pd.DataFrame({
                         "call_id": cid, "source_path": path, "status": "ok", "error": None,
@@ -242,6 +259,7 @@ def analyze_udf(ctx: RunContext):
                     for j, lab in enumerate(labels):
                         out[f"p_{lab}"] = probs[:, j]
                     yield out[columns]
+        stage_acc.add(timings)
     return fn
 
 
@@ -325,7 +343,7 @@ def run(input_path: str, output_path: str, conf_path: str | None = None, master:
     sc = spark.sparkContext
     now = now or dt.datetime.now(dt.timezone.utc)
     ctx = RunContext(new_run_id(now), now.strftime("%Y-%m-%d"), cfg, meta, sc.broadcast(bundle),
-                     sc.accumulator(set(), _SetParam()), sc.accumulator(0))
+                     sc.accumulator(set(), _SetParam()), sc.accumulator(0), sc.accumulator({}, _DictParam()))
     t_start = time.time()
 
     rows = transform_segments(extract(spark, input_path, cfg), ctx).persist()
@@ -347,6 +365,8 @@ def run(input_path: str, output_path: str, conf_path: str | None = None, master:
         "startup_s": round(t_start - t0, 2),
         "x_realtime": round((stats["audio_s"] or 0) / wall, 1) if wall > 0 else None,
         "model_loads": len(ctx.model_loads.value), "model_batches": ctx.model_batches.value,
+        # seconds summed over Python workers (they run in parallel, so the sum can exceed wall_s)
+        "worker_stage_s": {k: round(v, 2) for k, v in sorted(ctx.stage_s.value.items())},
     }
     log.info("run summary %s", json.dumps(summary))
     return summary

@@ -6,6 +6,7 @@ recording is cut the same way everywhere.
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,7 +53,7 @@ def call_id(source_path: str, member: str | None = None) -> str:
 
 
 def analyze(source: Source, fcfg: FeatureConfig, hop_s: float, speech_cfg: SpeechConfig,
-            channel_names) -> Recording:
+            channel_names, timings: dict | None = None) -> Recording:
     """Decode ``source`` and cut each channel into feature windows.
 
     Args:
@@ -61,11 +62,15 @@ def analyze(source: Source, fcfg: FeatureConfig, hop_s: float, speech_cfg: Speec
         hop_s: hop between windows, seconds.
         speech_cfg: speech/non-speech rule.
         channel_names: callable ``n_channels -> tuple[str, ...]``.
+        timings: if given, ``decode_s`` (decode + resample) and ``features_s`` (windows,
+            features, speech flags) wall seconds are added to it.
 
     Raises:
         AudioError: the recording cannot be decoded (see :func:`ser_lib.audio.read_audio`).
     """
+    t0 = time.perf_counter()
     samples, info = load(source, fcfg.sample_rate)
+    t1 = time.perf_counter()
     names = channel_names(samples.shape[0])
     channels = []
     for name, y in zip(names, samples):
@@ -73,4 +78,7 @@ def analyze(source: Source, fcfg: FeatureConfig, hop_s: float, speech_cfg: Speec
         start_s = starts / fcfg.sample_rate
         end_s = np.minimum(starts + fcfg.window_samples, len(y)) / fcfg.sample_rate
         channels.append(ChannelWindows(name, feats, start_s, end_s, is_speech(feats, speech_cfg)))
+    if timings is not None:
+        timings["decode_s"] = timings.get("decode_s", 0.0) + (t1 - t0)
+        timings["features_s"] = timings.get("features_s", 0.0) + (time.perf_counter() - t1)
     return Recording(info, samples.shape[1] / fcfg.sample_rate, channels)
