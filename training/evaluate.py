@@ -1,0 +1,200 @@
+"""Evaluation: UA / WA / macro-F1 at window and clip level, per corpus and pooled, plots.
+
+Definitions (standard in speech emotion recognition, e.g. Schuller et al. 2011,
+Speech Communication 53(9-10)):
+
+* **UA** (unweighted accuracy) = unweighted average of per-class recall =
+  ``sklearn.metrics.balanced_accuracy_score`` (mean recall over the classes present
+  in ``y_true``).
+* **WA** (weighted accuracy) = plain accuracy (``sklearn.metrics.accuracy_score``).
+* **macro-F1** = ``sklearn.metrics.f1_score(average="macro", zero_division=0)``
+  (over the labels present in ``y_true`` or ``y_pred``).
+
+Window level scores each speech window on its own; clip level averages the
+window probabilities over a clip's speech windows and takes the argmax (what a
+per-utterance report does). Scores go through :class:`ser_lib.inference.Predictor`,
+i.e. the artifact's own normalisation, exactly as the job scores.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score
+
+from ser_lib.labels import EMOTIONS
+
+from .dataset import WindowSet
+
+
+def scores(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = len(EMOTIONS)) -> dict:
+    """UA, WA, macro-F1 and the confusion matrix of integer labels.
+
+    Args:
+        y_true, y_pred: ``int (n,)`` label indices, ``n >= 1``.
+        n_classes: size of the confusion matrix.
+
+    Returns:
+        ``{"ua", "wa", "macro_f1": float, "n": int, "recall": [per-class recall or None
+        for classes absent from y_true], "confusion": n_classes x n_classes list (rows true)}``.
+
+    Raises:
+        ValueError: empty or mismatched inputs.
+    """
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    if len(y_true) == 0 or len(y_true) != len(y_pred):
+        raise ValueError(f"need equal, non-empty label arrays (got {len(y_true)} and {len(y_pred)})")
+    cm = confusion_matrix(y_true, y_pred, labels=list(range(n_classes)))
+    support = cm.sum(axis=1)
+    recall = [float(cm[i, i] / support[i]) if support[i] else None for i in range(n_classes)]
+    return {
+        "ua": float(balanced_accuracy_score(y_true, y_pred)),
+        "wa": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
+        "n": int(len(y_true)),
+        "recall": recall,
+        "confusion": cm.tolist(),
+    }
+
+
+def clip_probabilities(window_probs: np.ndarray, clip: np.ndarray, n_clips: int) -> np.ndarray:
+    """Mean window probability per clip.
+
+    Args:
+        window_probs: ``float (n_windows, n_classes)``.
+        clip: ``int (n_windows,)`` clip index of each window, in ``[0, n_clips)``.
+
+    Returns:
+        ``float32 (n_clips, n_classes)``; a clip without windows gets a zero row.
+    """
+    sums = np.zeros((n_clips, window_probs.shape[1]), dtype=np.float64)
+    np.add.at(sums, clip, window_probs)
+    counts = np.bincount(clip, minlength=n_clips)[:, None]
+    return (sums / np.maximum(counts, 1)).astype(np.float32)
+
+
+def evaluate_probs(ws: WindowSet, probs: np.ndarray, n_classes: int = len(EMOTIONS)) -> dict:
+    """Window- and clip-level scores, per corpus and pooled.
+
+    Args:
+        ws: the evaluated windows.
+        probs: ``float (len(ws), n_classes)`` model probabilities of ``ws.x``.
+
+    Returns:
+        ``{"pooled"|<corpus>: {"window": scores, "clip": scores}}`` (see :func:`scores`).
+    """
+    cp = clip_probabilities(probs, ws.clip, ws.n_clips)
+    w_pred, c_pred = probs.argmax(1), cp.argmax(1)
+    out = {}
+    corpora = ["pooled"] + sorted(set(ws.clip_corpus.tolist()))
+    for name in corpora:
+        wm = np.ones(len(ws), bool) if name == "pooled" else ws.corpus == name
+        cm = np.ones(ws.n_clips, bool) if name == "pooled" else ws.clip_corpus == name
+        out[name] = {"window": scores(ws.y[wm], w_pred[wm], n_classes),
+                     "clip": scores(ws.clip_label[cm], c_pred[cm], n_classes)}
+    return out
+
+
+def evaluate_predictor(predictor, ws: WindowSet) -> tuple[dict, np.ndarray]:
+    """Score ``ws`` with a :class:`ser_lib.inference.Predictor` (the artifact's own normalisation).
+
+    Returns:
+        ``(results of evaluate_probs, window probabilities float32 (n, n_classes))``.
+    """
+    probs = predictor.predict(ws.x)
+    return evaluate_probs(ws, probs, len(predictor.labels)), probs
+
+
+def summary_rows(results: Mapping[str, Mapping], condition: str) -> list[dict]:
+    """Flatten :func:`evaluate_probs` output into table rows
+    ``{"condition", "corpus", "level", "ua", "wa", "macro_f1", "n"}``."""
+    rows = []
+    for corpus, levels in results.items():
+        for level in ("clip", "window"):
+            s = levels[level]
+            rows.append({"condition": condition, "corpus": corpus, "level": level,
+                         "ua": round(s["ua"], 4), "wa": round(s["wa"], 4), "macro_f1": round(s["macro_f1"], 4),
+                         "n": s["n"]})
+    return rows
+
+
+def format_table(rows: Sequence[Mapping]) -> str:
+    """Plain-text table of :func:`summary_rows` rows."""
+    head = f"{'condition':<10} {'corpus':<8} {'level':<6} {'UA':>6} {'WA':>6} {'mF1':>6} {'n':>6}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(f"{r['condition']:<10} {r['corpus']:<8} {r['level']:<6} {r['ua']:>6.3f} {r['wa']:>6.3f} "
+                     f"{r['macro_f1']:>6.3f} {r['n']:>6}")
+    return "\n".join(lines)
+
+
+def plot_confusions(panels: Sequence[tuple[str, np.ndarray]], path: str | Path,
+                    labels: Sequence[str] = EMOTIONS) -> Path:
+    """Row-normalised confusion matrices side by side, written as a PNG.
+
+    Args:
+        panels: ``(title, counts (n_classes, n_classes), rows = true)`` per panel.
+        path: output file.
+
+    Returns:
+        the written path.
+    """
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.8), squeeze=False)
+    for ax, (title, cm) in zip(axes[0], panels):
+        cm = np.asarray(cm, dtype=np.float64)
+        norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+        ax.imshow(norm, vmin=0, vmax=1, cmap="Blues")
+        for i in range(len(labels)):
+            for j in range(len(labels)):
+                ax.text(j, i, f"{norm[i, j]:.2f}\n({int(cm[i, j])})", ha="center", va="center", fontsize=6.5,
+                        color="white" if norm[i, j] > 0.55 else "black")
+        ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
+        ax.set_yticks(range(len(labels)), labels, fontsize=8)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_curves(histories: Mapping[str, Mapping[str, Sequence[float]]], path: str | Path) -> Path:
+    """Training curves (loss; val UA) per model, written as a PNG.
+
+    Args:
+        histories: model name -> history dict with ``loss``, ``val_loss`` and
+            ``val_clip_ua`` / ``val_window_ua`` (pooled) / ``val_score`` (mean of the
+            per-corpus clip UA, the selection score) lists, one value per epoch.
+        path: output file.
+
+    Returns:
+        the written path.
+    """
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
+    for name, h in histories.items():
+        ep = np.arange(1, len(h.get("loss", [])) + 1)
+        a1.plot(ep, h.get("loss", []), label=f"{name} train")
+        if h.get("val_loss"):
+            a1.plot(ep, h["val_loss"], "--", label=f"{name} val")
+        for key, style in (("val_clip_ua", "-"), ("val_window_ua", ":"), ("val_score", "-.")):
+            if h.get(key):
+                a2.plot(ep, h[key], style, label=f"{name} {key[4:]}")
+    a1.set_xlabel("epoch"), a1.set_ylabel("loss (train: weighted, smoothed, masked)"), a1.legend(fontsize=7)
+    a2.set_xlabel("epoch"), a2.set_ylabel("validation UA"), a2.legend(fontsize=7)
+    a2.set_ylim(0, 1)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,542 @@
+"""The training pipeline: corpora -> split -> windows -> model -> evaluated artifact.
+
+Steps (``ser train`` / ``python -m training.train``):
+
+1. discover the corpora under the given roots (:func:`training.corpora.discover`) and
+   print the clips found per corpus and label;
+2. partition them with the published speaker-independent split
+   (:func:`training.split.partition`);
+3. extract speech windows (:mod:`training.dataset`): train = clean + ``augment.copies``
+   augmented copies of each training clip (augmentation only here, after the split);
+   val and test clean; plus the telephone-degraded test set;
+4. per-feature mean/std over the TRAIN windows only;
+5. fit with class weights; the learning-rate schedule is fixed (warm-up + cosine),
+   and early stopping and checkpoint selection look at the VAL partition only;
+6. export the artifact (:func:`ser_lib.artifact.save`) and score the test sets
+   through :class:`ser_lib.inference.Predictor` loaded from the written artifact;
+7. write ``report.json``, ``confusion.png``, ``curves.png`` (and with ``--compare``
+   ``comparison.md``) next to the artifact.
+
+An existing artifact at ``--out`` is replaced only if the new model's validation
+score is at least as good (or with ``--force``); otherwise the new one is left
+in ``<repo>/.cache/rejected/<out name>/``. Validation scores are compared only
+between artifacts trained on the same split file (same SHA-256).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import click
+import numpy as np
+import yaml
+
+from ser_lib.features import FeatureConfig
+from ser_lib.labels import EMOTIONS
+from ser_lib.speech import SpeechConfig
+
+from .augment import AugmentConfig
+from .corpora import Clip, default_corpora_root, discover, summarize
+from .dataset import CACHE_DIR, WindowSet, build_windows, class_weights, norm_stats
+from .split import SPLIT_PATH, check_disjoint, load_split, partition
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_CONF = REPO / "conf" / "train.yaml"
+DEFAULT_OUT = REPO / "models" / "ser-cnn"
+
+#: Defaults for every key of ``conf/train.yaml``; the file (and CLI) override them.
+DEFAULTS: dict[str, Any] = {
+    "seed": 20261122, "model": "cnn1d", "split": None, "hop_s": 0.5,
+    "augment": {"copies": 2, **AugmentConfig().to_dict()},
+    "telephone_test_seed": 7,
+    "train": {"epochs": 40, "batch_size": 64, "learning_rate": 2e-3, "warmup_epochs": 1, "weight_decay": 1e-4,
+              "label_smoothing": 0.1, "patience": 12, "class_weights": True, "time_masks": 2,
+              "time_mask_frames": 20, "feature_masks": 2, "feature_mask_width": 8, "mixup_alpha": 0.0},
+    "models": {"cnn1d": {}, "cnn2d": {}},
+    "select": {"min_gain_for_costlier": 0.01, "smooth_epochs": 3},
+}
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in (over or {}).items():
+        out[k] = _merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+    return out
+
+
+def load_conf(path: str | os.PathLike | None) -> dict:
+    """Read a training YAML over :data:`DEFAULTS` (None = defaults only).
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: the file is not a YAML mapping.
+    """
+    if path is None:
+        return _merge(DEFAULTS, {})
+    data = yaml.safe_load(Path(path).read_text())
+    if data is not None and not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a YAML mapping")
+    return _merge(DEFAULTS, data or {})
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@dataclass
+class Data:
+    """Everything extracted for one training run."""
+
+    parts: dict[str, list[Clip]]
+    train: WindowSet
+    val: WindowSet
+    test: WindowSet
+    test_tel: WindowSet
+    fcfg: FeatureConfig
+    scfg: SpeechConfig
+    provenance: dict
+
+
+def prepare(roots: Sequence[str | os.PathLike], conf: dict, *, processes: int = 2, cache: bool = True,
+            progress: bool = True, echo=print) -> Data:
+    """Discover, split and extract the windows of a run (steps 1-3 of the module docstring).
+
+    Raises:
+        ValueError: no clips found, a clip outside the split, a partition without
+            clips, or a split that is not speaker-disjoint.
+    """
+    found = discover(roots)
+    if not found.clips:
+        raise ValueError(f"no corpus clips found under {', '.join(map(str, roots))}")
+    table = summarize(found.clips)
+    echo("corpora found: " + ", ".join(sorted({c.corpus for c in found.clips})))
+    echo("clips per label:\n" + table.to_string())
+    if found.skipped:
+        echo("skipped files: " + ", ".join(f"{k} {v}" for k, v in found.skipped.items()))
+
+    split_path = Path(conf["split"]) if conf.get("split") else SPLIT_PATH
+    split = load_split(split_path)
+    parts = partition(found.clips, split)
+    check_disjoint(parts, split, include_train_val=True)
+    for name, clips in parts.items():
+        if not clips:
+            raise ValueError(f"the {name} partition has no clips")
+        per = {c: sum(1 for x in clips if x.corpus == c) for c in sorted({x.corpus for x in clips})}
+        echo(f"{name}: {len(clips)} clips " + str(per))
+
+    fcfg, scfg = FeatureConfig(), SpeechConfig()
+    seed, hop = int(conf["seed"]), float(conf["hop_s"])
+    aug_conf = dict(conf["augment"])
+    copies = int(aug_conf.pop("copies", 0))
+    aug = AugmentConfig.from_dict(aug_conf)
+    kw = dict(cache_dir=CACHE_DIR if cache else None, processes=processes, progress=progress)
+    t0 = time.time()
+    train = build_windows(parts["train"], fcfg, scfg, hop, ["clean"] + [f"aug{k}" for k in range(copies)],
+                          aug, seed, desc="train", **kw)
+    val = build_windows(parts["val"], fcfg, scfg, hop, desc="val", **kw)
+    test = build_windows(parts["test"], fcfg, scfg, hop, desc="test", **kw)
+    tel = build_windows(parts["test"], fcfg, scfg, hop, ["telephone"], seed=int(conf["telephone_test_seed"]),
+                        desc="test_telephone", **kw)
+    extract_s = time.time() - t0
+    for name, ws in (("train", train), ("val", val), ("test", test), ("test_telephone", tel)):
+        echo(f"{name}: {len(ws)} speech windows from {ws.n_clips} clips "
+             f"({ws.n_fallback} clips without a speech window kept their loudest)")
+
+    summ = table.reset_index().to_dict(orient="records")
+    provenance = {
+        "corpora_roots": [str(Path(r).resolve()) for r in roots],
+        "corpora": {r["corpus"]: {k: int(v) for k, v in r.items() if k != "corpus"} for r in summ},
+        "skipped_files": found.skipped,
+        "split_file": str(split_path), "split_sha256": _sha256(split_path),
+        "partitions": {p: {c: sum(1 for x in cl if x.corpus == c) for c in sorted({x.corpus for x in cl})}
+                       for p, cl in parts.items()},
+        "windows": {n: {"windows": len(w), "clips": w.n_clips, "fallback_clips": w.n_fallback}
+                    for n, w in (("train", train), ("val", val), ("test", test), ("test_telephone", tel))},
+        "hop_s": hop, "augment": {"copies": copies, **aug.to_dict()},
+        "all_silent_clip_rule": "a clip with no speech window keeps its single loudest window (max mean rms_db)",
+        "feature_extraction_s": round(extract_s, 1),
+    }
+    return Data(parts, train, val, test, tel, fcfg, scfg, provenance)
+
+
+def _normalise(x: np.ndarray, mean: np.ndarray, std: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    # Same arithmetic as ser_lib.inference.Predictor: (x - mean) * (1 / std) in float32.
+    scale = (1.0 / std).astype(np.float32)
+    out = np.empty_like(x) if out is None else out
+    for i in range(0, len(x), 4096):
+        np.subtract(x[i:i + 4096], mean, out=out[i:i + 4096])
+        out[i:i + 4096] *= scale
+    return out
+
+
+def _val_score(results: dict) -> float:
+    """Mean over corpora of clip-level UA (the selection score)."""
+    per = [v["clip"]["ua"] for k, v in results.items() if k != "pooled"]
+    return float(np.mean(per)) if per else results["pooled"]["clip"]["ua"]
+
+
+def fit(family: str, data: Data, xtr: np.ndarray, xval: np.ndarray, conf: dict, epochs: int,
+        progress: bool = True, echo=print):
+    """Train one model family on normalised windows, selecting the epoch on VAL.
+
+    Args:
+        family: ``"cnn1d"`` or ``"cnn2d"``.
+        xtr, xval: normalised training / validation windows (float32).
+        epochs: maximum epochs.
+
+    Returns:
+        ``(model with the best validation weights, history dict, best epoch (1-based), fit seconds)``.
+    """
+    import keras
+    from .evaluate import evaluate_probs
+    from .models import build_model
+
+    tc = conf["train"]
+    seed = int(conf["seed"])
+    keras.utils.set_random_seed(seed)
+    n_cls = len(EMOTIONS)
+    model = build_model(family, xtr.shape[1:], n_cls, **conf["models"].get(family, {}))
+    bs = int(tc["batch_size"])
+    steps = int(np.ceil(len(xtr) / bs))
+    warm = int(tc.get("warmup_epochs", 0)) * steps
+    lr = float(tc["learning_rate"])
+    sched = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=lr / 10 if warm else lr, decay_steps=max(1, epochs * steps - warm), alpha=0.0,
+        warmup_target=lr if warm else None, warmup_steps=warm)
+    model.compile(optimizer=keras.optimizers.AdamW(sched, weight_decay=float(tc["weight_decay"])),
+                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=float(tc["label_smoothing"])),
+                  metrics=["accuracy"])
+    cw = class_weights(data.train.y, n_cls) if tc.get("class_weights", True) else {i: 1.0 for i in range(n_cls)}
+    y_onehot = np.eye(n_cls, dtype=np.float32)[data.train.y]
+    sample_w = np.array([cw[c] for c in range(n_cls)], dtype=np.float32)[data.train.y]
+    yval_onehot = np.eye(n_cls, dtype=np.float32)[data.val.y]
+    batches = _make_batches(xtr, y_onehot, sample_w, bs, tc, seed)
+
+    history: dict[str, list] = {"loss": [], "accuracy": [], "val_loss": [], "val_window_ua": [],
+                                "val_clip_ua": [], "val_score": [], "val_score_smoothed": [], "lr": []}
+    # Checkpoint selection and early stopping use the validation score averaged over
+    # `smooth` consecutive epochs (centred): with two RAVDESS validation actors the
+    # per-epoch score jumps by +-0.05, and picking its single best epoch picks noise.
+    smooth = max(1, int(conf.get("select", {}).get("smooth_epochs", 3)))
+    half = smooth // 2
+    recent: list[tuple[int, list]] = []  # (epoch, weights) of the last `half + 1` epochs
+    best = {"score": -1.0, "epoch": 0, "weights": None}
+    wait = 0
+    t0 = time.time()
+
+    def consider(center: int) -> bool:
+        lo, hi = max(0, center - 1 - half), min(len(history["val_score"]), center + half)
+        sm = float(np.mean(history["val_score"][lo:hi]))
+        history["val_score_smoothed"].append(sm)
+        if sm > best["score"] + 1e-9:
+            best.update(score=sm, epoch=center, weights=next(w for e, w in recent if e == center))
+            return True
+        return False
+
+    for epoch in range(1, epochs + 1):
+        h = model.fit(batches, epochs=1, verbose=2 if progress else 0, shuffle=False)
+        probs = model.predict(xval, batch_size=512, verbose=0)
+        res = evaluate_probs(data.val, probs, n_cls)
+        vloss = float(keras.losses.CategoricalCrossentropy()(yval_onehot, probs))
+        score = _val_score(res)
+        history["loss"].append(float(h.history["loss"][-1]))
+        history["accuracy"].append(float(h.history["accuracy"][-1]))
+        history["val_loss"].append(vloss)
+        history["val_window_ua"].append(res["pooled"]["window"]["ua"])
+        history["val_clip_ua"].append(res["pooled"]["clip"]["ua"])
+        history["val_score"].append(score)
+        history["lr"].append(float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)))
+        recent = (recent + [(epoch, model.get_weights())])[-(half + 1):]
+        improved = consider(epoch - half) if epoch - half >= 1 else False
+        wait = 0 if improved else wait + (epoch - half >= 1)
+        per = " ".join(f"{k}={v['clip']['ua']:.3f}" for k, v in res.items() if k != "pooled")
+        echo(f"[{family}] epoch {epoch}/{epochs} loss={history['loss'][-1]:.3f} val_loss={vloss:.3f} "
+             f"val clip UA {per} score={score:.3f}{' (best smoothed: epoch %d)' % best['epoch'] if improved else ''}"
+             f" ({time.time() - t0:.0f}s)")
+        if wait >= int(tc["patience"]):
+            echo(f"[{family}] early stop: no better smoothed validation score for {wait} epochs")
+            break
+    # The last `half` epochs have no full window after them; score them on what exists.
+    for center in range(max(1, len(history["val_score"]) - half + 1), len(history["val_score"]) + 1):
+        consider(center)
+    model.set_weights(best["weights"])
+    return model, history, best["epoch"], time.time() - t0
+
+
+def _make_batches(x: np.ndarray, y: np.ndarray, w: np.ndarray, batch_size: int, tc: dict, seed: int):
+    """A shuffling ``keras.utils.PyDataset`` with feature-space masking and optional mixup."""
+    import keras
+
+    class Batches(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__(workers=1, use_multiprocessing=False)
+            self.rng = np.random.default_rng(seed)
+            self.order = self.rng.permutation(len(x))
+
+        def __len__(self):
+            return int(np.ceil(len(x) / batch_size))
+
+        def on_epoch_end(self):
+            self.order = self.rng.permutation(len(x))
+
+        def __getitem__(self, i):
+            idx = np.sort(self.order[i * batch_size:(i + 1) * batch_size])
+            xb, yb, wb = x[idx].copy(), y[idx].copy(), w[idx].copy()
+            n, frames, feats = xb.shape
+            rng = self.rng
+            for _ in range(int(tc.get("time_masks", 0))):
+                width = rng.integers(0, int(tc["time_mask_frames"]) + 1, n)
+                start = rng.integers(0, frames, n)
+                t = np.arange(frames)
+                xb[(t[None, :] >= start[:, None]) & (t[None, :] < (start + width)[:, None])] = 0.0
+            for _ in range(int(tc.get("feature_masks", 0))):
+                width = rng.integers(0, int(tc["feature_mask_width"]) + 1, n)
+                start = rng.integers(0, feats, n)
+                f = np.arange(feats)
+                m = (f[None, :] >= start[:, None]) & (f[None, :] < (start + width)[:, None])
+                xb.transpose(0, 2, 1)[m] = 0.0
+            alpha = float(tc.get("mixup_alpha", 0.0))
+            if alpha > 0:
+                lam = rng.beta(alpha, alpha, n).astype(np.float32)
+                lam = np.maximum(lam, 1 - lam)
+                perm = rng.permutation(n)
+                xb = lam[:, None, None] * xb + (1 - lam[:, None, None]) * xb[perm]
+                yb = lam[:, None] * yb + (1 - lam[:, None]) * yb[perm]
+                wb = lam * wb + (1 - lam) * wb[perm]
+            return xb, yb, wb
+
+    return Batches()
+
+
+def _compact(results: dict) -> dict:
+    """UA/WA/macro-F1/n only (for artifact.json)."""
+    return {c: {lvl: {k: round(s[k], 4) if isinstance(s[k], float) else s[k] for k in ("ua", "wa", "macro_f1", "n")}
+                for lvl, s in levels.items()} for c, levels in results.items()}
+
+
+def _bench_one_core(artifact_dir: Path) -> float | None:
+    """windows/s of an artifact's model on one CPU thread, measured in a fresh process
+    (thread limits must be set before TensorFlow starts). None if the measurement fails."""
+    cmd = [sys.executable, "-m", "training.models", "--threads", "1", "--json", "--artifact", str(artifact_dir)]
+    try:
+        out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, check=True,
+                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        return float(json.loads(out.stdout.strip().splitlines()[-1])["windows_per_s"])
+    except (subprocess.SubprocessError, ValueError, KeyError, IndexError):
+        return None
+
+
+def train_family(family: str, data: Data, xtr, xval, conf: dict, epochs: int, stage: Path,
+                 progress: bool = True, echo=print, bench: bool = True) -> dict:
+    """Fit one family, write its artifact to ``stage`` and evaluate it there through ``Predictor``.
+
+    Returns:
+        the run record: ``{"family", "dir", "model_stats", "val", "test", "test_telephone",
+        "history", "best_epoch", "fit_s", "windows_per_s_1core", "meta"}``.
+    """
+    import keras
+    from ser_lib.artifact import ArtifactMeta, save
+    from ser_lib.inference import Predictor
+    from .evaluate import evaluate_predictor, evaluate_probs
+    from .models import summary_stats
+
+    model, history, best_epoch, fit_s = fit(family, data, xtr, xval, conf, epochs, progress, echo)
+    stats = summary_stats(model)
+    val_res = evaluate_probs(data.val, model.predict(xval, batch_size=512, verbose=0))
+    version = f"{family}-{_dt.date.today():%Y.%m.%d}"
+    meta = ArtifactMeta(
+        version=version, labels=list(EMOTIONS), feature_config=data.fcfg, speech_config=data.scfg,
+        norm_mean=conf["_norm_mean"], norm_std=conf["_norm_std"],
+        metrics={"selection": {"val_score": round(_val_score(val_res), 4),
+                               "rule": "mean over corpora of clip-level validation UA"},
+                 "val": _compact(val_res)},
+        training={"family": family, "seed": int(conf["seed"]), "epochs_max": epochs, "best_epoch": best_epoch,
+                  "fit_seconds": round(fit_s, 1), "model": stats,
+                  "conf": {k: v for k, v in conf.items() if not k.startswith("_")},
+                  "keras": keras.__version__, **data.provenance},
+    )
+    if stage.exists():
+        shutil.rmtree(stage)
+    # Export an uncompiled copy: the artifact is for inference, and leaving out the
+    # optimizer state (AdamW moments) cuts model.keras to about a third.
+    export = keras.models.clone_model(model)
+    export.set_weights(model.get_weights())
+    save(stage, export, meta)
+    # Score through the artifact exactly as the job loads it.
+    pred = Predictor.from_path(stage, expected=data.fcfg)
+    test_res, _ = evaluate_predictor(pred, data.test)
+    tel_res, _ = evaluate_predictor(pred, data.test_tel)
+    meta.metrics.update({"test": _compact(test_res), "test_telephone": _compact(tel_res)})
+    wps = _bench_one_core(stage) if bench else None
+    meta.training["model"]["windows_per_s_1core"] = wps
+    (stage / "artifact.json").write_text(meta.to_json() + "\n")
+    return {"family": family, "dir": str(stage), "version": version, "model_stats": stats, "val": val_res,
+            "test": test_res, "test_telephone": tel_res, "history": history, "best_epoch": best_epoch,
+            "fit_s": fit_s, "windows_per_s_1core": wps, "val_score": _val_score(val_res)}
+
+
+def _comparison_table(runs: Sequence[dict]) -> str:
+    """Markdown table of the families trained on the same windows."""
+    def ua(res: dict, corpus: str, level: str = "clip") -> str:
+        s = res.get(corpus, {}).get(level)
+        return f"{s['ua']:.3f}" if s else "-"
+
+    lines = ["| model | params | MFLOPs/window | windows/s (1 core) | val score | best epoch | fit s "
+             "| test RAVDESS clip UA | test RAVDESS window UA | test pooled clip UA "
+             "| telephone RAVDESS clip UA | telephone pooled clip UA |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in runs:
+        wps = r["windows_per_s_1core"]
+        lines.append(
+            f"| {r['family']} | {r['model_stats']['params']:,} | {r['model_stats']['flops'] / 1e6:.2f} "
+            f"| {wps:.0f} | " if wps else f"| {r['family']} | {r['model_stats']['params']:,} "
+            f"| {r['model_stats']['flops'] / 1e6:.2f} | - | ")
+        lines[-1] += (f"{r['val_score']:.3f} | {r['best_epoch']} | {r['fit_s']:.0f} "
+                      f"| {ua(r['test'], 'ravdess')} | {ua(r['test'], 'ravdess', 'window')} "
+                      f"| {ua(r['test'], 'pooled')} | {ua(r['test_telephone'], 'ravdess')} "
+                      f"| {ua(r['test_telephone'], 'pooled')} |")
+    return "\n".join(lines)
+
+
+def _choose(runs: Sequence[dict], min_gain: float) -> dict:
+    """Best validation score; a costlier (more FLOPs) model must beat the cheapest by ``min_gain``."""
+    cheapest = min(runs, key=lambda r: r["model_stats"]["flops"])
+    best = max(runs, key=lambda r: r["val_score"])
+    return best if best is cheapest or best["val_score"] >= cheapest["val_score"] + min_gain else cheapest
+
+
+def _existing_score(out: Path, split_sha: str) -> float | None:
+    try:
+        meta = json.loads((out / "artifact.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if meta.get("training", {}).get("split_sha256") != split_sha:
+        return None  # not comparable: another split
+    return meta.get("metrics", {}).get("selection", {}).get("val_score")
+
+
+def run(roots: Sequence[str | os.PathLike], conf: dict, out: str | os.PathLike, *, families: Sequence[str],
+        epochs: int | None = None, force: bool = False, processes: int = 2, cache: bool = True,
+        progress: bool = True, bench: bool = True, echo=print) -> dict:
+    """The whole pipeline (module docstring). Returns the report dict written to ``report.json``."""
+    import keras
+    from .evaluate import format_table, plot_confusions, plot_curves, summary_rows
+
+    t_start = time.time()
+    seed = int(conf["seed"])
+    keras.utils.set_random_seed(seed)
+    epochs = int(epochs if epochs is not None else conf["train"]["epochs"])
+    data = prepare(roots, conf, processes=processes, cache=cache, progress=progress, echo=echo)
+
+    mean, std = norm_stats(data.train.x)  # TRAIN windows only
+    conf = {**conf, "_norm_mean": mean, "_norm_std": std}
+    xtr = _normalise(data.train.x, mean, std, out=data.train.x)  # in place: the raw copy is cached on disk
+    xval = _normalise(data.val.x, mean, std)
+
+    out = Path(out)
+    runs_dir = CACHE_DIR.parent / "runs"
+    runs = []
+    for fam in families:
+        stage = runs_dir / f"{fam}-{seed}"
+        runs.append(train_family(fam, data, xtr, xval, conf, epochs, stage, progress, echo, bench))
+    chosen = _choose(runs, float(conf["select"]["min_gain_for_costlier"])) if len(runs) > 1 else runs[0]
+    total_s = time.time() - t_start
+
+    rows = (summary_rows(chosen["test"], "wideband") + summary_rows(chosen["test_telephone"], "telephone"))
+    table = format_table(rows)
+    report = {
+        "version": chosen["version"], "family": chosen["family"], "total_wall_s": round(total_s, 1),
+        "selection_rule": "validation partition only: mean over corpora of clip-level UA"
+                          + ("; costlier family must gain >= %.3f" % conf["select"]["min_gain_for_costlier"]
+                             if len(runs) > 1 else ""),
+        "table": rows,
+        "runs": [{k: v for k, v in r.items() if k not in ("dir",)} for r in runs],
+        "provenance": data.provenance,
+        "conf": {k: v for k, v in conf.items() if not k.startswith("_")},
+    }
+    stage = Path(chosen["dir"])
+    (stage / "report.json").write_text(json.dumps(report, indent=1, default=_json_default) + "\n")
+    plot_confusions([(f"{chosen['version']} test clip-level, wideband", chosen["test"]["pooled"]["clip"]["confusion"]),
+                     ("test clip-level, telephone", chosen["test_telephone"]["pooled"]["clip"]["confusion"]),
+                     ("test RAVDESS clip-level, wideband", chosen["test"].get("ravdess", chosen["test"]["pooled"])
+                      ["clip"]["confusion"])], stage / "confusion.png")
+    plot_curves({r["family"]: r["history"] for r in runs}, stage / "curves.png")
+    if len(runs) > 1:
+        (stage / "comparison.md").write_text(
+            "# Model comparison (same split, same windows)\n\n" + _comparison_table(runs)
+            + f"\n\nchosen: **{chosen['family']}** ({report['selection_rule']})\n")
+
+    echo("\n" + table)
+    if len(runs) > 1:
+        echo("\n" + _comparison_table(runs))
+    # Replace the shipped artifact only by one at least as good on validation.
+    old = _existing_score(out, data.provenance["split_sha256"])
+    if old is not None and not force and chosen["val_score"] < old:
+        dest = CACHE_DIR.parent / "rejected" / out.name  # gitignored, never shipped by accident
+        echo(f"existing artifact {out} has a better validation score ({old:.4f} > {chosen['val_score']:.4f}); "
+             f"kept it, new model written to {dest} (use --force to replace)")
+    else:
+        dest = out
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in stage.iterdir():
+        if f.is_file():
+            shutil.copy2(f, dest / f.name)
+    report["written_to"] = str(dest)
+    echo(f"artifact {chosen['version']} written to {dest} (total {total_s / 60:.1f} min)")
+    return report
+
+
+def _json_default(o):
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    raise TypeError(type(o).__name__)
+
+
+def _default_roots() -> list[Path]:
+    root = default_corpora_root()
+    return [root] if root.is_dir() else []
+
+
+@click.command("train")
+@click.argument("roots", nargs=-1, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--conf", "conf_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=DEFAULT_CONF, show_default=True, help="training configuration YAML")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT, show_default=True,
+              help="artifact folder to write")
+@click.option("--model", "family", type=click.Choice(["cnn1d", "cnn2d"]), default=None,
+              help="model family (default: `model` in the configuration)")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="maximum epochs (default: configuration)")
+@click.option("--compare", is_flag=True, help="train both families on the same windows, keep the better "
+              "(validation score, then serving cost) and write comparison.md")
+@click.option("--force", is_flag=True, help="replace an existing artifact even if its validation score is better")
+@click.option("--processes", type=click.IntRange(min=1), default=2, show_default=True,
+              help="feature-extraction processes")
+@click.option("--no-cache", is_flag=True, help="do not read or write the window cache (.cache/windows)")
+@click.option("--no-bench", is_flag=True, help="skip the one-core windows/s measurement")
+def cli(roots, conf_path, out, family, epochs, compare, force, processes, no_cache, no_bench):
+    """Train the emotion model on corpus ROOTS (default: ../shared/corpora next to the repo)."""
+    roots = list(roots) or _default_roots()
+    if not roots:
+        raise click.UsageError(f"no corpus roots given and {default_corpora_root()} does not exist")
+    conf = load_conf(conf_path)
+    families = ["cnn1d", "cnn2d"] if compare else [family or conf["model"]]
+    try:
+        run(roots, conf, out, families=families, epochs=epochs, force=force, processes=processes,
+            cache=not no_cache, bench=not no_bench, echo=click.echo)
+    except ValueError as err:
+        raise click.ClickException(str(err)) from err
+
+
+if __name__ == "__main__":
+    cli()
