@@ -3,17 +3,22 @@
     spark-submit jobs/analyze_calls.py --input IN --output OUT [--conf conf/job.yaml]
     ser analyze IN OUT [--conf conf/job.yaml]          # same code path
 
-extract (list recordings) → transform (windows + features in mapInPandas, model in an
-iterator pandas UDF, call summaries in applyInPandas) → load (Parquet partitioned by
-run date). Each step is a function of DataFrames, tested on a local session.
+recover (roll forward / discard a killed run, :mod:`jobs.commit`) → plan (list inputs,
+compare with the manifest: only new, changed or failed inputs are read,
+:mod:`jobs.manifest`) → transform (files and archives in one fused mapInPandas pass:
+hash, stream-decode, windows, features, model once per worker; call summaries in
+applyInPandas) → stage (Parquet under ``OUT/_staging``) → commit (atomic commit record,
+then directory renames into ``OUT/<table>/run_date=D/run_id=R/``).
 """
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 import os
 import sys
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -25,15 +30,18 @@ if __package__ in (None, ""):  # run as a script by spark-submit: make the repo 
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 from pyspark import SparkConf
 from pyspark.accumulators import AccumulatorParam
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from jobs import schemas
+from jobs import manifest, schemas
+from jobs.commit import TABLES, Staging, Store, commit, crash_point, new_staging, recover, table_dir
 from ser_lib import artifact as art
 from ser_lib.config import JobConfig
-from ser_lib.errors import SERError
+from ser_lib.errors import ConfigError, SERError
 
 log = logging.getLogger("ser.job")
 
@@ -107,67 +115,70 @@ class RunContext:
     stage_s: object             # Accumulator[dict] — worker seconds per stage
 
 
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+def default_run_id(run_date: str, input_path: str) -> str:
+    """Deterministic run identity: ``YYYYMMDD-<8 hex of sha1(input root)>``.
+
+    The same night over the same input root is the same run, so a run killed at any point
+    and started again (same day) commits under the same id and replaces nothing but its
+    own partitions: the result equals an uninterrupted run, row for row, ``run_id`` included.
+    """
+    root = input_path if "://" in input_path else os.path.abspath(input_path)
+    return run_date.replace("-", "") + "-" + hashlib.sha1(root.rstrip("/").encode()).hexdigest()[:8]
+
+
 def new_run_id(now: dt.datetime) -> str:
+    """A unique run id (kept for callers that want one run per invocation: pass it as ``run_id``)."""
     return now.strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
 
 
 # ---------------------------------------------------------------- extract
 def list_recordings(input_path: str, extensions) -> list[tuple[str, int, dt.datetime]]:
-    """Every file under ``input_path`` (recursive) whose extension is in ``extensions``.
-
-    Listing goes through ``pyarrow.fs`` (local disks, HDFS, S3, GCS by URI) rather than
-    Spark's ``binaryFile`` source, which silently drops 0-byte files: an empty recording
-    must still appear in the output as a failed call. Hidden files (``.*``, e.g. macOS
-    ``._x.wav`` resource forks) are not recordings and are left out.
-
-    Returns:
-        ``[(path, size_bytes, modified_utc)]`` sorted by path; local paths are absolute.
-
-    Raises:
-        FileNotFoundError: ``input_path`` does not exist.
-    """
-    from pyarrow import fs
-    if "://" in input_path:
-        filesystem, root = fs.FileSystem.from_uri(input_path)
-        scheme = input_path.split("://", 1)[0] + "://"
-    else:
-        filesystem, root, scheme = fs.LocalFileSystem(), os.path.abspath(input_path), ""
-    top = filesystem.get_file_info(root)
-    if top.type == fs.FileType.NotFound:
-        raise FileNotFoundError(f"input {input_path} does not exist")
-    infos = [top] if top.type == fs.FileType.File else filesystem.get_file_info(fs.FileSelector(root, recursive=True))
+    """Regular, non-hidden files under ``input_path`` with a recording extension:
+    ``[(path, size_bytes, modified_utc)]`` sorted by path (see :func:`jobs.manifest.list_inputs`)."""
     exts = tuple("." + e.lower() for e in extensions)
-    out = []
-    for info in infos:
-        if info.type != fs.FileType.File or info.base_name.startswith(".") or not info.base_name.lower().endswith(exts):
-            continue
-        mtime = info.mtime.astimezone(dt.timezone.utc) if info.mtime else None
-        out.append((scheme + info.path if scheme else info.path, int(info.size or 0), mtime))
-    return sorted(out)
+    return [(i.path, i.size, i.modified) for i in manifest.list_inputs(input_path)
+            if i.regular and not i.hidden and i.path.lower().endswith(exts)]
 
 
-def extract(spark: SparkSession, input_path: str, cfg: JobConfig) -> DataFrame:
-    """The recordings to analyse as a DataFrame (see :func:`list_recordings`).
+_TASK_SCHEMA = "task_kind string, source_path string, size_bytes long, modified_us long, prior string"
 
-    Returns:
-        DataFrame ``[source_path: string, size_bytes: long, modified: timestamp]``, one row a file.
-    """
-    from pyspark.sql import types as T
-    schema = T.StructType([T.StructField("source_path", T.StringType(), False),
-                           T.StructField("size_bytes", T.LongType(), False),
-                           T.StructField("modified", T.TimestampType(), True)])
-    return spark.createDataFrame(list_recordings(input_path, cfg.extensions), schema)
+
+def _us(t) -> int | None:
+    return None if t is None else int(pd.Timestamp(t).value // 1000)
+
+
+def extract(spark: SparkSession, tasks: list[dict]) -> DataFrame:
+    """The inputs an executor must read (see :func:`jobs.manifest.plan`), one row per file or archive."""
+    return spark.createDataFrame([(t["task_kind"], t["source_path"], t["size_bytes"], _us(t["modified"]), t["prior"])
+                                  for t in tasks], _TASK_SCHEMA)
 
 
 # ---------------------------------------------------------------- transform
 def _open_source(uri: str):
-    """Something soundfile can read: local paths as they are, other file systems' files as bytes."""
+    """Something soundfile can read: local paths as they are, other file systems' files as
+    seekable pyarrow file objects (read in chunks, never whole)."""
     if "://" not in uri:
         return uri
     from pyarrow import fs  # HDFS, S3, GCS ... as configured on the cluster
     filesystem, path = fs.FileSystem.from_uri(uri)
-    with filesystem.open_input_file(path) as f:
-        return f.read()
+    return filesystem.open_input_file(path)
+
+
+def _sha256(uri: str) -> str:
+    """sha256 of a file's bytes, read in 1 MiB blocks on the executor."""
+    if "://" not in uri:
+        from ser_lib.stream import file_sha256
+        return file_sha256(uri)
+    h = hashlib.sha256()
+    with _open_source(uri) as f:
+        while True:
+            b = f.read(1 << 20)
+            if not b:
+                return h.hexdigest()
+            h.update(b)
 
 
 _PREDICTOR: dict = {}  # per Python worker process: model version -> Predictor
@@ -192,29 +203,45 @@ _NULLABLE = {"IntegerType": "Int32", "LongType": "Int64", "BooleanType": "boolea
              "FloatType": "float32"}
 
 
-def _error_row(cid: str, path: str, error: str, schema) -> pd.DataFrame:
-    """One ``status='failed'`` row; unset columns are typed nulls (an all-None object column
-    for a numeric or boolean field is refused by Arrow)."""
-    values = {"call_id": cid, "source_path": path, "status": "failed", "error": error}
-    return pd.DataFrame({f.name: pd.Series([values.get(f.name)], dtype=_NULLABLE.get(type(f.dataType).__name__, object))
-                         for f in schema.fields})
+def _frame(values: dict, n: int, schema) -> pd.DataFrame:
+    """``n`` rows of ``schema``: array values as given, scalars repeated, the rest typed nulls
+    (an all-None object column for a numeric or boolean field is refused by Arrow)."""
+    cols = {}
+    for f in schema.fields:
+        dtype = _NULLABLE.get(type(f.dataType).__name__, object)
+        v = values.get(f.name)
+        if v is None:
+            cols[f.name] = pd.Series([None] * n, dtype=dtype)
+        elif np.ndim(v) == 0:
+            cols[f.name] = pd.Series([v] * n, dtype=dtype)
+        else:
+            cols[f.name] = pd.Series(v, dtype=dtype) if dtype is not object else pd.Series(list(v), dtype=object)
+    return pd.DataFrame(cols)
 
 
 def analyze_udf(ctx: RunContext):
-    """``mapInPandas`` function: file rows → scored window rows (:func:`schemas.segment_rows`).
+    """``mapInPandas`` function: task rows (files, archives) → input rows + scored window rows.
 
-    One Python pass per recording: decode, resample, window, features, speech flags and
-    the model, so the ~58 KB feature tensor of a window never leaves the worker. The
-    broadcast artifact is deserialised once per Python worker process, before the loop
-    over batches (never per batch or row); threads are capped at the task's cores.
+    One Python pass per recording (:class:`ser_lib.stream.StreamAnalyzer`): decode,
+    resample, window, features, speech flags and the model chunk by chunk, so neither the
+    decoded call nor its ~58 KB-per-window feature tensor is ever held whole; the small
+    per-window result rows of a call are kept until it ends, so a call that fails half-way
+    leaves only its failed row. The broadcast artifact is deserialised once per Python
+    worker process, before the loop over batches; threads are capped at the task's cores.
+
+    Every task yields exactly one ``row_kind='input'`` row per input it saw (the file; an
+    archive and each of its members), with ``status`` ok / failed / skipped.
     """
-    from ser_lib.analysis import analyze, call_id
+    from ser_lib.analysis import call_id
+    from ser_lib.archive import ArchiveError, archive_kind, iter_members
+    from ser_lib.stream import StreamAnalyzer
     cfg, meta = ctx.cfg, ctx.meta
     labels = list(meta.labels)
-    schema = schemas.segment_rows(labels)
-    columns = schema.fieldNames()
+    schema = schemas.analysis_rows(labels)
     model_bc, loads, batches_acc, stage_acc = ctx.model_bc, ctx.model_loads, ctx.model_batches, ctx.stage_s
     fcfg, hop_s, speech_cfg, names, batch_size = meta.feature_config, cfg.hop_s, cfg.speech, cfg.channel_names, cfg.batch_size
+    chunk_s, limits = cfg.chunk_s, cfg.archive_limits
+    exts = tuple("." + e.lower() for e in cfg.extensions)
 
     def fn(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         from pyspark import TaskContext
@@ -223,111 +250,223 @@ def analyze_udf(ctx: RunContext):
         limit_threads(tc.cpus() if tc is not None else 1)
         t0 = time.perf_counter()
         predictor, loaded = _predictor(model_bc.value, batch_size)
-        timings = {"model_load_s": time.perf_counter() - t0, "decode_s": 0.0, "features_s": 0.0, "model_s": 0.0}
+        timings = {"model_load_s": time.perf_counter() - t0, "hash_s": 0.0, "decode_s": 0.0, "features_s": 0.0,
+                   "model_s": 0.0}
         if loaded:
             loads.add({(os.getpid(), predictor.meta.version)})
-        for files in batches:
+
+        def input_row(fields: dict, status: str, error: str | None = None, **more) -> pd.DataFrame:
+            return _frame({**fields, **more, "row_kind": "input", "status": status, "error": error}, 1, schema)
+
+        def skipped(fields: dict, base: dict) -> pd.DataFrame:
+            return input_row(fields, "skipped", duration_s=base.get("duration_s"), output_run_id=base["out_run"],
+                             output_run_date=base["out_date"], output_model_version=base["model"])
+
+        def analyze_one(source, fields: dict) -> list[pd.DataFrame]:
+            cid = fields["call_id"]
+            parts: dict[str, list] = {}
+            try:
+                sa = StreamAnalyzer(source, fcfg, hop_s, speech_cfg, names, chunk_s, timings)
+                for chunk in sa:
+                    for ch in chunk:
+                        probs = np.full((len(ch.start_s), len(labels)), np.nan, dtype=np.float32)
+                        if ch.speech.any():
+                            t1 = time.perf_counter()
+                            probs[ch.speech] = predictor.predict(ch.features[ch.speech])
+                            timings["model_s"] += time.perf_counter() - t1
+                        parts.setdefault(ch.channel, []).append((ch.start_s, ch.end_s, ch.speech, probs))
+            except SERError as err:
+                return [input_row(fields, "failed", str(err))]
+            except Exception as err:  # never lose a file to an unexpected decoder failure
+                return [input_row(fields, "failed", f"internal: {type(err).__name__}: {err}")]
+            out = []
+            for channel, chunks in parts.items():
+                start, end, speech, probs = (np.concatenate(x) for x in zip(*chunks))
+                n = len(start)
+                best = np.nanargmax(np.where(speech[:, None], probs, 0), axis=1)
+                vals = {"row_kind": "segment", "call_id": cid, "source_path": fields["source_path"], "status": "ok",
+                        "channel": channel, "segment_index": np.arange(n, dtype=np.int32), "start_s": start,
+                        "end_s": end, "is_speech": speech,
+                        "emotion": np.where(speech, np.asarray(labels, dtype=object)[best], None),
+                        "confidence": np.where(speech, probs[np.arange(n), best], np.nan).astype(np.float32)}
+                for j, lab in enumerate(labels):
+                    vals[f"p_{lab}"] = probs[:, j]
+                out.append(_frame(vals, n, schema))
+            info = sa.info
+            out.append(input_row(fields, "ok", duration_s=sa.duration_s, sample_rate=info.sample_rate,
+                                 n_channels=info.n_channels, audio_format=f"{info.format}/{info.subtype}"))
+            return out
+
+        def do_file(t) -> Iterator[pd.DataFrame]:
+            path = t.source_path
+            fields = {"source_path": path, "kind": "file", "call_id": call_id(path), "size_bytes": t.size_bytes,
+                      "modified_us": t.modified_us, "source_size": t.size_bytes, "source_modified_us": t.modified_us}
+            base = json.loads(t.prior) if t.prior else None
+            t1 = time.perf_counter()
+            try:
+                sha = _sha256(path)
+            except OSError as err:
+                yield input_row(fields, "failed", f"unreadable: cannot read {path}: {err.strerror or err}")
+                return
+            finally:
+                timings["hash_s"] += time.perf_counter() - t1
+            fields["content_sha256"] = sha
+            if base and base["sha"] == sha:  # touched, not changed
+                yield skipped(fields, base)
+                return
+            yield from analyze_one(_open_source(path), fields)
+
+        def do_archive(t) -> Iterator[pd.DataFrame]:
+            path = t.source_path
+            src = {"source_path": path, "source_size": t.size_bytes, "source_modified_us": t.modified_us}
+            arch = {**src, "kind": "archive", "size_bytes": t.size_bytes, "modified_us": t.modified_us}
+            base = json.loads(t.prior) if t.prior else {}
+            seen: set[str] = set()
+            n = 0
+            try:
+                handle = open(path, "rb") if "://" not in path else _open_source(path)
+                with handle:
+                    for m in iter_members(handle, archive_kind(path), limits, lambda nm: nm.lower().endswith(exts)):
+                        n += 1
+                        mf = {**src, "kind": "member", "member": m.name, "size_bytes": m.size,
+                              "modified_us": _us(m.mtime), "content_sha256": m.sha256}
+                        if m.status == "skipped":
+                            yield input_row(mf, "skipped", m.error)
+                            continue
+                        if m.name in seen:
+                            yield input_row(mf, "failed", "duplicate_member: the archive holds this name more than "
+                                                          "once; only the first is analysed")
+                            continue
+                        seen.add(m.name)
+                        mf["call_id"] = call_id(path, m.name)
+                        if m.status == "failed":
+                            yield input_row(mf, "failed", m.error)
+                            continue
+                        b = base.get(m.name)
+                        if b and b["sha"] == m.sha256:
+                            yield skipped(mf, b)
+                            continue
+                        data, m.data = m.data, None
+                        yield from analyze_one(data, mf)
+                        del data
+            except ArchiveError as err:
+                yield input_row(arch, "failed", str(err))
+                return
+            except OSError as err:
+                yield input_row(arch, "failed", f"unreadable: cannot read {path}: {err.strerror or err}")
+                return
+            except Exception as err:
+                yield input_row(arch, "failed", f"internal: {type(err).__name__}: {err}")
+                return
+            yield input_row(arch, "ok")
+
+        for tasks in batches:
             batches_acc.add(1)
-            for path in files["source_path"]:
-                cid = call_id(path)
-                try:
-                    rec = analyze(_open_source(path), fcfg, hop_s, speech_cfg, names, timings)
-                except SERError as err:
-                    yield _error_row(cid, path, str(err), schema)
-                    continue
-                except Exception as err:  # never lose a file to an unexpected decoder failure
-                    yield _error_row(cid, path, f"internal: {type(err).__name__}: {err}", schema)
-                    continue
-                info = rec.info
-                for ch in rec.channels:
-                    n = len(ch.start_s)
-                    probs = np.full((n, len(labels)), np.nan, dtype=np.float32)
-                    if ch.speech.any():
-                        t0 = time.perf_counter()
-                        probs[ch.speech] = predictor.predict(ch.features[ch.speech])
-                        timings["model_s"] += time.perf_counter() - t0
-                    best = np.nanargmax(np.where(ch.speech[:, None], probs, 0), axis=1)
-                    out = pd.DataFrame({
-                        "call_id": cid, "source_path": path, "status": "ok", "error": None,
-                        "duration_s": rec.duration_s, "sample_rate": info.sample_rate,
-                        "n_channels": info.n_channels, "audio_format": f"{info.format}/{info.subtype}",
-                        "channel": ch.channel, "segment_index": np.arange(n, dtype=np.int32),
-                        "start_s": ch.start_s, "end_s": ch.end_s, "is_speech": ch.speech,
-                        "emotion": np.where(ch.speech, np.asarray(labels, dtype=object)[best], None),
-                        "confidence": np.where(ch.speech, probs[np.arange(n), best], np.nan).astype(np.float32),
-                    })
-                    for j, lab in enumerate(labels):
-                        out[f"p_{lab}"] = probs[:, j]
-                    yield out[columns]
+            for t in tasks.itertuples(index=False):
+                yield from (do_archive(t) if t.task_kind == "archive" else do_file(t))
         stage_acc.add(timings)
     return fn
 
 
-def transform_segments(files: DataFrame, ctx: RunContext) -> DataFrame:
-    """Recordings → scored window rows, plus one error row (``status='failed'``) per failed file.
-
-    Returns:
-        DataFrame of :func:`schemas.segment_rows` plus ``model_version, run_id, run_date``.
-    """
-    spark = files.sparkSession
-    # One task per file up to 4 per core: long calls don't queue behind each other.
-    n_parts = max(1, min(files.count(), spark.sparkContext.defaultParallelism * 4))
-    rows = files.repartition(n_parts, "source_path").mapInPandas(
-        analyze_udf(ctx), schemas.segment_rows(ctx.meta.labels))
-    return (rows.withColumn("model_version", F.lit(ctx.meta.version))
-            .withColumn("run_id", F.lit(ctx.run_id)).withColumn("run_date", F.lit(ctx.run_date)))
+def transform_segments(tasks: DataFrame, ctx: RunContext) -> DataFrame:
+    """Task rows → :func:`schemas.analysis_rows` (input rows and scored window rows)."""
+    spark = tasks.sparkSession
+    # One task per input up to 4 per core: long calls don't queue behind each other; an
+    # archive is always read whole by one task (a .tar.gz is decompressed once).
+    n_parts = max(1, min(tasks.count(), spark.sparkContext.defaultParallelism * 4))
+    return tasks.repartition(n_parts, "source_path").mapInPandas(analyze_udf(ctx), schemas.analysis_rows(ctx.meta.labels))
 
 
 SEGMENT_COLUMNS = ["call_id", "source_path", "channel", "segment_index", "start_s", "end_s", "is_speech",
                    "emotion", "confidence"]
 
 
-def segments_table(rows: DataFrame, labels: list[str]) -> DataFrame:
-    """The ``segments`` table: successful windows only, in documented column order."""
-    cols = SEGMENT_COLUMNS + [f"p_{lab}" for lab in labels] + ["model_version", "run_id", "run_date"]
-    return rows.where(F.col("status") == "ok").select(*cols)
+def segments_table(rows: DataFrame, labels: list[str], model_version: str) -> DataFrame:
+    """The ``segments`` table (one run's partition): windows of analysed recordings."""
+    cols = SEGMENT_COLUMNS + [f"p_{lab}" for lab in labels]
+    return rows.where(F.col("row_kind") == "segment").select(*cols).withColumn("model_version", F.lit(model_version))
 
 
-def calls_table(rows: DataFrame, labels: list[str]) -> DataFrame:
-    """The ``calls`` table: one row per input recording, failed ones included (``status``, ``error``)."""
+CALL_FACTS = ["call_id", "source_path", "member", "status", "error", "duration_s", "sample_rate", "n_channels",
+              "audio_format"]
+_FACTS_SCHEMA = ("call_id string, source_path string, member string, status string, error string, duration_s double, "
+                 "sample_rate int, n_channels int, audio_format string")
+
+
+def calls_table(facts: DataFrame, rows: DataFrame | None, labels: list[str], model_version: str) -> DataFrame:
+    """The ``calls`` table (one run's partition): one row per analysed or failed recording
+    (``facts``, see :data:`CALL_FACTS`) with its summary and timeline from ``rows``' windows."""
     from ser_lib.timeline import summarize_call
     summary_schema = schemas.call_summary_schema(labels)
 
     def summarize(pdf: pd.DataFrame) -> pd.DataFrame:
+        # shuffles deliver a call's windows in any order: sort so timelines are reproducible
+        pdf = pdf.sort_values(["channel", "start_s"], kind="stable")
         s = summarize_call(pdf, labels)
         s["call_id"] = pdf["call_id"].iloc[0]
         return pd.DataFrame([s], columns=summary_schema.fieldNames())
 
-    ok = rows.where(F.col("status") == "ok")
-    summaries = (ok.select("call_id", "channel", "start_s", "end_s", "is_speech", "emotion", "confidence")
-                 .groupBy("call_id").applyInPandas(summarize, summary_schema))
-    facts = rows.groupBy("call_id").agg(
-        *[F.first(c, ignorenulls=True).alias(c) for c in
-          ("source_path", "status", "error", "duration_s", "sample_rate", "n_channels", "audio_format",
-           "model_version", "run_id", "run_date")])
-    cols = (["call_id", "source_path", "status", "error", "duration_s", "sample_rate", "n_channels", "audio_format"]
-            + [f.name for f in summary_schema.fields if f.name not in ("call_id", "timeline")]
-            + ["timeline", "model_version", "run_id", "run_date"])
-    return facts.join(summaries, "call_id", "left").select(*cols)
+    cols = (CALL_FACTS + [f.name for f in summary_schema.fields if f.name not in ("call_id", "timeline")]
+            + ["timeline", "model_version"])
+    if rows is None:
+        summaries = facts.sparkSession.createDataFrame([], summary_schema)
+    else:
+        summaries = (rows.where(F.col("row_kind") == "segment")
+                     .select("call_id", "channel", "start_s", "end_s", "is_speech", "emotion", "confidence")
+                     .groupBy("call_id").applyInPandas(summarize, summary_schema))
+    return (facts.join(summaries, "call_id", "left").withColumn("model_version", F.lit(model_version))
+            .select(*cols))
 
 
 # ---------------------------------------------------------------- load
-def load(df: DataFrame, path: str, cfg: JobConfig) -> None:
-    """Write ``df`` as Parquet under ``path``, partitioned by ``cfg.partition_by``.
+def load(df: DataFrame, uri: str) -> None:
+    """Write ``df`` as Parquet into one staging directory (see :mod:`jobs.commit`)."""
+    df.write.mode("overwrite").parquet(uri)
 
-    With dynamic partition overwrite, rerunning a night replaces that night's partition
-    and leaves other nights untouched.
-    """
-    df.write.mode("overwrite").partitionBy(*cfg.partition_by).parquet(path)
+
+def _supersede(spark: SparkSession, store: Store, staging: Staging, targets: dict) -> list[dict]:
+    """Stage older partitions without the calls this run analysed again (reprocess, changed
+    or retried inputs): after the commit every call has its rows in exactly one run's
+    partitions, so plain readers never double count. Returns the commit actions."""
+    actions = []
+    for (run_id, run_date), ids in sorted(targets.items()):
+        ids_df = spark.createDataFrame([(c,) for c in sorted(ids)], "call_id string")
+        for table in ("segments", "calls"):
+            dst = table_dir(table, run_date, run_id)
+            if not store.exists(dst):
+                continue
+            df = spark.read.parquet(store.uri(dst))
+            if df.join(ids_df, "call_id", "left_semi").limit(1).count() == 0:
+                continue
+            keep = df.join(ids_df, "call_id", "left_anti").select(*df.columns)
+            if keep.limit(1).count() == 0:
+                actions.append({"src": None, "dst": dst})
+            else:
+                src = staging.rewrite(table, run_date, run_id)
+                load(keep, store.uri(src))
+                actions.append({"src": src, "dst": dst})
+    return actions
 
 
 # ---------------------------------------------------------------- main
 def run(input_path: str, output_path: str, conf_path: str | None = None, master: str | None = None,
-        model_path: str | None = None, spark: SparkSession | None = None, now: dt.datetime | None = None) -> dict:
-    """Run the job end to end and return its summary (also logged as one JSON line).
+        model_path: str | None = None, spark: SparkSession | None = None, now: dt.datetime | None = None,
+        run_id: str | None = None, reprocess=None) -> dict:
+    """Run the job end to end: recover, plan (incremental), analyse, stage, commit.
+
+    Args:
+        now: the run's time; its UTC date is ``run_date`` (default: now).
+        run_id: the run's identity (default :func:`default_run_id`: run date + input root).
+            Running an id again replaces exactly that run's output.
+        reprocess: specs forcing re-analysis (see :func:`jobs.manifest.reprocess_matcher`):
+            ``["all"]``, globs, or ``FROM..TO`` run-date ranges.
+
+    Returns:
+        the run summary (also logged as one JSON line and stored in ``OUT/_runs/<run_id>.json``).
 
     Raises:
         ConfigError, ArtifactError: bad configuration or model (before any work starts).
+        FileNotFoundError: the input does not exist.
     """
     t0 = time.time()
     cfg = JobConfig.load(conf_path)
@@ -339,53 +478,178 @@ def run(input_path: str, output_path: str, conf_path: str | None = None, master:
         raise art.ArtifactError(f"windows.window_s={cfg.window_s} s but model {meta.version} was trained "
                                 f"on {meta.feature_config.window_s} s windows")
     meta.feature_config.grid(cfg.hop_s)  # validates hop_s against the frame grid
-    spark = spark or build_spark(cfg, master)
-    sc = spark.sparkContext
     now = now or dt.datetime.now(dt.timezone.utc)
-    ctx = RunContext(new_run_id(now), now.strftime("%Y-%m-%d"), cfg, meta, sc.broadcast(bundle),
-                     sc.accumulator(set(), _SetParam()), sc.accumulator(0), sc.accumulator({}, _DictParam()))
-    t_start = time.time()
+    run_date = now.astimezone(dt.timezone.utc).strftime("%Y-%m-%d") if now.tzinfo else now.strftime("%Y-%m-%d")
+    run_id = run_id or default_run_id(run_date, input_path)
+    if not _RUN_ID.match(run_id):
+        raise ConfigError(f"run id {run_id!r} must be 1-100 of [A-Za-z0-9_.-], starting alphanumeric")
+    for spec in reprocess or []:
+        if not spec:
+            raise ConfigError("empty --reprocess spec")
+    inputs = manifest.list_inputs(input_path)  # FileNotFoundError before any output is touched
 
-    rows = transform_segments(extract(spark, input_path, cfg), ctx).persist()
-    out = output_path.rstrip("/")
-    load(segments_table(rows, meta.labels), f"{out}/segments", cfg)
-    calls = calls_table(rows, meta.labels).persist()
-    load(calls, f"{out}/calls", cfg)
-    stats = calls.groupBy().agg(
-        F.count("*").alias("files"), F.sum(F.when(F.col("status") == "ok", 1).otherwise(0)).alias("ok"),
-        F.sum("duration_s").alias("audio_s"), F.sum("n_segments").alias("segments")).first()
-    rows.unpersist()
-    calls.unpersist()
-    wall = time.time() - t_start
-    summary = {
-        "run_id": ctx.run_id, "run_date": ctx.run_date, "input": input_path, "output": out,
-        "model_version": meta.version, "files": stats["files"], "processed": stats["ok"] or 0,
-        "failed": (stats["files"] or 0) - (stats["ok"] or 0), "segments": stats["segments"] or 0,
-        "audio_hours": round((stats["audio_s"] or 0) / 3600, 4), "wall_s": round(wall, 2),
-        "startup_s": round(t_start - t0, 2),
-        "x_realtime": round((stats["audio_s"] or 0) / wall, 1) if wall > 0 else None,
-        "model_loads": len(ctx.model_loads.value), "model_batches": ctx.model_batches.value,
-        # seconds summed over Python workers (they run in parallel, so the sum can exceed wall_s)
-        "worker_stage_s": {k: round(v, 2) for k, v in sorted(ctx.stage_s.value.items())},
-    }
+    store = Store(output_path)
+    store.lock()
+    rows = None
+    try:
+        rolled = recover(store)
+        spark = spark or build_spark(cfg, master)
+        sc = spark.sparkContext
+        ctx = RunContext(run_id, run_date, cfg, meta, sc.broadcast(bundle),
+                         sc.accumulator(set(), _SetParam()), sc.accumulator(0), sc.accumulator({}, _DictParam()))
+        t_start = time.time()
+        state = manifest.read_state(store, exclude_run=run_id)
+        driver_rows, tasks = manifest.plan(inputs, state, cfg.extensions, cfg.archives, reprocess, run_id)
+        staging = new_staging(run_id)
+        exec_rows = pd.DataFrame(columns=schemas.analysis_rows(meta.labels).fieldNames())
+        n_segments = 0
+        if tasks:
+            rows = transform_segments(extract(spark, tasks), ctx).persist()
+            exec_rows = rows.where(F.col("row_kind") == "input").drop(
+                *SEGMENT_COLUMNS[2:], *[f"p_{lab}" for lab in meta.labels]).toPandas()
+            n_segments = rows.where(F.col("row_kind") == "segment").count()
+        records = list(driver_rows)
+        for r in exec_rows.to_dict("records"):
+            rec = {c: r.get(c) for c in manifest.COLUMNS}
+            rec["modified"] = _ts(r.get("modified_us"))
+            rec["source_modified"] = _ts(r.get("source_modified_us"))
+            if r["status"] in ("ok", "failed"):
+                rec.update(output_run_id=run_id, output_run_date=run_date, model_version=meta.version)
+            else:
+                rec["model_version"] = r.get("output_model_version")
+            records.append(rec)
+        records = [{k: (None if (v is not None and not isinstance(v, (str, dt.datetime)) and pd.isna(v)) else v)
+                    for k, v in rec.items()} for rec in records]
+        records.sort(key=lambda r: (r["source_path"], r["member"] or ""))
+        mtable = manifest.to_arrow(records)
+
+        # facts of the calls table: every analysed or failed recording (driver failures too)
+        facts = [r for r in records if r["status"] in ("ok", "failed") and r["call_id"]]
+        extra = {r["call_id"]: r for r in exec_rows.to_dict("records") if r["row_kind"] == "input" and r.get("call_id")}
+        fact_rows = []
+        for r in facts:
+            e = extra.get(r["call_id"], {})
+            fact_rows.append((r["call_id"], r["source_path"], r["member"], r["status"], r["error"], r["duration_s"],
+                              _int(e.get("sample_rate")), _int(e.get("n_channels")), _none(e.get("audio_format"))))
+        written = set()
+        if fact_rows:
+            facts_df = spark.createDataFrame(fact_rows, _FACTS_SCHEMA)
+            if n_segments:
+                load(segments_table(rows, meta.labels, meta.version), store.uri(staging.table("segments", run_date)))
+                written.add("segments")
+            load(calls_table(facts_df, rows if n_segments else None, meta.labels, meta.version).coalesce(
+                max(1, min(len(fact_rows) // 2000, 16))), store.uri(staging.table("calls", run_date)))
+            written.add("calls")
+        manifest.write(store, staging.table("manifest", run_date), mtable)
+        written.add("manifest")
+        failed = mtable.filter(pa.compute.equal(mtable["status"], "failed"))
+        if failed.num_rows:
+            manifest.write(store, staging.table("errors", run_date), failed)
+            written.add("errors")
+        actions = [{"src": staging.table(t, run_date), "dst": table_dir(t, run_date, run_id)} if t in written
+                   else {"src": None, "dst": table_dir(t, run_date, run_id)} for t in TABLES]
+        # older partitions holding calls this run analysed again
+        by_key = {(p["source_path"], p["key_member"]): p for p in state.to_dict("records")} if len(state) else {}
+        targets: dict = {}
+        for r in facts:
+            p = by_key.get((r["source_path"], r["member"] or ""))
+            if p is not None and isinstance(p.get("output_run_id"), str) and p["output_run_id"] != run_id:
+                targets.setdefault((p["output_run_id"], p["output_run_date"]), set()).add(r["call_id"])
+        actions += _supersede(spark, store, staging, targets)
+
+        wall = time.time() - t_start
+        summary = _summary(records, n_segments, ctx, input_path, store.root, wall, t_start - t0)
+        summary["recovered_runs"] = rolled
+        summary["superseded_partitions"] = sum(1 for a in actions[len(TABLES):])
+        crash_point("staged")
+        commit(store, staging, run_date, actions, summary)
+    finally:
+        if rows is not None:
+            rows.unpersist()
+        store.unlock()
     log.info("run summary %s", json.dumps(summary))
     return summary
 
 
+def _ts(us):
+    return None if us is None or pd.isna(us) else pd.Timestamp(int(us), unit="us", tz="UTC").to_pydatetime()
+
+
+def _int(v):
+    return None if v is None or pd.isna(v) else int(v)
+
+
+def _none(v):
+    return None if v is None or (isinstance(v, float) and np.isnan(v)) else v
+
+
+def _summary(records: list[dict], n_segments: int, ctx: RunContext, input_path: str, out: str, wall: float,
+             startup: float) -> dict:
+    recs = pd.DataFrame(records, columns=manifest.COLUMNS)
+    recording = recs["kind"].isin(["file", "member"]) & ~(recs["status"].eq("skipped") & recs["error"].notna())
+    ok = recs["status"].eq("ok") & recording
+    n_failed = int(recs["status"].eq("failed").sum())
+    n_skipped = int((recs["status"].eq("skipped") & recs["error"].isna() & recording).sum())
+    audio_s = float(recs.loc[ok, "duration_s"].fillna(0).sum())
+    return {
+        "run_id": ctx.run_id, "run_date": ctx.run_date, "input": input_path, "output": out,
+        "model_version": ctx.meta.version,
+        # files = recordings and failed inputs this run accounted for: processed + skipped + failed
+        "files": int(ok.sum()) + n_skipped + n_failed, "processed": int(ok.sum()), "skipped": n_skipped,
+        "failed": n_failed,
+        "ignored": int((recs["status"].eq("skipped") & recs["error"].notna()).sum()),  # not recordings
+        "archives": int(recs["kind"].eq("archive").sum()), "inputs": len(recs),
+        "failed_reasons": {k: int(v) for k, v in recs.loc[recs["status"].eq("failed"), "error"]
+                           .str.split(":").str[0].value_counts().sort_index().items()},
+        "segments": int(n_segments),
+        "audio_hours": round(audio_s / 3600, 4), "wall_s": round(wall, 2), "startup_s": round(startup, 2),
+        "x_realtime": round(audio_s / wall, 1) if wall > 0 else None,
+        "model_loads": len(ctx.model_loads.value), "model_batches": ctx.model_batches.value,
+        # seconds summed over Python workers (they run in parallel, so the sum can exceed wall_s)
+        "worker_stage_s": {k: round(v, 2) for k, v in sorted(ctx.stage_s.value.items())},
+    }
+
+
+EXIT_OK, EXIT_FAILED_INPUTS, EXIT_CONFIG = 0, 1, 2
+
+
 def cli_main(argv=None) -> int:
-    """Entry point of ``spark-submit jobs/analyze_calls.py``."""
+    """Entry point of ``spark-submit jobs/analyze_calls.py``.
+
+    Exit codes: 0 every input ok or skipped; 1 some input failed (see the manifest /
+    ``errors``); 2 configuration error (bad YAML, model, run id, missing input).
+    """
     import argparse
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--input", required=True, help="directory of recordings (any Hadoop URI)")
-    p.add_argument("--output", required=True, help="output root; segments/ and calls/ are written under it")
+    p.add_argument("--input", required=True, help="directory (recursive), file or archive of recordings (any Hadoop URI)")
+    p.add_argument("--output", required=True, help="output root; segments/ calls/ manifest/ errors/ _runs/ under it")
     p.add_argument("--conf", default=None, help="job configuration YAML (default conf/job.yaml)")
     p.add_argument("--model", default=None, help="model artifact directory (default: config, then models/ser-cnn)")
     p.add_argument("--master", default=None, help="Spark master (default: spark-submit's, then config's local[*])")
+    p.add_argument("--run-id", default=None, help="run identity (default: YYYYMMDD-<hash of input root>)")
+    p.add_argument("--run-date", default=None, help="run date YYYY-MM-DD (default: today, UTC)")
+    p.add_argument("--reprocess", action="append", default=None, metavar="SPEC",
+                   help="force re-analysis: 'all', a glob of paths (path!member for archive members), or a "
+                        "FROM..TO range of the run dates that produced the current results; repeatable")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    summary = run(a.input, a.output, a.conf, a.master, a.model)
+    try:
+        now = _parse_date(a.run_date)
+        summary = run(a.input, a.output, a.conf, a.master, a.model, now=now, run_id=a.run_id, reprocess=a.reprocess)
+    except (SERError, FileNotFoundError) as err:
+        log.error("configuration error: %s", err)
+        return EXIT_CONFIG
     print(json.dumps(summary, indent=2))
-    return 1 if summary["failed"] else 0
+    return EXIT_FAILED_INPUTS if summary["failed"] else EXIT_OK
+
+
+def _parse_date(s: str | None) -> dt.datetime | None:
+    if not s:
+        return None
+    try:
+        return dt.datetime.strptime(s, "%Y-%m-%d").replace(hour=12, tzinfo=dt.timezone.utc)
+    except ValueError as err:
+        raise ConfigError(f"--run-date must be YYYY-MM-DD, got {s!r}") from err
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The ``ser`` command line: ``ser analyze``, ``ser predict``, ``ser train``, ``ser make-calls``."""
+"""The ``ser`` command line: ``ser analyze``, ``ser report``, ``ser predict``, ``ser train``, ``ser make-calls``."""
 from __future__ import annotations
 
 import json
@@ -25,16 +25,68 @@ def cli(verbose: bool) -> None:
 @click.option("--model", "model_path", type=click.Path(exists=True, file_okay=False), default=None,
               help="Model artifact directory [default: models/ser-cnn].")
 @click.option("--master", default=None, help="Spark master URL [default: local[*]].")
-def analyze(input_path, output_path, conf_path, model_path, master):
-    """Analyse every recording under IN; write segments/ and calls/ Parquet under OUT.
+@click.option("--run-id", default=None, help="Run identity [default: YYYYMMDD-<hash of IN>]; rerunning an id replaces its output.")
+@click.option("--run-date", default=None, help="Run date YYYY-MM-DD [default: today, UTC].")
+@click.option("--reprocess", multiple=True, metavar="SPEC",
+              help="Force re-analysis: 'all', a path glob (path!member for archive members), or FROM..TO "
+                   "(run dates that produced the current results). Repeatable.")
+def analyze(input_path, output_path, conf_path, model_path, master, run_id, run_date, reprocess):
+    """Analyse new or changed recordings under IN (files and archives); commit segments/,
+    calls/, manifest/ and errors/ under OUT atomically.
 
-    Exits 1 when any recording failed (they are listed in calls/ with status=failed).
+    Exits 0 when every input is ok or skipped, 1 when any input failed (see OUT/errors),
+    2 on a configuration error.
     """
-    from jobs.analyze_calls import run  # imports Spark only for this command
-    summary = run(input_path, output_path, conf_path, master, model_path)
+    from jobs.analyze_calls import EXIT_CONFIG, _parse_date, run  # imports Spark only for this command
+    from ser_lib.errors import SERError
+    try:
+        summary = run(input_path, output_path, conf_path, master, model_path, now=_parse_date(run_date),
+                      run_id=run_id, reprocess=list(reprocess) or None)
+    except (SERError, FileNotFoundError) as err:
+        click.echo(f"configuration error: {err}", err=True)
+        sys.exit(EXIT_CONFIG)
     click.echo(json.dumps(summary, indent=2))
-    click.echo(f"segments: {summary['output']}/segments   calls: {summary['output']}/calls", err=True)
+    click.echo(f"segments: {summary['output']}/segments   calls: {summary['output']}/calls   "
+               f"manifest: {summary['output']}/manifest   summary: {summary['output']}/_runs/{summary['run_id']}.json",
+               err=True)
     sys.exit(1 if summary["failed"] else 0)
+
+
+@cli.command()
+@click.argument("output_path", metavar="OUT")
+@click.option("--call", "call_id", default=None, help="Render this call's timeline as a PNG.")
+@click.option("--png", "png_path", default=None, help="PNG path [default: OUT/_reports/<call_id>.png].")
+def report(output_path, call_id, png_path):
+    """Print per-call summaries of OUT; with --call, that call's timeline as a PNG."""
+    import pandas as pd
+
+    from jobs.report import call_summaries, find_call, render_timeline
+    if call_id is None:
+        s = call_summaries(output_path)
+        if s.empty:
+            click.echo("no committed calls")
+            return
+        with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 60):
+            click.echo(s.drop(columns=["error"]).to_string(index=False))
+        failed = s[s["status"] == "failed"]
+        if len(failed):
+            click.echo(f"\n{len(failed)} failed:")
+            for r in failed.itertuples():
+                click.echo(f"  {r.call_id}  {r.source}: {r.error}")
+        return
+    try:
+        call = find_call(output_path, call_id)
+    except KeyError as err:
+        raise click.ClickException(str(err.args[0]))
+    path = render_timeline(call, png_path or f"{output_path.rstrip('/')}/_reports/{call_id}.png")
+    click.echo(f"{call['call_id']}  {call['source_path']}{'!' + call['member'] if isinstance(call['member'], str) else ''}")
+    click.echo(f"  status {call['status']}, {call['duration_s'] or 0:.1f} s, speech {call['speech_s'] or 0:.1f} s, "
+               f"dominant emotion: {call['dominant_emotion']} (model {call['model_version']}, run {call['run_id']})")
+    if call["timeline"] is not None:
+        for e in call["timeline"]:
+            emo = e["emotion"] or "-- non-speech --"
+            click.echo(f"  {e['channel']:>10}  {e['start_s']:8.2f}-{e['end_s']:8.2f} s  {emo}")
+    click.echo(f"timeline: {path}")
 
 
 @cli.command()

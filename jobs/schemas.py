@@ -45,3 +45,27 @@ def call_summary_schema(labels: list[str]) -> T.StructType:
          T.StructField("channel_dominant_emotion", T.MapType(T.StringType(), T.StringType()), True)]
         + [T.StructField(f"share_{lab}", T.DoubleType(), True) for lab in labels]
         + [T.StructField("timeline", T.ArrayType(TIMELINE_ENTRY), True)])
+
+
+def analysis_rows(labels: list[str]) -> T.StructType:
+    """Rows of the fused analysis pass (``jobs.analyze_calls.analyze_udf``).
+
+    ``row_kind='segment'``: one per window and channel (:func:`segment_rows` fields).
+    ``row_kind='input'``: one per input the task saw (file, archive, archive member) with
+    its manifest facts (``status`` ok / failed / skipped, ``error``, sizes, mtimes as
+    microseconds since the epoch, sha256, and for skipped inputs the run holding its rows).
+    """
+    base = segment_rows(labels)
+    fields = [T.StructField(f.name, f.dataType, True) for f in base.fields]  # input rows of archives: no call_id
+    return T.StructType([T.StructField("row_kind", T.StringType(), False)] + fields + [
+        T.StructField("kind", T.StringType(), True),                 # file | archive | member
+        T.StructField("member", T.StringType(), True),
+        T.StructField("size_bytes", T.LongType(), True),
+        T.StructField("modified_us", T.LongType(), True),
+        T.StructField("source_size", T.LongType(), True),
+        T.StructField("source_modified_us", T.LongType(), True),
+        T.StructField("content_sha256", T.StringType(), True),
+        T.StructField("output_run_id", T.StringType(), True),
+        T.StructField("output_run_date", T.StringType(), True),
+        T.StructField("output_model_version", T.StringType(), True),
+    ])

@@ -8,13 +8,16 @@ from typing import Any
 
 import yaml
 
+from .archive import ArchiveLimits
 from .errors import ConfigError
 from .speech import SpeechConfig
 
 DEFAULT_JOB_CONF = Path(__file__).resolve().parent.parent / "conf" / "job.yaml"
 
 _DEFAULTS: dict[str, Any] = {
-    "input": {"extensions": ["wav", "flac", "ogg", "opus", "mp3"]},
+    "input": {"extensions": ["wav", "flac", "ogg", "opus", "mp3"], "chunk_s": 60.0},
+    "archives": {"enabled": True, "max_members": 10000, "max_member_bytes": 2 << 30,
+                 "max_total_bytes": 50 << 30, "max_ratio": 200.0},
     "channels": {"1": ["mono"], "2": ["agent", "customer"]},
     "windows": {"window_s": 2.0, "hop_s": 1.0},
     "speech": {"threshold_db": -45.0, "min_active_ratio": 0.25},
@@ -42,6 +45,9 @@ class JobConfig:
     """Validated job configuration. See ``conf/job.yaml`` for each key's meaning."""
 
     extensions: tuple[str, ...]
+    chunk_s: float
+    archives: bool
+    archive_limits: "ArchiveLimits"
     channels: dict[int, tuple[str, ...]]
     window_s: float
     hop_s: float
@@ -73,6 +79,10 @@ class JobConfig:
             channels = {int(k): tuple(str(n) for n in v) for k, v in d["channels"].items()}
             cfg = cls(
                 extensions=tuple(e.lower().lstrip(".") for e in d["input"]["extensions"]),
+                chunk_s=float(d["input"]["chunk_s"]),
+                archives=bool(d["archives"]["enabled"]),
+                archive_limits=ArchiveLimits(int(d["archives"]["max_members"]), int(d["archives"]["max_member_bytes"]),
+                                             int(d["archives"]["max_total_bytes"]), float(d["archives"]["max_ratio"])),
                 channels=channels,
                 window_s=float(d["windows"]["window_s"]), hop_s=float(d["windows"]["hop_s"]),
                 speech=SpeechConfig(float(d["speech"]["threshold_db"]), float(d["speech"]["min_active_ratio"])),
@@ -89,8 +99,15 @@ class JobConfig:
                 raise ConfigError(f"channels.{n} must list {n} distinct names, got {list(names)}")
         if not 0 < cfg.speech.min_active_ratio <= 1:
             raise ConfigError("speech.min_active_ratio must be in (0, 1]")
+        if cfg.chunk_s < cfg.window_s:
+            raise ConfigError(f"input.chunk_s={cfg.chunk_s} must be at least windows.window_s={cfg.window_s}")
+        lim = cfg.archive_limits
+        if min(lim.max_members, lim.max_member_bytes, lim.max_total_bytes) < 1 or lim.max_ratio <= 1:
+            raise ConfigError("archives.max_members, max_member_bytes, max_total_bytes must be >= 1 and max_ratio > 1")
         if cfg.batch_size < 1:
             raise ConfigError("model.batch_size must be >= 1")
+        # Kept for old configuration files: every run now writes run_date=D/run_id=R/ (the
+        # directory a run owns and commits atomically, see jobs/commit.py); only these two are valid.
         bad = set(cfg.partition_by) - {"run_date", "run_id"}
         if bad:
             raise ConfigError(f"output.partition_by may use run_date and run_id, not {sorted(bad)}")

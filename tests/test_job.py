@@ -67,10 +67,12 @@ def test_segments_schema_and_bounds(job_output):
     _, segments, calls, out = job_output
     schema = pq.read_schema(next((out / "segments").rglob("*.parquet")))
     expected = (["call_id", "source_path", "channel", "segment_index", "start_s", "end_s", "is_speech", "emotion",
-                 "confidence"] + [f"p_{e}" for e in EMOTIONS] + ["model_version", "run_id"])
+                 "confidence"] + [f"p_{e}" for e in EMOTIONS] + ["model_version"])
     assert schema.names == expected
     assert str(schema.field("start_s").type) == "double" and str(schema.field("p_angry").type) == "float"
-    assert (out / "segments" / "run_date=2026-11-22").is_dir()
+    # each run owns (and atomically commits) its directory: run_id is a partition column
+    run_dirs = list((out / "segments" / "run_date=2026-11-22").iterdir())
+    assert [p.name for p in run_dirs] == [f"run_id={segments['run_id'].iloc[0]}"]
     merged = segments.merge(calls[["call_id", "duration_s", "n_segments"]], on="call_id")
     assert (merged["start_s"] >= 0).all() and (merged["start_s"] < merged["end_s"]).all()
     assert (merged["end_s"] <= merged["duration_s"] + 1e-6).all(), "every segment lies inside its call"
@@ -106,7 +108,7 @@ def test_calls_schema_and_timelines(job_output):
     _, segments, calls, out = job_output
     schema = pq.read_schema(next((out / "calls").rglob("*.parquet")))
     for col in ["call_id", "source_path", "status", "error", "duration_s", "sample_rate", "n_channels", "n_segments",
-                "speech_s", "dominant_emotion", "channel_dominant_emotion", "timeline", "model_version", "run_id"]:
+                "speech_s", "dominant_emotion", "channel_dominant_emotion", "timeline", "model_version"]:
         assert col in schema.names
     assert all(f"share_{e}" in schema.names for e in EMOTIONS)
     assert str(schema.field("timeline").type) == (

@@ -1,0 +1,283 @@
+"""The manifest: every input a run saw, and what became of it.
+
+One row per input per run (``OUT/manifest/run_date=D/run_id=R/``): plain files,
+archives and archive members, recordings or not. ``status``:
+
+* ``ok``: analysed; its rows are in ``calls``/``segments`` of this run.
+* ``failed``: could not be analysed; ``error`` = ``reason: details``; its ``calls`` row
+  (``status='failed'``) is in this run. Failed inputs are retried by the next run.
+* ``skipped``: not analysed by this run. ``error`` null: unchanged since the run in
+  ``output_run_id`` analysed it (same size and mtime, or same sha256), whose rows stay
+  current. ``error`` set: not a recording (``not_audio``, ``hidden``, ``not_a_file``).
+
+Incremental rule (:func:`plan`): an input is analysed again unless its latest committed
+record is ``ok``/``skipped`` with the same size and modification time (then it is
+skipped on the driver, nothing is read) or, read by an executor, the same sha256. A
+``--reprocess`` spec forces analysis of the inputs it matches.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import json
+import os
+import re
+from dataclasses import dataclass
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ser_lib.archive import archive_kind
+
+from .commit import Store, records
+
+SCHEMA = pa.schema([
+    ("source_path", pa.string()),          # file (or archive) path / URI
+    ("member", pa.string()),               # archive member name; null for plain files and the archive's own row
+    ("kind", pa.string()),                 # file | archive | member
+    ("call_id", pa.string()),              # null for archives and non-recordings
+    ("size_bytes", pa.int64()),            # file size, or member's uncompressed size
+    ("modified", pa.timestamp("us", tz="UTC")),  # file mtime, or member mtime from the archive
+    ("source_size", pa.int64()),           # size of the file on disk (the archive for members)
+    ("source_modified", pa.timestamp("us", tz="UTC")),
+    ("content_sha256", pa.string()),       # of the file / member bytes; null when not read
+    ("status", pa.string()),               # ok | failed | skipped
+    ("error", pa.string()),                # reason: details
+    ("duration_s", pa.float64()),
+    ("output_run_id", pa.string()),        # run whose calls/segments partitions hold this input's rows
+    ("output_run_date", pa.string()),
+    ("model_version", pa.string()),        # model of those rows
+])
+COLUMNS = SCHEMA.names
+
+
+@dataclass
+class Input:
+    """One listed file system entry."""
+
+    path: str
+    size: int
+    modified: dt.datetime | None
+    regular: bool
+    hidden: bool
+
+
+def list_inputs(input_path: str) -> list[Input]:
+    """Every entry under ``input_path`` (recursive), sorted by path; local paths absolute.
+
+    Listing goes through ``pyarrow.fs`` (local, HDFS, S3, GCS by URI) rather than Spark's
+    ``binaryFile`` source, which silently drops 0-byte files. Nothing is left out here:
+    hidden files, non-recordings and special files are recorded as skipped/failed.
+
+    Raises:
+        FileNotFoundError: ``input_path`` does not exist.
+    """
+    if "://" not in input_path:
+        return _list_local(os.path.abspath(input_path))
+    from pyarrow import fs
+    filesystem, root = fs.FileSystem.from_uri(input_path)
+    scheme = input_path.split("://", 1)[0] + "://"
+    top = filesystem.get_file_info(root)
+    if top.type == fs.FileType.NotFound:
+        raise FileNotFoundError(f"input {input_path} does not exist")
+    infos = [top] if top.type == fs.FileType.File else filesystem.get_file_info(fs.FileSelector(root, recursive=True))
+    out = []
+    for info in infos:
+        if info.type == fs.FileType.Directory:
+            continue
+        rel = info.path[len(root):] if info.path != root else info.base_name
+        mtime = info.mtime.astimezone(dt.timezone.utc) if info.mtime else None
+        out.append(Input(scheme + info.path, int(info.size or 0), mtime, info.type == fs.FileType.File,
+                         any(part.startswith(".") for part in rel.split("/") if part)))
+    return sorted(out, key=lambda i: i.path)
+
+
+def _list_local(root: str) -> list[Input]:
+    """Local listing with ``os.walk``: unlike ``pyarrow.fs`` it also reports broken symbolic
+    links, pipes and devices, which become failed rows instead of vanishing."""
+    import stat
+
+    def entry(path: str, rel: str) -> Input:
+        try:
+            st, regular = os.stat(path), None
+            regular = stat.S_ISREG(st.st_mode)
+        except OSError:
+            st, regular = os.lstat(path), False
+        mtime = dt.datetime.fromtimestamp(st.st_mtime_ns // 10**9, dt.timezone.utc).replace(
+            microsecond=st.st_mtime_ns // 1000 % 10**6)
+        return Input(path, int(st.st_size) if regular else 0, mtime, regular,
+                     any(part.startswith(".") for part in rel.split(os.sep) if part))
+
+    if not os.path.lexists(root):
+        raise FileNotFoundError(f"input {root} does not exist")
+    if not os.path.isdir(root):
+        return [entry(root, os.path.basename(root))]
+    out = []
+    for d, _dirs, files in os.walk(root, followlinks=True):
+        for name in files:
+            path = os.path.join(d, name)
+            out.append(entry(path, os.path.relpath(path, root)))
+    return sorted(out, key=lambda i: i.path)
+
+
+def read_state(store: Store, exclude_run: str | None = None) -> pd.DataFrame:
+    """Latest committed manifest record per ``(source_path, member)`` (member '' for none).
+
+    Runs are ordered by commit ``seq``; the record of ``exclude_run`` (the run being
+    executed again) is ignored, so a rerun decides exactly as its first attempt did.
+    """
+    recs = [r for r in records(store) if r.get("state") == "applied" and r["run_id"] != exclude_run]
+    frames = []
+    for r in recs:
+        d = f"manifest/run_date={r['run_date']}/run_id={r['run_id']}"
+        for name in store.listdir(d):
+            if name.endswith(".parquet"):
+                with store.fs.open_input_file(store.p(f"{d}/{name}")) as f:
+                    t = pq.read_table(f).to_pandas()
+                t["seq"] = r.get("seq", 0)
+                frames.append(t)
+    if not frames:
+        return pd.DataFrame(columns=COLUMNS + ["seq", "key_member"])
+    df = pd.concat(frames, ignore_index=True)
+    df["key_member"] = df["member"].fillna("")
+    return df.sort_values("seq", kind="stable").drop_duplicates(["source_path", "key_member"], keep="last")
+
+
+_DATE_RANGE = re.compile(r"^(\d{4}-\d{2}-\d{2})?\.\.(\d{4}-\d{2}-\d{2})?$")
+
+
+def reprocess_matcher(specs):
+    """``specs`` → predicate ``(source_path, member, prior_record | None) -> bool``.
+
+    A spec is ``all``; a date range ``FROM..TO`` (inclusive, either end open) of the run
+    date that produced an input's current rows (``output_run_date``); or a glob matched
+    (fnmatch) against the path, or ``path!member`` for archive members.
+    """
+    specs = [s for s in (specs or []) if s]
+
+    def match(path: str, member: str | None, prior) -> bool:
+        for s in specs:
+            if s == "all":
+                return True
+            m = _DATE_RANGE.match(s)
+            if m:
+                d = None if prior is None else prior.get("output_run_date")
+                if d and (m.group(1) is None or d >= m.group(1)) and (m.group(2) is None or d <= m.group(2)):
+                    return True
+                continue
+            name = path if member is None else f"{path}!{member}"
+            if fnmatch.fnmatchcase(name, s) or fnmatch.fnmatchcase(path, s):
+                return True
+        return False
+    return match
+
+
+def _nn(v):
+    return None if _isnull(v) else v
+
+
+def _rec(**kw) -> dict:
+    return {c: kw.get(c) for c in COLUMNS}
+
+
+def _usable(prior, run_id) -> bool:
+    """A committed ok/skipped record of a recording, whose rows are not in ``run_id``'s partitions."""
+    return (prior is not None and prior["status"] in ("ok", "skipped") and _isnull(prior.get("error"))
+            and not _isnull(prior.get("content_sha256")) and prior.get("output_run_id") != run_id)
+
+
+def _isnull(v) -> bool:
+    return v is None or (isinstance(v, float) and v != v)
+
+
+def _baseline(prior, run_id=None) -> dict | None:
+    """The part of a prior record an executor needs to recognise unchanged content."""
+    if not _usable(prior, run_id):
+        return None
+    return {"sha": prior["content_sha256"], "out_run": prior["output_run_id"], "out_date": prior["output_run_date"],
+            "model": prior["model_version"], "duration_s": prior.get("duration_s")}
+
+
+def _ts(x):
+    return None if x is None or pd.isna(x) else pd.Timestamp(x).tz_convert("UTC") if pd.Timestamp(x).tzinfo else pd.Timestamp(x, tz="UTC")
+
+
+def plan(inputs: list[Input], state: pd.DataFrame, extensions, archives: bool, reprocess=None,
+         run_id: str | None = None):
+    """Decide per input: skip on the driver, or send to an executor.
+
+    Returns:
+        ``(driver_rows, tasks)``: manifest records decided here (skips, non-recordings,
+        special files), and task dicts ``{task_kind, source_path, size_bytes, modified, prior}``
+        (``prior`` JSON: the baseline of a file, or ``{member: baseline}`` of an archive).
+        A prior record whose rows live in ``run_id``'s own partitions (this run, executed
+        again, is about to replace them) is no baseline.
+    """
+    from ser_lib.analysis import call_id
+    exts = tuple("." + e.lower() for e in extensions)
+    force = reprocess_matcher(reprocess)
+    by_key = {(r["source_path"], r["key_member"]): r for r in state.to_dict("records")} if len(state) else {}
+    by_archive: dict[str, list[dict]] = {}
+    for (path, member), r in by_key.items():
+        if member:
+            by_archive.setdefault(path, []).append(r)
+    rows, tasks = [], []
+    for inp in inputs:
+        name = inp.path.rsplit("/", 1)[-1].lower()
+        kind = archive_kind(name) if archives else None
+        is_rec = name.endswith(exts)
+        base = dict(source_path=inp.path, size_bytes=inp.size, modified=inp.modified, source_size=inp.size,
+                    source_modified=inp.modified)
+        if inp.hidden:
+            rows.append(_rec(**base, kind="file", status="skipped", error="hidden: hidden file or directory (.*)"))
+            continue
+        if not (is_rec or kind):
+            rows.append(_rec(**base, kind="file", status="skipped", error="not_audio: extension is not a recording or archive"))
+            continue
+        if not inp.regular:
+            rows.append(_rec(**base, kind="archive" if kind else "file", call_id=None if kind else call_id(inp.path),
+                             status="failed", error="unreadable: not a regular file (broken link, pipe or device)"))
+            continue
+        prior = by_key.get((inp.path, ""))
+        same = (_usable(prior, run_id) if kind is None else
+                (prior is not None and prior["status"] in ("ok", "skipped") and prior.get("output_run_id") != run_id))
+        same = same and prior["size_bytes"] == inp.size and _ts(prior["modified"]) == _ts(inp.modified)
+        if kind is None:
+            if same and not force(inp.path, None, prior):
+                rows.append(_rec(**base, kind="file", call_id=call_id(inp.path), status="skipped",
+                                 content_sha256=prior["content_sha256"], duration_s=_nn(prior.get("duration_s")),
+                                 output_run_id=prior["output_run_id"], output_run_date=prior["output_run_date"],
+                                 model_version=prior["model_version"]))
+                continue
+            b = None if force(inp.path, None, prior) else _baseline(prior, run_id)
+            tasks.append(dict(task_kind="file", **{k: base[k] for k in ("source_path", "size_bytes", "modified")},
+                              prior=json.dumps(b)))
+            continue
+        members = by_archive.get(inp.path, [])
+        forced = {m["key_member"] for m in members if force(inp.path, m["key_member"], m)}
+        if (same and not forced and not any(m["status"] == "failed" for m in members)
+                and not any(m.get("output_run_id") == run_id for m in members)):
+            rows.append(_rec(**base, kind="archive", status="skipped", output_run_id=prior["output_run_id"],
+                             output_run_date=prior["output_run_date"]))
+            for m in members:
+                rows.append({**{k: (None if _isnull(m[k]) else m[k]) for k in COLUMNS}, "status": "skipped"})
+            continue
+        priors = {m["key_member"]: _baseline(m, run_id) for m in members if m["key_member"] not in forced}
+        tasks.append(dict(task_kind="archive", **{k: base[k] for k in ("source_path", "size_bytes", "modified")},
+                          prior=json.dumps({k: v for k, v in priors.items() if v})))
+    return rows, tasks
+
+
+def to_arrow(records_: list[dict]) -> pa.Table:
+    df = pd.DataFrame(records_, columns=COLUMNS)
+    for c in ("modified", "source_modified"):
+        df[c] = pd.to_datetime(df[c], utc=True)
+    return pa.Table.from_pandas(df, schema=SCHEMA, preserve_index=False)
+
+
+def write(store: Store, rel_dir: str, table: pa.Table) -> None:
+    """One Parquet file ``part-00000.parquet`` under ``rel_dir``."""
+    store.mkdirs(rel_dir)
+    with store.fs.open_output_stream(store.p(f"{rel_dir}/part-00000.parquet")) as f:
+        pq.write_table(table, f)

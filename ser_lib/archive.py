@@ -1,0 +1,216 @@
+"""Recordings inside archives (``.zip``, ``.tar``, ``.tar.gz``/``.tgz``), read in place.
+
+Members are streamed out of the archive one at a time, never extracted to disk: a tar
+(compressed or not) is read in stream mode (``tarfile`` mode ``r|*``), so a ``.tar.gz``
+is decompressed exactly once, front to back; a zip is read through its central
+directory. A member's name is only ever used as an identifier (it goes into
+``call_id`` and the ``member`` column); nothing is written under it, so ``../`` or
+absolute names are harmless.
+
+Limits (``archives`` in ``conf/job.yaml``) protect executors from zip bombs and junk:
+
+* ``max_members``: members (regular files) read; more → the archive gets a failed row
+  ``too_many_members`` after the first ``max_members``.
+* ``max_member_bytes``: uncompressed bytes of one member; the bytes are *counted while
+  reading* (a zip's declared size can lie), a bigger member is a failed member row
+  ``too_large`` and is not analysed.
+* ``max_total_bytes``: uncompressed bytes read from one archive; beyond → failed archive
+  row ``too_large``, reading stops.
+* ``max_ratio``: uncompressed / compressed bytes (per member for zip, running total for a
+  compressed tar, checked once more than 1 MiB is out); beyond → failed ``compression_ratio``.
+
+A member's bytes are held in memory while it is analysed (at most ``max_member_bytes``).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import tarfile
+import zipfile
+from dataclasses import dataclass
+from typing import BinaryIO, Callable, Iterator
+
+from .errors import SERError
+
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")
+_RATIO_MIN_BYTES = 1 << 20
+
+
+class ArchiveError(SERError):
+    """The archive as a whole is unusable (or a limit stopped reading it); ``reason`` as in AudioError."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.args[0]}"
+
+
+@dataclass(frozen=True)
+class ArchiveLimits:
+    max_members: int = 10000
+    max_member_bytes: int = 2 << 30
+    max_total_bytes: int = 50 << 30
+    max_ratio: float = 200.0
+
+
+@dataclass
+class Member:
+    """One entry of an archive.
+
+    ``status`` is ``read`` (``data`` holds its bytes, ``sha256`` their hash), ``failed``
+    (``error`` = ``reason: text``) or ``skipped`` (not a recording: ``error`` says why).
+    """
+
+    name: str
+    size: int
+    mtime: dt.datetime | None
+    status: str
+    data: bytes | None = None
+    sha256: str | None = None
+    error: str | None = None
+
+
+def archive_kind(name: str) -> str | None:
+    """``zip``, ``tar`` or None, from the file name (case-insensitive)."""
+    n = name.lower()
+    if n.endswith(".zip"):
+        return "zip"
+    if n.endswith((".tar", ".tar.gz", ".tgz")):
+        return "tar"
+    return None
+
+
+def _read_capped(f: BinaryIO, cap: int, ratio_cap: int | None = None) -> tuple[bytes | None, str | None]:
+    """Read ``f`` to the end but never more than ``cap`` (or ``ratio_cap``) bytes."""
+    buf = io.BytesIO()
+    limit = cap if ratio_cap is None else min(cap, ratio_cap)
+    while True:
+        b = f.read(min(1 << 20, limit + 1 - buf.tell()))
+        if not b:
+            return buf.getvalue(), None
+        buf.write(b)
+        if buf.tell() > limit:
+            if ratio_cap is not None and ratio_cap < cap and buf.tell() > ratio_cap:
+                return None, "compression_ratio"
+            return None, "too_large"
+
+
+def _member_row(name, size, mtime, data) -> Member:
+    return Member(name, len(data), mtime, "read", data, hashlib.sha256(data).hexdigest())
+
+
+def iter_members(fileobj: BinaryIO, kind: str, limits: ArchiveLimits,
+                 is_recording: Callable[[str], bool]) -> Iterator[Member]:
+    """Yield the archive's members in archive order.
+
+    Args:
+        fileobj: the archive, opened for binary reading (seekable for zip).
+        kind: ``zip`` or ``tar`` (see :func:`archive_kind`).
+        is_recording: name → whether the member should be analysed (by extension);
+            other members are yielded as ``skipped`` without reading their bytes.
+
+    Raises:
+        ArchiveError: the archive cannot be read (``corrupt``), or a limit stopped it
+            (``too_many_members``, ``too_large``, ``compression_ratio``); members before
+            that point have been yielded.
+    """
+    count = total = 0
+
+    def account(n_bytes: int):
+        nonlocal total
+        total += n_bytes
+        if total > limits.max_total_bytes:
+            raise ArchiveError("too_large", f"archive expands to more than max_total_bytes={limits.max_total_bytes}")
+
+    if kind == "zip":
+        try:
+            zf = zipfile.ZipFile(fileobj)
+            infos = zf.infolist()
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as err:
+            raise ArchiveError("corrupt", f"cannot read zip archive: {err}") from err
+        with zf:
+            for info in infos:
+                if info.is_dir():
+                    continue
+                count += 1
+                if count > limits.max_members:
+                    raise ArchiveError("too_many_members", f"more than max_members={limits.max_members} members; "
+                                                           f"stopped after {limits.max_members}")
+                mtime = dt.datetime(*info.date_time, tzinfo=dt.timezone.utc) if info.date_time[0] >= 1980 else None
+                name = info.filename
+                if not is_recording(name):
+                    yield Member(name, info.file_size, mtime, "skipped", error="not_audio: member is not a recording (extension)")
+                    continue
+                if info.file_size > limits.max_member_bytes:
+                    yield Member(name, info.file_size, mtime, "failed",
+                                 error=f"too_large: member declares {info.file_size} bytes > max_member_bytes={limits.max_member_bytes}")
+                    continue
+                ratio_cap = int(max(info.compress_size, 1) * limits.max_ratio) if limits.max_ratio else None
+                ratio_cap = max(ratio_cap, _RATIO_MIN_BYTES) if ratio_cap is not None else None
+                try:
+                    with zf.open(info) as mf:
+                        data, why = _read_capped(mf, limits.max_member_bytes, ratio_cap)
+                except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError, RuntimeError) as err:
+                    reason = "encrypted" if "encrypted" in str(err) or "password" in str(err) else "corrupt"
+                    yield Member(name, info.file_size, mtime, "failed", error=f"{reason}: cannot read member: {err}")
+                    continue
+                if data is None:
+                    detail = (f"expands past max_ratio={limits.max_ratio} x its {info.compress_size} compressed bytes"
+                              if why == "compression_ratio" else f"more than max_member_bytes={limits.max_member_bytes}")
+                    yield Member(name, info.file_size, mtime, "failed", error=f"{why}: member {detail}")
+                    account(min(limits.max_member_bytes, ratio_cap or limits.max_member_bytes))
+                    continue
+                account(len(data))
+                yield _member_row(name, len(data), mtime, data)
+        return
+
+    # tar, plain or compressed, in stream mode: one pass, decompressed once
+    raw = fileobj
+    try:
+        tf = tarfile.open(fileobj=raw, mode="r|*")
+    except (tarfile.TarError, OSError, EOFError, ValueError) as err:
+        raise ArchiveError("corrupt", f"cannot read tar archive: {err}") from err
+    compressed = tf.fileobj is not raw  # gzip/bz2/xz stream wraps the raw file
+    try:
+        with tf:
+            for m in tf:
+                if m.isdir():
+                    continue
+                count += 1
+                if count > limits.max_members:
+                    raise ArchiveError("too_many_members", f"more than max_members={limits.max_members} members; "
+                                                           f"stopped after {limits.max_members}")
+                mtime = dt.datetime.fromtimestamp(m.mtime, dt.timezone.utc) if m.mtime else None
+                if not m.isfile():
+                    yield Member(m.name, 0, mtime, "skipped", error="not_a_file: link or special file member")
+                    continue
+                if not is_recording(m.name):
+                    yield Member(m.name, m.size, mtime, "skipped", error="not_audio: member is not a recording (extension)")
+                    continue
+                if m.size > limits.max_member_bytes:
+                    yield Member(m.name, m.size, mtime, "failed",
+                                 error=f"too_large: member has {m.size} bytes > max_member_bytes={limits.max_member_bytes}")
+                    continue
+                account(m.size)
+                data, why = _read_capped(tf.extractfile(m), limits.max_member_bytes)
+                if data is None:  # pragma: no cover - tar sizes are exact
+                    yield Member(m.name, m.size, mtime, "failed", error=f"{why}: member too large")
+                    continue
+                if len(data) < m.size:
+                    yield Member(m.name, m.size, mtime, "failed", error=f"corrupt: member truncated ({len(data)} of {m.size} bytes)")
+                    continue
+                if compressed and limits.max_ratio and total > _RATIO_MIN_BYTES:
+                    try:
+                        consumed = raw.tell()
+                    except (OSError, AttributeError):
+                        consumed = None
+                    if consumed and total / consumed > limits.max_ratio:
+                        raise ArchiveError("compression_ratio", f"archive expands {total / consumed:.0f}x > max_ratio={limits.max_ratio}")
+                yield _member_row(m.name, len(data), mtime, data)
+    except ArchiveError:
+        raise
+    except (tarfile.TarError, OSError, EOFError, ValueError, zipfile.BadZipFile) as err:
+        raise ArchiveError("corrupt", f"cannot read tar archive: {type(err).__name__}: {err}") from err

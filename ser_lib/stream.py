@@ -1,0 +1,207 @@
+"""Streaming analysis of one recording: decode, resample and window it chunk by chunk.
+
+:func:`ser_lib.analysis.analyze` decodes a whole recording into memory, so its peak
+memory grows with the call's length (a 2-hour stereo call at 44.1 kHz is ~2.5 GB of
+float32 before resampling). :class:`StreamAnalyzer` gives the *same windows* while
+holding only one chunk of audio plus one window of frames per channel:
+
+* decode ``chunk_s`` seconds at a time (``soundfile.SoundFile.read(frames)``),
+* resample with ``soxr.ResampleStream`` (its output is bit-identical to one-shot
+  ``soxr.resample`` whatever the chunking),
+* compute every *complete* frame of the buffered samples
+  (:func:`ser_lib.features.frame_features`: features are per frame, so a frame computed
+  from a chunk is the frame computed from the whole channel), keep the
+  ``n_fft - hop_length`` samples a next frame still needs,
+* emit each window as soon as its samples are all seen, drop frames no window can
+  need any more (the final "last partial window" of :mod:`ser_lib.windows` can start up
+  to one window before the current end, so one window of frames is kept).
+
+``tests/test_stream.py`` checks that the windows, bounds, features and speech flags
+equal :func:`ser_lib.analysis.analyze`'s for several lengths and chunk sizes.
+"""
+from __future__ import annotations
+
+import os
+import re
+import time
+from typing import Iterator
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from .analysis import ChannelWindows
+from .audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, AudioInfo, Source, _open
+from .errors import AudioError
+from .features import FeatureConfig, frame_features, window_features
+from .speech import SpeechConfig, is_speech
+
+
+def _decode_error(err: Exception) -> AudioError:
+    # file objects print as "<_io.BytesIO object at 0x7f..>": keep error texts reproducible
+    text = re.sub(r"<[^<>]* at 0x[0-9a-fA-F]+>", "<in-memory bytes>", str(err))
+    low = text.lower()
+    reason = "unsupported" if any(w in low for w in ("unsupported", "unimplemented", "not recognised")) else "corrupt"
+    return AudioError(reason, f"cannot decode: {text}")
+
+
+class _Channel:
+    """Streaming window state of one channel (samples at the model rate)."""
+
+    def __init__(self, cfg: FeatureConfig, hop_s: float):
+        self.cfg = cfg
+        self.hop_s = hop_s
+        self.grid = cfg.grid(hop_s)
+        self.fh, self.n_fft, self.F = cfg.hop_length, cfg.n_fft, cfg.frames_per_window
+        self.W, self.H = cfg.window_samples, self.grid.hop
+        self.buf = np.zeros(0, np.float32)        # samples from frame index `fr_next` on
+        self.fr_next = 0                          # next frame to compute (absolute index)
+        self.frames = np.zeros((0, cfg.n_features), np.float32)
+        self.fr0 = 0                              # absolute index of frames[0]
+        self.head = np.zeros(0, np.float32)       # first window of samples (short recordings)
+        self.total = 0                            # samples pushed
+        self.k_next = 0                           # next regular window index
+        self.last_start = -1                      # start sample of the last window emitted
+
+    def _slice(self, starts: list[int]) -> np.ndarray:
+        idx = np.asarray(starts, dtype=np.int64) // self.fh - self.fr0
+        return np.stack([self.frames[i:i + self.F] for i in idx]) if len(idx) else \
+            np.zeros((0, self.F, self.cfg.n_features), np.float32)
+
+    def push(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Add samples; return ``(features, starts)`` of the windows now complete."""
+        self.total += len(y)
+        if len(self.head) < self.W:
+            self.head = np.concatenate([self.head, y[:self.W - len(self.head)]])
+        self.buf = np.concatenate([self.buf, y]) if len(self.buf) else np.asarray(y, np.float32)
+        if len(self.buf) >= self.n_fft:
+            m = 1 + (len(self.buf) - self.n_fft) // self.fh
+            new = frame_features(self.buf[:(m - 1) * self.fh + self.n_fft], self.cfg)
+            self.frames = np.concatenate([self.frames, new]) if len(self.frames) else new
+            self.buf = self.buf[m * self.fh:].copy()
+            self.fr_next += m
+        starts = []
+        while self.k_next * self.H + self.W <= self.total:
+            starts.append(self.k_next * self.H)
+            self.k_next += 1
+        feats = self._slice(starts)
+        if starts:
+            self.last_start = starts[-1]
+        # frames a later window may need: the next regular one, or the final window that
+        # ends at the recording's end (it starts at >= (total - W) rounded down to the frame grid)
+        keep = min(self.k_next * self.H // self.fh, max(0, self.total - self.W) // self.fh)
+        if keep > self.fr0:
+            self.frames = self.frames[keep - self.fr0:].copy()
+            self.fr0 = keep
+        return feats, np.asarray(starts, dtype=np.int64)
+
+    def finish(self) -> tuple[np.ndarray, np.ndarray]:
+        """The windows only known at the end: a short recording's single padded window, or
+        the last partial window of :meth:`ser_lib.windows.WindowGrid.starts`."""
+        n = self.total
+        if n < self.W:
+            return window_features(self.head[:n], self.cfg, self.hop_s)
+        last = (n - self.W) // self.fh * self.fh
+        if last > self.last_start:
+            self.last_start = last
+            return self._slice([last]), np.asarray([last], dtype=np.int64)
+        return self._slice([]), np.zeros(0, dtype=np.int64)
+
+
+class StreamAnalyzer:
+    """Iterate a recording's windows chunk by chunk (same results as :func:`ser_lib.analysis.analyze`).
+
+    Usage::
+
+        sa = StreamAnalyzer(path, fcfg, hop_s, speech_cfg, channel_names)
+        for chunk in sa:            # list[ChannelWindows], one per channel, possibly empty
+            ...
+        sa.info, sa.duration_s      # known once the iteration is done
+
+    Args:
+        source: path, bytes or seekable binary file object.
+        chunk_s: seconds of audio decoded at a time (bounds memory, not results).
+        timings: if given, ``decode_s`` and ``features_s`` are added to it.
+
+    Raises (while iterating):
+        AudioError: as :func:`ser_lib.audio.read_audio` (``empty``, ``unreadable``,
+        ``corrupt``, ``unsupported``, ``sample_rate``, ``no_samples``, ``non_finite``).
+    """
+
+    def __init__(self, source: Source, fcfg: FeatureConfig, hop_s: float, speech_cfg: SpeechConfig,
+                 channel_names, chunk_s: float = 60.0, timings: dict | None = None):
+        self.source, self.fcfg, self.hop_s, self.speech_cfg = source, fcfg, hop_s, speech_cfg
+        self.channel_names, self.chunk_s = channel_names, chunk_s
+        self.timings = timings if timings is not None else {}
+        self.info: AudioInfo | None = None
+        self.duration_s: float | None = None
+
+    def _emit(self, names, states, results) -> list[ChannelWindows]:
+        out = []
+        sr = self.fcfg.sample_rate
+        for name, st, (feats, starts) in zip(names, states, results):
+            end = np.minimum(starts + self.fcfg.window_samples, st.total) / sr
+            out.append(ChannelWindows(name, feats, starts / sr, end, is_speech(feats, self.speech_cfg)))
+        return out
+
+    def __iter__(self) -> Iterator[list[ChannelWindows]]:
+        t = self.timings
+        handle = _open(self.source)
+        try:
+            f = sf.SoundFile(handle)
+        except (sf.LibsndfileError, RuntimeError, TypeError) as err:
+            raise _decode_error(err) from err
+        except OSError as err:
+            raise AudioError("unreadable", f"cannot read: {err}") from err
+        with f:
+            sr_in, n_ch = f.samplerate, f.channels
+            if not MIN_SAMPLE_RATE <= sr_in <= MAX_SAMPLE_RATE:
+                raise AudioError("sample_rate", f"sample rate {sr_in} Hz is outside {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz")
+            fmt, subtype = f.format, f.subtype
+            names = self.channel_names(n_ch)
+            states = [_Channel(self.fcfg, self.hop_s) for _ in range(n_ch)]
+            rs = None if sr_in == self.fcfg.sample_rate else soxr.ResampleStream(
+                sr_in, self.fcfg.sample_rate, n_ch, dtype="float32", quality="HQ")
+            block = max(1, int(self.chunk_s * sr_in))
+            n_in = 0
+            while True:
+                t0 = time.perf_counter()
+                try:
+                    data = f.read(block, dtype="float32", always_2d=True)
+                except (sf.LibsndfileError, RuntimeError) as err:
+                    raise _decode_error(err) from err
+                last = len(data) < block
+                if len(data) and not np.isfinite(data).all():
+                    raise AudioError("non_finite", "the recording contains NaN or infinite samples")
+                n_in += len(data)
+                if rs is not None:
+                    data = rs.resample_chunk(data, last=last)
+                t1 = time.perf_counter()
+                results = [st.push(np.ascontiguousarray(data[:, c])) for c, st in enumerate(states)]
+                t["decode_s"] = t.get("decode_s", 0.0) + (t1 - t0)
+                t["features_s"] = t.get("features_s", 0.0) + (time.perf_counter() - t1)
+                if any(len(r[1]) for r in results):
+                    yield self._emit(names, states, results)
+                if last:
+                    break
+            if n_in == 0:
+                raise AudioError("no_samples", "the file has a valid header but no audio samples")
+            t1 = time.perf_counter()
+            results = [st.finish() for st in states]
+            t["features_s"] = t.get("features_s", 0.0) + (time.perf_counter() - t1)
+            self.info = AudioInfo(sr_in, n_ch, n_in, fmt, subtype)
+            self.duration_s = states[0].total / self.fcfg.sample_rate
+            if any(len(r[1]) for r in results):
+                yield self._emit(names, states, results)
+
+
+def file_sha256(path: str | os.PathLike, block: int = 1 << 20) -> str:
+    """sha256 of a local file, read in blocks."""
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            b = f.read(block)
+            if not b:
+                return h.hexdigest()
+            h.update(b)
