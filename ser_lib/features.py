@@ -118,26 +118,134 @@ def _filters(cfg: FeatureConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return mel, chroma, dct
 
 
-def _frames_block(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
-    """Features of every full frame of ``y`` (float32, (n_frames, n_features))."""
-    kw = dict(n_fft=cfg.n_fft, hop_length=cfg.hop_length)
-    spec = np.abs(librosa.stft(y, win_length=cfg.win_length, window="hann", center=False, **kw))
-    power = (spec * spec).astype(np.float64)
-    mel_fb, chroma_fb, dct = _filters(cfg)
-    # librosa.feature.melspectrogram(S=power), chroma_stft(S=power, tuning=0) and mfcc(S=log_mel)
-    # are these filter-bank products. They run in float64 and are cast to float32 after:
-    # float32 BLAS rounds a product differently for different frame counts, float64's
-    # differences vanish in the cast, so a window's features are the same bits whether
-    # computed with its whole channel (job) or alone (training).
-    log_mel = librosa.power_to_db(mel_fb @ power, ref=1.0, amin=_AMIN, top_db=None)
-    mfcc = dct @ log_mel
-    chroma = librosa.util.normalize(chroma_fb @ power, norm=np.inf, axis=-2)
-    zcr = librosa.feature.zero_crossing_rate(y, frame_length=cfg.n_fft, hop_length=cfg.hop_length, center=False)
-    rms = librosa.feature.rms(y=y, frame_length=cfg.n_fft, hop_length=cfg.hop_length, center=False)
-    rms_db = 20.0 * np.log10(np.maximum(rms, np.sqrt(_AMIN)))
-    n = min(spec.shape[-1], zcr.shape[-1])
-    out = np.concatenate([zcr[:, :n], rms_db[:, :n], mfcc[:, :n], chroma[:, :n], log_mel[:, :n]], axis=0)
-    return np.ascontiguousarray(out.T, dtype=np.float32)
+@lru_cache(maxsize=8)
+def _kernels(cfg: FeatureConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(fft_window, mel_fb.T, chroma_fb.T, dct.T)``: what :func:`_frames_block` multiplies
+    with. ``fft_window`` is ``librosa.stft``'s: a float64 Hann window of ``win_length``
+    centred in ``n_fft``. The filter banks are *transposed views* of the librosa matrices
+    (not contiguous copies): BLAS then runs the very products ``fb @ x`` of the
+    feature-major code, transposed, and rounds them the same way.""" 
+    window, mel, chroma, dct = _cached_filters(cfg)
+    return window, mel.T, chroma.T, dct.T
+
+
+def _kernel_cache_dir():
+    """Where filter banks are kept between processes: ``$SER_CACHE_DIR`` or ``~/.cache/ser-calls``."""
+    import os
+    from pathlib import Path
+    return Path(os.environ.get("SER_CACHE_DIR") or Path.home() / ".cache" / "ser-calls")
+
+
+def _cached_filters(cfg: FeatureConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(fft_window, mel_fb, chroma_fb, dct)``, from a small on-disk cache when possible.
+
+    Building them the first time in a process costs ~2.5 s (librosa's filter module
+    imports scipy.signal and JIT-compiles with numba) -- in every fresh Spark Python
+    worker. The arrays are stored as computed (``.npy``, exact float64), keyed by the
+    configuration and the librosa/numpy versions; any cache problem falls back to
+    computing them.
+    """
+    import hashlib
+    import json
+    key = hashlib.sha1(json.dumps([cfg.to_dict(), FEATURE_VERSION, librosa.__version__, np.__version__],
+                                  sort_keys=True).encode()).hexdigest()[:16]
+    try:
+        path = _kernel_cache_dir() / f"filters-{key}.npz"
+        with np.load(path, allow_pickle=False) as z:
+            return z["window"], z["mel"], z["chroma"], z["dct"]
+    except Exception:  # missing, unreadable or partial: compute
+        pass
+    mel, chroma, dct = _filters(cfg)
+    window = librosa.util.pad_center(librosa.filters.get_window("hann", cfg.win_length, fftbins=True), size=cfg.n_fft)
+    try:
+        import os
+        import tempfile
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, window=window, mel=mel, chroma=chroma, dct=dct)
+        os.replace(tmp, path)  # atomic: concurrent workers never read a partial file
+    except Exception:
+        pass
+    return window, mel, chroma, dct
+
+
+_ZC_THRESHOLD = np.float32(1e-10)   # librosa.zero_crossings' default threshold, as its float32 kernel sees it
+_RMS_FLOOR = np.sqrt(_AMIN)         # a float64 scalar, as before: rms_db is computed in float64
+_TINY = np.finfo(np.float64).tiny   # librosa.util.normalize's threshold for float64 input
+
+
+def _frames_block(y: np.ndarray, cfg: FeatureConfig, sub_frames: int = 512) -> np.ndarray:
+    """Features of every full frame of ``y`` (float32, (n_frames, n_features)).
+
+    Numerically this is, to the bit, the librosa pipeline it replaces (``librosa.stft``
+    then ``melspectrogram``/``power_to_db``/``mfcc``/``chroma_stft``/``zero_crossing_rate``/
+    ``rms``, checked against it on hours of call audio), computed frame-major and in
+    sub-blocks of ``sub_frames`` frames that stay in cache, with no per-feature
+    transposes and no ``(n_fft, n_frames)`` temporaries:
+
+    * STFT: each frame times the float64 window, ``numpy.fft.rfft`` in float64 on
+      contiguous rows, cast to complex64, magnitude -- exactly ``librosa.stft``'s
+      arithmetic (it runs the same float64 FFT down the columns of a frame view).
+    * mel / chroma / MFCC: the same float64 filter-bank products (see the comment below),
+      frame-major; ``power_to_db(ref=1)`` and the chroma inf-norm written out.
+    * ZCR: sign changes counted once per sample (a cumulative count, differences per
+      frame) instead of per overlapping frame; the counts are integers, so equal.
+    * RMS: the mean of squares of each frame, as ``librosa.feature.rms``.
+    """
+    n_fft, hop = cfg.n_fft, cfg.hop_length
+    n = 1 + (len(y) - n_fft) // hop
+    frames = np.lib.stride_tricks.as_strided(y, shape=(n, n_fft), strides=(y.strides[0] * hop, y.strides[0]),
+                                             writeable=False)
+    window, mel_t, chroma_t, dct_t = _kernels(cfg)
+    m0 = 2 + cfg.n_mfcc          # first chroma column
+    c0 = m0 + cfg.n_chroma       # first log-mel column
+    out = np.empty((n, cfg.n_features), dtype=np.float32)
+
+    # zero-crossing rate: librosa.zero_crossings(frame, threshold=1e-10, pad=False) counts sign
+    # changes (|x| <= threshold counts as +0) between consecutive samples inside a frame;
+    # frame f holds the n_fft - 1 pairs from sample f * hop on; the rate is count / n_fft.
+    # Pairs are counted once per hop-long block: a frame is q whole blocks plus the first r
+    # pairs of the next (n_fft - 1 = q * hop + r). Integer counts, so the same numbers.
+    neg = y < -_ZC_THRESHOLD
+    q, r = divmod(n_fft - 1, hop)
+    blocks = np.zeros(((n + q) * hop,), dtype=bool)
+    m = min(len(y) - 1, len(blocks))
+    np.not_equal(neg[1:m + 1], neg[:m], out=blocks[:m])
+    blocks = blocks.reshape(n + q, hop)
+    per_block = np.count_nonzero(blocks, axis=1)
+    count = np.count_nonzero(blocks[q:, :r], axis=1) if r else np.zeros(n, dtype=per_block.dtype)
+    for j in range(q):
+        count += per_block[j:j + n]
+    out[:, 0] = count / n_fft
+
+    # rms: librosa.feature.rms = sqrt(mean(frame ** 2)); the squares are per sample, so they
+    # are computed once, and each frame's mean reduces its own contiguous row as before
+    squares = np.square(y)
+    sq_frames = np.lib.stride_tricks.as_strided(squares, shape=(n, n_fft), strides=(squares.strides[0] * hop,
+                                                squares.strides[0]), writeable=False)
+    stft = np.empty((min(sub_frames, n), n_fft // 2 + 1), dtype=np.complex64)
+    for b0 in range(0, n, sub_frames):
+        b1 = min(b0 + sub_frames, n)
+        rms = np.sqrt(np.mean(sq_frames[b0:b1], axis=-1))
+        out[b0:b1, 1] = 20.0 * np.log10(np.maximum(rms, _RMS_FLOOR))
+        # float64 FFT written straight into complex64, as librosa.stft's out-of-place cast
+        spec = np.fft.rfft(frames[b0:b1] * window, axis=-1, out=stft[:b1 - b0])
+        spec = np.abs(spec)
+        power = (spec * spec).astype(np.float64)
+        # melspectrogram(S=power), chroma_stft(S=power, tuning=0) and mfcc(S=log_mel) are these
+        # filter-bank products. They run in float64 and are cast to float32 after: float32
+        # BLAS rounds a product differently for different frame counts, float64's
+        # differences vanish in the cast, so a window's features are the same bits whether
+        # computed with its whole channel (job) or alone (training).
+        log_mel = 10.0 * np.log10(np.maximum(_AMIN, power @ mel_t))   # power_to_db(ref=1.0, top_db=None)
+        chroma = power @ chroma_t
+        peak = chroma.max(axis=-1, keepdims=True)                      # util.normalize(norm=inf); chroma >= 0
+        peak[peak < _TINY] = 1.0
+        out[b0:b1, 2:m0] = log_mel @ dct_t
+        out[b0:b1, m0:c0] = chroma / peak
+        out[b0:b1, c0:] = log_mel
+    return out
 
 
 def frame_features(y: np.ndarray, cfg: FeatureConfig, block_frames: int = 8192) -> np.ndarray:
@@ -194,7 +302,25 @@ def window_features(y: np.ndarray, cfg: FeatureConfig, hop_s: float) -> tuple[np
     """
     starts = cfg.grid(hop_s).starts(len(y))
     frames = frame_features(pad_to_window(np.asarray(y, dtype=np.float32), cfg), cfg)
-    idx = starts // cfg.hop_length
-    view = np.lib.stride_tricks.sliding_window_view(frames, cfg.frames_per_window, axis=0)
-    # sliding_window_view puts the window axis last: (n_frames-F+1, n_features, F) -> (n_windows, F, n_features)
-    return view[idx].transpose(0, 2, 1), starts
+    return window_slices(frames, starts // cfg.hop_length, cfg.frames_per_window), starts
+
+
+def window_slices(frames: np.ndarray, first: np.ndarray, n: int) -> np.ndarray:
+    """``frames[first[i]:first[i] + n]`` for every ``i``, as one new C-contiguous array.
+
+    Args:
+        frames: ``np.ndarray[shape=(n_frames, n_features)]``, C-contiguous.
+        first: first frame of each window, ``first[i] + n <= n_frames``.
+        n: frames per window.
+
+    Returns:
+        ``np.ndarray[shape=(len(first), n, n_features)]``: each window is one contiguous
+        copy of ``n`` frame rows (no transposed gather).
+    """
+    frames = np.ascontiguousarray(frames)
+    first = np.asarray(first, dtype=np.int64)
+    if len(first) and (first.min() < 0 or first.max() + n > len(frames)):
+        raise IndexError(f"window of {n} frames from {first.max()} is outside {len(frames)} frames")
+    view = np.lib.stride_tricks.as_strided(frames, shape=(max(len(frames) - n + 1, 0), n, frames.shape[1]),
+                                           strides=(frames.strides[0],) + frames.strides, writeable=False)
+    return view[first]
