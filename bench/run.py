@@ -536,7 +536,7 @@ def readme_section(res: dict) -> str:
     prov = res["provenance"]
     L.append(f"Measured {res['date']} by `python -m bench.run --scales {','.join(map(str, res['scales']))}` on "
              f"{prov['machine']['cpus']} cores ({prov['machine']['cpu_model'] or 'unknown CPU'}), model "
-             f"`{prov['model']['version']}`, default `conf/job.yaml`, Spark `{res['master']}`; audio: "
+             f"`{prov['model']['version']}` (model.keras sha256 {prov['model']['sha256'][:12]}…), default `conf/job.yaml`, Spark `{res['master']}`; audio: "
              f"{res['datasets'][res['scales'][0]]['source']} call-like recordings (half mono 16 kHz PCM, half stereo "
              f"8 kHz mu-law; 1x = {res['datasets'][res['scales'][0]]['n_files']} files, "
              f"{res['datasets'][res['scales'][0]]['audio_s'] / 60:.1f} min). Raw numbers: "
@@ -560,7 +560,7 @@ def readme_section(res: dict) -> str:
         f"{_fmt(cold['x_realtime'])}x ({_fmt(cold['e2e_s'], 2)} s)" if s == cold.get("scale") else "–"
         for s in res["scales"]) + " |")
     L.append("| seed-style baseline | " + " | ".join(
-        f"{_fmt(base[s]['x_realtime'], 2)}x ({_fmt(base[s]['wall_s'])} s)" if s in base else "not run"
+        f"{_fmt(base[s]['x_realtime'], 2)}x ({_fmt(base[s]['wall_s'])} s)" if s in base else "– (1x only: cost per window)"
         for s in res["scales"]) + " |")
     L.append("| bare STFT pass (decode + STFT, 2 processes) | " + " | ".join(
         f"{_fmt(floors[s]['x_realtime'])}x ({_fmt(floors[s]['wall_s'], 2)} s)" if s in floors else "–"
