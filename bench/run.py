@@ -277,8 +277,8 @@ def run_job(spark, input_dir: str, label: str, conf: str | None, model: str | No
     Breakdown (seconds of wall clock): the workers' stage seconds divided by the number of
     parallel workers (decode, windows + features, model, content hash, model load); the
     analysis action's remaining time (task scheduling, Arrow transfer, building result
-    rows); the Parquet writes (with the call summaries they compute); other Spark actions
-    (counts); and the driver's own time outside Spark actions (listing, manifest, commit).
+    rows); the Parquet writes; other Spark actions; and the driver's own time outside
+    Spark actions (listing, manifest, calls table, commit).
     The last three with the analysis remainder are the "Spark overhead".
     """
     from jobs.analyze_calls import run
@@ -296,13 +296,14 @@ def run_job(spark, input_dir: str, label: str, conf: str | None, model: str | No
         sc.setLocalProperty("spark.jobGroup.id", None)
     audio_s = float(summary.get("audio_hours") or 0) * 3600
     st = {k: float(v) for k, v in (summary.get("worker_stage_s") or {}).items()}
-    compute_wall = sum(st.get(k, 0.0) for k in ("hash_s", "decode_s", "features_s", "model_s")) / parallelism
+    compute_wall = sum(st.get(k, 0.0) for k in ("hash_s", "decode_s", "features_s", "model_s", "summary_s")) / parallelism
     load_wall = st.get("model_load_s", 0.0) / parallelism
     actions = spark_actions(spark, group)
     bd = {
         "decode": round(st.get("decode_s", 0.0) / parallelism, 3),
         "windows_features": round(st.get("features_s", 0.0) / parallelism, 3),
         "model": round(st.get("model_s", 0.0) / parallelism, 3),
+        "summary": round(st.get("summary_s", 0.0) / parallelism, 3),
         "hash": round(st.get("hash_s", 0.0) / parallelism, 3),
         "model_load": round(load_wall, 3),
     }
@@ -569,14 +570,14 @@ def readme_section(res: dict) -> str:
         f"{_fmt(floors[s]['x_realtime_stft_only'])}x" if s in floors else "–" for s in res["scales"]) + " |")
     L.append("")
     L.append("Job time per stage (warm runs; seconds of wall clock: worker seconds / "
-             f"{res['job']['parallelism']} parallel Python workers for the first four). *Spark overhead* is "
-             "everything else but the writes: the analysis action beyond the workers' own work (task scheduling, "
-             "Arrow transfer, result rows), other Spark actions (counts) and the driver outside Spark actions "
-             "(listing, manifest, commit); *write* = the Parquet-writing actions, which also compute the call "
-             "summaries:")
+             f"{res['job']['parallelism']} parallel Python workers for the first five). *Spark overhead* is "
+             "everything else but the segments write: the analysis action beyond the workers' own work (task "
+             "scheduling, Arrow transfer, result rows), other Spark actions and the driver outside Spark actions "
+             "(listing, manifest and calls table written with pyarrow, commit):")
     L.append("")
     keys = [("decode", "decode + resample"), ("windows_features", "windows + features"), ("model", "model"),
-            ("hash", "content hash (manifest)"), ("write", "write (+ call summaries)"),
+            ("summary", "call summaries + timelines"), ("hash", "content hash (manifest)"),
+            ("write", "write (segments, Spark)"),
             ("spark_overhead", "Spark overhead"), ("analysis_action_rest", "&nbsp;&nbsp;of which analysis action"),
             ("other_spark_actions", "&nbsp;&nbsp;of which other Spark actions"),
             ("driver", "&nbsp;&nbsp;of which driver")]

@@ -5,9 +5,9 @@
 
 recover (roll forward / discard a killed run, :mod:`jobs.commit`) → plan (list inputs,
 compare with the manifest: only new, changed or failed inputs are read,
-:mod:`jobs.manifest`) → transform (files and archives in one fused mapInPandas pass:
-hash, stream-decode, windows, features, model once per worker; call summaries in
-applyInPandas) → stage (Parquet under ``OUT/_staging``) → commit (atomic commit record,
+:mod:`jobs.manifest`) → transform (files and archives in one fused mapInArrow pass:
+hash, stream-decode, windows, features, model once per worker, call summaries)
+→ stage (Parquet under ``OUT/_staging``) → commit (atomic commit record,
 then directory renames into ``OUT/<table>/run_date=D/run_id=R/``).
 """
 from __future__ import annotations
@@ -199,28 +199,28 @@ def _predictor(bundle: art.ArtifactBytes, batch_size: int):
     return _PREDICTOR[version], False
 
 
-_NULLABLE = {"IntegerType": "Int32", "LongType": "Int64", "BooleanType": "boolean", "DoubleType": "float64",
-             "FloatType": "float32"}
+def _batch(values: dict, n: int, schema: pa.Schema) -> pa.RecordBatch:
+    """``n`` rows of ``schema``: sequences as given (NaN → null, as Spark's pandas
+    conversion does), scalars repeated, missing fields typed nulls.
 
-
-def _frame(values: dict, n: int, schema) -> pd.DataFrame:
-    """``n`` rows of ``schema``: array values as given, scalars repeated, the rest typed nulls
-    (an all-None object column for a numeric or boolean field is refused by Arrow)."""
-    cols = {}
-    for f in schema.fields:
-        dtype = _NULLABLE.get(type(f.dataType).__name__, object)
+    A one-row batch takes ``[value]`` for list-valued fields (``timeline``)."""
+    arrays = []
+    for f in schema:
         v = values.get(f.name)
         if v is None:
-            cols[f.name] = pd.Series([None] * n, dtype=dtype)
-        elif np.ndim(v) == 0:
-            cols[f.name] = pd.Series([v] * n, dtype=dtype)
+            arrays.append(pa.nulls(n, f.type))
+        elif isinstance(v, (np.ndarray, list)):
+            arrays.append(pa.array(v, f.type, from_pandas=True))
         else:
-            cols[f.name] = pd.Series(v, dtype=dtype) if dtype is not object else pd.Series(list(v), dtype=object)
-    return pd.DataFrame(cols)
+            arrays.append(pa.array([v] * n, f.type, from_pandas=True))
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
 def analyze_udf(ctx: RunContext):
-    """``mapInPandas`` function: task rows (files, archives) → input rows + scored window rows.
+    """``mapInArrow`` function: task rows (files, archives) → input rows + scored window rows.
+
+    Rows are built as Arrow record batches straight from the numpy results (no pandas
+    DataFrame per call, no pandas → Arrow conversion: measurably cheaper per call).
 
     One Python pass per recording (:class:`ser_lib.stream.StreamAnalyzer`): decode,
     resample, window, features, speech flags and the model chunk by chunk, so neither the
@@ -235,15 +235,17 @@ def analyze_udf(ctx: RunContext):
     from ser_lib.analysis import call_id
     from ser_lib.archive import ArchiveError, archive_kind, iter_members
     from ser_lib.stream import StreamAnalyzer
+    from ser_lib.timeline import summarize_call
     cfg, meta = ctx.cfg, ctx.meta
     labels = list(meta.labels)
-    schema = schemas.analysis_rows(labels)
+    from pyspark.sql.pandas.types import to_arrow_schema
+    schema = to_arrow_schema(schemas.analysis_rows(labels))
     model_bc, loads, batches_acc, stage_acc = ctx.model_bc, ctx.model_loads, ctx.model_batches, ctx.stage_s
     fcfg, hop_s, speech_cfg, names, batch_size = meta.feature_config, cfg.hop_s, cfg.speech, cfg.channel_names, cfg.batch_size
     chunk_s, limits = cfg.chunk_s, cfg.archive_limits
     exts = tuple("." + e.lower() for e in cfg.extensions)
 
-    def fn(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    def fn(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         from pyspark import TaskContext
         from ser_lib.inference import limit_threads
         tc = TaskContext.get()
@@ -251,18 +253,18 @@ def analyze_udf(ctx: RunContext):
         t0 = time.perf_counter()
         predictor, loaded = _predictor(model_bc.value, batch_size)
         timings = {"model_load_s": time.perf_counter() - t0, "hash_s": 0.0, "decode_s": 0.0, "features_s": 0.0,
-                   "model_s": 0.0}
+                   "model_s": 0.0, "summary_s": 0.0}
         if loaded:
             loads.add({(os.getpid(), predictor.meta.version)})
 
-        def input_row(fields: dict, status: str, error: str | None = None, **more) -> pd.DataFrame:
-            return _frame({**fields, **more, "row_kind": "input", "status": status, "error": error}, 1, schema)
+        def input_row(fields: dict, status: str, error: str | None = None, **more) -> pa.RecordBatch:
+            return _batch({**fields, **more, "row_kind": "input", "status": status, "error": error}, 1, schema)
 
-        def skipped(fields: dict, base: dict) -> pd.DataFrame:
+        def skipped(fields: dict, base: dict) -> pa.RecordBatch:
             return input_row(fields, "skipped", duration_s=base.get("duration_s"), output_run_id=base["out_run"],
                              output_run_date=base["out_date"], output_model_version=base["model"])
 
-        def analyze_one(source, fields: dict) -> list[pd.DataFrame]:
+        def analyze_one(source, fields: dict) -> list[pa.RecordBatch]:
             cid = fields["call_id"]
             parts: dict[str, list] = {}
             try:
@@ -279,7 +281,7 @@ def analyze_udf(ctx: RunContext):
                 return [input_row(fields, "failed", str(err))]
             except Exception as err:  # never lose a file to an unexpected decoder failure
                 return [input_row(fields, "failed", f"internal: {type(err).__name__}: {err}")]
-            out = []
+            out, seg = [], []
             for channel, chunks in parts.items():
                 start, end, speech, probs = (np.concatenate(x) for x in zip(*chunks))
                 n = len(start)
@@ -291,13 +293,21 @@ def analyze_udf(ctx: RunContext):
                         "confidence": np.where(speech, probs[np.arange(n), best], np.nan).astype(np.float32)}
                 for j, lab in enumerate(labels):
                     vals[f"p_{lab}"] = probs[:, j]
-                out.append(_frame(vals, n, schema))
+                out.append(_batch(vals, n, schema))
+                seg.append(pd.DataFrame({k: vals[k] for k in ("start_s", "end_s", "is_speech", "emotion",
+                                                                "confidence")}).assign(channel=channel))
+            # the task holds the whole call: summarise it here rather than shuffle its windows
+            t1 = time.perf_counter()
+            summary = summarize_call(pd.concat(seg, ignore_index=True), labels) if seg else {}
+            if summary:
+                summary["timeline"] = [summary["timeline"]]  # one row: a list of one timeline
+            timings["summary_s"] += time.perf_counter() - t1
             info = sa.info
             out.append(input_row(fields, "ok", duration_s=sa.duration_s, sample_rate=info.sample_rate,
-                                 n_channels=info.n_channels, audio_format=f"{info.format}/{info.subtype}"))
+                                 n_channels=info.n_channels, audio_format=f"{info.format}/{info.subtype}", **summary))
             return out
 
-        def do_file(t) -> Iterator[pd.DataFrame]:
+        def do_file(t) -> Iterator[pa.RecordBatch]:
             path = t.source_path
             fields = {"source_path": path, "kind": "file", "call_id": call_id(path), "size_bytes": t.size_bytes,
                       "modified_us": t.modified_us, "source_size": t.size_bytes, "source_modified_us": t.modified_us}
@@ -316,7 +326,7 @@ def analyze_udf(ctx: RunContext):
                 return
             yield from analyze_one(_open_source(path), fields)
 
-        def do_archive(t) -> Iterator[pd.DataFrame]:
+        def do_archive(t) -> Iterator[pa.RecordBatch]:
             path = t.source_path
             src = {"source_path": path, "source_size": t.size_bytes, "source_modified_us": t.modified_us}
             arch = {**src, "kind": "archive", "size_bytes": t.size_bytes, "modified_us": t.modified_us}
@@ -362,19 +372,20 @@ def analyze_udf(ctx: RunContext):
 
         for tasks in batches:
             batches_acc.add(1)
-            for t in tasks.itertuples(index=False):
+            for t in tasks.to_pandas(integer_object_nulls=True).itertuples(index=False):
                 yield from (do_archive(t) if t.task_kind == "archive" else do_file(t))
         stage_acc.add(timings)
     return fn
 
 
-def transform_segments(tasks: DataFrame, ctx: RunContext) -> DataFrame:
-    """Task rows → :func:`schemas.analysis_rows` (input rows and scored window rows)."""
+def transform_segments(tasks: DataFrame, ctx: RunContext, n_tasks: int) -> DataFrame:
+    """Task rows (``n_tasks`` of them) → :func:`schemas.analysis_rows` (input rows with
+    call summaries, and scored window rows)."""
     spark = tasks.sparkSession
-    # One task per input up to 4 per core: long calls don't queue behind each other; an
-    # archive is always read whole by one task (a .tar.gz is decompressed once).
-    n_parts = max(1, min(tasks.count(), spark.sparkContext.defaultParallelism * 4))
-    return tasks.repartition(n_parts, "source_path").mapInPandas(analyze_udf(ctx), schemas.analysis_rows(ctx.meta.labels))
+    # spark.tasks_per_core analysis tasks per core (default 1: measured fastest on 2 cores,
+    # bench/README.md); an archive is always read whole by one task (decompressed once).
+    n_parts = max(1, min(n_tasks, spark.sparkContext.defaultParallelism * ctx.cfg.tasks_per_core))
+    return tasks.repartition(n_parts, "source_path").mapInArrow(analyze_udf(ctx), schemas.analysis_rows(ctx.meta.labels))
 
 
 SEGMENT_COLUMNS = ["call_id", "source_path", "channel", "segment_index", "start_s", "end_s", "is_speech",
@@ -387,35 +398,37 @@ def segments_table(rows: DataFrame, labels: list[str], model_version: str) -> Da
     return rows.where(F.col("row_kind") == "segment").select(*cols).withColumn("model_version", F.lit(model_version))
 
 
-CALL_FACTS = ["call_id", "source_path", "member", "status", "error", "duration_s", "sample_rate", "n_channels",
-              "audio_format"]
-_FACTS_SCHEMA = ("call_id string, source_path string, member string, status string, error string, duration_s double, "
-                 "sample_rate int, n_channels int, audio_format string")
+def calls_table(facts: list[dict], summaries: dict[str, dict], labels: list[str], model_version: str) -> pa.Table:
+    """The ``calls`` table (one run's partition) as an Arrow table of :func:`schemas.calls_table`.
+
+    Args:
+        facts: one dict per analysed or failed recording with the :data:`schemas.CALL_FACTS` keys.
+        summaries: ``call_id`` → that call's input row from the analysis pass (its summary
+            fields, see :func:`schemas.call_summary_schema`); calls without one get nulls.
+    """
+    from pyspark.sql.pandas.types import to_arrow_schema
+    schema = schemas.calls_table(labels)
+    names = schema.fieldNames()
+    rows = []
+    for f in facts:
+        s = summaries.get(f["call_id"], {})
+        r = {c: _py(f.get(c) if c in schemas.CALL_FACTS else s.get(c)) for c in names}
+        if r["timeline"] is not None:
+            r["timeline"] = [e.asDict() if hasattr(e, "asDict") else dict(e) for e in r["timeline"]]
+        r["model_version"] = model_version
+        rows.append(r)
+    return pa.Table.from_pylist(rows, schema=to_arrow_schema(schema))
 
 
-def calls_table(facts: DataFrame, rows: DataFrame | None, labels: list[str], model_version: str) -> DataFrame:
-    """The ``calls`` table (one run's partition): one row per analysed or failed recording
-    (``facts``, see :data:`CALL_FACTS`) with its summary and timeline from ``rows``' windows."""
-    from ser_lib.timeline import summarize_call
-    summary_schema = schemas.call_summary_schema(labels)
-
-    def summarize(pdf: pd.DataFrame) -> pd.DataFrame:
-        # shuffles deliver a call's windows in any order: sort so timelines are reproducible
-        pdf = pdf.sort_values(["channel", "start_s"], kind="stable")
-        s = summarize_call(pdf, labels)
-        s["call_id"] = pdf["call_id"].iloc[0]
-        return pd.DataFrame([s], columns=summary_schema.fieldNames())
-
-    cols = (CALL_FACTS + [f.name for f in summary_schema.fields if f.name not in ("call_id", "timeline")]
-            + ["timeline", "model_version"])
-    if rows is None:
-        summaries = facts.sparkSession.createDataFrame([], summary_schema)
-    else:
-        summaries = (rows.where(F.col("row_kind") == "segment")
-                     .select("call_id", "channel", "start_s", "end_s", "is_speech", "emotion", "confidence")
-                     .groupBy("call_id").applyInPandas(summarize, summary_schema))
-    return (facts.join(summaries, "call_id", "left").withColumn("model_version", F.lit(model_version))
-            .select(*cols))
+def _py(v):
+    """A value from pandas as Arrow takes it: NaN/NA → None, numpy scalars → Python."""
+    if v is None or isinstance(v, (str, dict, list)):
+        return v
+    if isinstance(v, np.ndarray):
+        return list(v)
+    if pd.isna(v):
+        return None
+    return v.item() if isinstance(v, np.generic) else v
 
 
 # ---------------------------------------------------------------- load
@@ -504,10 +517,12 @@ def run(input_path: str, output_path: str, conf_path: str | None = None, master:
         exec_rows = pd.DataFrame(columns=schemas.analysis_rows(meta.labels).fieldNames())
         n_segments = 0
         if tasks:
-            rows = transform_segments(extract(spark, tasks), ctx).persist()
+            # Two Spark actions in all: this one runs the analysis and caches its rows, the
+            # segments write below reads the cache. Call summaries come with the input rows.
+            rows = transform_segments(extract(spark, tasks), ctx, len(tasks)).persist()
             exec_rows = rows.where(F.col("row_kind") == "input").drop(
                 *SEGMENT_COLUMNS[2:], *[f"p_{lab}" for lab in meta.labels]).toPandas()
-            n_segments = rows.where(F.col("row_kind") == "segment").count()
+            n_segments = int(exec_rows["n_segments"].fillna(0).sum())
         records = list(driver_rows)
         for r in exec_rows.to_dict("records"):
             rec = {c: r.get(c) for c in manifest.COLUMNS}
@@ -523,22 +538,18 @@ def run(input_path: str, output_path: str, conf_path: str | None = None, master:
         records.sort(key=lambda r: (r["source_path"], r["member"] or ""))
         mtable = manifest.to_arrow(records)
 
-        # facts of the calls table: every analysed or failed recording (driver failures too)
+        # the calls table: every analysed or failed recording (driver failures too)
         facts = [r for r in records if r["status"] in ("ok", "failed") and r["call_id"]]
         extra = {r["call_id"]: r for r in exec_rows.to_dict("records") if r["row_kind"] == "input" and r.get("call_id")}
-        fact_rows = []
-        for r in facts:
-            e = extra.get(r["call_id"], {})
-            fact_rows.append((r["call_id"], r["source_path"], r["member"], r["status"], r["error"], r["duration_s"],
-                              _int(e.get("sample_rate")), _int(e.get("n_channels")), _none(e.get("audio_format"))))
         written = set()
-        if fact_rows:
-            facts_df = spark.createDataFrame(fact_rows, _FACTS_SCHEMA)
+        if facts:
             if n_segments:
                 load(segments_table(rows, meta.labels, meta.version), store.uri(staging.table("segments", run_date)))
                 written.add("segments")
-            load(calls_table(facts_df, rows if n_segments else None, meta.labels, meta.version).coalesce(
-                max(1, min(len(fact_rows) // 2000, 16))), store.uri(staging.table("calls", run_date)))
+            fact_rows = [{**{c: r.get(c) for c in schemas.CALL_FACTS}, **{c: extra.get(r["call_id"], {}).get(c)
+                          for c in ("sample_rate", "n_channels", "audio_format")}} for r in facts]
+            manifest.write(store, staging.table("calls", run_date),
+                           calls_table(fact_rows, extra, meta.labels, meta.version))
             written.add("calls")
         manifest.write(store, staging.table("manifest", run_date), mtable)
         written.add("manifest")

@@ -53,11 +53,14 @@ def analysis_rows(labels: list[str]) -> T.StructType:
     ``row_kind='segment'``: one per window and channel (:func:`segment_rows` fields).
     ``row_kind='input'``: one per input the task saw (file, archive, archive member) with
     its manifest facts (``status`` ok / failed / skipped, ``error``, sizes, mtimes as
-    microseconds since the epoch, sha256, and for skipped inputs the run holding its rows).
+    microseconds since the epoch, sha256, and for skipped inputs the run holding its rows),
+    and for analysed recordings the call summary (:func:`call_summary_schema`), computed in
+    the same pass from the call's windows, which one task holds whole (no shuffle).
     """
     base = segment_rows(labels)
     fields = [T.StructField(f.name, f.dataType, True) for f in base.fields]  # input rows of archives: no call_id
-    return T.StructType([T.StructField("row_kind", T.StringType(), False)] + fields + [
+    summary = [f for f in call_summary_schema(labels).fields if f.name != "call_id"]
+    return T.StructType([T.StructField("row_kind", T.StringType(), False)] + fields + summary + [
         T.StructField("kind", T.StringType(), True),                 # file | archive | member
         T.StructField("member", T.StringType(), True),
         T.StructField("size_bytes", T.LongType(), True),
@@ -69,3 +72,17 @@ def analysis_rows(labels: list[str]) -> T.StructType:
         T.StructField("output_run_date", T.StringType(), True),
         T.StructField("output_model_version", T.StringType(), True),
     ])
+
+
+CALL_FACTS = ["call_id", "source_path", "member", "status", "error", "duration_s", "sample_rate", "n_channels",
+              "audio_format"]
+
+
+def calls_table(labels: list[str]) -> T.StructType:
+    """The ``calls`` table: one row per analysed or failed recording, :data:`CALL_FACTS`,
+    then the summary (:func:`call_summary_schema`, ``timeline`` last) and ``model_version``.
+    Summary fields are null for failed recordings."""
+    rows = {f.name: f for f in analysis_rows(labels).fields}
+    summary = [f for f in call_summary_schema(labels).fields if f.name not in ("call_id", "timeline")]
+    return T.StructType([T.StructField(c, rows[c].dataType, c != "call_id") for c in CALL_FACTS] + summary
+                        + [rows["timeline"], T.StructField("model_version", T.StringType(), False)])

@@ -23,7 +23,7 @@ _DEFAULTS: dict[str, Any] = {
     "speech": {"threshold_db": -45.0, "min_active_ratio": 0.25},
     "model": {"path": "", "batch_size": 512},
     "output": {"partition_by": ["run_date"]},
-    "spark": {"master": "local[*]", "app_name": "speech-emotion-calls", "settings": {}},
+    "spark": {"master": "local[*]", "app_name": "speech-emotion-calls", "tasks_per_core": 1, "settings": {}},
 }
 
 
@@ -57,6 +57,7 @@ class JobConfig:
     partition_by: tuple[str, ...]
     master: str
     app_name: str
+    tasks_per_core: int
     spark_settings: dict[str, str]
 
     @classmethod
@@ -89,6 +90,7 @@ class JobConfig:
                 model_path=str(d["model"]["path"] or ""), batch_size=int(d["model"]["batch_size"]),
                 partition_by=tuple(d["output"]["partition_by"]),
                 master=str(d["spark"]["master"]), app_name=str(d["spark"]["app_name"]),
+                tasks_per_core=int(d["spark"]["tasks_per_core"]),
                 spark_settings={k: str(v).lower() if isinstance(v, bool) else str(v)
                                 for k, v in (d["spark"]["settings"] or {}).items()},
             )
@@ -104,6 +106,8 @@ class JobConfig:
         lim = cfg.archive_limits
         if min(lim.max_members, lim.max_member_bytes, lim.max_total_bytes) < 1 or lim.max_ratio <= 1:
             raise ConfigError("archives.max_members, max_member_bytes, max_total_bytes must be >= 1 and max_ratio > 1")
+        if cfg.tasks_per_core < 1:
+            raise ConfigError("spark.tasks_per_core must be >= 1")
         if cfg.batch_size < 1:
             raise ConfigError("model.batch_size must be >= 1")
         # Kept for old configuration files: every run now writes run_date=D/run_id=R/ (the

@@ -45,7 +45,9 @@ AUDIO = {"mono16k.wav", "stereo_ulaw.wav", "call.flac", "short.wav", "silent.wav
 def job_output(spark, calls_dir, tiny_artifact, tmp_path_factory):
     from jobs.analyze_calls import run
     out = tmp_path_factory.mktemp("out")
-    summary = run(str(calls_dir), str(out), model_path=str(tiny_artifact), spark=spark, now=NOW)
+    conf = tmp_path_factory.mktemp("conf") / "job.yaml"
+    conf.write_text("spark:\n  tasks_per_core: 3\n")  # several tasks per Python worker: model reuse is visible
+    summary = run(str(calls_dir), str(out), str(conf), model_path=str(tiny_artifact), spark=spark, now=NOW)
     segments = pd.read_parquet(out / "segments")
     calls = pd.read_parquet(out / "calls")
     return summary, segments, calls, out
@@ -125,9 +127,25 @@ def test_calls_schema_and_timelines(job_output):
         assert shares == pytest.approx(1.0 if call.speech_s > 0 else 0.0)
 
 
+def test_tables_read_back_in_spark_with_the_declared_schema(spark, job_output):
+    # calls are written with pyarrow, segments by Spark: both must read back in Spark as declared
+    from jobs import schemas
+    _, segments, calls, out = job_output
+    got = spark.read.parquet(str(out / "calls"))
+    want = schemas.calls_table(list(EMOTIONS))
+    assert [(f.name, f.dataType) for f in got.schema.fields if f.name not in ("run_date", "run_id")] == \
+        [(f.name, f.dataType) for f in want.fields]
+    assert got.count() == len(calls)
+    seg = spark.read.parquet(str(out / "segments"))
+    assert dict(seg.dtypes)["confidence"] == "float" and seg.count() == len(segments)
+    # non-speech windows have null (not NaN) emotion probabilities, as analysts expect
+    assert seg.where("NOT is_speech AND (confidence IS NOT NULL OR p_neutral IS NOT NULL)").count() == 0
+    assert seg.where("is_speech AND confidence IS NULL").count() == 0
+
+
 def test_model_is_loaded_once_per_worker(job_output):
     summary, _, _, _ = job_output
-    # local[2] runs at most two Python workers; the 8 files went to several tasks and batches
+    # local[2] runs at most two Python workers; the 8 files went to 6 tasks (tasks_per_core 3)
     assert 1 <= summary["model_loads"] <= 2
     assert summary["model_batches"] > summary["model_loads"]
 
