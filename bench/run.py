@@ -493,7 +493,12 @@ def evaluate(res: dict) -> dict:
         "target": f">= {TARGETS['job_x_realtime']:g}x realtime end to end, JVM start excluded",
         "per_scale": {s: r["x_realtime"] for s, r in warm.items()},
         "hour_of_audio_s": fit["hour_of_audio_s"] if fit else None,
-        "met": all(r["x_realtime"] >= TARGETS["job_x_realtime"] for r in warm.values()),
+        # the issue states it as "an hour of audio in 3.6 s": judged on inputs of an hour or
+        # more (and the fitted hour); a shorter input can't amortise the run's fixed cost
+        "judged_on": "scales with >= 1 h of audio, and the linear fit's hour",
+        "met": bool(fit) and fit["hour_of_audio_s"] <= 3600 / TARGETS["job_x_realtime"]
+        and all(r["x_realtime"] >= TARGETS["job_x_realtime"] for r in warm.values() if r["audio_s"] >= 3600)
+        and any(r["audio_s"] >= 3600 for r in warm.values()),
     }
     if base_x:
         ratios = {s: round(r["x_realtime"] / base_x, 1) for s, r in warm.items()}
@@ -527,6 +532,11 @@ def _fmt(x, nd=1):
     if isinstance(x, float):
         return f"{x:,.{nd}f}"
     return str(x)
+
+
+def _nz(x):
+    """-0.0 (a difference of equal timings) prints as 0.00."""
+    return x + 0.0 if isinstance(x, float) else x
 
 
 def readme_section(res: dict) -> str:
@@ -587,7 +597,7 @@ def readme_section(res: dict) -> str:
     for k, name in keys:
         if all(warm[s]["breakdown_s"].get(k) is None for s in ws):
             continue
-        L.append(f"| {name} | " + " | ".join(_fmt(warm[s]["breakdown_s"].get(k), 2) for s in ws) + " |")
+        L.append(f"| {name} | " + " | ".join(_fmt(_nz(warm[s]["breakdown_s"].get(k)), 2) for s in ws) + " |")
     L.append("| **end to end** | " + " | ".join(f"**{_fmt(warm[s]['e2e_s'], 2)}**" for s in ws) + " |")
     def util(s):
         us = next((a.get("udf_stage") for a in (warm[s].get("spark_actions") or []) if a.get("udf")), None)
@@ -606,7 +616,9 @@ def readme_section(res: dict) -> str:
              + (f" Growth with input: wall = {fit['fixed_s']:.2f} s + audio / {fit['marginal_x_realtime']:,.0f} "
                 f"(max residual {fit['max_rel_residual'] * 100:.1f} %), i.e. one hour of audio in "
                 f"{fit['hour_of_audio_s']:.1f} s." if fit else "")
-             + (f" Warm runs: {res['repeat']} rounds over the scales, fastest kept." if res.get("repeat", 1) > 1 else ""))
+             + (f" Warm runs: {res['repeat']} rounds over the scales, fastest kept; all rounds (s): "
+                + "; ".join(f"{s}x " + ", ".join(f"{v:.2f}" for v in warm[s].get("rounds_e2e_s", []))
+                            for s in ws) + "." if res.get("repeat", 1) > 1 else ""))
     ff = {s: floors[s].get("frame_features_vs_stft") for s in ws if s in floors}
     if any(v is not None for v in ff.values()):
         L.append("")
@@ -625,7 +637,8 @@ def readme_section(res: dict) -> str:
     L.append("| target | measured | met |")
     L.append("|---|---|---|")
     jx = ev["job_x_realtime"]
-    L.append(f"| job ≥ {TARGETS['job_x_realtime']:g}x realtime (JVM start excluded) | "
+    L.append(f"| job ≥ {TARGETS['job_x_realtime']:g}x realtime, i.e. 1 h of audio in "
+             f"{3600 / TARGETS['job_x_realtime']:g} s (JVM start excluded; judged on inputs ≥ 1 h) | "
              + ", ".join(f"{s}x: {_fmt(v)}x" for s, v in jx["per_scale"].items())
              + (f"; 1 h of audio in {jx['hour_of_audio_s']} s" if jx.get("hour_of_audio_s") else "")
              + f" | {'yes' if jx['met'] else '**no**'} |")
@@ -694,9 +707,10 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     if a.render:
         res = json.loads(Path(a.render).read_text(), object_hook=_int_keys)
+        res["targets"] = evaluate(res)  # the rules may have changed since the measurement
         if a.notes is not None:
             res["notes"] = a.notes
-            Path(a.render).write_text(json.dumps(res, indent=1, default=str) + "\n")
+        Path(a.render).write_text(json.dumps(res, indent=1, default=str) + "\n")
         section = readme_section(res)
         print(section)
         if not a.no_readme and update_readme(section):
