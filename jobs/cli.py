@@ -1,4 +1,4 @@
-"""The ``ser`` command line: ``ser analyze``, ``ser report``, ``ser predict``, ``ser train``, ``ser make-calls``."""
+"""The ``ser`` command line: ``ser analyze``, ``ser report``, ``ser predict``, ``ser train``, ``ser evaluate``, ``ser make-calls``."""
 from __future__ import annotations
 
 import json
@@ -138,10 +138,11 @@ def score_calls_cmd(output_path, truth_csv):
 
 def _register_optional() -> None:
     try:
-        from training.train import cli as train_cli
+        from training.train import cli as train_cli, evaluate_cli
     except ImportError:  # the training extras are not installed
         return
     cli.add_command(train_cli, "train")
+    cli.add_command(evaluate_cli, "evaluate")
 
 
 _register_optional()

@@ -33,3 +33,22 @@ def test_make_calls_without_corpora_uses_synthetic_audio(tmp_path, monkeypatch):
     info = json.loads(res.output)
     assert info["source"] == "synthetic" and len(info["files"]) == 2
     assert (tmp_path / "calls" / "truth.csv").is_file()
+
+
+def test_evaluate_refuses_a_split_the_model_was_not_trained_with(tmp_path, tiny_artifact):
+    # The tiny artifact records no split hash; give it one that cannot match.
+    meta = json.loads((tiny_artifact / "artifact.json").read_text())
+    meta.setdefault("training", {})["split_sha256"] = "0" * 64
+    art = tmp_path / "art"
+    art.mkdir()
+    (art / "artifact.json").write_text(json.dumps(meta))
+    (art / "model.keras").write_bytes((tiny_artifact / "model.keras").read_bytes())
+    (tmp_path / "corpora").mkdir()
+    res = CliRunner().invoke(cli, ["evaluate", str(tmp_path / "corpora"), "--model", str(art)])
+    assert res.exit_code == 1 and "is not the split" in res.output, res.output
+
+
+def test_evaluate_says_when_no_clips_are_found(tmp_path, tiny_artifact):
+    (tmp_path / "corpora").mkdir()
+    res = CliRunner().invoke(cli, ["evaluate", str(tmp_path / "corpora"), "--model", str(tiny_artifact)])
+    assert res.exit_code == 1 and "no corpus clips found" in res.output, res.output

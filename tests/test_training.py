@@ -23,7 +23,15 @@ from training.augment import (
 )
 from training.corpora import Clip, default_corpora_root
 from training.dataset import build_windows, class_weights, clip_samples, norm_stats, speech_windows
-from training.evaluate import clip_probabilities, evaluate_probs, scores
+from training.dataset import WindowSet
+from training.evaluate import (
+    bootstrap_ua_interval,
+    clip_probabilities,
+    clip_speakers,
+    evaluate_probs,
+    scores,
+    speaker_scores,
+)
 
 SR = 16000
 ALL_ON = AugmentConfig(p_noise=1, p_stretch=1, p_pitch=1, p_shift=1, p_telephone=1)
@@ -103,6 +111,23 @@ def _write_clips(tmp: Path, n_per_class: int, corpus: str = "ravdess") -> list[C
     return clips
 
 
+def test_variant_draws_do_not_depend_on_where_the_corpora_are_mounted(tmp_path):
+    from training.dataset import variant_samples
+
+    y = _voice(1.5, 180.0)
+    paths = []
+    for root in ("a", "b/deeper"):
+        folder = tmp_path / root / "Actor_03"
+        folder.mkdir(parents=True)
+        sf.write(folder / "03-01-05-01-01-01-03.wav", y, SR, subtype="PCM_16")
+        paths.append(str(folder / "03-01-05-01-01-01-03.wav"))
+    paths.append(str(tmp_path / "b" / ".." / "a" / "Actor_03" / "03-01-05-01-01-01-03.wav"))  # another spelling
+    for variant, aug in (("telephone", None), ("aug0", ALL_ON)):
+        out = [variant_samples(p, 8000, variant, aug, seed=11) for p in paths]
+        assert np.array_equal(out[0], out[1]) and np.array_equal(out[0], out[2]), variant
+        assert not np.array_equal(out[0], variant_samples(paths[0], 8000, variant, aug, seed=12)), variant
+
+
 def test_dataset_windows_equal_window_features(tmp_path):
     clips = _write_clips(tmp_path, 1)[:3]
     fc, sc = FeatureConfig(), SpeechConfig()
@@ -160,6 +185,44 @@ def test_clip_level_averages_window_probabilities():
     assert np.allclose(cp[0], [1.4 / 3, 1.6 / 3]) and np.allclose(cp[1], [0.6, 0.4])
 
 
+def test_bootstrap_ua_interval_brackets_the_point_estimate_and_shrinks_with_n():
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 7, 300)
+    pred = np.where(rng.random(300) < 0.6, y, rng.integers(0, 7, 300))  # ~60 % right
+    ua = balanced_accuracy_score(y, pred)
+    lo, hi = bootstrap_ua_interval(y, pred, seed=1)
+    assert lo < ua < hi and 0.05 < hi - lo < 0.25
+    assert (lo, hi) == bootstrap_ua_interval(y, pred, seed=1)  # seeded
+    lo_s, hi_s = bootstrap_ua_interval(y[:60], pred[:60], seed=1)
+    assert hi_s - lo_s > hi - lo  # fewer clips, wider interval
+    assert bootstrap_ua_interval(y, y) == (1.0, 1.0)
+    with pytest.raises(ValueError):
+        bootstrap_ua_interval(y[:0], pred[:0])
+    with pytest.raises(ValueError):
+        bootstrap_ua_interval(y, pred, level=1.0)
+
+
+def test_speaker_scores_split_clips_by_speaker():
+    # 6 clips of one window each: speaker A all right, speaker B one of three right.
+    labels = np.array([0, 1, 2, 0, 1, 2])
+    guess = np.array([0, 1, 2, 0, 0, 0])
+    probs = np.eye(7, dtype=np.float32)[guess]
+    ws = WindowSet(x=np.zeros((6, 1, 1), np.float32), y=labels, clip=np.arange(6), start=np.zeros(6, np.int64),
+                   clip_id=np.array([f"/c/{i}.flac" + ("#telephone" if i == 5 else "") for i in range(6)]),
+                   clip_label=labels, clip_corpus=np.array(["ravdess"] * 6), clip_fallback=np.zeros(6, bool),
+                   clip_windows=np.ones(6, np.int64))
+    spk = clip_speakers(ws, {f"/c/{i}.flac": "ravdess:A" if i < 3 else "ravdess:B" for i in range(6)})
+    assert spk.tolist() == ["ravdess:A"] * 3 + ["ravdess:B"] * 3
+    d = speaker_scores(ws, probs, spk, n_boot=200)
+    per = d["ravdess"]["per_speaker"]
+    assert per["ravdess:A"] == {"ua": 1.0, "wa": 1.0, "n": 3}
+    assert per["ravdess:B"]["ua"] == pytest.approx(round(1 / 3, 4)) and per["ravdess:B"]["n"] == 3
+    lo, hi = d["pooled"]["clip_ua_ci95"]
+    assert lo <= scores(labels, guess)["ua"] <= hi and "per_speaker" not in d["pooled"]
+    with pytest.raises(KeyError):
+        clip_speakers(ws, {})
+
+
 # --------------------------------------------------------------------------- end to end
 
 def test_tiny_end_to_end_train_writes_loadable_artifact(tmp_path, monkeypatch):
@@ -207,6 +270,22 @@ def test_tiny_end_to_end_train_writes_loadable_artifact(tmp_path, monkeypatch):
     assert p.shape == (len(feats), len(EMOTIONS)) and np.allclose(p.sum(1), 1, atol=1e-5)
     res = evaluate_probs(*_ws_and_probs(pred, parts["test"]))
     assert 0.0 <= res["pooled"]["clip"]["ua"] <= 1.0
+    # Per-speaker detail is reported, and `ser evaluate` reproduces the stored test metrics.
+    assert set(meta["metrics"]["test_speakers"]["test"]["ravdess"]["per_speaker"]) == {c.speaker for c in parts["test"]}
+    again = train.evaluate_artifact(out, [audio], processes=1, progress=False, echo=lambda *a: None)
+    for cond in ("test", "test_telephone"):
+        for corpus, levels in meta["metrics"][cond].items():
+            for level, s in levels.items():
+                assert round(again[cond][corpus][level]["ua"], 4) == s["ua"], (cond, corpus, level)
+    assert again["test_speakers"] == meta["metrics"]["test_speakers"]
+    (out / "confusion.png").unlink()
+    written = train.write_evaluation(out, again)
+    assert all(p.is_file() for p in written) and (out / "confusion.png").is_file()
+    meta2 = json.loads((out / "artifact.json").read_text())
+    assert meta2["metrics"]["evaluated"]["by"] == "ser evaluate"
+    assert meta2["metrics"]["test"] == meta["metrics"]["test"] and meta2["training"] == meta["training"]
+    assert json.loads((out / "evaluation.json").read_text())["version"] == meta["version"]
+    Predictor.from_path(out, expected=FeatureConfig())  # still a loadable artifact
 
 
 def _ws_and_probs(pred, clips):
@@ -244,3 +323,31 @@ def test_shipped_artifact_scores_a_real_clip():
     feats, _ = window_features(clip_samples(str(path), 8000), FeatureConfig(), 1.0)
     p = pred.predict(feats)
     assert p.shape[1] == len(EMOTIONS) and np.isfinite(p).all()
+
+
+def test_readme_results_table_agrees_with_the_shipped_artifact_and_split():
+    """The README's results table is copied from models/ser-cnn/artifact.json; this keeps
+    it, the artifact's metrics and training/split.json in agreement."""
+    import re
+
+    from ser_lib.artifact import DEFAULT_ARTIFACT
+
+    repo = Path(__file__).resolve().parents[1]
+    readme = (repo / "README.md").read_text()
+    meta = json.loads((DEFAULT_ARTIFACT / "artifact.json").read_text())
+    split = json.loads((repo / "training" / "split.json").read_text())
+    head = re.search(r"Results of the shipped model `([^`]+)` on the \*\*test split\*\* .*?RAVDESS actors ([\d, ]+) never",
+                     readme)
+    assert head, "README results header not found"
+    assert head.group(1) == meta["version"]
+    assert head.group(2).split(", ") == split["ravdess"]["test"]
+    conds = {"wideband": "test", "telephone-degraded": "test_telephone"}
+    rows = re.findall(r"^\| (\w+) \| (wideband|telephone-degraded) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) "
+                      r"\| (\d+) \| ([\d.]+) \| (\d+) \|", readme, flags=re.M)
+    assert len(rows) == 6
+    for corpus, cond, ua, wa, f1, clips, wua, windows in rows:
+        clip = meta["metrics"][conds[cond]][corpus]["clip"]
+        win = meta["metrics"][conds[cond]][corpus]["window"]
+        assert (float(ua), float(wa), float(f1), int(clips)) == (
+            round(clip["ua"], 3), round(clip["wa"], 3), round(clip["macro_f1"], 3), clip["n"]), (corpus, cond)
+        assert (float(wua), int(windows)) == (round(win["ua"], 3), win["n"]), (corpus, cond)

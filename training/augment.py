@@ -17,15 +17,18 @@ Each step fires with its own probability (:class:`AugmentConfig`). The result is
 deterministic function of ``(y, sr, config, seed)``.
 
 :func:`telephone` is also what evaluation uses to build the telephone-degraded test
-set, seeded per clip (:func:`clip_seed`) so the degraded set is the same every run.
+set, seeded per clip (:func:`clip_seed` of :func:`seed_key`) so the degraded set is the same
+every run, wherever the corpora are mounted.
 """
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import librosa
 import numpy as np
@@ -94,6 +97,19 @@ def clip_seed(key: str, seed: int = 0) -> int:
     """
     digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
     return int.from_bytes(digest[:8], "little") >> 1
+
+
+def seed_key(path: str | os.PathLike) -> str:
+    """The part of a clip's path that seeds its random draws: enclosing folder and file
+    name without extension (``"Actor_03/03-01-05-01-01-01-03"``).
+
+    Keying on the full path made the draws (augmented training copies, the telephone
+    test set) depend on where the corpora are mounted and how the root was spelled;
+    folder + stem identifies a clip in every corpus layout and is the same for the
+    official WAV and our FLAC copies.
+    """
+    p = Path(path)
+    return f"{p.parent.name}/{p.stem}"
 
 
 @contextmanager

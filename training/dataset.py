@@ -46,13 +46,13 @@ from ser_lib.labels import EMOTIONS, label_index
 from ser_lib.speech import RMS_DB_COLUMN, SpeechConfig, is_speech
 
 from . import augment as _augment_module
-from .augment import TELEPHONE_SR, AugmentConfig, augment, clip_seed, telephone
+from .augment import TELEPHONE_SR, AugmentConfig, augment, clip_seed, seed_key, telephone
 from .corpora import Clip
 
 #: Default cache folder (the repository's gitignored ``.cache``).
 CACHE_DIR = Path(__file__).resolve().parents[1] / ".cache" / "windows"
 #: Bump when the extraction below changes what a cache file holds.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 @dataclass
@@ -141,12 +141,12 @@ def variant_samples(path: str, sample_rate: int, variant: str, aug: AugmentConfi
         return y
     if variant == "telephone":
         # Degrade from the rate the features use; the channel itself runs at 8 kHz.
-        out = telephone(y, sample_rate, np.random.default_rng(clip_seed(path, seed)))
+        out = telephone(y, sample_rate, np.random.default_rng(clip_seed(seed_key(path), seed)))
         return resample(out, TELEPHONE_SR, sample_rate)
     if variant.startswith("aug") and variant[3:].isdigit():
         if aug is None:
             raise ValueError("an augmented variant needs an AugmentConfig")
-        return augment(y, sample_rate, aug, clip_seed(f"{path}#{variant}", seed))
+        return augment(y, sample_rate, aug, clip_seed(f"{seed_key(path)}#{variant}", seed))
     raise ValueError(f"unknown variant {variant!r}")
 
 

@@ -106,6 +106,104 @@ def evaluate_predictor(predictor, ws: WindowSet) -> tuple[dict, np.ndarray]:
     return evaluate_probs(ws, probs, len(predictor.labels)), probs
 
 
+def clip_speakers(ws: WindowSet, speaker_of: Mapping[str, str]) -> np.ndarray:
+    """Speaker of each clip of ``ws``.
+
+    Args:
+        ws: windows whose ``clip_id`` is an audio path, optionally with ``#<variant>``.
+        speaker_of: audio path -> corpus-prefixed speaker id (``Clip.path -> Clip.speaker``).
+
+    Returns:
+        ``object (n_clips,)`` speaker ids.
+
+    Raises:
+        KeyError: a clip whose path is not in ``speaker_of``.
+    """
+    return np.array([speaker_of[str(cid).split("#", 1)[0]] for cid in ws.clip_id], dtype=object)
+
+
+def bootstrap_ua_interval(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = len(EMOTIONS),
+                          n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of UA, resampling items with replacement
+    (Efron & Tibshirani 1993, *An Introduction to the Bootstrap*, ch. 13).
+
+    It measures the sampling noise of a test set of this size; it does not cover the
+    variation between *speakers* (a few held-out actors are one draw of speakers), so
+    read it next to :func:`speaker_scores`.
+
+    Args:
+        y_true, y_pred: ``int (n,)`` label indices, ``n >= 1``.
+        n_boot: bootstrap resamples.
+        level: central coverage of the interval, in (0, 1).
+        seed: resampling seed (the interval is deterministic for a given seed).
+
+    Returns:
+        ``(low, high)`` UA bounds.
+
+    Raises:
+        ValueError: empty or mismatched inputs, or ``level`` outside (0, 1).
+    """
+    y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
+    n = len(y_true)
+    if n == 0 or n != len(y_pred):
+        raise ValueError(f"need equal, non-empty label arrays (got {n} and {len(y_pred)})")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    t, ok = y_true[idx], (y_true == y_pred)[idx]
+    flat = (np.arange(n_boot)[:, None] * n_classes + t).ravel()
+    support = np.bincount(flat, minlength=n_boot * n_classes).reshape(n_boot, n_classes)
+    hits = np.bincount(flat, weights=ok.ravel(), minlength=n_boot * n_classes).reshape(n_boot, n_classes)
+    present = support > 0
+    # UA over the classes present in each resample, as balanced_accuracy_score does.
+    ua = (hits / np.maximum(support, 1)).sum(axis=1) / present.sum(axis=1)
+    lo, hi = np.quantile(ua, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
+
+
+def speaker_scores(ws: WindowSet, probs: np.ndarray, speakers: np.ndarray,
+                   n_classes: int = len(EMOTIONS), n_boot: int = 2000) -> dict:
+    """Clip-level scores per corpus and per speaker, with a bootstrap interval of each corpus's UA.
+
+    Args:
+        ws: the evaluated windows.
+        probs: ``float (len(ws), n_classes)`` window probabilities.
+        speakers: ``(n_clips,)`` speaker per clip (:func:`clip_speakers`).
+
+    Returns:
+        ``{<corpus>|"pooled": {"clip_ua_ci95": [low, high], "per_speaker": {speaker:
+        {"ua", "wa", "n"}}}}`` (``per_speaker`` only for corpora).
+    """
+    pred = clip_probabilities(probs, ws.clip, ws.n_clips).argmax(1)
+    out = {}
+    for name in ["pooled"] + sorted(set(ws.clip_corpus.tolist())):
+        cm = np.ones(ws.n_clips, bool) if name == "pooled" else ws.clip_corpus == name
+        lo, hi = bootstrap_ua_interval(ws.clip_label[cm], pred[cm], n_classes, n_boot)
+        entry: dict = {"clip_ua_ci95": [round(lo, 4), round(hi, 4)]}
+        if name != "pooled":
+            per = {}
+            for spk in sorted(set(speakers[cm].tolist())):
+                m = cm & (speakers == spk)
+                s = scores(ws.clip_label[m], pred[m], n_classes)
+                per[spk] = {"ua": round(s["ua"], 4), "wa": round(s["wa"], 4), "n": s["n"]}
+            entry["per_speaker"] = per
+        out[name] = entry
+    return out
+
+
+def format_speakers(detail: Mapping[str, Mapping]) -> str:
+    """One line per corpus: the UA interval and per-speaker clip UA of :func:`speaker_scores`."""
+    lines = []
+    for corpus, d in detail.items():
+        lo, hi = d["clip_ua_ci95"]
+        line = f"{corpus:<8} clip UA 95% bootstrap interval [{lo:.3f}, {hi:.3f}]"
+        if d.get("per_speaker"):
+            line += "; per speaker: " + ", ".join(f"{k.split(':', 1)[-1]} {v['ua']:.3f}"
+                                                  for k, v in d["per_speaker"].items())
+        lines.append(line)
+    return "\n".join(lines)
+
+
 def summary_rows(results: Mapping[str, Mapping], condition: str) -> list[dict]:
     """Flatten :func:`evaluate_probs` output into table rows
     ``{"condition", "corpus", "level", "ua", "wa", "macro_f1", "n"}``."""

@@ -114,6 +114,51 @@ def prepare(roots: Sequence[str | os.PathLike], conf: dict, *, processes: int = 
         ValueError: no clips found, a clip outside the split, a partition without
             clips, or a split that is not speaker-disjoint.
     """
+    parts, found = _partitions(roots, conf, echo)
+    split_path = Path(conf["split"]) if conf.get("split") else SPLIT_PATH
+    fcfg, scfg = FeatureConfig(), SpeechConfig()
+    seed, hop = int(conf["seed"]), float(conf["hop_s"])
+    aug_conf = dict(conf["augment"])
+    copies = int(aug_conf.pop("copies", 0))
+    aug = AugmentConfig.from_dict(aug_conf)
+    kw = dict(cache_dir=CACHE_DIR if cache else None, processes=processes, progress=progress)
+    t0 = time.time()
+    train = build_windows(parts["train"], fcfg, scfg, hop, ["clean"] + [f"aug{k}" for k in range(copies)],
+                          aug, seed, desc="train", **kw)
+    val = build_windows(parts["val"], fcfg, scfg, hop, desc="val", **kw)
+    test, tel = _test_windows(parts["test"], conf, fcfg, scfg, **kw)
+    extract_s = time.time() - t0
+    for name, ws in (("train", train), ("val", val), ("test", test), ("test_telephone", tel)):
+        echo(f"{name}: {len(ws)} speech windows from {ws.n_clips} clips "
+             f"({ws.n_fallback} clips without a speech window kept their loudest)")
+
+    summ = summarize(found.clips).reset_index().to_dict(orient="records")
+    provenance = {
+        "corpora_roots": [str(Path(r).resolve()) for r in roots],
+        "corpora": {r["corpus"]: {k: int(v) for k, v in r.items() if k != "corpus"} for r in summ},
+        "skipped_files": found.skipped,
+        "split_file": str(split_path), "split_sha256": _sha256(split_path),
+        "partitions": {p: {c: sum(1 for x in cl if x.corpus == c) for c in sorted({x.corpus for x in cl})}
+                       for p, cl in parts.items()},
+        "windows": {n: {"windows": len(w), "clips": w.n_clips, "fallback_clips": w.n_fallback}
+                    for n, w in (("train", train), ("val", val), ("test", test), ("test_telephone", tel))},
+        "hop_s": hop, "augment": {"copies": copies, **aug.to_dict()},
+        "all_silent_clip_rule": "a clip with no speech window keeps its single loudest window (max mean rms_db)",
+        "feature_extraction_s": round(extract_s, 1),
+    }
+    return Data(parts, train, val, test, tel, fcfg, scfg, provenance)
+
+
+def _partitions(roots: Sequence[str | os.PathLike], conf: dict, echo=print):
+    """Discover the corpora under ``roots`` and partition them with the configured split
+    (steps 1-2), printing what was found.
+
+    Returns:
+        ``(partition name -> clips, the discovery's LoadResult)``.
+
+    Raises:
+        ValueError: as :func:`prepare`.
+    """
     found = discover(roots)
     if not found.clips:
         raise ValueError(f"no corpus clips found under {', '.join(map(str, roots))}")
@@ -132,40 +177,18 @@ def prepare(roots: Sequence[str | os.PathLike], conf: dict, *, processes: int = 
             raise ValueError(f"the {name} partition has no clips")
         per = {c: sum(1 for x in clips if x.corpus == c) for c in sorted({x.corpus for x in clips})}
         echo(f"{name}: {len(clips)} clips " + str(per))
+    return parts, found
 
-    fcfg, scfg = FeatureConfig(), SpeechConfig()
-    seed, hop = int(conf["seed"]), float(conf["hop_s"])
-    aug_conf = dict(conf["augment"])
-    copies = int(aug_conf.pop("copies", 0))
-    aug = AugmentConfig.from_dict(aug_conf)
-    kw = dict(cache_dir=CACHE_DIR if cache else None, processes=processes, progress=progress)
-    t0 = time.time()
-    train = build_windows(parts["train"], fcfg, scfg, hop, ["clean"] + [f"aug{k}" for k in range(copies)],
-                          aug, seed, desc="train", **kw)
-    val = build_windows(parts["val"], fcfg, scfg, hop, desc="val", **kw)
-    test = build_windows(parts["test"], fcfg, scfg, hop, desc="test", **kw)
-    tel = build_windows(parts["test"], fcfg, scfg, hop, ["telephone"], seed=int(conf["telephone_test_seed"]),
+
+def _test_windows(clips: Sequence[Clip], conf: dict, fcfg: FeatureConfig, scfg: SpeechConfig,
+                  **kw) -> tuple[WindowSet, WindowSet]:
+    """The wideband and the telephone-degraded test windows (the latter seeded by
+    ``telephone_test_seed``, so every run degrades every test clip the same way)."""
+    hop = float(conf["hop_s"])
+    test = build_windows(clips, fcfg, scfg, hop, desc="test", **kw)
+    tel = build_windows(clips, fcfg, scfg, hop, ["telephone"], seed=int(conf["telephone_test_seed"]),
                         desc="test_telephone", **kw)
-    extract_s = time.time() - t0
-    for name, ws in (("train", train), ("val", val), ("test", test), ("test_telephone", tel)):
-        echo(f"{name}: {len(ws)} speech windows from {ws.n_clips} clips "
-             f"({ws.n_fallback} clips without a speech window kept their loudest)")
-
-    summ = table.reset_index().to_dict(orient="records")
-    provenance = {
-        "corpora_roots": [str(Path(r).resolve()) for r in roots],
-        "corpora": {r["corpus"]: {k: int(v) for k, v in r.items() if k != "corpus"} for r in summ},
-        "skipped_files": found.skipped,
-        "split_file": str(split_path), "split_sha256": _sha256(split_path),
-        "partitions": {p: {c: sum(1 for x in cl if x.corpus == c) for c in sorted({x.corpus for x in cl})}
-                       for p, cl in parts.items()},
-        "windows": {n: {"windows": len(w), "clips": w.n_clips, "fallback_clips": w.n_fallback}
-                    for n, w in (("train", train), ("val", val), ("test", test), ("test_telephone", tel))},
-        "hop_s": hop, "augment": {"copies": copies, **aug.to_dict()},
-        "all_silent_clip_rule": "a clip with no speech window keeps its single loudest window (max mean rms_db)",
-        "feature_extraction_s": round(extract_s, 1),
-    }
-    return Data(parts, train, val, test, tel, fcfg, scfg, provenance)
+    return test, tel
 
 
 def _normalise(x: np.ndarray, mean: np.ndarray, std: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -346,7 +369,7 @@ def train_family(family: str, data: Data, xtr, xval, conf: dict, epochs: int, st
     import keras
     from ser_lib.artifact import ArtifactMeta, save
     from ser_lib.inference import Predictor
-    from .evaluate import evaluate_predictor, evaluate_probs
+    from .evaluate import clip_speakers, evaluate_predictor, evaluate_probs, speaker_scores
     from .models import summary_stats
 
     model, history, best_epoch, fit_s = fit(family, data, xtr, xval, conf, epochs, progress, echo)
@@ -373,14 +396,17 @@ def train_family(family: str, data: Data, xtr, xval, conf: dict, epochs: int, st
     save(stage, export, meta)
     # Score through the artifact exactly as the job loads it.
     pred = Predictor.from_path(stage, expected=data.fcfg)
-    test_res, _ = evaluate_predictor(pred, data.test)
-    tel_res, _ = evaluate_predictor(pred, data.test_tel)
-    meta.metrics.update({"test": _compact(test_res), "test_telephone": _compact(tel_res)})
+    test_res, test_probs = evaluate_predictor(pred, data.test)
+    tel_res, tel_probs = evaluate_predictor(pred, data.test_tel)
+    speaker_of = {c.path: c.speaker for c in data.parts["test"]}
+    spk = {"test": speaker_scores(data.test, test_probs, clip_speakers(data.test, speaker_of)),
+           "test_telephone": speaker_scores(data.test_tel, tel_probs, clip_speakers(data.test_tel, speaker_of))}
+    meta.metrics.update({"test": _compact(test_res), "test_telephone": _compact(tel_res), "test_speakers": spk})
     wps = _bench_one_core(stage) if bench else None
     meta.training["model"]["windows_per_s_1core"] = wps
     (stage / "artifact.json").write_text(meta.to_json() + "\n")
     return {"family": family, "dir": str(stage), "version": version, "model_stats": stats, "val": val_res,
-            "test": test_res, "test_telephone": tel_res, "history": history, "best_epoch": best_epoch,
+            "test": test_res, "test_telephone": tel_res, "test_speakers": spk, "history": history, "best_epoch": best_epoch,
             "fit_s": fit_s, "windows_per_s_1core": wps, "val_score": _val_score(val_res)}
 
 
@@ -429,7 +455,7 @@ def run(roots: Sequence[str | os.PathLike], conf: dict, out: str | os.PathLike, 
         progress: bool = True, bench: bool = True, echo=print) -> dict:
     """The whole pipeline (module docstring). Returns the report dict written to ``report.json``."""
     import keras
-    from .evaluate import format_table, plot_confusions, plot_curves, summary_rows
+    from .evaluate import format_speakers, format_table, plot_confusions, plot_curves, summary_rows
 
     t_start = time.time()
     seed = int(conf["seed"])
@@ -476,6 +502,8 @@ def run(roots: Sequence[str | os.PathLike], conf: dict, out: str | os.PathLike, 
             + f"\n\nchosen: **{chosen['family']}** ({report['selection_rule']})\n")
 
     echo("\n" + table)
+    for cond in ("test", "test_telephone"):
+        echo(f"\n{cond}:\n" + format_speakers(chosen["test_speakers"][cond]))
     if len(runs) > 1:
         echo("\n" + _comparison_table(runs))
     # Replace the shipped artifact only by one at least as good on validation.
@@ -493,6 +521,78 @@ def run(roots: Sequence[str | os.PathLike], conf: dict, out: str | os.PathLike, 
     report["written_to"] = str(dest)
     echo(f"artifact {chosen['version']} written to {dest} (total {total_s / 60:.1f} min)")
     return report
+
+
+def evaluate_artifact(artifact_dir: str | os.PathLike, roots: Sequence[str | os.PathLike], *, processes: int = 2,
+                      cache: bool = True, progress: bool = True, echo=print) -> dict:
+    """Score a written artifact again on the test partition it was evaluated on (``ser evaluate``).
+
+    The split file, window hop and telephone seed are those stored in the artifact's
+    training record, so on the same corpora this reproduces the artifact's reported test
+    metrics exactly (same windows, same weights, same arithmetic).
+
+    Args:
+        artifact_dir: folder holding ``artifact.json`` + ``model.keras``.
+        roots: corpus roots.
+
+    Returns:
+        ``{"version", "test", "test_telephone"`` (:func:`training.evaluate.evaluate_probs`
+        results), ``"test_speakers": {"test"|"test_telephone": speaker_scores}}``.
+
+    Raises:
+        ValueError: no clips, a partition without clips, or a split file that is not the
+            one the artifact was trained with (its SHA-256 differs: its test set could
+            overlap what the model was trained on).
+        ArtifactError: unreadable artifact.
+    """
+    from ser_lib.inference import Predictor
+    from .evaluate import clip_speakers, evaluate_predictor, speaker_scores
+
+    pred = Predictor.from_path(artifact_dir)
+    meta = pred.meta
+    conf = _merge(DEFAULTS, meta.training.get("conf", {}))
+    split_path = Path(conf["split"]) if conf.get("split") else SPLIT_PATH
+    want = meta.training.get("split_sha256")
+    if want and _sha256(split_path) != want:
+        raise ValueError(f"{split_path} is not the split {meta.version} was trained with (SHA-256 differs)")
+    parts, _ = _partitions(roots, conf, echo)
+    kw = dict(cache_dir=CACHE_DIR if cache else None, processes=processes, progress=progress)
+    test, tel = _test_windows(parts["test"], conf, meta.feature_config, meta.speech_config, **kw)
+    speaker_of = {c.path: c.speaker for c in parts["test"]}
+    out: dict = {"version": meta.version, "test_speakers": {}}
+    for name, ws in (("test", test), ("test_telephone", tel)):
+        out[name], probs = evaluate_predictor(pred, ws)
+        out["test_speakers"][name] = speaker_scores(ws, probs, clip_speakers(ws, speaker_of))
+    return out
+
+
+def write_evaluation(artifact_dir: str | os.PathLike, res: dict) -> list[Path]:
+    """Store :func:`evaluate_artifact` results in the artifact folder (``ser evaluate --write``).
+
+    ``artifact.json``'s test metrics are replaced (UA / WA / macro-F1 / n per corpus and
+    level, per-speaker scores) and stamped ``metrics.evaluated``; ``evaluation.json``
+    gets the full results and ``confusion.png`` is drawn again from them. The weights
+    and the training record (``report.json``, ``curves.png``) are not touched.
+
+    Returns:
+        the written paths.
+    """
+    from ser_lib.artifact import ArtifactMeta
+    from .evaluate import plot_confusions
+
+    d = Path(artifact_dir)
+    meta = ArtifactMeta.from_json((d / "artifact.json").read_text())
+    meta.metrics.update({"test": _compact(res["test"]), "test_telephone": _compact(res["test_telephone"]),
+                         "test_speakers": res["test_speakers"],
+                         "evaluated": {"date": f"{_dt.date.today():%Y-%m-%d}", "by": "ser evaluate",
+                                       "split_sha256": meta.training.get("split_sha256")}})
+    (d / "artifact.json").write_text(meta.to_json() + "\n")
+    (d / "evaluation.json").write_text(json.dumps(res, indent=1, default=_json_default) + "\n")
+    ravdess = res["test"].get("ravdess", res["test"]["pooled"])["clip"]["confusion"]
+    plot_confusions([(f"{res['version']} test clip-level, wideband", res["test"]["pooled"]["clip"]["confusion"]),
+                     ("test clip-level, telephone", res["test_telephone"]["pooled"]["clip"]["confusion"]),
+                     ("test RAVDESS clip-level, wideband", ravdess)], d / "confusion.png")
+    return [d / "artifact.json", d / "evaluation.json", d / "confusion.png"]
 
 
 def _json_default(o):
@@ -536,6 +636,49 @@ def cli(roots, conf_path, out, family, epochs, compare, force, processes, no_cac
             cache=not no_cache, bench=not no_bench, echo=click.echo)
     except ValueError as err:
         raise click.ClickException(str(err)) from err
+
+
+@click.command("evaluate")
+@click.argument("roots", nargs=-1, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--model", "model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=DEFAULT_OUT, show_default=True, help="artifact folder to score")
+@click.option("--processes", type=click.IntRange(min=1), default=2, show_default=True,
+              help="feature-extraction processes")
+@click.option("--no-cache", is_flag=True, help="do not read or write the window cache (.cache/windows)")
+@click.option("--json", "as_json", is_flag=True, help="print the full results as JSON")
+@click.option("--write", is_flag=True, help="store the results in the artifact folder (artifact.json test "
+              "metrics, evaluation.json, confusion.png)")
+def evaluate_cli(roots, model_dir, processes, no_cache, as_json, write):
+    """Score a model artifact again on its held-out test speakers in corpus ROOTS (default:
+    ../shared/corpora), wideband and telephone-degraded, with per-speaker UA and bootstrap
+    intervals, next to the metrics stored in the artifact."""
+    from ser_lib.errors import ArtifactError
+    from .evaluate import format_speakers, format_table, summary_rows
+
+    roots = list(roots) or _default_roots()
+    if not roots:
+        raise click.UsageError(f"no corpus roots given and {default_corpora_root()} does not exist")
+    echo = (lambda *a, **k: None) if as_json else click.echo
+    try:
+        res = evaluate_artifact(model_dir, roots, processes=processes, cache=not no_cache,
+                                progress=not as_json, echo=echo)
+    except (ValueError, ArtifactError) as err:
+        raise click.ClickException(str(err)) from err
+    stored = json.loads((Path(model_dir) / "artifact.json").read_text()).get("metrics", {})
+    written = write_evaluation(model_dir, res) if write else []
+    if as_json:
+        click.echo(json.dumps(res, indent=1, default=_json_default))
+        return
+    click.echo(f"\n{res['version']} (test split; 'stored' = clip UA in artifact.json)")
+    click.echo(format_table(summary_rows(res["test"], "wideband") + summary_rows(res["test_telephone"], "telephone")))
+    for cond in ("test", "test_telephone"):
+        then = {c: v.get("clip", {}).get("ua") for c, v in stored.get(cond, {}).items()}
+        now = {c: v["clip"]["ua"] for c, v in res[cond].items()}
+        click.echo(f"\n{cond}: clip UA now / stored: " + ", ".join(
+            f"{c} {now[c]:.3f} / " + (f"{then[c]:.3f}" if then.get(c) is not None else "-") for c in now))
+        click.echo(format_speakers(res["test_speakers"][cond]))
+    if written:
+        click.echo("\nwritten: " + ", ".join(map(str, written)))
 
 
 if __name__ == "__main__":
