@@ -191,6 +191,34 @@ def _test_windows(clips: Sequence[Clip], conf: dict, fcfg: FeatureConfig, scfg: 
     return test, tel
 
 
+def _score_tests(pred, test: WindowSet, tel: WindowSet, test_clips: Sequence[Clip]) -> dict:
+    """Score the wideband and telephone test windows through ``pred`` (a
+    :class:`ser_lib.inference.Predictor`), with per-speaker scores.
+
+    Returns:
+        ``{"test", "test_telephone"`` (:func:`training.evaluate.evaluate_probs` results),
+        ``"test_speakers": {"test"|"test_telephone": speaker_scores}}``.
+    """
+    from .evaluate import clip_speakers, evaluate_predictor, speaker_scores
+
+    speaker_of = {c.path: c.speaker for c in test_clips}
+    out: dict = {"test_speakers": {}}
+    for name, ws in (("test", test), ("test_telephone", tel)):
+        out[name], probs = evaluate_predictor(pred, ws)
+        out["test_speakers"][name] = speaker_scores(ws, probs, clip_speakers(ws, speaker_of))
+    return out
+
+
+def _plot_test_confusions(version: str, test: dict, tel: dict, path: Path) -> Path:
+    """The report's confusion PNG: pooled wideband, pooled telephone, RAVDESS wideband (clip level)."""
+    from .evaluate import plot_confusions
+
+    return plot_confusions([(f"{version} test clip-level, wideband", test["pooled"]["clip"]["confusion"]),
+                            ("test clip-level, telephone", tel["pooled"]["clip"]["confusion"]),
+                            ("test RAVDESS clip-level, wideband",
+                             test.get("ravdess", test["pooled"])["clip"]["confusion"])], path)
+
+
 def _normalise(x: np.ndarray, mean: np.ndarray, std: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     # Same arithmetic as ser_lib.inference.Predictor: (x - mean) * (1 / std) in float32.
     scale = (1.0 / std).astype(np.float32)
@@ -369,7 +397,7 @@ def train_family(family: str, data: Data, xtr, xval, conf: dict, epochs: int, st
     import keras
     from ser_lib.artifact import ArtifactMeta, save
     from ser_lib.inference import Predictor
-    from .evaluate import clip_speakers, evaluate_predictor, evaluate_probs, speaker_scores
+    from .evaluate import evaluate_probs
     from .models import summary_stats
 
     model, history, best_epoch, fit_s = fit(family, data, xtr, xval, conf, epochs, progress, echo)
@@ -396,11 +424,8 @@ def train_family(family: str, data: Data, xtr, xval, conf: dict, epochs: int, st
     save(stage, export, meta)
     # Score through the artifact exactly as the job loads it.
     pred = Predictor.from_path(stage, expected=data.fcfg)
-    test_res, test_probs = evaluate_predictor(pred, data.test)
-    tel_res, tel_probs = evaluate_predictor(pred, data.test_tel)
-    speaker_of = {c.path: c.speaker for c in data.parts["test"]}
-    spk = {"test": speaker_scores(data.test, test_probs, clip_speakers(data.test, speaker_of)),
-           "test_telephone": speaker_scores(data.test_tel, tel_probs, clip_speakers(data.test_tel, speaker_of))}
+    scored = _score_tests(pred, data.test, data.test_tel, data.parts["test"])
+    test_res, tel_res, spk = scored["test"], scored["test_telephone"], scored["test_speakers"]
     meta.metrics.update({"test": _compact(test_res), "test_telephone": _compact(tel_res), "test_speakers": spk})
     wps = _bench_one_core(stage) if bench else None
     meta.training["model"]["windows_per_s_1core"] = wps
@@ -455,7 +480,7 @@ def run(roots: Sequence[str | os.PathLike], conf: dict, out: str | os.PathLike, 
         progress: bool = True, bench: bool = True, echo=print) -> dict:
     """The whole pipeline (module docstring). Returns the report dict written to ``report.json``."""
     import keras
-    from .evaluate import format_speakers, format_table, plot_confusions, plot_curves, summary_rows
+    from .evaluate import format_speakers, format_table, plot_curves, summary_rows
 
     t_start = time.time()
     seed = int(conf["seed"])
@@ -491,10 +516,7 @@ def run(roots: Sequence[str | os.PathLike], conf: dict, out: str | os.PathLike, 
     }
     stage = Path(chosen["dir"])
     (stage / "report.json").write_text(json.dumps(report, indent=1, default=_json_default) + "\n")
-    plot_confusions([(f"{chosen['version']} test clip-level, wideband", chosen["test"]["pooled"]["clip"]["confusion"]),
-                     ("test clip-level, telephone", chosen["test_telephone"]["pooled"]["clip"]["confusion"]),
-                     ("test RAVDESS clip-level, wideband", chosen["test"].get("ravdess", chosen["test"]["pooled"])
-                      ["clip"]["confusion"])], stage / "confusion.png")
+    _plot_test_confusions(chosen["version"], chosen["test"], chosen["test_telephone"], stage / "confusion.png")
     plot_curves({r["family"]: r["history"] for r in runs}, stage / "curves.png")
     if len(runs) > 1:
         (stage / "comparison.md").write_text(
@@ -546,7 +568,6 @@ def evaluate_artifact(artifact_dir: str | os.PathLike, roots: Sequence[str | os.
         ArtifactError: unreadable artifact.
     """
     from ser_lib.inference import Predictor
-    from .evaluate import clip_speakers, evaluate_predictor, speaker_scores
 
     pred = Predictor.from_path(artifact_dir)
     meta = pred.meta
@@ -558,12 +579,7 @@ def evaluate_artifact(artifact_dir: str | os.PathLike, roots: Sequence[str | os.
     parts, _ = _partitions(roots, conf, echo)
     kw = dict(cache_dir=CACHE_DIR if cache else None, processes=processes, progress=progress)
     test, tel = _test_windows(parts["test"], conf, meta.feature_config, meta.speech_config, **kw)
-    speaker_of = {c.path: c.speaker for c in parts["test"]}
-    out: dict = {"version": meta.version, "test_speakers": {}}
-    for name, ws in (("test", test), ("test_telephone", tel)):
-        out[name], probs = evaluate_predictor(pred, ws)
-        out["test_speakers"][name] = speaker_scores(ws, probs, clip_speakers(ws, speaker_of))
-    return out
+    return {"version": meta.version, **_score_tests(pred, test, tel, parts["test"])}
 
 
 def write_evaluation(artifact_dir: str | os.PathLike, res: dict) -> list[Path]:
@@ -578,7 +594,6 @@ def write_evaluation(artifact_dir: str | os.PathLike, res: dict) -> list[Path]:
         the written paths.
     """
     from ser_lib.artifact import ArtifactMeta
-    from .evaluate import plot_confusions
 
     d = Path(artifact_dir)
     meta = ArtifactMeta.from_json((d / "artifact.json").read_text())
@@ -588,10 +603,7 @@ def write_evaluation(artifact_dir: str | os.PathLike, res: dict) -> list[Path]:
                                        "split_sha256": meta.training.get("split_sha256")}})
     (d / "artifact.json").write_text(meta.to_json() + "\n")
     (d / "evaluation.json").write_text(json.dumps(res, indent=1, default=_json_default) + "\n")
-    ravdess = res["test"].get("ravdess", res["test"]["pooled"])["clip"]["confusion"]
-    plot_confusions([(f"{res['version']} test clip-level, wideband", res["test"]["pooled"]["clip"]["confusion"]),
-                     ("test clip-level, telephone", res["test_telephone"]["pooled"]["clip"]["confusion"]),
-                     ("test RAVDESS clip-level, wideband", ravdess)], d / "confusion.png")
+    _plot_test_confusions(res["version"], res["test"], res["test_telephone"], d / "confusion.png")
     return [d / "artifact.json", d / "evaluation.json", d / "confusion.png"]
 
 
