@@ -74,6 +74,13 @@ def clip_probabilities(window_probs: np.ndarray, clip: np.ndarray, n_clips: int)
     return (sums / np.maximum(counts, 1)).astype(np.float32)
 
 
+def _corpus_masks(ws: WindowSet):
+    """Yield ``(name, window mask, clip mask)`` for "pooled" (everything), then each corpus."""
+    yield "pooled", np.ones(len(ws), bool), np.ones(ws.n_clips, bool)
+    for name in sorted(set(ws.clip_corpus.tolist())):
+        yield name, ws.corpus == name, ws.clip_corpus == name
+
+
 def evaluate_probs(ws: WindowSet, probs: np.ndarray, n_classes: int = len(EMOTIONS)) -> dict:
     """Window- and clip-level scores, per corpus and pooled.
 
@@ -87,10 +94,7 @@ def evaluate_probs(ws: WindowSet, probs: np.ndarray, n_classes: int = len(EMOTIO
     cp = clip_probabilities(probs, ws.clip, ws.n_clips)
     w_pred, c_pred = probs.argmax(1), cp.argmax(1)
     out = {}
-    corpora = ["pooled"] + sorted(set(ws.clip_corpus.tolist()))
-    for name in corpora:
-        wm = np.ones(len(ws), bool) if name == "pooled" else ws.corpus == name
-        cm = np.ones(ws.n_clips, bool) if name == "pooled" else ws.clip_corpus == name
+    for name, wm, cm in _corpus_masks(ws):
         out[name] = {"window": scores(ws.y[wm], w_pred[wm], n_classes),
                      "clip": scores(ws.clip_label[cm], c_pred[cm], n_classes)}
     return out
@@ -176,8 +180,7 @@ def speaker_scores(ws: WindowSet, probs: np.ndarray, speakers: np.ndarray,
     """
     pred = clip_probabilities(probs, ws.clip, ws.n_clips).argmax(1)
     out = {}
-    for name in ["pooled"] + sorted(set(ws.clip_corpus.tolist())):
-        cm = np.ones(ws.n_clips, bool) if name == "pooled" else ws.clip_corpus == name
+    for name, _, cm in _corpus_masks(ws):
         lo, hi = bootstrap_ua_interval(ws.clip_label[cm], pred[cm], n_classes, n_boot)
         entry: dict = {"clip_ua_ci95": [round(lo, 4), round(hi, 4)]}
         if name != "pooled":
