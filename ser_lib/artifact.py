@@ -177,6 +177,10 @@ def load_model_bytes(model_bytes: bytes):
 def save(path: str | os.PathLike, model, meta: ArtifactMeta) -> Path:
     """Write an artifact directory (created; existing files replaced).
 
+    The model is written for inference only: a compiled model is saved through an
+    uncompiled twin with the same weights, so ``model.keras`` holds no optimizer state
+    (AdamW's moments would triple its size).
+
     Raises:
         ArtifactError: the model's output size differs from ``len(meta.labels)`` or its
             input shape from ``(frames_per_window, n_features)``.
@@ -188,6 +192,19 @@ def save(path: str | os.PathLike, model, meta: ArtifactMeta) -> Path:
                             f"input {want_in} and {len(meta.labels)} labels")
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    model.save(path / MODEL_FILE)
+    _inference_copy(model).save(path / MODEL_FILE)
     (path / META_FILE).write_text(meta.to_json() + "\n")
     return path
+
+
+def _inference_copy(model):
+    """``model`` itself if uncompiled, else an uncompiled twin holding its weights.
+
+    ``keras.models.clone_model`` is not enough: since Keras 3.x it re-compiles the clone
+    of a compiled model, and ``Model.save`` then writes the optimizer variables too.
+    """
+    if not getattr(model, "compiled", False):
+        return model
+    twin = type(model).from_config(model.get_config())
+    twin.set_weights(model.get_weights())
+    return twin

@@ -30,6 +30,33 @@ def test_round_trip(tiny_artifact, tmp_path):
     assert not np.allclose(Predictor.from_path(other).predict(x), probs)
 
 
+
+def test_a_trained_compiled_model_is_saved_without_optimizer_state(tiny_artifact, tmp_path):
+    import zipfile
+
+    import keras
+
+    meta = art.load_meta(tiny_artifact)
+    model = Predictor.from_path(tiny_artifact).model
+    fc = meta.feature_config
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(8, fc.frames_per_window, fc.n_features)).astype(np.float32)
+    model.compile(optimizer=keras.optimizers.AdamW(1e-3), loss="categorical_crossentropy")
+    model.fit(x, np.eye(len(meta.labels), dtype=np.float32)[rng.integers(0, len(meta.labels), 8)], verbose=0)
+    assert model.optimizer.variables  # the moments a naive save would write
+    path = art.save(tmp_path / "trained", model, meta)
+    with zipfile.ZipFile(path / art.MODEL_FILE) as z:
+        config = json.loads(z.read("config.json"))
+        import io
+
+        import h5py
+        with h5py.File(io.BytesIO(z.read("model.weights.h5"))) as h5:
+            assert "optimizer" not in h5 and "layers" in h5
+    assert not config.get("compile_config")
+    want = model.predict(((x - meta.norm_mean) / meta.norm_std).astype(np.float32), verbose=0)
+    np.testing.assert_allclose(Predictor.from_path(path).predict(x), want, rtol=1e-4, atol=1e-5)
+
+
 def _edit(src, dst, fn):
     shutil.copytree(src, dst)
     d = json.loads((dst / art.META_FILE).read_text())

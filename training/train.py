@@ -417,11 +417,7 @@ def train_family(family: str, data: Data, xtr, xval, conf: dict, epochs: int, st
     )
     if stage.exists():
         shutil.rmtree(stage)
-    # Export an uncompiled copy: the artifact is for inference, and leaving out the
-    # optimizer state (AdamW moments) cuts model.keras to about a third.
-    export = keras.models.clone_model(model)
-    export.set_weights(model.get_weights())
-    save(stage, export, meta)
+    save(stage, model, meta)  # inference-only: no optimizer state (see ser_lib.artifact.save)
     # Score through the artifact exactly as the job loads it.
     pred = Predictor.from_path(stage, expected=data.fcfg)
     scored = _score_tests(pred, data.test, data.test_tel, data.parts["test"])
