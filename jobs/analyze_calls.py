@@ -222,11 +222,11 @@ def analyze_udf(ctx: RunContext):
     Rows are built as Arrow record batches straight from the numpy results (no pandas
     DataFrame per call, no pandas → Arrow conversion: measurably cheaper per call).
 
-    One Python pass per recording (:class:`ser_lib.stream.StreamAnalyzer`): decode,
-    resample, window, features, speech flags and the model chunk by chunk, so neither the
-    decoded call nor its ~58 KB-per-window feature tensor is ever held whole; the small
-    per-window result rows of a call are kept until it ends, so a call that fails half-way
-    leaves only its failed row. The broadcast artifact is deserialised once per Python
+    One Python pass per recording (:func:`ser_lib.scoring.score_recording`, which ``ser
+    predict`` uses too): decode, resample, window, features, speech flags and the model
+    chunk by chunk, so neither the decoded call nor its ~58 KB-per-window feature tensor
+    is ever held whole; the small per-window result rows of a call are kept until it ends,
+    so a call that fails half-way leaves only its failed row. The broadcast artifact is deserialised once per Python
     worker process, before the loop over batches; threads are capped at the task's cores.
 
     Every task yields exactly one ``row_kind='input'`` row per input it saw (the file; an
@@ -234,8 +234,7 @@ def analyze_udf(ctx: RunContext):
     """
     from ser_lib.analysis import call_id
     from ser_lib.archive import ArchiveError, archive_kind, iter_members
-    from ser_lib.stream import StreamAnalyzer
-    from ser_lib.timeline import summarize_call
+    from ser_lib.scoring import score_recording, summarize
     cfg, meta = ctx.cfg, ctx.meta
     labels = list(meta.labels)
     from pyspark.sql.pandas.types import to_arrow_schema
@@ -266,44 +265,29 @@ def analyze_udf(ctx: RunContext):
 
         def analyze_one(source, fields: dict) -> list[pa.RecordBatch]:
             cid = fields["call_id"]
-            parts: dict[str, list] = {}
             try:
-                sa = StreamAnalyzer(source, fcfg, hop_s, speech_cfg, names, chunk_s, timings)
-                for chunk in sa:
-                    for ch in chunk:
-                        probs = np.full((len(ch.start_s), len(labels)), np.nan, dtype=np.float32)
-                        if ch.speech.any():
-                            t1 = time.perf_counter()
-                            probs[ch.speech] = predictor.predict(ch.features[ch.speech])
-                            timings["model_s"] += time.perf_counter() - t1
-                        parts.setdefault(ch.channel, []).append((ch.start_s, ch.end_s, ch.speech, probs))
+                rec = score_recording(source, predictor, fcfg, hop_s, speech_cfg, names, chunk_s, timings)
             except SERError as err:
                 return [input_row(fields, "failed", str(err))]
             except Exception as err:  # never lose a file to an unexpected decoder failure
                 return [input_row(fields, "failed", f"internal: {type(err).__name__}: {err}")]
-            out, seg = [], []
-            for channel, chunks in parts.items():
-                start, end, speech, probs = (np.concatenate(x) for x in zip(*chunks))
-                n = len(start)
-                best = np.nanargmax(np.where(speech[:, None], probs, 0), axis=1)
+            out = []
+            for ch in rec.channels:
+                n = len(ch)
                 vals = {"row_kind": "segment", "call_id": cid, "source_path": fields["source_path"], "status": "ok",
-                        "channel": channel, "segment_index": np.arange(n, dtype=np.int32), "start_s": start,
-                        "end_s": end, "is_speech": speech,
-                        "emotion": np.where(speech, np.asarray(labels, dtype=object)[best], None),
-                        "confidence": np.where(speech, probs[np.arange(n), best], np.nan).astype(np.float32)}
+                        "channel": ch.channel, "segment_index": np.arange(n, dtype=np.int32), "start_s": ch.start_s,
+                        "end_s": ch.end_s, "is_speech": ch.speech, "emotion": ch.emotion, "confidence": ch.confidence}
                 for j, lab in enumerate(labels):
-                    vals[f"p_{lab}"] = probs[:, j]
+                    vals[f"p_{lab}"] = ch.probs[:, j]
                 out.append(_batch(vals, n, schema))
-                seg.append(pd.DataFrame({k: vals[k] for k in ("start_s", "end_s", "is_speech", "emotion",
-                                                                "confidence")}).assign(channel=channel))
             # the task holds the whole call: summarise it here rather than shuffle its windows
             t1 = time.perf_counter()
-            summary = summarize_call(pd.concat(seg, ignore_index=True), labels) if seg else {}
+            summary = summarize(rec, labels)
             if summary:
                 summary["timeline"] = [summary["timeline"]]  # one row: a list of one timeline
             timings["summary_s"] += time.perf_counter() - t1
-            info = sa.info
-            out.append(input_row(fields, "ok", duration_s=sa.duration_s, sample_rate=info.sample_rate,
+            info = rec.info
+            out.append(input_row(fields, "ok", duration_s=rec.duration_s, sample_rate=info.sample_rate,
                                  n_channels=info.n_channels, audio_format=f"{info.format}/{info.subtype}", **summary))
             return out
 

@@ -1,7 +1,8 @@
 """One recording → windows, features and speech flags per channel (no model, no Spark).
 
-The Spark job's extract step and ``ser predict`` both call :func:`analyze`, so a
-recording is cut the same way everywhere.
+:func:`analyze` decodes the whole recording at once: it is the plain reference that
+:class:`ser_lib.stream.StreamAnalyzer` (what the job and ``ser predict`` run, through
+:mod:`ser_lib.scoring`) is tested against, window for window. :func:`call_id` names calls.
 """
 from __future__ import annotations
 

@@ -127,6 +127,32 @@ def test_calls_schema_and_timelines(job_output):
         assert shares == pytest.approx(1.0 if call.speech_s > 0 else 0.0)
 
 
+
+@pytest.mark.parametrize("name", ["stereo_ulaw.wav", "mono16k.wav", "short.wav"])
+def test_ser_predict_gives_the_jobs_segments_and_summary(job_output, calls_dir, tiny_artifact, name):
+    """One scoring path: ``ser predict`` (no Spark) and the job agree row for row."""
+    from ser_lib.predict import predict_file
+
+    _, segments, calls, _ = job_output
+    call = calls[calls["source_path"].map(lambda p: Path(p).name) == name].iloc[0]
+    job = (segments[segments["call_id"] == call["call_id"]].sort_values(["channel", "segment_index"])
+           .reset_index(drop=True))
+    path = next(calls_dir.rglob(name))
+    res = predict_file(str(path), model_path=str(tiny_artifact))
+    mine = pd.DataFrame(res["segments"]).sort_values(["channel", "segment_index"]).reset_index(drop=True)
+    assert len(mine) == len(job) == call["n_segments"] == res["n_segments"]
+    for col in ["channel", "segment_index", "is_speech"]:
+        assert mine[col].tolist() == job[col].tolist(), col
+    assert mine["emotion"].tolist() == [None if pd.isna(e) else e for e in job["emotion"]]
+    for col in ["start_s", "end_s", "confidence"] + [f"p_{e}" for e in EMOTIONS]:
+        np.testing.assert_allclose(mine[col].astype(float), job[col].astype(float), rtol=1e-5, atol=1e-6,
+                                   err_msg=col)
+    assert res["dominant_emotion"] == call["dominant_emotion"]
+    assert res["speech_s"] == pytest.approx(call["speech_s"])
+    assert res["duration_s"] == pytest.approx(call["duration_s"])
+    assert [dict(t, confidence=None) for t in res["timeline"]] == [dict(t, confidence=None) for t in call["timeline"]]
+
+
 def test_tables_read_back_in_spark_with_the_declared_schema(spark, job_output):
     # calls are written with pyarrow, segments by Spark: both must read back in Spark as declared
     from jobs import schemas
