@@ -30,10 +30,11 @@ def test_round_trip(tiny_artifact, tmp_path):
     assert not np.allclose(Predictor.from_path(other).predict(x), probs)
 
 
-
 def test_a_trained_compiled_model_is_saved_without_optimizer_state(tiny_artifact, tmp_path):
+    import io
     import zipfile
 
+    import h5py
     import keras
 
     meta = art.load_meta(tiny_artifact)
@@ -47,9 +48,6 @@ def test_a_trained_compiled_model_is_saved_without_optimizer_state(tiny_artifact
     path = art.save(tmp_path / "trained", model, meta)
     with zipfile.ZipFile(path / art.MODEL_FILE) as z:
         config = json.loads(z.read("config.json"))
-        import io
-
-        import h5py
         with h5py.File(io.BytesIO(z.read("model.weights.h5"))) as h5:
             assert "optimizer" not in h5 and "layers" in h5
     assert not config.get("compile_config")

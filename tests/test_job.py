@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-import soundfile as sf
 
 from ser_lib.labels import EMOTIONS
 from tests.conftest import write_call
@@ -125,7 +124,6 @@ def test_calls_schema_and_timelines(job_output):
             assert (g["emotion"].iloc[1:].to_numpy() != g["emotion"].iloc[:-1].to_numpy()).all()  # merged
         shares = sum(getattr(call, f"share_{e}") for e in EMOTIONS)
         assert shares == pytest.approx(1.0 if call.speech_s > 0 else 0.0)
-
 
 
 @pytest.mark.parametrize("name", ["stereo_ulaw.wav", "mono16k.wav", "short.wav"])
