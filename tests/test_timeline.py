@@ -18,7 +18,8 @@ def test_cells_tile_the_channel_without_overlap():
     grid = WindowGrid.from_seconds(2.0, 2.0, 8000, 80)
     s, e = grid.bounds_s(6 * 8000)
     c0, c1 = cells(s, e)
-    np.testing.assert_allclose(c0, s) and np.testing.assert_allclose(c1, e)
+    np.testing.assert_allclose(c0, s)
+    np.testing.assert_allclose(c1, e)
 
 
 def _segments(channel, emotions, confs, hop=1.0, window=2.0):
