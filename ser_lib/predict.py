@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ser_lib import artifact as art
+from ser_lib.audio import Source
 from ser_lib.config import JobConfig
 from ser_lib.inference import Predictor
 from ser_lib.scoring import score_recording, summarize
@@ -22,8 +23,17 @@ def predict_file(path: str, conf_path: str | None = None, model_path: str | None
     """
     cfg = JobConfig.load(conf_path)
     predictor = Predictor.from_path(model_path or cfg.model_path or art.DEFAULT_ARTIFACT)
+    return predict_source(path, cfg, predictor)
+
+
+def predict_source(source: Source, cfg: JobConfig, predictor: Predictor) -> dict:
+    """:func:`predict_file` with a loaded configuration and model (``ser serve`` keeps one
+    of each for all uploads). ``source``: path, bytes or binary file object.
+
+    Returns / Raises: as :func:`predict_file` (AudioError for a file it cannot decode).
+    """
     labels = predictor.labels
-    rec = score_recording(path, predictor, predictor.meta.feature_config, cfg.hop_s, cfg.speech,
+    rec = score_recording(source, predictor, predictor.meta.feature_config, cfg.hop_s, cfg.speech,
                           cfg.channel_names, cfg.chunk_s)
     rows = []
     for ch in rec.channels:
