@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from ser_lib import artifact as art
+from ser_lib.config import JobConfig
 from ser_lib.errors import ArtifactError
 from ser_lib.features import FEATURE_VERSION, FeatureConfig
 from ser_lib.inference import Predictor
@@ -121,6 +122,7 @@ def test_save_refuses_shape_mismatch(tmp_path):
 def test_shipped_artifact_is_compatible():
     """The repository's default model loads and matches this code's features."""
     meta = art.load_meta(art.DEFAULT_ARTIFACT)
-    meta.check_compatible(FeatureConfig(**{**meta.feature_config.to_dict()}))
+    meta.check_compatible(FeatureConfig())  # the features `ser train` computes
+    assert meta.feature_config.window_s == JobConfig.load(None).window_s, "the default job config accepts it"
     assert meta.feature_config.version == FEATURE_VERSION
     assert meta.labels and meta.metrics, "the shipped model carries its labels and evaluation metrics"
