@@ -8,7 +8,8 @@ archives and archive members, recordings or not. ``status``:
   (``status='failed'``) is in this run. Failed inputs are retried by the next run.
 * ``skipped``: not analysed by this run. ``error`` null: unchanged since the run in
   ``output_run_id`` analysed it (same size and mtime, or same sha256), whose rows stay
-  current. ``error`` set: not a recording (``not_audio``, ``hidden``, ``not_a_file``).
+  current. ``error`` set: not a recording (``not_audio``, ``hidden``, ``not_a_file``), or
+  another path of a file listed under a first path (``duplicate``, see :func:`list_inputs`).
 
 Incremental rule (:func:`plan`): an input is analysed again unless its latest committed
 record is ``ok``/``skipped`` with the same size and modification time (then it is
@@ -20,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 import json
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -31,6 +33,8 @@ import pyarrow.parquet as pq
 from ser_lib.archive import archive_kind
 
 from .commit import Store, records
+
+log = logging.getLogger("ser.manifest")
 
 SCHEMA = pa.schema([
     ("source_path", pa.string()),          # file (or archive) path / URI
@@ -61,6 +65,7 @@ class Input:
     modified: dt.datetime | None
     regular: bool
     hidden: bool
+    duplicate_of: str | None = None  # another listed path of the same file (links)
 
 
 def list_inputs(input_path: str) -> list[Input]:
@@ -69,6 +74,8 @@ def list_inputs(input_path: str) -> list[Input]:
     Listing goes through ``pyarrow.fs`` (local, HDFS, S3, GCS by URI) rather than Spark's
     ``binaryFile`` source, which silently drops 0-byte files. Nothing is left out here:
     hidden files, non-recordings and special files are recorded as skipped/failed.
+    Local directories: symbolic links are followed, each real directory and file once
+    (see :func:`_list_local`).
 
     Raises:
         FileNotFoundError: ``input_path`` does not exist.
@@ -95,10 +102,18 @@ def list_inputs(input_path: str) -> list[Input]:
 
 def _list_local(root: str) -> list[Input]:
     """Local listing with ``os.walk``: unlike ``pyarrow.fs`` it also reports broken symbolic
-    links, pipes and devices, which become failed rows instead of vanishing."""
+    links, pipes and devices, which become failed rows instead of vanishing.
+
+    Symbolic links are followed, but every real directory is walked once and every real
+    file is listed once: the real tree is walked first, then the directory links found in
+    it (those leading to a directory already walked, e.g. a loop back to a parent, are not
+    descended into); a file reached by several paths (symbolic or hard links) is listed
+    under the path with the fewest links, then the first in path order, and its other
+    paths get ``duplicate_of`` set.
+    """
     import stat
 
-    def entry(path: str, rel: str) -> Input:
+    def entry(path: str) -> tuple[Input, tuple | None]:
         try:
             st, regular = os.stat(path), None
             regular = stat.S_ISREG(st.st_mode)
@@ -106,18 +121,43 @@ def _list_local(root: str) -> list[Input]:
             st, regular = os.lstat(path), False
         mtime = dt.datetime.fromtimestamp(st.st_mtime_ns // 10**9, dt.timezone.utc).replace(
             microsecond=st.st_mtime_ns // 1000 % 10**6)
-        return Input(path, int(st.st_size) if regular else 0, mtime, regular,
-                     any(part.startswith(".") for part in rel.split(os.sep) if part))
+        rel = os.path.relpath(path, root) if path != root else os.path.basename(root)
+        inp = Input(path, int(st.st_size) if regular else 0, mtime, regular,
+                    any(part.startswith(".") for part in rel.split(os.sep) if part))
+        return inp, ((st.st_dev, st.st_ino) if regular else None)
 
     if not os.path.lexists(root):
         raise FileNotFoundError(f"input {root} does not exist")
     if not os.path.isdir(root):
-        return [entry(root, os.path.basename(root))]
-    out = []
-    for d, _dirs, files in os.walk(root, followlinks=True):
-        for name in files:
-            path = os.path.join(d, name)
-            out.append(entry(path, os.path.relpath(path, root)))
+        return [entry(root)[0]]
+    seen_dirs: set[tuple[int, int]] = set()
+    walks = [(root, 0)]  # the input root, then directory links in the order found, with links on their path
+    found = []           # (links on the path, path)
+    for top, n_links in walks:
+        for d, dirs, files in os.walk(top):  # followlinks=False: directory links are queued instead
+            try:
+                st = os.stat(d)
+            except OSError:
+                dirs[:] = []
+                continue
+            if (st.st_dev, st.st_ino) in seen_dirs:
+                log.info("not following %s: directory already listed (symbolic link loop or second link)", d)
+                dirs[:] = []
+                continue
+            seen_dirs.add((st.st_dev, st.st_ino))
+            links = {x for x in dirs if os.path.islink(os.path.join(d, x))}
+            walks.extend((os.path.join(d, x), n_links + 1) for x in sorted(links))
+            dirs[:] = sorted(x for x in dirs if x not in links)
+            found.extend((n_links, os.path.join(d, x)) for x in files)
+    out, first = [], {}
+    for n_links, path in sorted(found, key=lambda f: (f[0], os.path.islink(f[1]), f[1])):
+        inp, ident = entry(path)
+        if ident is not None:
+            if ident in first:
+                inp.duplicate_of = first[ident]
+            else:
+                first[ident] = path
+        out.append(inp)
     return sorted(out, key=lambda i: i.path)
 
 
@@ -234,6 +274,10 @@ def plan(inputs: list[Input], state: pd.DataFrame, extensions, archives: bool, r
             continue
         if not (is_rec or kind):
             rows.append(_rec(**base, kind="file", status="skipped", error="not_audio: extension is not a recording or archive"))
+            continue
+        if inp.duplicate_of:
+            rows.append(_rec(**base, kind="archive" if kind else "file", status="skipped",
+                             error=f"duplicate: same file as {inp.duplicate_of}"))
             continue
         if not inp.regular:
             rows.append(_rec(**base, kind="archive" if kind else "file", call_id=None if kind else call_id(inp.path),
