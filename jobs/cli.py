@@ -1,4 +1,4 @@
-"""The ``ser`` command line: ``ser analyze``, ``ser report``, ``ser predict``, ``ser train``, ``ser evaluate``, ``ser make-calls``."""
+"""The ``ser`` command line: ``ser analyze``, ``ser report``, ``ser predict``, ``ser train``, ``ser evaluate``, ``ser make-calls``, ``ser serve``."""
 from __future__ import annotations
 
 import json
@@ -87,6 +87,37 @@ def report(output_path, call_id, png_path):
             emo = e["emotion"] or "-- non-speech --"
             click.echo(f"  {e['channel']:>10}  {e['start_s']:8.2f}-{e['end_s']:8.2f} s  {emo}")
     click.echo(f"timeline: {path}")
+
+
+@cli.command()
+@click.argument("output_path", metavar="OUT", type=click.Path(exists=True, file_okay=False))
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; 0.0.0.0 exposes the results to the network (no authentication).")
+@click.option("--port", default=8050, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--model", "model_path", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Model artifact for uploads [default: models/ser-cnn].")
+@click.option("--conf", "conf_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Job configuration YAML for uploads and archive limits [default: conf/job.yaml].")
+@click.option("--max-upload-mb", default=200.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Largest upload accepted, MB.")
+@click.option("--max-concurrent", default=2, show_default=True, type=click.IntRange(min=1),
+              help="Uploads scored at the same time; more are told to retry.")
+@click.option("--keep-uploads", type=click.Path(file_okay=False), default=None,
+              help="Keep uploaded files in this directory [default: delete each after its answer].")
+def serve(output_path, host, port, model_path, conf_path, max_upload_mb, max_concurrent, keep_uploads):
+    """Browse OUT in a web browser: calls, each call's timeline with its audio, runs,
+    uploads scored like ser predict, and a JSON API. Read-only on OUT."""
+    from jobs.web.server import serve as run_server
+    from ser_lib.errors import SERError
+    try:
+        run_server(output_path, host, port, model_path, conf_path, max_upload_mb, max_concurrent, keep_uploads,
+                   echo=click.echo)
+    except SERError as err:
+        click.echo(f"configuration error: {err}", err=True)
+        sys.exit(2)
+    except OSError as err:
+        click.echo(f"cannot listen on {host}:{port}: {err.strerror or err}", err=True)
+        sys.exit(2)
 
 
 @cli.command()

@@ -1,0 +1,92 @@
+"""What the blueprints share: the app's services, content negotiation, the call view model."""
+from __future__ import annotations
+
+import math
+import os
+
+from flask import current_app, request
+
+from jobs.report import COLOURS
+from ser_lib.labels import EMOTIONS, NEGATIVE_EMOTIONS
+
+NON_SPEECH_COLOUR = "#e6e6e6"
+
+
+def services() -> dict:
+    """``results`` (:class:`~jobs.web.results.Results`), ``audio``, ``scorer`` and settings."""
+    return current_app.extensions["ser"]
+
+
+def wants_json() -> bool:
+    """JSON when the client prefers it over HTML (``Accept: application/json``)."""
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+
+
+def duration(s) -> str:
+    """Seconds as ``m:ss`` (``h:mm:ss`` from an hour on); ``-`` for None."""
+    if s is None or (isinstance(s, float) and math.isnan(s)):
+        return "-"
+    s = int(round(float(s)))
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
+
+def source_name(row: dict) -> str:
+    """Short display name: the file and its folder (``day/call.wav``), or ``archive!member``."""
+    path = (row.get("source_path") or "").rstrip("/")
+    parent = os.path.basename(os.path.dirname(path))
+    base = f"{parent}/{os.path.basename(path)}" if parent else os.path.basename(path)
+    return f"{base}!{row['member']}" if row.get("member") else base
+
+
+def labels_of(row: dict) -> list[str]:
+    """Emotion labels of a calls row or predict result (its ``share_<label>`` keys)."""
+    found = [k[len("share_"):] for k in row if k.startswith("share_")]
+    return found or list(EMOTIONS)
+
+
+def view_model(row: dict, segments: list[dict], audio_url: str | None) -> dict:
+    """What the call page's script draws (timeline, segments, colours, audio URL).
+
+    Args:
+        row: a ``calls`` row (:meth:`Results.get_call`) or ``ser predict``'s dict.
+        segments: segment rows (``channel, segment_index, start_s, end_s, is_speech,
+            emotion, confidence``).
+        audio_url: URL of the playable recording, or None.
+    """
+    timeline = [{k: e.get(k) for k in ("channel", "start_s", "end_s", "emotion", "confidence")}
+                for e in (row.get("timeline") or [])]
+    channels = list(dict.fromkeys([e["channel"] for e in timeline] + [s["channel"] for s in segments]))
+    labels = labels_of(row)
+    return {
+        "call_id": row.get("call_id"),
+        "duration_s": row.get("duration_s"),
+        "channels": channels,
+        "labels": labels,
+        "colours": {**{lab: COLOURS.get(lab, "#333333") for lab in labels}, "": NON_SPEECH_COLOUR},
+        "timeline": timeline,
+        "segments": [{k: s.get(k) for k in ("channel", "segment_index", "start_s", "end_s", "is_speech", "emotion",
+                                               "confidence")} for s in segments],
+        "audio_url": audio_url,
+    }
+
+
+def summary_of(row: dict) -> dict:
+    """Per-channel and whole-call figures for the call page's summary."""
+    labels = labels_of(row)
+    shares = {lab: float(row.get(f"share_{lab}") or 0.0) for lab in labels}
+    speech = row.get("speech_s") or 0.0
+    return {
+        "channels": [{"name": ch, "speech_s": s, "dominant": (row.get("channel_dominant_emotion") or {}).get(ch)}
+                     for ch, s in (row.get("channel_speech_s") or {}).items()],
+        "shares": [(lab, shares[lab]) for lab in labels if shares[lab] > 0],
+        "negative_share": (sum(v for k, v in shares.items() if k in NEGATIVE_EMOTIONS) if speech > 0 else None),
+    }
+
+
+def register_filters(app) -> None:
+    app.jinja_env.filters["duration"] = duration
+    app.jinja_env.filters["source_name"] = source_name
+    app.jinja_env.globals["colours"] = {**COLOURS, "": NON_SPEECH_COLOUR}

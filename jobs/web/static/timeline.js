@@ -1,0 +1,136 @@
+/* Emotion timeline of one recording: one Plotly lane per channel, a current-time marker
+   that follows the audio player, click on the timeline (or a segment row) to seek.
+   Reads the JSON in <script data-role="call-data"> of each [data-role="recording"] section. */
+(function () {
+  'use strict';
+
+  function fmt(t) {
+    if (t === null || t === undefined || isNaN(t)) return '-';
+    const m = Math.floor(t / 60), s = t - 60 * m;
+    return m + ':' + (s < 10 ? '0' : '') + s.toFixed(1);
+  }
+
+  // Hex colour + confidence -> rgba: stronger colour = more confident (0.25 .. 1 opacity).
+  function shade(hex, conf) {
+    const n = parseInt(hex.slice(1), 16);
+    const a = (conf === null || conf === undefined) ? 1 : 0.25 + 0.75 * Math.max(0, Math.min(1, conf));
+    return 'rgba(' + (n >> 16 & 255) + ',' + (n >> 8 & 255) + ',' + (n & 255) + ',' + a.toFixed(3) + ')';
+  }
+
+  function traces(data) {
+    const groups = {};
+    for (const e of data.timeline) {
+      const k = e.emotion || '';
+      (groups[k] = groups[k] || []).push(e);
+    }
+    const out = [];
+    for (const k of data.labels.concat([''])) {
+      const g = groups[k];
+      if (!g) continue;
+      const speech = k !== '';
+      out.push({
+        type: 'bar', orientation: 'h', name: speech ? k : 'no speech',
+        y: g.map(e => e.channel), base: g.map(e => e.start_s), x: g.map(e => e.end_s - e.start_s),
+        customdata: g.map(e => [k || 'no speech', e.end_s, e.confidence === null ? '-' : e.confidence.toFixed(2)]),
+        hovertemplate: '%{y}: <b>%{customdata[0]}</b><br>%{base:.1f} – %{customdata[1]:.1f} s' +
+          (speech ? '<br>confidence %{customdata[2]}' : '') + '<extra></extra>',
+        marker: speech
+          ? {color: g.map(e => shade(data.colours[k] || '#333333', e.confidence)), line: {width: 0}}
+          : {color: data.colours[''], pattern: {shape: '/', fgcolor: '#b0b0b0', size: 6}, line: {width: 0}},
+        width: 0.7,
+      });
+    }
+    return out;
+  }
+
+  function renderCall(section, override) {
+    const data = Object.assign(JSON.parse(section.querySelector('[data-role="call-data"]').textContent), override || {});
+    const plot = section.querySelector('[data-role="timeline"]');
+    const audio = section.querySelector('audio');
+    const end = Math.max(data.duration_s || 0, ...data.timeline.map(e => e.end_s), 1);
+    const layout = {
+      height: 110 + 55 * Math.max(1, data.channels.length),
+      margin: {l: 80, r: 16, t: 8, b: 40}, barmode: 'overlay', showlegend: false, dragmode: 'zoom',
+      xaxis: {title: {text: 'time (s)'}, range: [0, end], zeroline: false, showgrid: true},
+      yaxis: {type: 'category', categoryorder: 'array', categoryarray: data.channels, autorange: 'reversed',
+              fixedrange: true},
+      shapes: [{type: 'line', xref: 'x', yref: 'paper', x0: 0, x1: 0, y0: 0, y1: 1,
+                line: {color: '#111111', width: 2}}],
+      plot_bgcolor: '#ffffff', paper_bgcolor: '#ffffff', font: {size: 12},
+    };
+    Plotly.newPlot(plot, traces(data), layout,
+                   {displaylogo: false, responsive: true, modeBarButtonsToRemove: ['select2d', 'lasso2d']});
+
+    let shown = -1;
+    function mark(t) {  // move the current-time marker
+      if (Math.abs(t - shown) < 0.02) return;
+      shown = t;
+      plot.dataset.currentTime = t.toFixed(2);
+      Plotly.relayout(plot, {'shapes[0].x0': t, 'shapes[0].x1': t});
+    }
+    function seek(t) {
+      t = Math.max(0, Math.min(end, t));
+      mark(t);
+      if (audio) {
+        audio.currentTime = t;
+        if (audio.paused) audio.play().catch(() => {});
+      }
+    }
+    if (audio) {
+      let timer = null;
+      audio.addEventListener('timeupdate', () => mark(audio.currentTime));
+      audio.addEventListener('seeked', () => mark(audio.currentTime));
+      audio.addEventListener('play', () => { timer = timer || setInterval(() => mark(audio.currentTime), 100); });
+      audio.addEventListener('pause', () => { clearInterval(timer); timer = null; mark(audio.currentTime); });
+      audio.addEventListener('ended', () => { clearInterval(timer); timer = null; });
+    }
+    // A click (not a zoom drag) on the plot area seeks there. Plotly's drag layer
+    // (.nsewdrag) covers the plot area, so the x position is read off its box.
+    let down = null;
+    plot.addEventListener('mousedown', ev => { down = [ev.clientX, ev.clientY]; }, true);
+    plot.addEventListener('click', ev => {
+      const area = plot.querySelector('.nsewdrag');
+      if (!area || !down || Math.hypot(ev.clientX - down[0], ev.clientY - down[1]) > 4) return;
+      const box = area.getBoundingClientRect();
+      if (ev.clientX < box.left || ev.clientX > box.right || ev.clientY < box.top || ev.clientY > box.bottom) return;
+      const r = plot.layout.xaxis.range;
+      seek(r[0] + (ev.clientX - box.left) / box.width * (r[1] - r[0]));
+    });
+
+    const tbody = section.querySelector('[data-role="segments"] tbody');
+    if (tbody) {
+      const rows = [];
+      for (const s of data.segments) {
+        const tr = document.createElement('tr');
+        if (!s.is_speech) tr.className = 'nonspeech';
+        tr.dataset.start = s.start_s;
+        for (let i = 0; i < 6; i++) tr.appendChild(document.createElement('td'));
+        const td = tr.children;
+        td[0].textContent = s.channel;
+        td[1].textContent = s.segment_index;
+        td[2].textContent = fmt(s.start_s);
+        td[3].textContent = fmt(s.end_s);
+        const chip = document.createElement('span');
+        chip.className = s.emotion ? 'chip' : 'muted';
+        chip.textContent = s.emotion || 'no speech';
+        if (s.emotion) chip.style.setProperty('--c', data.colours[s.emotion] || '#333333');
+        td[4].appendChild(chip);
+        td[5].textContent = s.confidence === null ? '-' : s.confidence.toFixed(2);
+        for (const i of [1, 2, 3, 5]) td[i].className = 'num';
+        rows.push(tr);
+      }
+      tbody.replaceChildren(...rows);
+      tbody.addEventListener('click', ev => {
+        const tr = ev.target.closest('tr');
+        if (tr && tr.dataset.start !== undefined) seek(parseFloat(tr.dataset.start));
+      });
+    }
+    section.dataset.ready = '1';
+    return plot;
+  }
+
+  window.SER = {renderCall: renderCall};
+  document.addEventListener('DOMContentLoaded', () => {
+    for (const s of document.querySelectorAll('[data-role="recording"]')) renderCall(s);
+  });
+})();
