@@ -38,7 +38,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs import manifest, schemas
-from jobs.commit import TABLES, Staging, Store, commit, crash_point, new_staging, recover, table_dir
+from jobs.commit import TABLES, LockBusy, Staging, Store, commit, crash_point, new_staging, recover, table_dir
 from ser_lib import artifact as art
 from ser_lib.config import JobConfig
 from ser_lib.errors import ConfigError, SERError
@@ -448,7 +448,7 @@ def _supersede(spark: SparkSession, store: Store, staging: Staging, targets: dic
 # ---------------------------------------------------------------- main
 def run(input_path: str, output_path: str, conf_path: str | None = None, master: str | None = None,
         model_path: str | None = None, spark: SparkSession | None = None, now: dt.datetime | None = None,
-        run_id: str | None = None, reprocess=None) -> dict:
+        run_id: str | None = None, reprocess=None, wait_s: float = 0.0) -> dict:
     """Run the job end to end: recover, plan (incremental), analyse, stage, commit.
 
     Args:
@@ -457,6 +457,7 @@ def run(input_path: str, output_path: str, conf_path: str | None = None, master:
             Running an id again replaces exactly that run's output.
         reprocess: specs forcing re-analysis (see :func:`jobs.manifest.reprocess_matcher`):
             ``["all"]``, globs, or ``FROM..TO`` run-date ranges.
+        wait_s: seconds to wait for another run holding ``output_path`` (see :meth:`Store.lock`).
 
     Returns:
         the run summary (also logged as one JSON line and stored in ``OUT/_runs/<run_id>.json``).
@@ -464,6 +465,7 @@ def run(input_path: str, output_path: str, conf_path: str | None = None, master:
     Raises:
         ConfigError, ArtifactError: bad configuration or model (before any work starts).
         FileNotFoundError: the input does not exist.
+        LockBusy: another run holds ``output_path`` (still after ``wait_s`` seconds).
     """
     t0 = time.time()
     cfg = JobConfig.load(conf_path)
@@ -486,7 +488,7 @@ def run(input_path: str, output_path: str, conf_path: str | None = None, master:
     inputs = manifest.list_inputs(input_path)  # FileNotFoundError before any output is touched
 
     store = Store(output_path)
-    store.lock()
+    store.lock(wait_s, holder=f"run {run_id}")
     rows = None
     try:
         rolled = recover(store)
@@ -605,14 +607,16 @@ def _summary(records: list[dict], n_segments: int, ctx: RunContext, input_path: 
     }
 
 
-EXIT_OK, EXIT_FAILED_INPUTS, EXIT_CONFIG = 0, 1, 2
+EXIT_OK, EXIT_FAILED_INPUTS, EXIT_CONFIG, EXIT_INTERNAL, EXIT_LOCKED = 0, 1, 2, 70, 75  # as ser (jobs/cli_errors.py)
 
 
 def cli_main(argv=None) -> int:
     """Entry point of ``spark-submit jobs/analyze_calls.py``.
 
     Exit codes: 0 every input ok or skipped; 1 some input failed (see the manifest /
-    ``errors``); 2 configuration error (bad YAML, model, run id, missing input).
+    ``errors``); 2 configuration error (bad YAML, model, run id, missing input); 75 another
+    run holds the output root (``EX_TEMPFAIL``: retry later, or ``--wait SECONDS``); 70
+    internal error. Errors are one log line (``-v``: with the traceback).
     """
     import argparse
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -626,14 +630,25 @@ def cli_main(argv=None) -> int:
     p.add_argument("--reprocess", action="append", default=None, metavar="SPEC",
                    help="force re-analysis: 'all', a glob of paths (path!member for archive members), or a "
                         "FROM..TO range of the run dates that produced the current results; repeatable")
+    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                   help="if another run holds the output, wait up to SECONDS for it (default 0: exit 75 at once)")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging, tracebacks of errors")
     a = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.DEBUG if a.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         now = _parse_date(a.run_date)
-        summary = run(a.input, a.output, a.conf, a.master, a.model, now=now, run_id=a.run_id, reprocess=a.reprocess)
+        summary = run(a.input, a.output, a.conf, a.master, a.model, now=now, run_id=a.run_id, reprocess=a.reprocess,
+                      wait_s=a.wait)
+    except LockBusy as err:
+        log.error("%s", err)
+        return EXIT_LOCKED
     except (SERError, FileNotFoundError) as err:
-        log.error("configuration error: %s", err)
+        log.error("configuration error: %s", " ".join(str(err).split()))
         return EXIT_CONFIG
+    except Exception as err:  # noqa: BLE001 - one line for the scheduler's log, not a traceback
+        log.error("internal error: %s: %s", type(err).__name__, " ".join(str(err).split()), exc_info=a.verbose)
+        return EXIT_INTERNAL
     print(json.dumps(summary, indent=2))
     return EXIT_FAILED_INPUTS if summary["failed"] else EXIT_OK
 

@@ -7,11 +7,22 @@ import sys
 
 import click
 
+from jobs.cli_errors import EXIT_FAILED, EXIT_USAGE, CliError, OneLineErrors
 
-@click.group()
-@click.option("-v", "--verbose", is_flag=True, help="Log more (INFO from the job, DEBUG from ser).")
-def cli(verbose: bool) -> None:
-    """Speech-emotion analytics for call-center recordings."""
+
+@click.group(cls=OneLineErrors)
+@click.option("-v", "--verbose", is_flag=True, help="Log more (INFO from the job, DEBUG from ser) and print "
+                                                    "tracebacks of errors.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool) -> None:
+    """Speech-emotion analytics for call-center recordings.
+
+    Errors are one line on stderr. Exit codes: 0 ok; 1 bad input (ser analyze: some
+    inputs failed); 2 usage or configuration error; 70 internal error; 75 another run
+    holds the output root (retry later, or ser analyze --wait).
+    """
+    OneLineErrors.show_traceback = verbose
+    OneLineErrors.where = f"{ctx.command_path} {ctx.invoked_subcommand}"
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("ser").setLevel(logging.DEBUG if verbose else logging.INFO)
@@ -30,21 +41,22 @@ def cli(verbose: bool) -> None:
 @click.option("--reprocess", multiple=True, metavar="SPEC",
               help="Force re-analysis: 'all', a path glob (path!member for archive members), or FROM..TO "
                    "(run dates that produced the current results). Repeatable.")
-def analyze(input_path, output_path, conf_path, model_path, master, run_id, run_date, reprocess):
+@click.option("--wait", "wait_s", default=0.0, type=click.FloatRange(min=0), metavar="SECONDS",
+              help="If another run holds OUT, wait up to SECONDS for it to finish [default: 0, exit 75 at once].")
+def analyze(input_path, output_path, conf_path, model_path, master, run_id, run_date, reprocess, wait_s):
     """Analyse new or changed recordings under IN (files and archives); commit segments/,
     calls/, manifest/ and errors/ under OUT atomically.
 
     Exits 0 when every input is ok or skipped, 1 when any input failed (see OUT/errors),
-    2 on a configuration error.
+    2 on a configuration error, 75 when another run holds OUT (after --wait).
     """
-    from jobs.analyze_calls import EXIT_CONFIG, _parse_date, run  # imports Spark only for this command
+    from jobs.analyze_calls import _parse_date, run  # imports Spark only for this command
     from ser_lib.errors import SERError
     try:
         summary = run(input_path, output_path, conf_path, master, model_path, now=_parse_date(run_date),
-                      run_id=run_id, reprocess=list(reprocess) or None)
+                      run_id=run_id, reprocess=list(reprocess) or None, wait_s=wait_s)
     except (SERError, FileNotFoundError) as err:
-        click.echo(f"configuration error: {err}", err=True)
-        sys.exit(EXIT_CONFIG)
+        raise CliError(f"configuration error: {err}", EXIT_USAGE) from err
     click.echo(json.dumps(summary, indent=2))
     click.echo(f"segments: {summary['output']}/segments   calls: {summary['output']}/calls   "
                f"manifest: {summary['output']}/manifest   summary: {summary['output']}/_runs/{summary['run_id']}.json",
@@ -54,38 +66,50 @@ def analyze(input_path, output_path, conf_path, model_path, master, run_id, run_
 
 @cli.command()
 @click.argument("output_path", metavar="OUT")
-@click.option("--call", "call_id", default=None, help="Render this call's timeline as a PNG.")
+@click.option("--call", "call_id", default=None,
+              help="Print this call's facts and timeline, and draw the timeline as a PNG.")
 @click.option("--png", "png_path", default=None, help="PNG path [default: OUT/_reports/<call_id>.png].")
 def report(output_path, call_id, png_path):
-    """Print per-call summaries of OUT; with --call, that call's timeline as a PNG."""
+    """Print per-call summaries of OUT; with --call, one call's facts and timeline (and a PNG).
+
+    Exits 1 when OUT is not an output of ser analyze or the call is not in it."""
     import pandas as pd
 
-    from jobs.report import call_summaries, find_call, render_timeline
+    from jobs.report import as_float, call_summaries, check_output, find_call, render_timeline, timeline_lines
+    check_output(output_path)
     if call_id is None:
         s = call_summaries(output_path)
         if s.empty:
             click.echo("no committed calls")
             return
         with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 60):
-            click.echo(s.drop(columns=["error"]).to_string(index=False))
+            click.echo(s.drop(columns=["error", "warnings"], errors="ignore").to_string(index=False))
         failed = s[s["status"] == "failed"]
         if len(failed):
             click.echo(f"\n{len(failed)} failed:")
             for r in failed.itertuples():
                 click.echo(f"  {r.call_id}  {r.source}: {r.error}")
+        warned = s[s["warnings"].notna()] if "warnings" in s else s.iloc[:0]
+        if len(warned):
+            click.echo(f"\n{len(warned)} with warnings:")
+            for r in warned.itertuples():
+                click.echo(f"  {r.call_id}  {r.source}: {r.warnings}")
         return
     try:
         call = find_call(output_path, call_id)
     except KeyError as err:
-        raise click.ClickException(str(err.args[0]))
-    path = render_timeline(call, png_path or f"{output_path.rstrip('/')}/_reports/{call_id}.png")
+        raise CliError(str(err.args[0])) from err
     click.echo(f"{call['call_id']}  {call['source_path']}{'!' + call['member'] if isinstance(call['member'], str) else ''}")
-    click.echo(f"  status {call['status']}, {call['duration_s'] or 0:.1f} s, speech {call['speech_s'] or 0:.1f} s, "
+    if call["status"] != "ok":
+        click.echo(f"  status {call['status']}: {call['error']} (run {call['run_id']}); no timeline to draw")
+        return
+    click.echo(f"  status {call['status']}, {as_float(call['duration_s']):.1f} s, speech {as_float(call['speech_s']):.1f} s, "
                f"dominant emotion: {call['dominant_emotion']} (model {call['model_version']}, run {call['run_id']})")
-    if call["timeline"] is not None:
-        for e in call["timeline"]:
-            emo = e["emotion"] or "-- non-speech --"
-            click.echo(f"  {e['channel']:>10}  {e['start_s']:8.2f}-{e['end_s']:8.2f} s  {emo}")
+    if isinstance(call.get("warnings"), str):
+        click.echo(f"  warnings: {call['warnings']}")
+    for line in timeline_lines(call["timeline"]):
+        click.echo(line)
+    path = render_timeline(call, png_path or f"{output_path.rstrip('/')}/_reports/{call_id}.png")
     click.echo(f"timeline: {path}")
 
 
@@ -107,11 +131,15 @@ def report(output_path, call_id, png_path):
 def serve(output_path, host, port, model_path, conf_path, max_upload_mb, max_concurrent, keep_uploads):
     """Browse OUT in a web browser: calls, each call's timeline with its audio, runs,
     uploads scored like ser predict, and a JSON API. Read-only on OUT."""
+    from jobs.web.results import NotResults
     from jobs.web.server import serve as run_server
     from ser_lib.errors import SERError
     try:
         run_server(output_path, host, port, model_path, conf_path, max_upload_mb, max_concurrent, keep_uploads,
                    echo=click.echo)
+    except NotResults as err:
+        click.echo(f"ser serve: error: {err}", err=True)
+        sys.exit(1)
     except SERError as err:
         click.echo(f"configuration error: {err}", err=True)
         sys.exit(2)
@@ -122,11 +150,16 @@ def serve(output_path, host, port, model_path, conf_path, max_upload_mb, max_con
 
 @cli.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--conf", "conf_path", type=click.Path(exists=True, dir_okay=False), default=None)
-@click.option("--model", "model_path", type=click.Path(exists=True, file_okay=False), default=None)
+@click.option("--conf", "conf_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Job configuration YAML: windows, speech rule, channel names [default: conf/job.yaml].")
+@click.option("--model", "model_path", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Model artifact directory [default: models/ser-cnn].")
 @click.option("--json", "as_json", is_flag=True, help="Print the call summary and timeline as JSON.")
 def predict(file, conf_path, model_path, as_json):
-    """Analyse one recording locally (no Spark) and print its emotion timeline."""
+    """Analyse one recording locally (no Spark) and print its emotion timeline.
+
+    Exits 1 with the reason on one line when the recording cannot be analysed."""
+    from jobs.report import timeline_lines
     from ser_lib.predict import predict_file
     summary = predict_file(file, conf_path, model_path)
     if as_json:
@@ -135,10 +168,10 @@ def predict(file, conf_path, model_path, as_json):
     click.echo(f"{file}: {summary['duration_s']:.1f} s, {summary['n_channels']} channel(s), "
                f"speech {summary['speech_s']:.1f} s, dominant emotion: {summary['dominant_emotion']} "
                f"(model {summary['model_version']})")
-    for e in summary["timeline"]:
-        emo = e["emotion"] or "-- non-speech --"
-        conf = f"{e['confidence']:.2f}" if e["confidence"] is not None else ""
-        click.echo(f"  {e['channel']:>10}  {e['start_s']:8.2f}-{e['end_s']:8.2f} s  {emo:<16} {conf}")
+    if summary.get("warnings"):
+        click.echo(f"  warnings: {summary['warnings']}")
+    for line in timeline_lines(summary["timeline"]):
+        click.echo(line)
 
 
 @cli.command("make-calls")
@@ -160,11 +193,16 @@ def make_calls(out_dir, corpora, n_calls, minutes, seed):
 @click.argument("truth_csv", type=click.Path(exists=True, dir_okay=False))
 def score_calls_cmd(output_path, truth_csv):
     """Compare the timelines in OUT/segments with a truth.csv from ``ser make-calls``."""
-    import pandas as pd
-
     from jobs.demo_calls import score_calls
-    segments = pd.read_parquet(f"{output_path.rstrip('/')}/segments")
-    click.echo(json.dumps(score_calls(segments, truth_csv), indent=2))
+    from jobs.report import check_output, read_table, read_truth
+    check_output(output_path)
+    truth = read_truth(truth_csv)
+    segments = read_table(output_path, "segments")
+    scores = score_calls(segments, truth_csv) if len(segments) else {"truth_speech_s": 0}
+    if not scores["truth_speech_s"]:
+        raise CliError(f"none of the {truth['file'].nunique()} calls of {truth_csv} is in {output_path}/segments "
+                       "(was OUT produced from the calls next to this truth file?)", EXIT_FAILED)
+    click.echo(json.dumps(scores, indent=2))
 
 
 def _register_optional() -> None:

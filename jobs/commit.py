@@ -49,6 +49,7 @@ import json
 import logging
 import os
 import signal
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Callable
@@ -136,24 +137,67 @@ class Store:
             return json.loads(f.read().decode("utf-8"))
 
     # ---------------------------------------------------------------- lock
-    def lock(self) -> None:
-        """Exclusive lock on the output root for this process (local disks; released on death)."""
+    def lock(self, wait_s: float = 0.0, holder: str = "") -> None:
+        """Exclusive lock on the output root for this process (local disks; released on death).
+
+        Args:
+            wait_s: seconds to wait for a run holding the lock to finish (0: fail at once).
+            holder: who takes the lock (e.g. ``run 20261122-ab12cd34``); written into the
+                lock file so that a refused run can say who holds it.
+
+        Raises:
+            LockBusy: another process holds the lock (after ``wait_s`` seconds).
+        """
         if not self.local:
             return
         import fcntl
         os.makedirs(self.base, exist_ok=True)
-        fd = os.open(os.path.join(self.base, "_lock"), os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            raise RuntimeError(f"another run holds {self.base}/_lock; one run per output root at a time")
+        path = os.path.join(self.base, "_lock")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + max(0.0, wait_s)
+        told = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    who = _read_holder(path)
+                    os.close(fd)
+                    raise LockBusy(path, who, wait_s) from None
+                if not told:
+                    log.warning("%s holds %s: waiting up to %.0f s", _read_holder(path) or "another run", path, wait_s)
+                    told = True
+                time.sleep(min(0.5, left))
+        # who holds it, for the message of a run refused meanwhile (informative only)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()}{', ' + holder if holder else ''}, since "
+                      f"{dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')}\n".encode(), 0)
         self._lock_fd = fd
 
     def unlock(self) -> None:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+
+
+class LockBusy(RuntimeError):
+    """Another run holds the output root's lock: a temporary failure (retry later, or ``--wait``)."""
+
+    def __init__(self, path: str, holder: str, waited_s: float):
+        self.path, self.holder, self.waited_s = path, holder, waited_s
+        super().__init__(f"another run ({holder or 'unknown process'}) holds {path}"
+                         + (f" (waited {waited_s:g} s)" if waited_s else "")
+                         + "; one run per output root at a time: retry later or pass --wait SECONDS")
+
+
+def _read_holder(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read(200).strip()
+    except OSError:
+        return ""
 
 
 def table_dir(table: str, run_date: str, run_id: str) -> str:

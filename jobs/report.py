@@ -1,4 +1,4 @@
-"""``ser report OUT [--call ID]``: per-call summaries, and a call's timeline as a PNG.
+"""``ser report OUT [--call ID]``: per-call summaries; a call's facts, timeline and PNG.
 
 Reads only committed output: partitions of runs whose commit record
 ``OUT/_runs/<run_id>.json`` says ``state: applied`` (see :mod:`jobs.commit`), so a
@@ -11,11 +11,26 @@ import os
 import pandas as pd
 import pyarrow.parquet as pq
 
+from ser_lib.errors import SERError
+
 from .commit import Store, records
 
 #: colours of the emotions in timeline plots; non-speech is drawn light grey
 COLOURS = {"angry": "#d62728", "disgust": "#8c564b", "fear": "#9467bd", "happy": "#2ca02c", "neutral": "#7f7f7f",
            "sad": "#1f77b4", "surprise": "#ff7f0e"}
+
+
+class ReportError(SERError):
+    """``OUT`` or a file given to a report is missing or unusable."""
+
+
+def check_output(out: str) -> None:
+    """Raise :class:`ReportError` unless ``out`` is an output root of ``ser analyze`` (it has ``_runs/``)."""
+    store = Store(out)
+    if not store.exists(""):
+        raise ReportError(f"{out} does not exist")
+    if not store.exists("_runs"):
+        raise ReportError(f"{out} is not an output of ser analyze (no _runs/ in it)")
 
 
 def read_table(out: str, table: str, committed_only: bool = True) -> pd.DataFrame:
@@ -41,13 +56,68 @@ def call_summaries(out: str) -> pd.DataFrame:
     if calls.empty:
         return calls
     calls["source"] = [p if not isinstance(m, str) else f"{p}!{m}" for p, m in zip(calls["source_path"], calls["member"])]
+    for c in ("n_channels", "sample_rate", "n_segments"):  # null for failed calls: keep them integers
+        calls[c] = calls[c].astype("Int64")
     cols = ["call_id", "source", "status", "duration_s", "n_channels", "speech_s", "dominant_emotion", "error",
             "model_version", "run_id"]
+    if "warnings" in calls:  # partitions written before the column existed have none
+        cols.insert(cols.index("error") + 1, "warnings")
     return calls[cols].sort_values("source").reset_index(drop=True)
 
 
+def as_float(v, default: float = 0.0) -> float:
+    """A number from a table cell: null / NaN → ``default``."""
+    return default if v is None or pd.isna(v) else float(v)
+
+
+def timeline_lines(timeline) -> list[str]:
+    """One printable line per timeline entry: channel, bounds (s), emotion, confidence."""
+    out = []
+    for e in timeline if timeline is not None else []:
+        emo = e["emotion"] or "-- non-speech --"
+        conf = "" if e["confidence"] is None or pd.isna(e["confidence"]) else f"{e['confidence']:.2f}"
+        out.append(f"  {e['channel']:>10}  {e['start_s']:8.2f}-{e['end_s']:8.2f} s  {emo:<16} {conf}".rstrip())
+    return out
+
+
+def read_truth(path: str) -> pd.DataFrame:
+    """The emotion rows of a ``truth.csv`` written by ``ser make-calls``.
+
+    Raises:
+        ReportError: the file cannot be parsed, lacks the columns ``file, channel,
+            start_s, end_s, emotion``, or holds no emotion (synthetic demo calls).
+    """
+    need = ["file", "channel", "start_s", "end_s", "emotion"]
+    try:
+        truth = pd.read_csv(path, keep_default_na=False)
+        missing = [c for c in need if c not in truth.columns]
+        if missing:
+            raise ReportError(f"{path} is not a truth file of ser make-calls: no column {', '.join(missing)}")
+        truth["start_s"], truth["end_s"] = pd.to_numeric(truth["start_s"]), pd.to_numeric(truth["end_s"])
+    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise ReportError(f"cannot read truth file {path}: {err}") from err
+    truth = truth[truth["emotion"] != ""]
+    if truth.empty:
+        raise ReportError(f"{path} holds no emotion truth (synthetic demo calls carry none)")
+    return truth
+
+
 def render_timeline(call: pd.Series, png_path: str) -> str:
-    """Draw one call's timeline: a lane per channel, emotion runs coloured, non-speech grey."""
+    """Draw one call's timeline (:func:`draw_timeline`) into ``png_path``; returns ``png_path``."""
+    fig = draw_timeline(call)
+    import matplotlib.pyplot as plt
+    os.makedirs(os.path.dirname(os.path.abspath(png_path)), exist_ok=True)
+    fig.savefig(png_path, dpi=110)
+    plt.close(fig)
+    return png_path
+
+
+def draw_timeline(call: pd.Series):
+    """One call's timeline as a matplotlib Figure: a lane per channel, emotion runs coloured
+    by class with colour strength showing confidence, non-speech hatched grey.
+
+    A call without a timeline (failed, or no windows) gives empty lanes.
+    """
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -56,30 +126,33 @@ def render_timeline(call: pd.Series, png_path: str) -> str:
     tl = pd.DataFrame(list(call["timeline"]) if call["timeline"] is not None else [],
                       columns=["channel", "start_s", "end_s", "emotion", "confidence"])
     channels = list(dict.fromkeys(tl["channel"])) or ["(none)"]
-    fig, ax = plt.subplots(figsize=(12, 1.2 + 0.8 * len(channels)))
+    # constrained layout keeps the legend (placed outside, below) off the axis label
+    fig, ax = plt.subplots(figsize=(12, 2.0 + 0.6 * len(channels)), layout="constrained")
     for i, ch in enumerate(channels):
         for e in tl[tl["channel"] == ch].itertuples():
             speech = isinstance(e.emotion, str)
             ax.barh(i, e.end_s - e.start_s, left=e.start_s, height=0.6,
                     color=COLOURS.get(e.emotion, "#333333") if speech else "#e6e6e6",
-                    alpha=(0.4 + 0.6 * float(e.confidence)) if speech and e.confidence == e.confidence else 1.0,
+                    alpha=_alpha(e.confidence) if speech else 1.0,
                     hatch=None if speech else "//", edgecolor="white" if speech else "#bbbbbb", linewidth=0.3)
     ax.set_yticks(range(len(channels)), channels)
     ax.invert_yaxis()
     ax.set_xlabel("time (s)")
-    ax.set_xlim(0, max(float(call["duration_s"] or 0), float(tl["end_s"].max()) if len(tl) else 1.0))
+    ax.set_xlim(0, max(as_float(call["duration_s"]), as_float(tl["end_s"].max()) if len(tl) else 0.0) or 1.0)
     used = [e for e in COLOURS if e in set(tl["emotion"].dropna())]
-    ax.legend(handles=[Patch(color=COLOURS[e], label=e) for e in used]
-              + [Patch(facecolor="#e6e6e6", hatch="//", edgecolor="#bbbbbb", label="non-speech")],
-              loc="upper center", bbox_to_anchor=(0.5, -0.35 if len(channels) < 3 else -0.2), ncol=8, frameon=False)
+    fig.legend(handles=[Patch(color=COLOURS[e], label=e) for e in used]
+               + [Patch(facecolor="#e6e6e6", hatch="//", edgecolor="#bbbbbb", label="non-speech")],
+               loc="outside lower center", ncol=8, frameon=False, fontsize=8, title_fontsize=8,
+               title="colour: emotion; colour strength: its confidence (pale = 0, full = 1)")
     src = call["source_path"] + (f"!{call['member']}" if isinstance(call.get("member"), str) else "")
     ax.set_title(f"{call['call_id']}  {os.path.basename(src)}  (model {call['model_version']}, run {call['run_id']})",
                  fontsize=9)
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(png_path)), exist_ok=True)
-    fig.savefig(png_path, dpi=110)
-    plt.close(fig)
-    return png_path
+    return fig
+
+
+def _alpha(confidence) -> float:
+    """Bar opacity for a confidence in [0, 1]: 0.4 (pale) to 1.0 (full); full when unknown."""
+    return 1.0 if confidence is None or pd.isna(confidence) else 0.4 + 0.6 * float(confidence)
 
 
 def find_call(out: str, call_id: str) -> pd.Series:

@@ -23,7 +23,7 @@ def test_predict_reports_bad_audio(tmp_path, tiny_artifact):
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"")
     res = CliRunner().invoke(cli, ["predict", str(bad), "--model", str(tiny_artifact)])
-    assert res.exit_code != 0 and "empty" in str(res.exception)
+    assert res.exit_code == 1 and "empty: file is empty" in res.stderr and "Traceback" not in res.output
 
 
 def test_make_calls_without_corpora_uses_synthetic_audio(tmp_path, monkeypatch):
