@@ -17,6 +17,8 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 
+from .nulls import none_if_missing
+
 
 def cells(start_s: np.ndarray, end_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Non-overlapping cells of one channel's windows (sorted by start).
@@ -34,10 +36,6 @@ def cells(start_s: np.ndarray, end_s: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return np.concatenate([start_s[:1], mid]), np.concatenate([mid, end_s[-1:]])
 
 
-def _none_if_nan(v):
-    return None if v is None or (isinstance(v, float) and np.isnan(v)) else v
-
-
 def channel_timeline(seg: pd.DataFrame) -> list[dict]:
     """Merged timeline of one channel.
 
@@ -52,7 +50,7 @@ def channel_timeline(seg: pd.DataFrame) -> list[dict]:
     c0, c1 = cells(seg["start_s"].to_numpy(), seg["end_s"].to_numpy())
     out: list[dict] = []
     for a, b, emo, conf, ch in zip(c0, c1, seg["emotion"], seg["confidence"], seg["channel"]):
-        emo, conf = _none_if_nan(emo), _none_if_nan(conf)
+        emo, conf = none_if_missing(emo), none_if_missing(conf)
         if out and out[-1]["emotion"] == emo:
             last = out[-1]
             if emo is not None:
