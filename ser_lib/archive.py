@@ -33,7 +33,8 @@ from typing import BinaryIO, Callable, Iterator
 
 from .errors import SERError
 
-ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")
+#: Archive file name suffixes (lower case) and the reader each needs.
+ARCHIVE_KINDS = {".zip": "zip", ".tar": "tar", ".tar.gz": "tar", ".tgz": "tar"}
 _RATIO_MIN_BYTES = 1 << 20
 
 
@@ -74,13 +75,9 @@ class Member:
 
 
 def archive_kind(name: str) -> str | None:
-    """``zip``, ``tar`` or None, from the file name (case-insensitive)."""
+    """``zip``, ``tar`` or None, from the file name's suffix (case-insensitive, :data:`ARCHIVE_KINDS`)."""
     n = name.lower()
-    if n.endswith(".zip"):
-        return "zip"
-    if n.endswith((".tar", ".tar.gz", ".tgz")):
-        return "tar"
-    return None
+    return next((kind for suffix, kind in ARCHIVE_KINDS.items() if n.endswith(suffix)), None)
 
 
 def _read_capped(f: BinaryIO, cap: int, ratio_cap: int | None = None) -> tuple[bytes | None, str | None]:
@@ -98,7 +95,7 @@ def _read_capped(f: BinaryIO, cap: int, ratio_cap: int | None = None) -> tuple[b
             return None, "too_large"
 
 
-def _member_row(name, size, mtime, data) -> Member:
+def _member_row(name, mtime, data) -> Member:
     return Member(name, len(data), mtime, "read", data, hashlib.sha256(data).hexdigest())
 
 
@@ -164,7 +161,7 @@ def iter_members(fileobj: BinaryIO, kind: str, limits: ArchiveLimits,
                     account(min(limits.max_member_bytes, ratio_cap or limits.max_member_bytes))
                     continue
                 account(len(data))
-                yield _member_row(name, len(data), mtime, data)
+                yield _member_row(name, mtime, data)
         return
 
     # tar, plain or compressed, in stream mode: one pass, decompressed once
@@ -209,7 +206,7 @@ def iter_members(fileobj: BinaryIO, kind: str, limits: ArchiveLimits,
                         consumed = None
                     if consumed and total / consumed > limits.max_ratio:
                         raise ArchiveError("compression_ratio", f"archive expands {total / consumed:.0f}x > max_ratio={limits.max_ratio}")
-                yield _member_row(m.name, len(data), mtime, data)
+                yield _member_row(m.name, mtime, data)
     except ArchiveError:
         raise
     except (tarfile.TarError, OSError, EOFError, ValueError, zipfile.BadZipFile) as err:

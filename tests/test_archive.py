@@ -7,7 +7,7 @@ import zipfile
 
 import pytest
 
-from ser_lib.archive import ArchiveError, ArchiveLimits, iter_members
+from ser_lib.archive import ArchiveError, ArchiveLimits, archive_kind, iter_members
 
 IS_REC = lambda n: n.lower().endswith((".wav", ".flac"))  # noqa: E731
 
@@ -62,3 +62,9 @@ def test_corrupt_archive(kind):
     with pytest.raises(ArchiveError) as e:
         list(iter_members(io.BytesIO(b"this is not an archive" * 10), kind, ArchiveLimits(), IS_REC))
     assert e.value.reason == "corrupt"
+
+
+@pytest.mark.parametrize("name,kind", [("a.ZIP", "zip"), ("b.tar", "tar"), ("c.Tar.Gz", "tar"), ("d.tgz", "tar"),
+                                       ("e.wav", None), ("f.gz", None), ("zip", None), ("g.zip.wav", None)])
+def test_archive_kind_from_the_name_suffix(name, kind):
+    assert archive_kind(name) == kind
