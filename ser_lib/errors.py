@@ -10,7 +10,7 @@ class AudioError(SERError):
 
     ``reason`` is a short machine-readable code (``empty``, ``corrupt``,
     ``unsupported``, ``no_samples``, ``non_finite``, ``unreadable``,
-    ``too_few_channels``, ``sample_rate``); ``str(err)`` is the human text.
+    ``sample_rate``); ``str(err)`` is the human text.
     """
 
     def __init__(self, reason: str, message: str):
