@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from ser_lib.labels import EMOTIONS
+from ser_lib.labels import EMOTIONS, NEGATIVE_EMOTIONS
 from tests.conftest import write_call
 
 pytestmark = pytest.mark.spark
@@ -205,7 +206,6 @@ def test_spark_submit_runs_the_same_job(tmp_path, tiny_artifact):
 
 def _readme_sql_blocks() -> dict[str, list[str]]:
     """The README's ```sql blocks, by engine, split into statements (comment-only pieces dropped)."""
-    import re
     out = {}
     for block in re.findall(r"```sql\n(.*?)```", (REPO / "README.md").read_text(), flags=re.S):
         statements = [s.strip() for s in block.split(";")]
@@ -229,7 +229,7 @@ def test_readme_queries(spark, job_output):
 
     want_dominant = sorted(zip(ok["call_id"], ok["dominant_emotion"].fillna("-")))
     want_angry = sorted(ok.loc[ok["timeline"].map(ends_angry), "call_id"])
-    neg = sum(ok["speech_s"] * (ok["share_angry"] + ok["share_disgust"] + ok["share_fear"] + ok["share_sad"]))
+    neg = sum(ok["speech_s"] * sum(ok[f"share_{e}"] for e in NEGATIVE_EMOTIONS))
     want_negative = neg / ok["speech_s"].sum()
 
     spark_results = [spark.sql(s.replace("out/demo/results", str(out))).toPandas() for s in blocks["spark"]]
@@ -241,5 +241,8 @@ def test_readme_queries(spark, job_output):
         assert sorted(zip(dominant["call_id"], dominant["dominant_emotion"].fillna("-"))) == want_dominant
         assert sorted(angry["call_id"]) == want_angry
         assert len(negative) == 1 and negative["negative_share"].iloc[0] == pytest.approx(want_negative)
+    for statements in blocks.values():  # the README counts the library's negative emotions
+        negative_sql = next(s for s in statements if "negative_share" in s)
+        assert set(re.findall(r"\bshare_(\w+)", negative_sql)) == NEGATIVE_EMOTIONS
     failed = duck_results[4]
     assert sorted(Path(p).name for p in failed["source_path"]) == ["corrupt.wav", "empty.wav"]
