@@ -73,11 +73,11 @@ def analyze(source: Source, fcfg: FeatureConfig, hop_s: float, speech_cfg: Speec
     samples, info = load(source, fcfg.sample_rate)
     t1 = time.perf_counter()
     names = channel_names(samples.shape[0])
+    grid = fcfg.grid(hop_s)
     channels = []
     for name, y in zip(names, samples):
         feats, starts = window_features(y, fcfg, hop_s)
-        start_s = starts / fcfg.sample_rate
-        end_s = np.minimum(starts + fcfg.window_samples, len(y)) / fcfg.sample_rate
+        start_s, end_s = grid.bounds_s(len(y), starts)
         channels.append(ChannelWindows(name, feats, start_s, end_s, is_speech(feats, speech_cfg)))
     if timings is not None:
         timings["decode_s"] = timings.get("decode_s", 0.0) + (t1 - t0)

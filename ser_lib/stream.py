@@ -138,10 +138,9 @@ class StreamAnalyzer:
 
     def _emit(self, names, states, results) -> list[ChannelWindows]:
         out = []
-        sr = self.fcfg.sample_rate
         for name, st, (feats, starts) in zip(names, states, results):
-            end = np.minimum(starts + self.fcfg.window_samples, st.total) / sr
-            out.append(ChannelWindows(name, feats, starts / sr, end, is_speech(feats, self.speech_cfg)))
+            start_s, end_s = st.grid.bounds_s(st.total, starts)
+            out.append(ChannelWindows(name, feats, start_s, end_s, is_speech(feats, self.speech_cfg)))
         return out
 
     def __iter__(self) -> Iterator[list[ChannelWindows]]:

@@ -71,8 +71,17 @@ class WindowGrid:
             starts = np.append(starts, last)
         return starts
 
-    def bounds_s(self, n_samples: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(start_s, end_s)`` of every window, seconds, float64; ends are clipped to the duration."""
-        starts = self.starts(n_samples)
+    def bounds_s(self, n_samples: int, starts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(start_s, end_s)`` of windows, seconds, ``float64 (n_windows,)``; each end is
+        clipped to ``n_samples`` (a window shorter than the grid's ends at the channel's end).
+
+        Args:
+            n_samples: the channel's samples (for a stream, those seen so far: a window
+                emitted before the end lies inside them).
+            starts: ``int64 (n_windows,)`` start samples of the windows to bound; default
+                every window of the channel (:meth:`starts`).
+        """
+        if starts is None:
+            starts = self.starts(n_samples)
         ends = np.minimum(starts + self.window, max(n_samples, 0))
         return starts / self.sample_rate, ends / self.sample_rate

@@ -39,6 +39,19 @@ def test_exact_boundaries():
     assert list(start_s) == [0.0] and list(end_s) == [1.2]
 
 
+def test_bounds_of_some_windows_are_those_windows_bounds():
+    """A stream bounds the windows it emits as they complete, against the samples seen so far."""
+    grid = WindowGrid.from_seconds(2.0, 1.0, 8000, 80)
+    n = int(7.3 * 8000)
+    start_s, end_s = grid.bounds_s(n)
+    starts = grid.starts(n)
+    for k in (slice(0, 2), slice(2, 5), slice(5, None)):
+        seen = n if k.stop is None else int(starts[k][-1] + grid.window)
+        got = grid.bounds_s(seen, starts[k])
+        np.testing.assert_array_equal(got[0], start_s[k])
+        np.testing.assert_array_equal(got[1], end_s[k])
+
+
 @pytest.mark.parametrize("window_s,hop_s", [(2.0, 0.015), (2.005, 1.0), (0, 1.0), (2.0, -1)])
 def test_off_grid_or_invalid_lengths_are_refused(window_s, hop_s):
     with pytest.raises(ConfigError):
