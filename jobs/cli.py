@@ -131,21 +131,12 @@ def report(output_path, call_id, png_path):
 def serve(output_path, host, port, model_path, conf_path, max_upload_mb, max_concurrent, keep_uploads):
     """Browse OUT in a web browser: calls, each call's timeline with its audio, runs,
     uploads scored like ser predict, and a JSON API. Read-only on OUT."""
-    from jobs.web.results import NotResults
     from jobs.web.server import serve as run_server
-    from ser_lib.errors import SERError
-    try:
+    try:  # OUT not a results root: exit 1; bad --conf / --model: 2 (jobs.cli_errors)
         run_server(output_path, host, port, model_path, conf_path, max_upload_mb, max_concurrent, keep_uploads,
                    echo=click.echo)
-    except NotResults as err:
-        click.echo(f"ser serve: error: {err}", err=True)
-        sys.exit(1)
-    except SERError as err:
-        click.echo(f"configuration error: {err}", err=True)
-        sys.exit(2)
     except OSError as err:
-        click.echo(f"cannot listen on {host}:{port}: {err.strerror or err}", err=True)
-        sys.exit(2)
+        raise CliError(f"cannot listen on {host}:{port}: {err.strerror or err}", EXIT_USAGE) from err
 
 
 @cli.command()

@@ -363,11 +363,10 @@ def test_no_third_party_script(client, web_out):
 
 
 def test_results_root_must_be_a_results_root(tmp_path):
-    from jobs.web.results import Results
-    from ser_lib.errors import ConfigError
-    with pytest.raises(ConfigError, match="not a results root"):
+    from jobs.web.results import NotResults, Results
+    with pytest.raises(NotResults, match="not a results root"):
         Results(str(tmp_path))
-    with pytest.raises(ConfigError, match="not local"):
+    with pytest.raises(NotResults, match="not local"):
         Results("hdfs://namenode/ser")
 
 
@@ -405,12 +404,38 @@ def test_ser_serve_binds_to_loopback_and_says_so(served, web_out):
     assert f"at {base}/" in proc_line and "Only this machine can connect" in proc_line
 
 
+def test_readme_curl_examples_work(served, web_out, tmp_path, tiny_artifact, conf):
+    """The curl lines of the README's "Browsing results", run as written against ``ser serve``."""
+    if not shutil.which("curl"):
+        pytest.skip("curl is not installed")
+    from ser_lib.predict import predict_file
+    section = (REPO / "README.md").read_text().split("## Browsing results", 1)[1].split("\n## ", 1)[0]
+    lines = [ln.split("  #", 1)[0].strip() for ln in section.splitlines() if ln.startswith("curl ")]
+    assert len(lines) == 4, lines
+    base, _ = served
+    cid = _id(web_out, "stereo_ulaw.wav")
+    wav = write_call(tmp_path / "call.wav", 8000, [[("speech", 3), ("silence", 1)]], seed=12)
+    got = []
+    for line in lines:
+        cmd = line.replace("http://127.0.0.1:8050", base).replace("CALL_ID", cid) + " --fail --silent --show-error"
+        r = subprocess.run(["bash", "-c", cmd], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, (cmd, r.stderr)
+        got.append(json.loads(r.stdout))
+    calls = web_out["calls"]
+    expect = {cid for cid, m in zip(calls["call_id"], calls["channel_dominant_emotion"])
+              if m is not None and dict(m).get("customer") == "angry"}
+    assert got[0]["total"] == len(expect) and {c["call_id"] for c in got[0]["calls"]} == expect
+    assert got[1]["call_id"] == cid and len(got[1]["segments"]) == calls.set_index("call_id").loc[cid, "n_segments"]
+    assert [r["run_id"] for r in got[2]["runs"]] == [r["run_id"] for r in reversed(web_out["runs"])]
+    assert got[3] == json.loads(json.dumps(predict_file(str(wav), str(conf), str(tiny_artifact))))
+
+
 def test_ser_serve_refuses_a_directory_that_is_no_results_root(tmp_path):
     from click.testing import CliRunner
 
     from jobs.cli import cli
     res = CliRunner().invoke(cli, ["serve", str(tmp_path)])
-    assert res.exit_code == 2 and "not a results root" in res.output
+    assert res.exit_code == 1 and "not a results root" in res.output
 
 
 def _chrome():

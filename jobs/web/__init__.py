@@ -40,7 +40,8 @@ def create_app(out: str, model_path: str | None = None, conf_path: str | None = 
             temporary directory, removed at exit). Nothing is written anywhere else.
 
     Raises:
-        ConfigError: ``out`` is not a local results root, or a bad job configuration.
+        NotResults: ``out`` is not a local results root.
+        ConfigError: a bad job configuration.
         ArtifactError: ``model_path``'s metadata is missing or invalid (the default
             model being unreadable only disables uploads: ``scorer_error`` says why).
     """

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import duckdb
 
 from jobs.commit import Store, records, table_dir
-from ser_lib.errors import ConfigError
+from ser_lib.errors import SERError
 from ser_lib.labels import NEGATIVE_EMOTIONS
 
 #: call ids are 16 hex digits (:func:`ser_lib.analysis.call_id`); anything else is not looked up
@@ -29,10 +29,14 @@ _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 #: sort keys of the calls list -> SQL expression (a whitelist: nothing from the URL reaches SQL text)
 SORTS = {
-    "date": "run_date", "file": "source", "duration": "duration_s", "speech": "speech_s",
-    "negative": "negative_share", "emotion": "dominant_emotion", "status": "status",
+    "date": "run_date", "file": "source_path || coalesce('!' || member, '')", "duration": "duration_s",
+    "speech": "speech_s", "negative": "{negative}", "emotion": "dominant_emotion", "status": "status",
 }
 MAX_PER_PAGE = 500
+
+
+class NotResults(SERError):
+    """The directory given is not a local results root written by ``ser analyze``."""
 
 
 class BadQuery(ValueError):
@@ -133,17 +137,17 @@ class Results:
         out: the results root (``ser analyze``'s OUT), a local directory.
 
     Raises:
-        ConfigError: ``out`` is not a local directory holding ``_runs/`` (not a results root).
+        NotResults: ``out`` is not a local directory holding ``_runs/`` (not a results root).
     """
 
     def __init__(self, out: str):
         if "://" in out and not out.startswith("file://"):
-            raise ConfigError(f"ser serve reads a local results root; {out} is not local (copy or mount it)")
+            raise NotResults(f"ser serve reads a local results root; {out} is not local (copy or mount it)")
         self.store = Store(out[len("file://"):] if out.startswith("file://") else out)
         if not os.path.isdir(self.store.base):
-            raise ConfigError(f"{self.store.base} is not a directory")
+            raise NotResults(f"{self.store.base} is not a directory")
         if not os.path.isdir(self.store.p("_runs")):
-            raise ConfigError(f"{self.store.base} holds no _runs/: not a results root written by ser analyze")
+            raise NotResults(f"{self.store.base} holds no _runs/: not a results root written by ser analyze")
         self.root = self.store.base
         self._con = duckdb.connect(":memory:")
         self._lock = threading.Lock()
@@ -249,9 +253,13 @@ class Results:
         return names
 
     # ---------------------------------------------------------------- calls
-    def _call_columns(self) -> str:
+    def _negative(self) -> str:
+        """SQL: share of speech time with a negative emotion (NULL without speech)."""
         neg = [f"share_{e}" for e in self.labels() if e in NEGATIVE_EMOTIONS]
-        negative = (f"CASE WHEN speech_s > 0 THEN {' + '.join(neg)} END" if neg else "CAST(NULL AS DOUBLE)")
+        return f"(CASE WHEN speech_s > 0 THEN {' + '.join(neg)} END)" if neg else "CAST(NULL AS DOUBLE)"
+
+    def _call_columns(self) -> str:
+        negative = self._negative()
         return ("call_id, run_date, run_id, source_path, member, "
                 "CASE WHEN member IS NULL THEN source_path ELSE source_path || '!' || member END AS source, "
                 "status, error, duration_s, n_channels, speech_s, channel_speech_s, dominant_emotion, "
@@ -287,16 +295,30 @@ class Results:
                          "ELSE source_path || '!' || member END), lower($q))")
             params["q"] = q.q
         cond = ("WHERE " + " AND ".join(where)) if where else ""
+
         def bind():
             return {**params, "files": self.files("calls", q.date_from, q.date_to, q.run_id)}
         total = self._query(f"SELECT count(*) AS n FROM {self._scan()} {cond}", bind)[0]["n"]
         if total == 0:
             return 0, []
+        # Two steps: the page's keys first (a top-N over the sort column only), then the
+        # full rows of those calls from their runs' files only, so that the map columns
+        # are decoded for one page instead of every matching row.
+        key = SORTS[q.sort].format(negative=self._negative())
         order = "DESC" if q.order == "desc" else "ASC"
-        sql = (f"SELECT {self._call_columns()} FROM {self._scan()} {cond} "
-               f"ORDER BY {SORTS[q.sort]} {order} NULLS LAST, source, call_id "
-               f"LIMIT {int(q.per_page)} OFFSET {int((q.page - 1) * q.per_page)}")
-        return int(total), self._query(sql, bind)
+        keys = self._query(f"SELECT run_id, call_id FROM {self._scan()} {cond} "
+                           f"ORDER BY {key} {order} NULLS LAST, source_path, coalesce(member, ''), call_id "
+                           f"LIMIT {int(q.per_page)} OFFSET {int((q.page - 1) * q.per_page)}", bind)
+        if not keys:
+            return int(total), []
+        runs = {k["run_id"] for k in keys}
+        rank = {(k["run_id"], k["call_id"]): i for i, k in enumerate(keys)}
+        rows = self._query(f"SELECT {self._call_columns()} FROM {self._scan()} "
+                           "WHERE call_id IN (SELECT unnest($ids))",
+                           lambda: {"files": [f for r in sorted(runs) for f in self.files("calls", run_id=r)],
+                                    "ids": [k["call_id"] for k in keys]})
+        rows = [r for r in rows if (r["run_id"], r["call_id"]) in rank]
+        return int(total), sorted(rows, key=lambda r: rank[(r["run_id"], r["call_id"])])
 
     def get_call(self, call_id: str) -> dict | None:
         """The committed ``calls`` row of ``call_id`` (all columns, ``timeline`` included)
