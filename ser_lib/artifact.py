@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ArtifactError
+from .errors import ArtifactError, ConfigError
 from .features import FEATURE_VERSION, FeatureConfig
 from .speech import SpeechConfig
 
@@ -46,6 +46,8 @@ class ArtifactMeta:
         speech_config: the speech/non-speech rule used when building training windows.
         norm_mean, norm_std: per-feature normalisation, ``(n_features,)`` float32;
             the model input is ``(x - norm_mean) / norm_std``.
+        temperature: softmax temperature fitted on validation windows
+            (:func:`ser_lib.inference.calibrate`); 1.0 = uncalibrated.
         metrics: evaluation results of the training run (free-form, JSON).
         training: training provenance (config, corpora, split file, seed).
     """
@@ -56,6 +58,7 @@ class ArtifactMeta:
     speech_config: SpeechConfig
     norm_mean: np.ndarray
     norm_std: np.ndarray
+    temperature: float = 1.0
     metrics: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
 
@@ -63,8 +66,10 @@ class ArtifactMeta:
         return json.dumps({
             "format": FORMAT, "format_version": FORMAT_VERSION, "version": self.version,
             "labels": list(self.labels), "feature_config": self.feature_config.to_dict(),
-            "speech_config": vars(self.speech_config),
+            "speech_config": self.speech_config.to_dict(),
             "normalization": {"mean": [float(v) for v in self.norm_mean], "std": [float(v) for v in self.norm_std]},
+            "calibration": {"method": "temperature scaling (Guo et al. 2017), fitted on validation windows",
+                            "temperature": float(self.temperature)},
             "metrics": self.metrics, "training": self.training,
         }, indent=2)
 
@@ -87,13 +92,16 @@ class ArtifactMeta:
             meta = cls(
                 version=str(d["version"]), labels=list(d["labels"]),
                 feature_config=FeatureConfig.from_dict(d["feature_config"]),
-                speech_config=SpeechConfig(**d["speech_config"]),
+                speech_config=SpeechConfig.from_dict(d["speech_config"]),
                 norm_mean=np.asarray(d["normalization"]["mean"], dtype=np.float32),
                 norm_std=np.asarray(d["normalization"]["std"], dtype=np.float32),
+                temperature=float(d.get("calibration", {}).get("temperature", 1.0)),
                 metrics=d.get("metrics", {}), training=d.get("training", {}),
             )
-        except (KeyError, TypeError, ValueError) as err:
+        except (KeyError, TypeError, ValueError, ConfigError) as err:
             raise ArtifactError(f"{META_FILE} is malformed: {err!r}") from err
+        if not meta.temperature > 0:
+            raise ArtifactError(f"calibration temperature must be > 0, got {meta.temperature}")
         n = meta.feature_config.n_features
         if meta.norm_mean.shape != (n,) or meta.norm_std.shape != (n,) or (meta.norm_std <= 0).any():
             raise ArtifactError(f"normalisation statistics must be {n} values with std > 0")

@@ -20,9 +20,8 @@ _DEFAULTS: dict[str, Any] = {
                  "max_total_bytes": 50 << 30, "max_ratio": 200.0},
     "channels": {"1": ["mono"], "2": ["agent", "customer"]},
     "windows": {"window_s": 2.0, "hop_s": 1.0},
-    "speech": {"threshold_db": -45.0, "min_active_ratio": 0.25},
+    "speech": SpeechConfig().to_dict(),
     "model": {"path": "", "batch_size": 512},
-    "output": {"partition_by": ["run_date"]},
     "spark": {"master": "local[*]", "app_name": "speech-emotion-calls", "tasks_per_core": 1, "settings": {}},
 }
 
@@ -54,7 +53,6 @@ class JobConfig:
     speech: SpeechConfig
     model_path: str
     batch_size: int
-    partition_by: tuple[str, ...]
     master: str
     app_name: str
     tasks_per_core: int
@@ -74,6 +72,9 @@ class JobConfig:
                 raw = yaml.safe_load(p.read_text()) or {}
             except (OSError, yaml.YAMLError) as err:
                 raise ConfigError(f"cannot read job configuration {p}: {err}") from err
+        if isinstance(raw, dict) and "output" in raw:  # a key that did nothing: say so rather than ignore it
+            raise ConfigError("output.partition_by was removed: every run writes OUT/<table>/run_date=D/run_id=R/ "
+                              f"(the directory it commits atomically); delete the 'output' section of {p}")
         d = _merge(_DEFAULTS, raw)
         d = _merge(d, overrides or {})
         try:
@@ -86,9 +87,8 @@ class JobConfig:
                                              int(d["archives"]["max_total_bytes"]), float(d["archives"]["max_ratio"])),
                 channels=channels,
                 window_s=float(d["windows"]["window_s"]), hop_s=float(d["windows"]["hop_s"]),
-                speech=SpeechConfig(float(d["speech"]["threshold_db"]), float(d["speech"]["min_active_ratio"])),
+                speech=SpeechConfig.from_dict(d["speech"]),
                 model_path=str(d["model"]["path"] or ""), batch_size=int(d["model"]["batch_size"]),
-                partition_by=tuple(d["output"]["partition_by"]),
                 master=str(d["spark"]["master"]), app_name=str(d["spark"]["app_name"]),
                 tasks_per_core=int(d["spark"]["tasks_per_core"]),
                 spark_settings={k: str(v).lower() if isinstance(v, bool) else str(v)
@@ -99,8 +99,6 @@ class JobConfig:
         for n, names in cfg.channels.items():
             if len(names) != n or len(set(names)) != n:
                 raise ConfigError(f"channels.{n} must list {n} distinct names, got {list(names)}")
-        if not 0 < cfg.speech.min_active_ratio <= 1:
-            raise ConfigError("speech.min_active_ratio must be in (0, 1]")
         if cfg.chunk_s < cfg.window_s:
             raise ConfigError(f"input.chunk_s={cfg.chunk_s} must be at least windows.window_s={cfg.window_s}")
         lim = cfg.archive_limits
@@ -110,11 +108,6 @@ class JobConfig:
             raise ConfigError("spark.tasks_per_core must be >= 1")
         if cfg.batch_size < 1:
             raise ConfigError("model.batch_size must be >= 1")
-        # Kept for old configuration files: every run now writes run_date=D/run_id=R/ (the
-        # directory a run owns and commits atomically, see jobs/commit.py); only these two are valid.
-        bad = set(cfg.partition_by) - {"run_date", "run_id"}
-        if bad:
-            raise ConfigError(f"output.partition_by may use run_date and run_id, not {sorted(bad)}")
         return cfg
 
     def channel_names(self, n_channels: int) -> tuple[str, ...]:

@@ -20,6 +20,13 @@ channel's frames that the window covers: the job computes frames once per channe
 and slices overlapping windows out of them, training computes them per clip, and
 the two agree to the bit (``tests/test_features.py``).
 
+**Level.** These frame features are absolute (dBFS); a call's level depends on the
+handset, the line and the recorder's gain, not on the caller. The model therefore
+never sees them as they are: :func:`level_normalize` expresses each window's
+level-carrying features (``rms_db``, log-mel, MFCC) relative to the window's own
+speech level, which makes the model input invariant to the recording's gain. The
+job and training both call it through :func:`model_input`.
+
 The model works at 8 kHz with a 60-3800 Hz mel band: call-center audio is
 narrowband (G.711, 300-3400 Hz), so wideband inputs are band-limited the same way
 and the model sees one band in training and production.
@@ -36,7 +43,7 @@ from .errors import ConfigError
 from .windows import WindowGrid
 
 #: Bump when anything below changes the numbers a model was trained on.
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2  # 2: level-normalised model input (level_normalize)
 _AMIN = 1e-10  # floor before log, as librosa.power_to_db's default
 
 
@@ -52,6 +59,10 @@ class FeatureConfig:
         n_mfcc, n_mels, n_chroma: feature dimensions.
         fmin, fmax: mel band edges, Hz.
         window_s: analysis window length, seconds (the model's input length).
+        level_percentile: percentile of a window's frame ``rms_db`` taken as its speech
+            level, the reference of :func:`level_normalize`.
+        level_floor_db: floor of the level-normalised ``rms_db`` and log-mel values, dB
+            relative to that reference (see :func:`level_normalize`).
         version: :data:`FEATURE_VERSION` of the code that produced the config.
     """
 
@@ -65,6 +76,8 @@ class FeatureConfig:
     fmin: float = 60.0
     fmax: float = 3800.0
     window_s: float = 2.0
+    level_percentile: float = 95.0
+    level_floor_db: float = -40.0
     version: int = field(default=FEATURE_VERSION)
 
     def __post_init__(self):
@@ -72,6 +85,8 @@ class FeatureConfig:
             raise ConfigError("need 0 < win_length <= n_fft and hop_length > 0")
         if not 0 <= self.fmin < self.fmax <= self.sample_rate / 2:
             raise ConfigError(f"mel band {self.fmin}-{self.fmax} Hz is not inside 0-{self.sample_rate / 2} Hz")
+        if not 0 < self.level_percentile <= 100 or self.level_floor_db >= 0:
+            raise ConfigError("need 0 < level_percentile <= 100 and level_floor_db < 0")
 
     @property
     def n_features(self) -> int:
@@ -324,3 +339,86 @@ def window_slices(frames: np.ndarray, first: np.ndarray, n: int) -> np.ndarray:
     view = np.lib.stride_tricks.as_strided(frames, shape=(max(len(frames) - n + 1, 0), n, frames.shape[1]),
                                            strides=(frames.strides[0],) + frames.strides, writeable=False)
     return view[first]
+
+
+def row_percentile(a: np.ndarray, q: float) -> np.ndarray:
+    """``np.percentile(a, q, axis=-1)`` (linear interpolation, NumPy's default method),
+    computed with ``np.partition`` instead of a full sort: ~5x faster on 197-frame rows.
+
+    Args:
+        a: ``np.ndarray[shape=(..., n)]``, ``n >= 1``, no NaN.
+        q: percentile in ``[0, 100]``.
+
+    Returns:
+        ``np.ndarray[shape=(...)]`` of ``a``'s dtype.
+    """
+    n = a.shape[-1]
+    pos = q / 100.0 * (n - 1)
+    lo = int(np.floor(pos))
+    hi = min(lo + 1, n - 1)
+    part = np.partition(a, [lo, hi] if hi != lo else lo, axis=-1)
+    return part[..., lo] + (part[..., hi] - part[..., lo]) * a.dtype.type(pos - lo)
+
+
+def level_normalize(windows: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    """Express a window's level-carrying features relative to its own speech level.
+
+    A gain of ``g`` dB adds ``g`` to ``rms_db`` and to every log-mel band and
+    ``g * sum(dct[:, k])`` to MFCC ``k`` (only c0: the other DCT-II basis vectors sum
+    to zero); ZCR and the max-normalised chroma do not change. So, with the window's
+    reference level ``ref`` = the ``cfg.level_percentile``-th percentile of its frames'
+    ``rms_db`` (its loud, i.e. speech, frames), this returns
+
+    * ``rms_db - ref`` and ``log_mel - ref``, both floored at ``cfg.level_floor_db``;
+    * the MFCC recomputed from that floored relative log-mel (same DCT matrix as
+      :func:`frame_features`, so MFCC stay the cepstrum of the bands the model sees);
+    * ZCR and chroma unchanged.
+
+    This is what the features of the window would be had the recording been scaled to
+    put ``ref`` at ``-100 - level_floor_db`` dBFS (-60 dBFS for the default floor),
+    librosa's -100 dB floor included (``power_to_db``'s ``amin=1e-10``): the result is
+    independent of the recording's gain as long as ``ref >= -100 - level_floor_db``
+    (-60 dBFS by default), i.e. as long as no band the model sees sat on the
+    absolute floor. Digital silence and the zero padding of short recordings then read
+    as the relative floor whatever the level.
+
+    Args:
+        windows: ``np.ndarray[shape=(n, frames, n_features), dtype=float32]`` from
+            :func:`window_features` / the job's stream (absolute features).
+        cfg: feature configuration.
+
+    Returns:
+        a new ``float32`` array of the same shape.
+    """
+    x = np.array(windows, dtype=np.float32, copy=True)
+    if not len(x):
+        return x
+    m0 = 2 + cfg.n_mfcc
+    c0 = m0 + cfg.n_chroma
+    ref = row_percentile(x[:, :, 1], cfg.level_percentile)[:, None, None]
+    floor = np.float32(cfg.level_floor_db)
+    np.maximum(x[:, :, 1:2] - ref, floor, out=x[:, :, 1:2])
+    np.maximum(x[:, :, c0:] - ref, floor, out=x[:, :, c0:])
+    dct_t = _kernels(cfg)[3].astype(np.float32)
+    n, f, _ = x.shape
+    x[:, :, 2:m0] = (x[:, :, c0:].reshape(n * f, -1) @ dct_t).reshape(n, f, -1)
+    return x
+
+
+def model_input(windows: np.ndarray, cfg: FeatureConfig, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """The model's input for absolute window features: :func:`level_normalize`, then
+    per-feature standardisation ``(x - mean) / std`` with the training set's statistics.
+    The one path from features to model, shared by the job (:class:`ser_lib.inference.Predictor`)
+    and training.
+
+    Args:
+        windows: ``np.ndarray[shape=(n, frames, n_features)]`` absolute features.
+        mean, std: ``(n_features,)`` float32, statistics of level-normalised training windows.
+
+    Returns:
+        ``np.ndarray[shape=(n, frames, n_features), dtype=float32]``.
+    """
+    x = level_normalize(windows, cfg)
+    np.subtract(x, np.asarray(mean, np.float32), out=x)
+    np.multiply(x, (1.0 / np.asarray(std, np.float32)).astype(np.float32), out=x)
+    return x

@@ -7,7 +7,7 @@ import numpy as np
 
 from .artifact import ArtifactBytes, ArtifactMeta, load_model_bytes, read_bytes
 from .errors import ArtifactError
-from .features import FeatureConfig
+from .features import FeatureConfig, model_input
 
 
 def limit_threads(n: int) -> None:
@@ -50,7 +50,6 @@ class Predictor:
         fc = self.meta.feature_config
         if tuple(self.model.input_shape[1:]) != (fc.frames_per_window, fc.n_features):
             raise ArtifactError(f"model input {self.model.input_shape} does not match its feature config")
-        self._scale = (1.0 / self.meta.norm_std).astype(np.float32)
         self.batch_size = batch_size
         self._call = _compiled_call(self.model)
 
@@ -65,24 +64,45 @@ class Predictor:
     def predict(self, window_feats: np.ndarray) -> np.ndarray:
         """Emotion probabilities of windows.
 
+        The windows' absolute features go through :func:`ser_lib.features.model_input`
+        (level normalisation, then the training statistics), the model, and the
+        artifact's temperature scaling (:func:`calibrate`), so a window's highest
+        probability is a calibrated confidence.
+
         Args:
-            window_feats: ``np.ndarray[shape=(n, frames_per_window, n_features)]``.
+            window_feats: ``np.ndarray[shape=(n, frames_per_window, n_features)]``
+                absolute features (:func:`ser_lib.features.window_features`).
 
         Returns:
             ``np.ndarray[shape=(n, len(labels)), dtype=float32]``, rows sum to 1.
         """
         n = len(window_feats)
         out = np.empty((n, len(self.labels)), dtype=np.float32)
-        if n == 0:
-            return out
-        x = np.empty((min(n, self.batch_size),) + tuple(window_feats.shape[1:]), dtype=np.float32)
+        fc = self.meta.feature_config
         for i in range(0, n, self.batch_size):
             m = min(self.batch_size, n - i)
-            # (x - mean) * (1 / std) in float32, as before, into one reused buffer
-            np.subtract(window_feats[i:i + m], self.meta.norm_mean, out=x[:m], dtype=np.float32)
-            np.multiply(x[:m], self._scale, out=x[:m])
-            out[i:i + m] = self._call(x[:m])
+            x = model_input(window_feats[i:i + m], fc, self.meta.norm_mean, self.meta.norm_std)
+            out[i:i + m] = calibrate(self._call(x), self.meta.temperature)
         return out
+
+
+def calibrate(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """Temperature scaling of softmax outputs (Guo et al. 2017, "On Calibration of Modern
+    Neural Networks", ICML): ``softmax(log(p) / T)``. ``T = 1`` returns ``probs`` as they are.
+
+    Args:
+        probs: ``np.ndarray[shape=(n, n_labels)]`` softmax probabilities.
+        temperature: ``T > 0`` fitted on validation windows (> 1 softens over-confident outputs).
+
+    Returns:
+        ``np.ndarray[shape=(n, n_labels), dtype=float32]``, rows sum to 1.
+    """
+    if temperature == 1.0 or not len(probs):
+        return np.asarray(probs, dtype=np.float32)
+    logp = np.log(np.maximum(np.asarray(probs, np.float64), 1e-12)) / temperature
+    logp -= logp.max(axis=1, keepdims=True)
+    e = np.exp(logp)
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 def _compiled_call(model):

@@ -1,4 +1,5 @@
-"""Find and label the clips of the four acted emotional-speech training corpora.
+"""Find and label the clips of the acted emotional-speech training corpora: the four the
+product is specified for (RAVDESS, CREMA-D, TESS, SAVEE) and TurEV-DB (Turkish).
 
 Every clip is described by a :class:`Clip` (absolute path, corpus, corpus-prefixed
 speaker, product emotion, spoken text id and the corpus's own emotion code). Labels
@@ -22,7 +23,8 @@ Skip reasons (the part after the colon):
 ``video_modality``    RAVDESS modality 01/02 (audio of the audio-video / video-only
                       recordings, which duplicates the audio-only 03 takes)
 ``unknown_speaker``   SAVEE file whose speaker is not DC, JE, JK or KL (or unknown)
-``label_conflict``    TESS file whose emotion disagrees with its ``<speaker>_<emotion>`` folder
+``label_conflict``    TESS file whose emotion disagrees with its ``<speaker>_<emotion>`` folder,
+                      or TurEV-DB file whose emotion code disagrees with its folder
 ``unrecognized``      (corpus ``unknown``) audio that :func:`discover` could not attribute
 
 Product labels come from :mod:`ser_lib.labels` (``RAVDESS_EMOTIONS`` etc.), so RAVDESS
@@ -43,6 +45,7 @@ from ser_lib.labels import (
     RAVDESS_EMOTIONS,
     SAVEE_EMOTIONS,
     TESS_EMOTIONS,
+    TUREV_EMOTIONS,
 )
 
 __all__ = [
@@ -60,11 +63,12 @@ __all__ = [
     "load_ravdess",
     "load_savee",
     "load_tess",
+    "load_turev",
     "summarize",
 ]
 
 #: Corpus identifiers, in report order.
-CORPORA: tuple[str, ...] = ("ravdess", "cremad", "tess", "savee")
+CORPORA: tuple[str, ...] = ("ravdess", "cremad", "tess", "savee", "turev")
 
 #: Accepted audio file extensions (compared lower-cased).
 AUDIO_EXTENSIONS: frozenset[str] = frozenset({".wav", ".flac"})
@@ -76,6 +80,8 @@ _FOLDER_ALIASES: dict[str, str] = {
     "crema": "cremad",
     "tess": "tess",
     "savee": "savee",
+    "turev": "turev",
+    "turevdb": "turev",
 }
 
 _MAX_EMPTY_BYTES = 44  # canonical WAV header with no samples
@@ -88,7 +94,7 @@ class Clip:
 
     Attributes:
         path: absolute path of the audio file.
-        corpus: ``"ravdess"``, ``"cremad"``, ``"tess"`` or ``"savee"``.
+        corpus: ``"ravdess"``, ``"cremad"``, ``"tess"``, ``"savee"`` or ``"turev"``.
         speaker: corpus-prefixed speaker id, e.g. ``"ravdess:01"``, ``"cremad:1001"``,
             ``"tess:OAF"``, ``"savee:DC"``.
         emotion: product label, one of :data:`ser_lib.labels.EMOTIONS`.
@@ -423,6 +429,49 @@ def load_savee(root: str | os.PathLike) -> LoadResult:
     return _load(root, "savee", _parse_savee)
 
 
+# --------------------------------------------------------------------------- TurEV-DB
+
+_TUREV_RE = re.compile(r"^(\d{4})_([a-z]{2})_(\w+)$", re.IGNORECASE)
+
+
+def _parse_turev(path: Path) -> _Parsed | str:
+    m = _TUREV_RE.match(path.stem)
+    if not m:
+        return "bad_name"
+    speaker, code, word = m.group(1), m.group(2).lower(), m.group(3).lower()
+    if code not in TUREV_EMOTIONS:
+        return "unknown_emotion"
+    folder = path.parent.name.lower()
+    folder_code = next((c for c, name in _TUREV_FOLDERS.items() if name == folder), None)
+    if folder_code is not None and folder_code != code:
+        return "label_conflict"
+    return speaker, TUREV_EMOTIONS[code], word, code
+
+
+_TUREV_FOLDERS = {"kz": "angry", "sk": "calm", "mt": "happy", "hl": "sad"}
+
+
+def load_turev(root: str | os.PathLike) -> LoadResult:
+    """Load the TurEV-DB clips under ``root`` (searched recursively).
+
+    Naming scheme (Canpolat, Ormanoglu & Zeyrek 2020, "Turkish Emotion Voice Database
+    (TurEV-DB)", Proc. SLTU-CCURL, pp. 368-375): folders ``Angry``, ``Calm``, ``Happy``,
+    ``Sad`` holding ``<speaker>_<code>_<word>.wav``: six speakers (4-digit ids), single
+    Turkish words, codes kz angry, sk calm, mt happy, hl sad. Calm maps to the product's
+    ``neutral`` as RAVDESS calm does. A file whose code disagrees with its folder is
+    skipped as ``turev:label_conflict``.
+
+    Returns:
+        :class:`LoadResult` whose clips have speaker ``"turev:<id>"``, text the
+        lower-cased word and original_label the code (``"sk"`` ...).
+
+    Raises:
+        FileNotFoundError: ``root`` does not exist.
+        NotADirectoryError: ``root`` is not a directory.
+    """
+    return _load(root, "turev", _parse_turev)
+
+
 # --------------------------------------------------------------------------- discovery
 
 _LOADERS: dict[str, Callable[[str | os.PathLike], LoadResult]] = {
@@ -430,12 +479,14 @@ _LOADERS: dict[str, Callable[[str | os.PathLike], LoadResult]] = {
     "cremad": load_cremad,
     "tess": load_tess,
     "savee": load_savee,
+    "turev": load_turev,
 }
 _PARSERS: dict[str, _Parser] = {
     "ravdess": _parse_ravdess,
     "cremad": _parse_cremad,
     "tess": _parse_tess,
     "savee": _parse_savee,
+    "turev": _parse_turev,
 }
 
 

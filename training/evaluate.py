@@ -299,3 +299,92 @@ def plot_curves(histories: Mapping[str, Mapping[str, Sequence[float]]], path: st
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+# --------------------------------------------------------------------------- calibration
+
+def fit_temperature(probs: np.ndarray, y: np.ndarray) -> float:
+    """The softmax temperature ``T`` that minimises the negative log-likelihood of ``y``
+    under ``softmax(log(probs) / T)`` (temperature scaling, Guo et al. 2017, ICML), found
+    by ``scipy.optimize.minimize_scalar`` over ``log T`` in ``[log 0.05, log 20]``.
+
+    Args:
+        probs: ``float (n, n_classes)`` uncalibrated validation probabilities.
+        y: ``int (n,)`` true labels.
+
+    Returns:
+        ``T > 0`` (1.0 for empty input).
+    """
+    from scipy.optimize import minimize_scalar
+
+    if len(y) == 0:
+        return 1.0
+    logp = np.log(np.maximum(np.asarray(probs, np.float64), 1e-12))
+    y = np.asarray(y)
+
+    def nll(log_t: float) -> float:
+        z = logp / np.exp(log_t)
+        z = z - z.max(axis=1, keepdims=True)
+        return float(-(z[np.arange(len(y)), y] - np.log(np.exp(z).sum(axis=1))).mean())
+
+    res = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
+    return float(np.exp(res.x))
+
+
+def calibration(probs: np.ndarray, y: np.ndarray, n_bins: int = 15) -> dict:
+    """Expected calibration error and the reliability diagram's bins of the top-class confidence.
+
+    ECE = sum over equal-width confidence bins of ``|bin accuracy - bin mean confidence|``
+    weighted by the bin's share of samples (Naeini et al. 2015, AAAI; Guo et al. 2017).
+
+    Args:
+        probs: ``float (n, n_classes)`` probabilities (``confidence`` = row max).
+        y: ``int (n,)`` true labels.
+        n_bins: equal-width bins over ``[0, 1]``.
+
+    Returns:
+        ``{"ece": float, "n": int, "bins": [{"lo", "hi", "n", "confidence", "accuracy"}, ...]}``
+        (empty bins have ``None`` confidence and accuracy).
+    """
+    probs, y = np.asarray(probs, np.float64), np.asarray(y)
+    conf = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == y
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    idx = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, n_bins - 1)
+    bins, ece = [], 0.0
+    for b in range(n_bins):
+        m = idx == b
+        k = int(m.sum())
+        c = float(conf[m].mean()) if k else None
+        a = float(correct[m].mean()) if k else None
+        if k:
+            ece += k / max(len(y), 1) * abs(a - c)
+        bins.append({"lo": float(edges[b]), "hi": float(edges[b + 1]), "n": k, "confidence": c, "accuracy": a})
+    return {"ece": float(ece), "n": int(len(y)), "bins": bins}
+
+
+def plot_reliability(panels: Sequence[tuple[str, Mapping]], path: str | Path) -> Path:
+    """Reliability diagrams (accuracy vs confidence per bin, bar width = bin) of
+    :func:`calibration` results, one panel each, to a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.2), squeeze=False)
+    for ax, (title, cal) in zip(axes[0], panels):
+        xs = [(b["lo"] + b["hi"]) / 2 for b in cal["bins"] if b["n"]]
+        acc = [b["accuracy"] for b in cal["bins"] if b["n"]]
+        conf = [b["confidence"] for b in cal["bins"] if b["n"]]
+        width = cal["bins"][0]["hi"] - cal["bins"][0]["lo"]
+        ax.bar(xs, acc, width=width * 0.95, color="#4c78a8", label="accuracy")
+        ax.plot(conf, acc, "o", color="#f58518", ms=4, label="mean confidence")
+        ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
+        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (top probability)", ylabel="accuracy",
+               title=f"{title}\nECE {cal['ece']:.3f}, n={cal['n']}")
+        ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

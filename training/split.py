@@ -13,6 +13,7 @@ Rules
 * **CREMA-D** (actors 1001-1091, Cao et al. 2014): test if ``(id - 1001) % 5 == 0``,
   val if ``(id - 1001) % 10 == 1``, else train.
 * **SAVEE** (Haq & Jackson 2009): test KL, val JK, train DC and JE.
+* **TurEV-DB** (Canpolat et al. 2020): test speaker 1984, val 1157, the other four train.
 * **TESS** (Pichora-Fuller & Dupuis 2020) has only two speakers, both needed for
   training, so its split is *word*-disjoint, not speaker-independent: from the sorted
   list of the 200 words, ``rng = random.Random(20261122)``; test words =
@@ -160,6 +161,13 @@ def build_split(tess_words: Iterable[str]) -> Split:
             "train": ["DC", "JE"],
             "val": ["JK"],
             "test": ["KL"],
+        },
+        "turev": {
+            "unit": "speaker",
+            "rule": "test 1984, val 1157, train 1234 1358 6783 7895",
+            "train": ["1234", "1358", "6783", "7895"],
+            "val": ["1157"],
+            "test": ["1984"],
         },
     }
 

@@ -40,7 +40,7 @@ import click
 import numpy as np
 import yaml
 
-from ser_lib.features import FeatureConfig
+from ser_lib.features import FeatureConfig, level_normalize, model_input
 from ser_lib.labels import EMOTIONS
 from ser_lib.speech import SpeechConfig
 
@@ -56,11 +56,11 @@ DEFAULT_OUT = REPO / "models" / "ser-cnn"
 #: Defaults for every key of ``conf/train.yaml``; the file (and CLI) override them.
 DEFAULTS: dict[str, Any] = {
     "seed": 20261122, "model": "cnn1d", "split": None, "hop_s": 0.5,
-    "augment": {"copies": 2, **AugmentConfig().to_dict()},
+    "augment": {"copies": 1, **AugmentConfig().to_dict()},
     "telephone_test_seed": 7,
-    "train": {"epochs": 40, "batch_size": 64, "learning_rate": 2e-3, "warmup_epochs": 1, "weight_decay": 1e-4,
-              "label_smoothing": 0.1, "patience": 12, "class_weights": True, "time_masks": 2,
-              "time_mask_frames": 20, "feature_masks": 2, "feature_mask_width": 8, "mixup_alpha": 0.0},
+    "train": {"epochs": 20, "batch_size": 64, "learning_rate": 2e-3, "warmup_epochs": 1, "weight_decay": 1e-4,
+              "label_smoothing": 0.1, "patience": 6, "class_weights": "corpus_class", "time_masks": 2,
+              "time_mask_frames": 20, "feature_masks": 2, "feature_mask_width": 8, "mixup_alpha": 0.2},
     "models": {"cnn1d": {}, "cnn2d": {}},
     "select": {"min_gain_for_costlier": 0.01, "smooth_epochs": 3},
 }
@@ -219,29 +219,46 @@ def _plot_test_confusions(version: str, test: dict, tel: dict, path: Path) -> Pa
                              test.get("ravdess", test["pooled"])["clip"]["confusion"])], path)
 
 
-def _normalise(x: np.ndarray, mean: np.ndarray, std: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    # Same arithmetic as ser_lib.inference.Predictor: (x - mean) * (1 / std) in float32.
-    scale = (1.0 / std).astype(np.float32)
-    out = np.empty_like(x) if out is None else out
-    for i in range(0, len(x), 4096):
-        np.subtract(x[i:i + 4096], mean, out=out[i:i + 4096])
-        out[i:i + 4096] *= scale
-    return out
-
-
 def _val_score(results: dict) -> float:
     """Mean over corpora of clip-level UA (the selection score)."""
     per = [v["clip"]["ua"] for k, v in results.items() if k != "pooled"]
     return float(np.mean(per)) if per else results["pooled"]["clip"]["ua"]
 
 
-def fit(family: str, data: Data, xtr: np.ndarray, xval: np.ndarray, conf: dict, epochs: int,
-        progress: bool = True, echo=print):
+def sample_weights(ws: WindowSet, rule, n_cls: int = len(EMOTIONS)) -> np.ndarray:
+    """Per-window training weights.
+
+    Args:
+        ws: the training windows.
+        rule: ``"corpus_class"`` -- every (corpus, class) group present gets the same total
+            weight (corpora contribute the labels they have, and a big corpus does not drown
+            a small one); ``True`` / ``"class"`` -- balanced class weights
+            (:func:`training.dataset.class_weights`); ``False`` -- all 1.
+
+    Returns:
+        ``float32 (len(ws),)``, mean 1 over the windows.
+    """
+    if rule == "corpus_class":
+        groups = np.char.add(np.char.add(ws.corpus.astype(str), "|"), ws.y.astype(str))
+        _, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
+        w = len(ws) / (len(counts) * counts[inverse])
+        return w.astype(np.float32)
+    if rule in (True, "class"):
+        cw = class_weights(ws.y, n_cls)
+        return np.array([cw[c] for c in range(n_cls)], dtype=np.float32)[ws.y]
+    return np.ones(len(ws), dtype=np.float32)
+
+
+def fit(family: str, train_ws: WindowSet, val_ws: WindowSet | None, xtr: np.ndarray, xval: np.ndarray | None,
+        conf: dict, epochs: int, progress: bool = True, echo=print):
     """Train one model family on normalised windows, selecting the epoch on VAL.
 
     Args:
         family: ``"cnn1d"`` or ``"cnn2d"``.
-        xtr, xval: normalised training / validation windows (float32).
+        train_ws, val_ws: the training / validation windows (labels, clips, corpora);
+            ``val_ws = None`` trains exactly ``epochs`` epochs and keeps the last weights
+            (the final model of the cross-validated recipe, which has no data left over).
+        xtr, xval: model inputs of those windows (:func:`ser_lib.features.model_input`), float32.
         epochs: maximum epochs.
 
     Returns:
@@ -266,10 +283,8 @@ def fit(family: str, data: Data, xtr: np.ndarray, xval: np.ndarray, conf: dict, 
     model.compile(optimizer=keras.optimizers.AdamW(sched, weight_decay=float(tc["weight_decay"])),
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=float(tc["label_smoothing"])),
                   metrics=["accuracy"])
-    cw = class_weights(data.train.y, n_cls) if tc.get("class_weights", True) else {i: 1.0 for i in range(n_cls)}
-    y_onehot = np.eye(n_cls, dtype=np.float32)[data.train.y]
-    sample_w = np.array([cw[c] for c in range(n_cls)], dtype=np.float32)[data.train.y]
-    yval_onehot = np.eye(n_cls, dtype=np.float32)[data.val.y]
+    y_onehot = np.eye(n_cls, dtype=np.float32)[train_ws.y]
+    sample_w = sample_weights(train_ws, tc.get("class_weights", True), n_cls)
     batches = _make_batches(xtr, y_onehot, sample_w, bs, tc, seed)
 
     history: dict[str, list] = {"loss": [], "accuracy": [], "val_loss": [], "val_window_ua": [],
@@ -293,10 +308,15 @@ def fit(family: str, data: Data, xtr: np.ndarray, xval: np.ndarray, conf: dict, 
             return True
         return False
 
+    if val_ws is None:
+        h = model.fit(batches, epochs=epochs, verbose=2 if progress else 0, shuffle=False)
+        history["loss"], history["accuracy"] = list(map(float, h.history["loss"])), list(map(float, h.history["accuracy"]))
+        return model, history, epochs, time.time() - t0
+    yval_onehot = np.eye(n_cls, dtype=np.float32)[val_ws.y]
     for epoch in range(1, epochs + 1):
         h = model.fit(batches, epochs=1, verbose=2 if progress else 0, shuffle=False)
         probs = model.predict(xval, batch_size=512, verbose=0)
-        res = evaluate_probs(data.val, probs, n_cls)
+        res = evaluate_probs(val_ws, probs, n_cls)
         vloss = float(keras.losses.CategoricalCrossentropy()(yval_onehot, probs))
         score = _val_score(res)
         history["loss"].append(float(h.history["loss"][-1]))
@@ -400,7 +420,7 @@ def train_family(family: str, data: Data, xtr, xval, conf: dict, epochs: int, st
     from .evaluate import evaluate_probs
     from .models import summary_stats
 
-    model, history, best_epoch, fit_s = fit(family, data, xtr, xval, conf, epochs, progress, echo)
+    model, history, best_epoch, fit_s = fit(family, data.train, data.val, xtr, xval, conf, epochs, progress, echo)
     stats = summary_stats(model)
     val_res = evaluate_probs(data.val, model.predict(xval, batch_size=512, verbose=0))
     version = f"{family}-{_dt.date.today():%Y.%m.%d}"
@@ -484,10 +504,12 @@ def run(roots: Sequence[str | os.PathLike], conf: dict, out: str | os.PathLike, 
     epochs = int(epochs if epochs is not None else conf["train"]["epochs"])
     data = prepare(roots, conf, processes=processes, cache=cache, progress=progress, echo=echo)
 
-    mean, std = norm_stats(data.train.x)  # TRAIN windows only
+    # The model input is ser_lib.features.model_input: level normalisation, then these
+    # statistics of the level-normalised TRAIN windows (the job's Predictor does the same).
+    mean, std = norm_stats(level_normalize(data.train.x, data.fcfg))
     conf = {**conf, "_norm_mean": mean, "_norm_std": std}
-    xtr = _normalise(data.train.x, mean, std, out=data.train.x)  # in place: the raw copy is cached on disk
-    xval = _normalise(data.val.x, mean, std)
+    xtr = model_input(data.train.x, data.fcfg, mean, std)
+    xval = model_input(data.val.x, data.fcfg, mean, std)
 
     out = Path(out)
     runs_dir = CACHE_DIR.parent / "runs"
@@ -622,24 +644,42 @@ def _default_roots() -> list[Path]:
               default=DEFAULT_CONF, show_default=True, help="training configuration YAML")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT, show_default=True,
               help="artifact folder to write")
+@click.option("--only", type=click.Choice(["cv", "loco", "final"]), multiple=True,
+              help="run only these steps of the recipe (repeatable; default: cv, loco and final)")
+@click.option("--split", "single_split", is_flag=True,
+              help="train once on the fixed split of training/split.json instead of the cross-validated recipe")
 @click.option("--model", "family", type=click.Choice(["cnn1d", "cnn2d"]), default=None,
               help="model family (default: `model` in the configuration)")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="maximum epochs (default: configuration)")
-@click.option("--compare", is_flag=True, help="train both families on the same windows, keep the better "
-              "(validation score, then serving cost) and write comparison.md")
-@click.option("--force", is_flag=True, help="replace an existing artifact even if its validation score is better")
+@click.option("--compare", is_flag=True, help="with --split: train both families on the same windows, keep the "
+              "better (validation score, then serving cost) and write comparison.md")
+@click.option("--force", is_flag=True, help="with --split: replace an existing artifact even if its validation "
+              "score is better")
 @click.option("--processes", type=click.IntRange(min=1), default=2, show_default=True,
               help="feature-extraction processes")
 @click.option("--no-cache", is_flag=True, help="do not read or write the window cache (.cache/windows)")
-@click.option("--no-bench", is_flag=True, help="skip the one-core windows/s measurement")
-def cli(roots, conf_path, out, family, epochs, compare, force, processes, no_cache, no_bench):
-    """Train the emotion model on corpus ROOTS (default: ../shared/corpora next to the repo)."""
+@click.option("--no-bench", is_flag=True, help="with --split: skip the one-core windows/s measurement")
+def cli(roots, conf_path, out, only, single_split, family, epochs, compare, force, processes, no_cache, no_bench):
+    """Train the emotion model on corpus ROOTS (default: ../shared/corpora next to the repo).
+
+    By default this runs the cross-validated recipe of training/cv.py: 6-fold actor
+    cross-validation over RAVDESS, leave-one-corpus-out on TurEV-DB, then the shipped
+    artifact trained on every clip (see the model card, models/ser-cnn/README.md)."""
     roots = list(roots) or _default_roots()
     if not roots:
         raise click.UsageError(f"no corpus roots given and {default_corpora_root()} does not exist")
     conf = load_conf(conf_path)
-    families = ["cnn1d", "cnn2d"] if compare else [family or conf["model"]]
+    if family:
+        conf["model"] = family
     try:
+        if not single_split:
+            from .cv import run_recipe
+            if epochs:
+                conf["train"]["epochs"] = epochs
+            run_recipe(roots, conf, out, only=list(only) or None, processes=processes, cache=not no_cache,
+                       echo=click.echo)
+            return
+        families = ["cnn1d", "cnn2d"] if compare else [conf["model"]]
         run(roots, conf, out, families=families, epochs=epochs, force=force, processes=processes,
             cache=not no_cache, bench=not no_bench, echo=click.echo)
     except ValueError as err:
@@ -650,16 +690,19 @@ def cli(roots, conf_path, out, family, epochs, compare, force, processes, no_cac
 @click.argument("roots", nargs=-1, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--model", "model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               default=DEFAULT_OUT, show_default=True, help="artifact folder to score")
+@click.option("--split", "single_split", is_flag=True,
+              help="score a --split artifact on its test partition instead of re-scoring the CV folds")
 @click.option("--processes", type=click.IntRange(min=1), default=2, show_default=True,
               help="feature-extraction processes")
 @click.option("--no-cache", is_flag=True, help="do not read or write the window cache (.cache/windows)")
 @click.option("--json", "as_json", is_flag=True, help="print the full results as JSON")
-@click.option("--write", is_flag=True, help="store the results in the artifact folder (artifact.json test "
-              "metrics, evaluation.json, confusion.png)")
-def evaluate_cli(roots, model_dir, processes, no_cache, as_json, write):
-    """Score a model artifact again on its held-out test speakers in corpus ROOTS (default:
-    ../shared/corpora), wideband and telephone-degraded, with per-speaker UA and bootstrap
-    intervals, next to the metrics stored in the artifact."""
+@click.option("--write", is_flag=True, help="with --split: store the results in the artifact folder "
+              "(artifact.json test metrics, evaluation.json, confusion.png)")
+def evaluate_cli(roots, model_dir, single_split, processes, no_cache, as_json, write):
+    """Score a model artifact again on held-out speakers in corpus ROOTS (default:
+    ../shared/corpora). By default: re-score the cross-validation fold artifacts
+    (<model>/cv/fold-*) on their test actors and the leave-one-corpus-out artifact on
+    TurEV-DB, and print the CV table next to the one stored in <model>/cv.json."""
     from ser_lib.errors import ArtifactError
     from .evaluate import format_speakers, format_table, summary_rows
 
@@ -667,6 +710,21 @@ def evaluate_cli(roots, model_dir, processes, no_cache, as_json, write):
     if not roots:
         raise click.UsageError(f"no corpus roots given and {default_corpora_root()} does not exist")
     echo = (lambda *a, **k: None) if as_json else click.echo
+    if not single_split:
+        from .cv import evaluate_cv, format_cv_table
+        try:
+            res = evaluate_cv(model_dir, roots, processes=processes, cache=not no_cache, progress=not as_json,
+                              echo=echo)
+        except (ValueError, ArtifactError, FileNotFoundError) as err:
+            raise click.ClickException(str(err)) from err
+        if as_json:
+            click.echo(json.dumps(res, indent=1, default=_json_default))
+            return
+        stored = json.loads((Path(model_dir) / "cv.json").read_text())
+        click.echo("\nnow:\n" + format_cv_table(res["table"], res["loco"]))
+        click.echo("\nstored in cv.json:\n" + format_cv_table(stored["cv"]["table"],
+                                                              stored.get("loco", {}).get("turev_4class")))
+        return
     try:
         res = evaluate_artifact(model_dir, roots, processes=processes, cache=not no_cache,
                                 progress=not as_json, echo=echo)

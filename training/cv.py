@@ -1,0 +1,508 @@
+"""The cross-validated training recipe: actor k-fold CV, leave-one-corpus-out, final artifact.
+
+``ser train`` runs, on every corpus found (RAVDESS, TESS, TurEV-DB, plus CREMA-D / SAVEE
+when present):
+
+1. **Windows**, once for all runs: every clip clean and with ``augment.copies``
+   augmented copies (:mod:`training.augment`, seeded per clip), and a telephone-degraded
+   copy of every RAVDESS clip (the telephone test condition). Augmented copies are only
+   ever used as *training* data of a run whose test/validation clips they are not
+   (selection is by source clip, so no copy of a test clip is ever trained on).
+2. **k-fold cross-validation over the RAVDESS actors** (:data:`FOLDS_PATH`, written by
+   :func:`build_folds`): fold ``i`` tests on its 4 actors (2 male, 2 female); its
+   validation set (early stopping, checkpoint, temperature) is 2 actors of the next fold
+   plus the TESS validation words and TurEV-DB speaker ``1157``; everything else trains.
+   Each fold's model is written as a complete artifact (``<out>/cv/fold-<i>/``) and
+   scored through :class:`ser_lib.inference.Predictor` exactly as the job scores.
+3. **Leave-one-corpus-out**: the same recipe trained without TurEV-DB, tested on all of
+   it (4 classes: argmax over angry / happy / neutral / sad).
+4. **The shipped artifact**: trained on every clip, for the median of the folds' best
+   epochs, with the median of the folds' temperatures (nothing is left over to choose
+   them on; cross-validation chose them).
+
+Results (mean +- std over folds of clip UA / WA / macro-F1, telephone, ECE; the LOCO
+scores) go to ``<out>/cv.json`` and the final ``artifact.json``; ``ser evaluate``
+re-scores the fold artifacts and reproduces the table (:func:`evaluate_cv`).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ser_lib.features import FeatureConfig, level_normalize, model_input
+from ser_lib.labels import EMOTIONS
+from ser_lib.speech import SpeechConfig
+
+from .augment import AugmentConfig
+from .corpora import Clip, discover, summarize
+from .dataset import CACHE_DIR, WindowSet, build_windows, norm_stats
+from .split import load_split
+
+#: The published fold file.
+FOLDS_PATH = Path(__file__).resolve().with_name("folds.json")
+#: The four classes TurEV-DB has (its held-out score is the argmax over these).
+TUREV_CLASSES = ("angry", "happy", "neutral", "sad")
+
+
+# --------------------------------------------------------------------------- folds
+
+def build_folds(k: int = 6, tess_val_words: Sequence[str] | None = None, turev_val: Sequence[str] = ("1157",)) -> dict:
+    """The fold assignment (deterministic; written to :data:`FOLDS_PATH`).
+
+    RAVDESS actors 01-24 (odd male, even female) in order, ``24 / k`` consecutive actors
+    per fold (so each fold of 4 holds 2 male and 2 female actors); fold ``i``'s validation
+    actors are the first male and first female actor of fold ``i + 1`` (cyclic).
+
+    Args:
+        k: number of folds; must divide 24 into an even number of actors.
+        tess_val_words: TESS validation words (default: the ``val`` words of ``training/split.json``).
+        turev_val: TurEV-DB validation speakers.
+
+    Raises:
+        ValueError: ``k`` does not give gender-balanced folds.
+    """
+    if 24 % k or (24 // k) % 2:
+        raise ValueError(f"{k} folds do not split 24 actors into gender-balanced folds")
+    actors = [f"{i:02d}" for i in range(1, 25)]
+    n = 24 // k
+    folds = [actors[i * n:(i + 1) * n] for i in range(k)]
+    val = [[folds[(i + 1) % k][0], folds[(i + 1) % k][1]] for i in range(k)]
+    if tess_val_words is None:
+        tess_val_words = load_split()["tess"]["val"]
+    return {
+        "version": 1,
+        "description": "Actor-disjoint k-fold cross-validation over RAVDESS; see training/cv.py",
+        "ravdess": {"test": folds, "val": val},
+        "tess": {"val_words": sorted(tess_val_words)},
+        "turev": {"val_speakers": sorted(turev_val)},
+        "loco": {"test_corpus": "turev", "val_fold": 0},
+    }
+
+
+def load_folds(path: str | os.PathLike = FOLDS_PATH) -> dict:
+    """Read a fold file.
+
+    Raises:
+        FileNotFoundError: missing. ValueError: malformed, or test folds that overlap or
+            a validation actor that is also its fold's test actor.
+    """
+    d = json.loads(Path(path).read_text())
+    try:
+        test, val = d["ravdess"]["test"], d["ravdess"]["val"]
+    except (KeyError, TypeError) as err:
+        raise ValueError(f"{path}: not a fold file ({err!r})") from None
+    flat = [a for f in test for a in f]
+    if len(flat) != len(set(flat)) or len(val) != len(test):
+        raise ValueError(f"{path}: test folds overlap or validation lists do not match the folds")
+    for i, (t, v) in enumerate(zip(test, val)):
+        if set(t) & set(v):
+            raise ValueError(f"{path}: fold {i} validates on its own test actors {sorted(set(t) & set(v))}")
+    return d
+
+
+def assign(clip: Clip, folds: dict, run: int | str) -> str:
+    """Partition (``"train"``, ``"val"``, ``"test"`` or ``"unused"``) of a clip in a run:
+    fold index ``0..k-1``, ``"loco"`` or ``"final"`` (everything trains)."""
+    if run == "final":
+        return "train"
+    actor = clip.speaker.split(":", 1)[1]
+    loco = folds["loco"]
+    if run == "loco":
+        if clip.corpus == loco["test_corpus"]:
+            return "test"
+        fold = int(loco["val_fold"])
+    else:
+        fold = int(run)
+    if clip.corpus == "ravdess":
+        if run != "loco" and actor in folds["ravdess"]["test"][fold]:
+            return "test"
+        return "val" if actor in folds["ravdess"]["val"][fold] else "train"
+    if clip.corpus == "tess":
+        return "val" if clip.text in folds["tess"]["val_words"] else "train"
+    if clip.corpus == "turev":
+        return "val" if actor in folds["turev"]["val_speakers"] else "train"
+    return "train"  # CREMA-D / SAVEE when present: training data of every run
+
+
+# --------------------------------------------------------------------------- windows
+
+@dataclass
+class Pool:
+    """Every window a recipe run needs, extracted once.
+
+    Attributes:
+        clips: the corpus clips found.
+        train: clean + augmented windows of every clip (``clip_id`` ``path`` or ``path#aug<k>``).
+        tel: telephone-degraded windows of every RAVDESS clip (``path#telephone``).
+        level: :func:`ser_lib.features.level_normalize` of ``train.x`` (computed once).
+    """
+
+    clips: list[Clip]
+    train: WindowSet
+    tel: WindowSet
+    level: np.ndarray
+
+    def source_paths(self, ws: WindowSet) -> np.ndarray:
+        return np.array([c.split("#", 1)[0] for c in ws.clip_id])
+
+
+def extract(roots: Sequence[str | os.PathLike], conf: dict, fcfg: FeatureConfig, scfg: SpeechConfig, *,
+            processes: int = 2, cache: bool = True, progress: bool = True, echo=print) -> Pool:
+    """Discover the corpora and extract the windows of step 1 (module docstring).
+
+    Raises:
+        ValueError: no clips found.
+    """
+    found = discover(roots)
+    if not found.clips:
+        raise ValueError(f"no corpus clips found under {', '.join(map(str, roots))}")
+    echo("clips per label:\n" + summarize(found.clips).to_string())
+    aug_conf = dict(conf["augment"])
+    copies = int(aug_conf.pop("copies", 0))
+    aug = AugmentConfig.from_dict(aug_conf)
+    kw = dict(cache_dir=CACHE_DIR if cache else None, processes=processes, progress=progress)
+    hop, seed = float(conf["hop_s"]), int(conf["seed"])
+    train = build_windows(found.clips, fcfg, scfg, hop, ["clean"] + [f"aug{k}" for k in range(copies)], aug, seed,
+                          desc="all", **kw)
+    rav = [c for c in found.clips if c.corpus == "ravdess"]
+    tel = build_windows(rav, fcfg, scfg, hop, ["telephone"], seed=int(conf["telephone_test_seed"]),
+                        desc="telephone", **kw)
+    echo(f"{len(train)} windows from {train.n_clips} clip variants; {len(tel)} telephone windows")
+    return Pool(found.clips, train, tel, level_normalize(train.x, fcfg))
+
+
+def _select(ws: WindowSet, sources: np.ndarray, keep_paths: set, clean_only: bool) -> np.ndarray:
+    """Clip mask of ``ws``: clips whose source path is in ``keep_paths`` (clean variant only if asked)."""
+    mask = np.isin(sources, list(keep_paths))
+    if clean_only:
+        mask &= np.char.find(ws.clip_id.astype(str), "#") < 0
+    return mask
+
+
+# --------------------------------------------------------------------------- scoring
+
+def subset_scores(ws: WindowSet, probs: np.ndarray, classes: Sequence[str]) -> dict:
+    """Clip-level scores restricted to ``classes``: mean window probability per clip,
+    argmax over those classes only (a corpus with fewer categories, e.g. TurEV-DB's four).
+
+    Returns:
+        :func:`training.evaluate.scores` of the clips whose label is in ``classes``,
+        labels indexed in ``classes`` order.
+    """
+    from .evaluate import clip_probabilities, scores
+
+    idx = [EMOTIONS.index(c) for c in classes]
+    cp = clip_probabilities(probs, ws.clip, ws.n_clips)[:, idx]
+    keep = np.isin(ws.clip_label, idx)
+    y = np.searchsorted(idx, ws.clip_label[keep])
+    return scores(y, cp[keep].argmax(1), len(idx))
+
+
+def score_run(pred, test: WindowSet, tel: WindowSet | None) -> dict:
+    """Score a run's test windows through ``pred`` (a :class:`ser_lib.inference.Predictor`).
+
+    Returns:
+        ``{"test": evaluate_probs, "test_telephone": evaluate_probs | None,
+        "calibration": calibration of the test windows, "four_class": {corpus: subset_scores}}``.
+    """
+    from .evaluate import calibration, evaluate_probs
+
+    probs = pred.predict(test.x)
+    out = {"test": evaluate_probs(test, probs), "calibration": calibration(probs, test.y),
+           "test_telephone": evaluate_probs(tel, pred.predict(tel.x)) if tel is not None and len(tel) else None,
+           "four_class": {}}
+    for corpus in sorted(set(test.clip_corpus.tolist())):
+        m = test.clip_corpus == corpus
+        out["four_class"][corpus] = subset_scores(test.subset_clips(m), probs[m[test.clip]], TUREV_CLASSES)
+    return out
+
+
+# --------------------------------------------------------------------------- one run
+
+def train_run(run: int | str, pool: Pool, folds: dict, conf: dict, fcfg: FeatureConfig, scfg: SpeechConfig,
+              out: Path, *, epochs: int | None = None, temperature: float | None = None,
+              progress: bool = True, echo=print) -> dict:
+    """Train, calibrate, save and score one run of the recipe (a fold, ``"loco"`` or ``"final"``).
+
+    Returns:
+        the run record: ``{"run", "dir", "best_epoch", "temperature", "fit_s", "n_train", "scores"}``
+        (``scores`` from :func:`score_run`, absent for ``"final"``).
+    """
+    import keras
+    from ser_lib.artifact import ArtifactMeta, save
+    from ser_lib.inference import Predictor
+    from .evaluate import fit_temperature
+    from .models import summary_stats
+    from .train import fit
+
+    part = {c.path: assign(c, folds, run) for c in pool.clips}
+    paths = {p: {c for c, q in part.items() if q == p} for p in ("train", "val", "test")}
+    src = pool.source_paths(pool.train)
+    tr_mask = _select(pool.train, src, paths["train"], clean_only=False)
+    train_ws = pool.train.subset_clips(tr_mask)
+    w = tr_mask[pool.train.clip]
+    mean, std = norm_stats(pool.level[w])
+    xtr = (pool.level[w] - mean) / std
+    val_ws = pool.train.subset_clips(_select(pool.train, src, paths["val"], clean_only=True)) if paths["val"] else None
+    xval = model_input(val_ws.x, fcfg, mean, std) if val_ws is not None else None
+    family = conf["model"]
+    n_epochs = int(epochs or conf["train"]["epochs"])
+    echo(f"[{run}] train {len(train_ws)} windows / {train_ws.n_clips} clip variants, "
+         f"val {len(val_ws) if val_ws is not None else 0}, test clips {len(paths['test'])}")
+    keras.utils.set_random_seed(int(conf["seed"]))
+    model, history, best_epoch, fit_s = fit(family, train_ws, val_ws, xtr, xval, conf, n_epochs, progress, echo)
+    del xtr
+    if temperature is None:
+        temperature = fit_temperature(model.predict(xval, batch_size=512, verbose=0), val_ws.y)
+    meta = ArtifactMeta(
+        version=f"{family}-{_dt.date.today():%Y.%m.%d}" + ("" if run == "final" else f"-{'fold' + str(run) if run != 'loco' else 'loco'}"),
+        labels=list(EMOTIONS), feature_config=fcfg, speech_config=scfg, norm_mean=mean, norm_std=std,
+        temperature=float(temperature), metrics={},
+        training={"recipe": "training/cv.py", "run": run, "family": family, "seed": int(conf["seed"]),
+                  "epochs": n_epochs, "best_epoch": best_epoch, "fit_seconds": round(fit_s, 1),
+                  "model": summary_stats(model), "train_windows": len(train_ws),
+                  "conf": {k: v for k, v in conf.items() if not k.startswith("_")}, "keras": keras.__version__})
+    if out.exists():
+        shutil.rmtree(out)
+    save(out, model, meta)
+    rec = {"run": run, "dir": str(out), "best_epoch": best_epoch, "temperature": float(temperature),
+           "fit_s": round(fit_s, 1), "n_train": len(train_ws), "history": history}
+    if paths["test"]:
+        pred = Predictor.from_path(out, expected=fcfg)
+        test_ws = pool.train.subset_clips(_select(pool.train, src, paths["test"], clean_only=True))
+        tel_src = pool.source_paths(pool.tel)
+        tel_ws = pool.tel.subset_clips(_select(pool.tel, tel_src, paths["test"], clean_only=False))
+        rec["scores"] = score_run(pred, test_ws, tel_ws)
+        echo(f"[{run}] " + _line(rec["scores"]))
+    return rec
+
+
+def _line(s: dict) -> str:
+    parts = []
+    for corpus, lv in s["test"].items():
+        if corpus != "pooled":
+            parts.append(f"{corpus} clip UA {lv['clip']['ua']:.3f}")
+    if s.get("test_telephone"):
+        parts.append(f"telephone {s['test_telephone']['pooled']['clip']['ua']:.3f}")
+    for corpus, sc in s["four_class"].items():
+        if corpus == "turev":
+            parts.append(f"turev 4-class UA {sc['ua']:.3f}")
+    parts.append(f"ECE {s['calibration']['ece']:.3f}")
+    return ", ".join(parts)
+
+
+# --------------------------------------------------------------------------- the table
+
+def cv_table(records: Sequence[dict]) -> dict:
+    """Mean and standard deviation over folds of RAVDESS clip UA / WA / macro-F1 (wideband and
+    telephone) and window-level ECE, plus the per-fold values.
+
+    Returns:
+        ``{"folds": [...per fold...], "mean": {...}, "std": {...}}``.
+    """
+    rows = []
+    for r in records:
+        s = r["scores"]
+        rav, tel = s["test"]["ravdess"]["clip"], s["test_telephone"]["ravdess"]["clip"]
+        rows.append({"fold": r["run"], "ua": rav["ua"], "wa": rav["wa"], "macro_f1": rav["macro_f1"], "clips": rav["n"],
+                     "telephone_ua": tel["ua"], "telephone_wa": tel["wa"], "telephone_macro_f1": tel["macro_f1"],
+                     "ece": s["calibration"]["ece"], "best_epoch": r.get("best_epoch"),
+                     "temperature": r.get("temperature")})
+    keys = ["ua", "wa", "macro_f1", "telephone_ua", "telephone_wa", "telephone_macro_f1", "ece"]
+    return {"folds": rows,
+            "mean": {k: float(np.mean([r[k] for r in rows])) for k in keys},
+            "std": {k: float(np.std([r[k] for r in rows], ddof=1)) if len(rows) > 1 else 0.0 for k in keys}}
+
+
+def format_cv_table(table: dict, loco: dict | None = None) -> str:
+    """Markdown table of :func:`cv_table` (and the leave-one-corpus-out line)."""
+    lines = ["| fold | RAVDESS clip UA | WA | macro-F1 | telephone UA | ECE |", "|---|---|---|---|---|---|"]
+    for r in table["folds"]:
+        lines.append(f"| {r['fold']} | {r['ua']:.3f} | {r['wa']:.3f} | {r['macro_f1']:.3f} "
+                     f"| {r['telephone_ua']:.3f} | {r['ece']:.3f} |")
+    m, s = table["mean"], table["std"]
+    lines.append(f"| **mean ± std** | **{m['ua']:.3f} ± {s['ua']:.3f}** | {m['wa']:.3f} ± {s['wa']:.3f} "
+                 f"| {m['macro_f1']:.3f} ± {s['macro_f1']:.3f} | {m['telephone_ua']:.3f} ± {s['telephone_ua']:.3f} "
+                 f"| {m['ece']:.3f} ± {s['ece']:.3f} |")
+    if loco:
+        lines.append(f"\nLeave-one-corpus-out, TurEV-DB (not trained on), 4 classes: clip UA **{loco['ua']:.3f}**, "
+                     f"WA {loco['wa']:.3f}, macro-F1 {loco['macro_f1']:.3f}, {loco['n']} clips")
+    return "\n".join(lines)
+
+
+def _compact_scores(s: dict) -> dict:
+    keep = ("ua", "wa", "macro_f1", "n")
+    return {"test": {c: {lvl: {k: v[k] for k in keep} for lvl, v in lv.items()} for c, lv in s["test"].items()},
+            "test_telephone": ({c: {lvl: {k: v[k] for k in keep} for lvl, v in lv.items()}
+                                for c, lv in s["test_telephone"].items()} if s.get("test_telephone") else None),
+            "ece": s["calibration"]["ece"],
+            "four_class": {c: {k: v[k] for k in keep} for c, v in s["four_class"].items()}}
+
+
+# --------------------------------------------------------------------------- the recipe
+
+def run_recipe(roots: Sequence[str | os.PathLike], conf: dict, out: str | os.PathLike, *,
+               folds_path: str | os.PathLike = FOLDS_PATH, only: Sequence[str] | None = None,
+               processes: int = 2, cache: bool = True, progress: bool = True, echo=print) -> dict:
+    """Steps 1-4 of the module docstring; writes ``<out>/cv/fold-<i>/``, ``<out>/cv/loco/``,
+    ``<out>/cv.json``, the final artifact in ``<out>`` and its plots.
+
+    Args:
+        only: run just these of ``["cv", "loco", "final"]`` (default all; ``final`` needs
+            ``<out>/cv.json`` from an earlier ``cv`` run when ``cv`` is not in the list).
+
+    Returns:
+        the ``cv.json`` record.
+    """
+    from .evaluate import plot_confusions, plot_reliability
+
+    only = list(only or ["cv", "loco", "final"])
+    out = Path(out)
+    t0 = time.time()
+    folds = load_folds(folds_path)
+    fcfg, scfg = FeatureConfig(), SpeechConfig()
+    pool = extract(roots, conf, fcfg, scfg, processes=processes, cache=cache, progress=progress, echo=echo)
+    record_path = out / "cv.json"
+    record = json.loads(record_path.read_text()) if record_path.is_file() else {}
+    record.update({"folds_file": str(Path(folds_path).name),
+                   "folds_sha256": hashlib.sha256(Path(folds_path).read_bytes()).hexdigest(),
+                   "corpora": {r["corpus"]: {k: int(v) for k, v in r.items() if k != "corpus"}
+                               for r in summarize(pool.clips).reset_index().to_dict(orient="records")},
+                   "conf": conf})
+    if "cv" in only:
+        recs = [train_run(i, pool, folds, conf, fcfg, scfg, out / "cv" / f"fold-{i}", progress=progress, echo=echo)
+                for i in range(len(folds["ravdess"]["test"]))]
+        record["cv"] = {"table": cv_table(recs), "runs": [{**{k: v for k, v in r.items() if k not in ("scores", "history")},
+                                                          "scores": _compact_scores(r["scores"])} for r in recs]}
+        cal = [r["scores"]["calibration"] for r in recs]
+        pooled_bins = _pool_bins(cal)
+        record["cv"]["calibration_pooled"] = pooled_bins
+        plot_reliability([("CV test folds, wideband windows", pooled_bins)], out / "reliability.png")
+        cm = np.sum([np.array(r["scores"]["test"]["ravdess"]["clip"]["confusion"]) for r in recs], axis=0)
+        cmt = np.sum([np.array(r["scores"]["test_telephone"]["ravdess"]["clip"]["confusion"]) for r in recs], axis=0)
+        plot_confusions([("RAVDESS CV test folds, clip level, wideband", cm.tolist()),
+                         ("RAVDESS CV test folds, clip level, telephone", cmt.tolist())], out / "confusion.png")
+        _write(record_path, record)
+    if "loco" in only:
+        r = train_run("loco", pool, folds, conf, fcfg, scfg, out / "cv" / "loco", progress=progress, echo=echo)
+        record["loco"] = {**{k: v for k, v in r.items() if k not in ("scores", "history")},
+                          "turev_4class": r["scores"]["four_class"]["turev"], "scores": _compact_scores(r["scores"])}
+        _write(record_path, record)
+    if "final" in only:
+        runs = record["cv"]["runs"]
+        epochs = int(np.median([r["best_epoch"] for r in runs]))
+        temp = float(np.median([r["temperature"] for r in runs]))
+        r = train_run("final", pool, folds, conf, fcfg, scfg, out / ".final-stage", epochs=epochs, temperature=temp,
+                      progress=progress, echo=echo)
+        _publish_final(out, Path(r["dir"]), record, epochs, temp)
+        record["final"] = {k: v for k, v in r.items() if k not in ("dir", "history")}
+        _write(record_path, record)
+    record["total_wall_s"] = round(time.time() - t0, 1)
+    _write(record_path, record)
+    echo("\n" + format_cv_table(record["cv"]["table"], record.get("loco", {}).get("turev_4class")))
+    return record
+
+
+def _pool_bins(cals: Sequence[dict]) -> dict:
+    """One reliability diagram over several runs' :func:`training.evaluate.calibration` bins."""
+    n_bins = len(cals[0]["bins"])
+    bins, ece, total = [], 0.0, sum(c["n"] for c in cals)
+    for b in range(n_bins):
+        parts = [c["bins"][b] for c in cals if c["bins"][b]["n"]]
+        k = sum(p["n"] for p in parts)
+        conf = sum(p["n"] * p["confidence"] for p in parts) / k if k else None
+        acc = sum(p["n"] * p["accuracy"] for p in parts) / k if k else None
+        if k:
+            ece += k / total * abs(acc - conf)
+        bins.append({"lo": cals[0]["bins"][b]["lo"], "hi": cals[0]["bins"][b]["hi"], "n": k,
+                     "confidence": conf, "accuracy": acc})
+    return {"ece": ece, "n": total, "bins": bins}
+
+
+def _publish_final(out: Path, stage: Path, record: dict, epochs: int, temp: float) -> None:
+    """Copy the final artifact from ``stage`` into ``out`` with the CV results in its metrics."""
+    meta_path = stage / "artifact.json"
+    meta = json.loads(meta_path.read_text())
+    table = record["cv"]["table"]
+    meta["metrics"] = {"cv": {"mean": table["mean"], "std": table["std"], "folds": table["folds"]},
+                       "loco_turev_4class": {k: record.get("loco", {}).get("turev_4class", {}).get(k)
+                                             for k in ("ua", "wa", "macro_f1", "n")},
+                       "protocol": "RAVDESS actor 6-fold CV (training/folds.json), clip level; calibration "
+                                   "ECE on the test folds' windows; leave-one-corpus-out on TurEV-DB"}
+    meta["training"].update({"epochs_rule": "median best epoch over the CV folds", "epochs": epochs,
+                             "temperature_rule": "median fold temperature", "folds_sha256": record["folds_sha256"],
+                             "corpora": record["corpora"]})
+    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+    for f in ("artifact.json", "model.keras"):
+        shutil.copy2(stage / f, out / f)
+    shutil.rmtree(stage)
+
+
+def _write(path: Path, record: dict) -> None:
+    from .train import _json_default
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=1, default=_json_default) + "\n")
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------- re-scoring
+
+def evaluate_cv(artifact_dir: str | os.PathLike, roots: Sequence[str | os.PathLike], *, processes: int = 2,
+                cache: bool = True, progress: bool = True, echo=print) -> dict:
+    """Re-score the fold artifacts ``<artifact_dir>/cv/fold-<i>`` on their test actors
+    (``ser evaluate``): the windows are extracted again from the corpora and scored
+    through :class:`ser_lib.inference.Predictor`, so this reproduces ``cv.json``'s table.
+
+    Returns:
+        ``{"table": cv_table, "loco": TurEV 4-class scores or None}``.
+
+    Raises:
+        FileNotFoundError: no fold artifacts. ValueError: no clips, or a fold file that
+            differs from the one the folds were trained with.
+    """
+    from ser_lib.inference import Predictor
+
+    d = Path(artifact_dir)
+    record = json.loads((d / "cv.json").read_text())
+    folds_path = FOLDS_PATH
+    if hashlib.sha256(folds_path.read_bytes()).hexdigest() != record["folds_sha256"]:
+        raise ValueError(f"{folds_path} is not the fold file the CV artifacts were trained with")
+    folds = load_folds(folds_path)
+    conf = record["conf"]
+    fcfg, scfg = FeatureConfig(), SpeechConfig()
+    found = discover(roots)
+    if not found.clips:
+        raise ValueError(f"no corpus clips found under {', '.join(map(str, roots))}")
+    kw = dict(cache_dir=CACHE_DIR if cache else None, processes=processes, progress=progress)
+    hop = float(conf["hop_s"])
+    recs = []
+    for i in range(len(folds["ravdess"]["test"])):
+        fold_dir = d / "cv" / f"fold-{i}"
+        if not (fold_dir / "artifact.json").is_file():
+            raise FileNotFoundError(f"{fold_dir} holds no fold artifact")
+        pred = Predictor.from_path(fold_dir, expected=fcfg)
+        test = [c for c in found.clips if assign(c, folds, i) == "test"]
+        ws = build_windows(test, fcfg, scfg, hop, desc=f"fold{i}-test", **kw)
+        tel = build_windows(test, fcfg, scfg, hop, ["telephone"], seed=int(conf["telephone_test_seed"]),
+                            desc=f"fold{i}-telephone", **kw)
+        recs.append({"run": i, "scores": score_run(pred, ws, tel)})
+        echo(f"[{i}] " + _line(recs[-1]["scores"]))
+    loco = None
+    if (d / "cv" / "loco" / "artifact.json").is_file():
+        test = [c for c in found.clips if assign(c, folds, "loco") == "test"]
+        if test:
+            pred = Predictor.from_path(d / "cv" / "loco", expected=fcfg)
+            ws = build_windows(test, fcfg, scfg, hop, desc="loco-test", **kw)
+            loco = score_run(pred, ws, None)["four_class"][folds["loco"]["test_corpus"]]
+    return {"table": cv_table(recs), "loco": loco}
