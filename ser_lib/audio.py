@@ -6,10 +6,12 @@ HQ mode (the same resampler librosa uses by default, ``res_type="soxr_hq"``).
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
+import re
 from dataclasses import dataclass
-from typing import BinaryIO, Union
+from typing import BinaryIO, Iterator, Union
 
 import numpy as np
 import soundfile as sf
@@ -66,43 +68,134 @@ def _open(source: Source):
     return source
 
 
+def _decode_error(err: Exception) -> AudioError:
+    """The :class:`AudioError` for a libsndfile failure: ``unsupported`` when it names a
+    format or encoding it lacks, ``corrupt`` otherwise."""
+    # file objects print as "<_io.BytesIO object at 0x7f..>": keep error texts reproducible
+    text = re.sub(r"<[^<>]* at 0x[0-9a-fA-F]+>", "<in-memory bytes>", str(err))
+    low = text.lower()
+    reason = "unsupported" if any(w in low for w in ("unsupported", "unimplemented", "not recognised")) else "corrupt"
+    return AudioError(reason, f"cannot decode: {text}")
+
+
+class _ForwardSoundFile(sf.SoundFile):
+    """A :class:`soundfile.SoundFile` that python-soundfile treats as not seekable, so a
+    read is only a read.
+
+    After every read of a seekable file python-soundfile seeks to where the read ended;
+    for MP3, libsndfile's seek restarts the decoder without its bit reservoir, so reading
+    in blocks decodes differently from one whole read after each block boundary. The
+    reader only reads forward and never needs the seek.
+    """
+
+    def seekable(self) -> bool:
+        return False
+
+
+class AudioReader:
+    """A recording decoded block by block: the package's one decoder (whole-file reading,
+    :func:`read_audio`, drains it; :class:`ser_lib.stream.StreamAnalyzer` streams it).
+
+    Usage::
+
+        with AudioReader(source) as reader:      # opens the file and checks its header
+            for samples, last in reader.blocks(n):
+                ...
+        reader.info                              # n_samples: the samples actually decoded
+
+    Args:
+        source: a path, the file's bytes, or a seekable binary file object.
+
+    Attributes:
+        info: the header's facts; once :meth:`blocks` is exhausted, ``n_samples`` is the
+            number of samples decoded (fewer than the header promises for a truncated
+            file: what is there is kept).
+
+    Raises:
+        AudioError: on opening ``empty``, ``unreadable``, ``corrupt``/``unsupported``
+        (libsndfile cannot decode it) or ``sample_rate`` (outside 8-48 kHz); see
+        :meth:`blocks` for the rest.
+    """
+
+    def __init__(self, source: Source):
+        handle = _open(source)
+        try:
+            self._file = _ForwardSoundFile(handle)
+        except (sf.LibsndfileError, RuntimeError, TypeError) as err:
+            raise _decode_error(err) from err
+        except OSError as err:
+            raise AudioError("unreadable", f"cannot read: {err}") from err
+        f = self._file
+        self.info = AudioInfo(f.samplerate, f.channels, f.frames, f.format, f.subtype)
+        if not MIN_SAMPLE_RATE <= f.samplerate <= MAX_SAMPLE_RATE:
+            f.close()
+            raise AudioError("sample_rate", f"sample rate {f.samplerate} Hz is outside {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz")
+
+    def __enter__(self) -> "AudioReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._file.close()
+
+    def blocks(self, n_samples: int) -> Iterator[tuple[np.ndarray, bool]]:
+        """Decode the recording from the start, ``n_samples`` samples per channel at a time.
+
+        Yields:
+            ``(samples, last)``: ``samples`` is ``np.ndarray[shape=(m, n_channels), dtype=float32]``
+            in [-1, 1], ``m == n_samples`` except in the last block (``last`` True, ``m``
+            possibly 0).
+
+        Raises:
+            AudioError: ``corrupt``/``unsupported`` (a block cannot be decoded),
+            ``non_finite`` (NaN/inf samples in a float file) or, after the last block,
+            ``no_samples`` (valid header, no audio).
+        """
+        n_samples = max(1, int(n_samples))
+        total = 0
+        while True:
+            try:
+                data = self._file.read(n_samples, dtype="float32", always_2d=True)
+            except (sf.LibsndfileError, RuntimeError) as err:
+                raise _decode_error(err) from err
+            if len(data) and not np.isfinite(data).all():
+                raise AudioError("non_finite", "the recording contains NaN or infinite samples")
+            total += len(data)
+            last = len(data) < n_samples
+            if last:
+                self.info = dataclasses.replace(self.info, n_samples=total)
+            yield data, last
+            if last:
+                break
+        if total == 0:
+            raise AudioError("no_samples", "the file has a valid header but no audio samples")
+
+
+#: Samples per channel :func:`read_audio` decodes at a time (about a minute at 8 kHz).
+READ_BLOCK = 1 << 19
+
+
 def read_audio(source: Source) -> tuple[np.ndarray, AudioInfo]:
-    """Decode a whole recording.
+    """Decode a whole recording (drains an :class:`AudioReader`).
 
     Args:
         source: a path, the file's bytes, or a seekable binary file object.
 
     Returns:
         ``(samples, info)``: ``samples`` is ``np.ndarray[shape=(n_channels, n_samples), dtype=float32]``
-        in [-1, 1] at the native sample rate ``info.sample_rate`` (Hz).
+        in [-1, 1] at the native sample rate ``info.sample_rate`` (Hz); ``info.n_samples``
+        is what was decoded (see :class:`AudioReader`).
 
     Raises:
         AudioError: ``empty``, ``unreadable``, ``corrupt``/``unsupported`` (libsndfile
         cannot decode it), ``no_samples`` (valid header, no audio), ``sample_rate``
         (outside 8-48 kHz) or ``non_finite`` (NaN/inf samples in a float file).
     """
-    handle = _open(source)
-    try:
-        with sf.SoundFile(handle) as f:
-            info = AudioInfo(f.samplerate, f.channels, f.frames, f.format, f.subtype)
-            data = f.read(dtype="float32", always_2d=True)
-    except AudioError:
-        raise
-    except (sf.LibsndfileError, RuntimeError, TypeError) as err:
-        text = str(err)
-        reason = "unsupported" if "nsupported" in text or "not recognised" in text.lower() else "corrupt"
-        raise AudioError(reason, f"cannot decode: {text}") from err
-    except OSError as err:
-        raise AudioError("unreadable", f"cannot read: {err}") from err
-    if not MIN_SAMPLE_RATE <= info.sample_rate <= MAX_SAMPLE_RATE:
-        raise AudioError("sample_rate", f"sample rate {info.sample_rate} Hz is outside {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz")
-    if data.shape[0] == 0:
-        raise AudioError("no_samples", "the file has a valid header but no audio samples")
-    if not np.isfinite(data).all():
-        raise AudioError("non_finite", "the recording contains NaN or infinite samples")
-    # A truncated file decodes to fewer samples than its header promises; keep what is there.
-    info = AudioInfo(info.sample_rate, info.n_channels, data.shape[0], info.format, info.subtype)
-    return np.ascontiguousarray(data.T), info
+    with AudioReader(source) as reader:
+        data = np.concatenate([block for block, _ in reader.blocks(READ_BLOCK)])
+    return np.ascontiguousarray(data.T), reader.info
 
 
 def resample(samples: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:

@@ -77,7 +77,7 @@ def score_recording(source: Source, predictor, fcfg: FeatureConfig, hop_s: float
 
     Raises:
         AudioError: the recording cannot be decoded, is empty or has an unsupported
-            sample rate or channel count (see :mod:`ser_lib.stream`).
+            sample rate (see :class:`ser_lib.audio.AudioReader`).
     """
     labels = np.asarray(predictor.labels, dtype=object)
     n_labels = len(labels)

@@ -5,7 +5,8 @@ memory grows with the call's length (a 2-hour stereo call at 44.1 kHz is ~2.5 GB
 float32 before resampling). :class:`StreamAnalyzer` gives the *same windows* while
 holding only one chunk of audio plus one window of frames per channel:
 
-* decode ``chunk_s`` seconds at a time (``soundfile.SoundFile.read(frames)``),
+* decode ``chunk_s`` seconds at a time (:meth:`ser_lib.audio.AudioReader.blocks`, the decoder
+  and error rules :func:`ser_lib.audio.read_audio` drains too),
 * resample with ``soxr.ResampleStream`` (its output is bit-identical to one-shot
   ``soxr.resample`` whatever the chunking),
 * compute every *complete* frame of the buffered samples
@@ -22,27 +23,16 @@ equal :func:`ser_lib.analysis.analyze`'s for several lengths and chunk sizes.
 from __future__ import annotations
 
 import os
-import re
 import time
 from typing import Iterator
 
 import numpy as np
-import soundfile as sf
 import soxr
 
 from .analysis import ChannelWindows
-from .audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, AudioInfo, Source, _open
-from .errors import AudioError
+from .audio import AudioInfo, AudioReader, Source
 from .features import FeatureConfig, frame_features, window_features
 from .speech import SpeechConfig, is_speech
-
-
-def _decode_error(err: Exception) -> AudioError:
-    # file objects print as "<_io.BytesIO object at 0x7f..>": keep error texts reproducible
-    text = re.sub(r"<[^<>]* at 0x[0-9a-fA-F]+>", "<in-memory bytes>", str(err))
-    low = text.lower()
-    reason = "unsupported" if any(w in low for w in ("unsupported", "unimplemented", "not recognised")) else "corrupt"
-    return AudioError(reason, f"cannot decode: {text}")
 
 
 class _Channel:
@@ -145,34 +135,14 @@ class StreamAnalyzer:
 
     def __iter__(self) -> Iterator[list[ChannelWindows]]:
         t = self.timings
-        handle = _open(self.source)
-        try:
-            f = sf.SoundFile(handle)
-        except (sf.LibsndfileError, RuntimeError, TypeError) as err:
-            raise _decode_error(err) from err
-        except OSError as err:
-            raise AudioError("unreadable", f"cannot read: {err}") from err
-        with f:
-            sr_in, n_ch = f.samplerate, f.channels
-            if not MIN_SAMPLE_RATE <= sr_in <= MAX_SAMPLE_RATE:
-                raise AudioError("sample_rate", f"sample rate {sr_in} Hz is outside {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz")
-            fmt, subtype = f.format, f.subtype
+        with AudioReader(self.source) as reader:
+            sr_in, n_ch = reader.info.sample_rate, reader.info.n_channels
             names = self.channel_names(n_ch)
             states = [_Channel(self.fcfg, self.hop_s) for _ in range(n_ch)]
             rs = None if sr_in == self.fcfg.sample_rate else soxr.ResampleStream(
                 sr_in, self.fcfg.sample_rate, n_ch, dtype="float32", quality="HQ")
-            block = max(1, int(self.chunk_s * sr_in))
-            n_in = 0
-            while True:
-                t0 = time.perf_counter()
-                try:
-                    data = f.read(block, dtype="float32", always_2d=True)
-                except (sf.LibsndfileError, RuntimeError) as err:
-                    raise _decode_error(err) from err
-                last = len(data) < block
-                if len(data) and not np.isfinite(data).all():
-                    raise AudioError("non_finite", "the recording contains NaN or infinite samples")
-                n_in += len(data)
+            t0 = time.perf_counter()
+            for data, last in reader.blocks(self.chunk_s * sr_in):
                 if rs is not None:
                     data = rs.resample_chunk(data, last=last)
                 t1 = time.perf_counter()
@@ -181,17 +151,14 @@ class StreamAnalyzer:
                 t["features_s"] = t.get("features_s", 0.0) + (time.perf_counter() - t1)
                 if any(len(r[1]) for r in results):
                     yield self._emit(names, states, results)
-                if last:
-                    break
-            if n_in == 0:
-                raise AudioError("no_samples", "the file has a valid header but no audio samples")
-            t1 = time.perf_counter()
-            results = [st.finish() for st in states]
-            t["features_s"] = t.get("features_s", 0.0) + (time.perf_counter() - t1)
-            self.info = AudioInfo(sr_in, n_ch, n_in, fmt, subtype)
-            self.duration_s = states[0].total / self.fcfg.sample_rate
-            if any(len(r[1]) for r in results):
-                yield self._emit(names, states, results)
+                t0 = time.perf_counter()
+        t1 = time.perf_counter()
+        results = [st.finish() for st in states]
+        t["features_s"] = t.get("features_s", 0.0) + (time.perf_counter() - t1)
+        self.info = reader.info
+        self.duration_s = states[0].total / self.fcfg.sample_rate
+        if any(len(r[1]) for r in results):
+            yield self._emit(names, states, results)
 
 
 def file_sha256(path: str | os.PathLike, block: int = 1 << 20) -> str:

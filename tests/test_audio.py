@@ -1,13 +1,18 @@
 """Decoding every supported encoding, resampling, channels, and clear errors for bad input."""
+import struct
+
 import numpy as np
 import pytest
 import soundfile as sf
 
+from ser_lib import audio
 from ser_lib.analysis import analyze
 from ser_lib.audio import load, read_audio
 from ser_lib.config import JobConfig
 from ser_lib.errors import AudioError
 from ser_lib.features import FeatureConfig, window_features
+from ser_lib.speech import SpeechConfig
+from ser_lib.stream import StreamAnalyzer
 from ser_lib.synth import speech_like
 from tests.conftest import write_call
 
@@ -113,3 +118,59 @@ def test_bytes_source_equals_path_source(tmp_path):
     a, _ = load(path, 8000)
     b, _ = load(path.read_bytes(), 8000)
     np.testing.assert_array_equal(a, b)
+
+
+def _bad_file(path, case):
+    """Write one kind of undecodable or refused input to ``path``."""
+    if case == "empty":
+        path.write_bytes(b"")
+    elif case == "garbage":
+        path.write_bytes(b"this is not audio at all, just text pretending to be a wav file" * 10)
+    elif case == "no_data_chunk":
+        path.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" * 20)
+    elif case == "unknown_codec":  # WAVE_FORMAT_EXTENSIBLE with a sub-format libsndfile lacks
+        fmt = struct.pack("<HHIIHHHHI", 0xFFFE, 1, 8000, 16000, 2, 16, 22, 16, 4) + bytes(range(16))
+        body = b"WAVEfmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", 1600) + b"\0" * 1600
+        path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    elif case == "header_only":
+        sf.write(path, np.zeros((0, 1), np.float32), 8000)
+    elif case == "nan_late":
+        y = _tone(8000, 3.0)
+        y[20000] = np.nan
+        sf.write(path, y, 8000, subtype="FLOAT")
+    elif case == "rate":
+        sf.write(path, _tone(4000), 4000)
+    return path
+
+
+@pytest.mark.parametrize("as_bytes", [False, True])
+@pytest.mark.parametrize("case", ["empty", "garbage", "no_data_chunk", "unknown_codec", "header_only", "nan_late",
+                                  "rate"])
+def test_whole_file_and_streaming_reads_fail_alike(tmp_path, case, as_bytes):
+    """One decoder, one error classifier: the same input fails the same way on both paths."""
+    path = _bad_file(tmp_path / "bad.wav", case)
+    source = path.read_bytes() if as_bytes else str(path)
+    with pytest.raises(AudioError) as whole:
+        read_audio(source)
+    with pytest.raises(AudioError) as streamed:
+        list(StreamAnalyzer(source, FeatureConfig(), 1.0, SpeechConfig(), lambda n: ("mono",) * n, chunk_s=2.0))
+    assert (whole.value.reason, str(whole.value)) == (streamed.value.reason, str(streamed.value))
+    assert " at 0x" not in str(whole.value), "error texts do not carry object addresses"
+
+
+@pytest.mark.parametrize("ext,subtype", [("wav", "PCM_16"), ("wav", "ULAW"), ("flac", "PCM_24"), ("ogg", "VORBIS"),
+                                         ("mp3", "MPEG_LAYER_III")])
+def test_reading_in_blocks_equals_reading_at_once(tmp_path, monkeypatch, ext, subtype):
+    path = tmp_path / f"x.{ext}"
+    try:
+        sf.write(path, np.stack([_tone(16000, 2.3), _tone(16000, 2.3)[::-1]], axis=1), 16000, subtype=subtype)
+    except (sf.LibsndfileError, RuntimeError, ValueError) as err:
+        pytest.skip(f"this libsndfile cannot write {ext}/{subtype}: {err}")
+    at_once = sf.read(path, dtype="float32", always_2d=True)[0].T
+    monkeypatch.setattr(audio, "READ_BLOCK", 1000)  # many blocks, the last one short
+    samples, info = read_audio(path)
+    # MP3 decodes to float with last-bit differences that depend on the read size; a seek
+    # between blocks (python-soundfile's default) changed samples by up to 0.6
+    np.testing.assert_allclose(samples, at_once, rtol=0, atol=1e-6 if ext == "mp3" else 0)
+    assert info.n_samples == at_once.shape[1] and info.n_channels == 2
+
