@@ -347,6 +347,26 @@ def test_nothing_is_written_outside_the_temp_dir(app, client, web_out, tmp_path)
     assert os.listdir(Path(app.extensions["ser"]["tmpdir"]) / "uploads") == []  # the upload is gone
 
 
+def test_uploads_are_kept_only_when_configured(web_out, tiny_artifact, conf, tmp_path):
+    from jobs.web import create_app
+    keep = tmp_path / "kept"
+    c = create_app(str(web_out["out"]), str(tiny_artifact), str(conf), keep_uploads=str(keep),
+                   tmpdir=str(tmp_path / "t")).test_client()
+    path = write_call(tmp_path / "q.wav", 8000, [[("speech", 2.5)]], seed=13)
+    assert c.post("/upload", data={"file": (open(path, "rb"), "../../q.wav")}).status_code == 200
+    kept = list(keep.iterdir())
+    assert len(kept) == 1 and kept[0].name.endswith("q.wav") and kept[0].read_bytes() == path.read_bytes()
+
+
+def test_a_results_root_without_runs_yet(tmp_path, tiny_artifact, conf):
+    from jobs.web import create_app
+    (tmp_path / "out" / "_runs").mkdir(parents=True)
+    c = create_app(str(tmp_path / "out"), str(tiny_artifact), str(conf), tmpdir=str(tmp_path / "t")).test_client()
+    assert "No committed runs" in c.get("/").get_data(as_text=True)
+    assert c.get("/api/calls").get_json()["total"] == 0 and c.get("/api/runs").get_json() == {"runs": []}
+    assert c.get("/runs").status_code == 200 and c.get("/calls/0123456789abcdef").status_code == 404
+
+
 def test_only_loopback_host_names_are_answered(client):
     assert client.get("/", headers={"Host": "127.0.0.1:8050"}).status_code == 200
     r = client.get("/", headers={"Host": "attacker.example"})  # DNS rebinding
