@@ -38,6 +38,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs import manifest, schemas
+from jobs.progress import AnalysisProgress
 from jobs.commit import TABLES, LockBusy, Staging, Store, commit, crash_point, new_staging, recover, table_dir
 from ser_lib import artifact as art
 from ser_lib.config import JobConfig
@@ -113,6 +114,7 @@ class RunContext:
     model_loads: object         # Accumulator[set[(pid, version)]] — one entry per load
     model_batches: object       # Accumulator[int] — UDF batches scored
     stage_s: object             # Accumulator[dict] — worker seconds per stage
+    progress_addr: tuple | None = None  # where workers send live progress (jobs.progress)
 
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -244,9 +246,14 @@ def analyze_udf(ctx: RunContext):
     chunk_s, limits = cfg.chunk_s, cfg.archive_limits
     exts = tuple("." + e.lower() for e in cfg.extensions)
 
+    progress_addr = ctx.progress_addr
+
     def fn(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         from pyspark import TaskContext
+
+        from jobs.progress import report
         from ser_lib.inference import limit_threads
+        progress = report(progress_addr)
         tc = TaskContext.get()
         limit_threads(tc.cpus() if tc is not None else 1)
         t0 = time.perf_counter()
@@ -287,8 +294,10 @@ def analyze_udf(ctx: RunContext):
                 summary["timeline"] = [summary["timeline"]]  # one row: a list of one timeline
             timings["summary_s"] += time.perf_counter() - t1
             info = rec.info
+            progress(0, rec.duration_s)
             out.append(input_row(fields, "ok", duration_s=rec.duration_s, sample_rate=info.sample_rate,
-                                 n_channels=info.n_channels, audio_format=f"{info.format}/{info.subtype}", **summary))
+                                 n_channels=info.n_channels, audio_format=f"{info.format}/{info.subtype}",
+                                 warnings=info.warnings, **summary))
             return out
 
         def do_file(t) -> Iterator[pa.RecordBatch]:
@@ -358,6 +367,7 @@ def analyze_udf(ctx: RunContext):
             batches_acc.add(1)
             for t in tasks.to_pandas(integer_object_nulls=True).itertuples(index=False):
                 yield from (do_archive(t) if t.task_kind == "archive" else do_file(t))
+                progress(1, 0.0)
         stage_acc.add(timings)
     return fn
 
@@ -448,7 +458,7 @@ def _supersede(spark: SparkSession, store: Store, staging: Staging, targets: dic
 # ---------------------------------------------------------------- main
 def run(input_path: str, output_path: str, conf_path: str | None = None, master: str | None = None,
         model_path: str | None = None, spark: SparkSession | None = None, now: dt.datetime | None = None,
-        run_id: str | None = None, reprocess=None, wait_s: float = 0.0) -> dict:
+        run_id: str | None = None, reprocess=None, wait_s: float = 0.0, show_failed: int = 10) -> dict:
     """Run the job end to end: recover, plan (incremental), analyse, stage, commit.
 
     Args:
@@ -458,6 +468,8 @@ def run(input_path: str, output_path: str, conf_path: str | None = None, master:
         reprocess: specs forcing re-analysis (see :func:`jobs.manifest.reprocess_matcher`):
             ``["all"]``, globs, or ``FROM..TO`` run-date ranges.
         wait_s: seconds to wait for another run holding ``output_path`` (see :meth:`Store.lock`).
+        show_failed: how many failed inputs (and recordings with warnings) the summary
+            names in ``failed_inputs`` (``warned_inputs``); the summary's queries list all.
 
     Returns:
         the run summary (also logged as one JSON line and stored in ``OUT/_runs/<run_id>.json``).
@@ -485,7 +497,9 @@ def run(input_path: str, output_path: str, conf_path: str | None = None, master:
     for spec in reprocess or []:
         if not spec:
             raise ConfigError("empty --reprocess spec")
+    t_list = time.time()
     inputs = manifest.list_inputs(input_path)  # FileNotFoundError before any output is touched
+    t_list = time.time() - t_list
 
     store = Store(output_path)
     store.lock(wait_s, holder=f"run {run_id}")
@@ -499,16 +513,28 @@ def run(input_path: str, output_path: str, conf_path: str | None = None, master:
         t_start = time.time()
         state = manifest.read_state(store, exclude_run=run_id)
         driver_rows, tasks = manifest.plan(inputs, state, cfg.extensions, cfg.archives, reprocess, run_id)
+        log.info("listed %d inputs under %s in %.1f s: %d to read (files and archives), %d decided without "
+                 "reading (unchanged, not recordings, duplicates, special files)", len(inputs), input_path, t_list,
+                 len(tasks), len(driver_rows))
         staging = new_staging(run_id)
         exec_rows = pd.DataFrame(columns=schemas.analysis_rows(meta.labels).fieldNames())
         n_segments = 0
         if tasks:
-            # Two Spark actions in all: this one runs the analysis and caches its rows, the
-            # segments write below reads the cache. Call summaries come with the input rows.
-            rows = transform_segments(extract(spark, tasks), ctx, len(tasks)).persist()
-            exec_rows = rows.where(F.col("row_kind") == "input").drop(
-                *SEGMENT_COLUMNS[2:], *[f"p_{lab}" for lab in meta.labels]).toPandas()
+            local = sc.master.startswith("local")
+            with AnalysisProgress(len(tasks), "127.0.0.1" if local else sc.getConf().get("spark.driver.host",
+                                                                                          "127.0.0.1")) as prog:
+                ctx.progress_addr = prog.addr
+                # Two Spark actions in all: this one runs the analysis and caches its rows, the
+                # segments write below reads the cache. Call summaries come with the input rows.
+                rows = transform_segments(extract(spark, tasks), ctx, len(tasks)).persist()
+                exec_rows = rows.where(F.col("row_kind") == "input").drop(
+                    *SEGMENT_COLUMNS[2:], *[f"p_{lab}" for lab in meta.labels]).toPandas()
+                analysed = exec_rows["status"].eq("ok") & exec_rows["kind"].isin(["file", "member"])
+                prog.finish(len(tasks), float(exec_rows.loc[analysed, "duration_s"].fillna(0).sum()))
             n_segments = int(exec_rows["n_segments"].fillna(0).sum())
+        else:
+            log.info("analysed 0/0 inputs: nothing new or changed to read")
+        t_write = time.time()
         records = list(driver_rows)
         for r in exec_rows.to_dict("records"):
             rec = {c: r.get(c) for c in manifest.COLUMNS}
@@ -533,7 +559,7 @@ def run(input_path: str, output_path: str, conf_path: str | None = None, master:
                 load(segments_table(rows, meta.labels, meta.version), store.uri(staging.table("segments", run_date)))
                 written.add("segments")
             fact_rows = [{**{c: r.get(c) for c in schemas.CALL_FACTS}, **{c: extra.get(r["call_id"], {}).get(c)
-                          for c in ("sample_rate", "n_channels", "audio_format")}} for r in facts]
+                          for c in ("sample_rate", "n_channels", "audio_format", "warnings")}} for r in facts]
             manifest.write(store, staging.table("calls", run_date),
                            calls_table(fact_rows, extra, meta.labels, meta.version))
             written.add("calls")
@@ -554,12 +580,17 @@ def run(input_path: str, output_path: str, conf_path: str | None = None, master:
                 targets.setdefault((p["output_run_id"], p["output_run_date"]), set()).add(r["call_id"])
         actions += _supersede(spark, store, staging, targets)
 
+        warned = sorted((_source(r), r["warnings"]) for r in exec_rows.to_dict("records")
+                        if r["row_kind"] == "input" and r["status"] == "ok" and isinstance(r.get("warnings"), str))
         wall = time.time() - t_start
         summary = _summary(records, n_segments, ctx, input_path, store.root, wall, t_start - t0)
+        summary.update(_named(records, warned, show_failed, store, run_date, run_id))
         summary["recovered_runs"] = rolled
         summary["superseded_partitions"] = sum(1 for a in actions[len(TABLES):])
         crash_point("staged")
         commit(store, staging, run_date, actions, summary)
+        log.info("written %s and committed run %s in %.1f s", ", ".join(t for t in TABLES if t in written), run_id,
+                 time.time() - t_write)
     finally:
         if rows is not None:
             rows.unpersist()
@@ -578,6 +609,44 @@ def _int(v):
 
 def _none(v):
     return None if v is None or (isinstance(v, float) and np.isnan(v)) else v
+
+
+def _source(r: dict) -> str:
+    """An input as one string: ``path`` or ``path!member``."""
+    return r["source_path"] + (f"!{r['member']}" if isinstance(r.get("member"), str) else "")
+
+
+def _named(records: list[dict], warned: list[tuple[str, str]], show: int, store: Store, run_date: str,
+           run_id: str) -> dict:
+    """Summary fields that name inputs: the first ``show`` failed inputs and recordings with
+    warnings (in path order), their count, and a DuckDB query listing all of them."""
+    failed = sorted((_source(r), r["error"]) for r in records if r["status"] == "failed")
+    out = {"warnings": len(warned),
+           "failed_inputs": [{"input": i, "error": e} for i, e in failed[:max(0, show)]],
+           "warned_inputs": [{"input": i, "warnings": w} for i, w in warned[:max(0, show)]]}
+    if failed:
+        out["failed_query"] = (f"SELECT source_path, member, error FROM read_parquet("
+                               f"'{store.uri(table_dir('errors', run_date, run_id))}/*.parquet') ORDER BY ALL")
+    if warned:
+        out["warnings_query"] = (f"SELECT source_path, member, warnings FROM read_parquet("
+                                 f"'{store.uri(table_dir('calls', run_date, run_id))}/*.parquet') "
+                                 "WHERE warnings IS NOT NULL ORDER BY ALL")
+    return out
+
+
+def notice_lines(summary: dict) -> list[str]:
+    """Human lines naming a run's failed inputs and recordings with warnings (for stderr)."""
+    lines = []
+    for n, what, shown, field, query in (
+            (summary["failed"], "input(s) failed", summary.get("failed_inputs", []), "error", "failed_query"),
+            (summary.get("warnings", 0), "recording(s) analysed with warnings", summary.get("warned_inputs", []),
+             "warnings", "warnings_query")):
+        if not n:
+            continue
+        lines.append(f"{n} {what}" + (f"; the first {len(shown)}:" if len(shown) < n else ":"))
+        lines += [f"  {x['input']}: {x[field]}" for x in shown]
+        lines.append(f"  all of them (DuckDB): {summary[query]}")
+    return lines
 
 
 def _summary(records: list[dict], n_segments: int, ctx: RunContext, input_path: str, out: str, wall: float,
@@ -632,6 +701,8 @@ def cli_main(argv=None) -> int:
                         "FROM..TO range of the run dates that produced the current results; repeatable")
     p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                    help="if another run holds the output, wait up to SECONDS for it (default 0: exit 75 at once)")
+    p.add_argument("--show-failed", type=int, default=10, metavar="N",
+                   help="name the first N failed inputs and recordings with warnings (default 10)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging, tracebacks of errors")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if a.verbose else logging.INFO,
@@ -639,7 +710,7 @@ def cli_main(argv=None) -> int:
     try:
         now = _parse_date(a.run_date)
         summary = run(a.input, a.output, a.conf, a.master, a.model, now=now, run_id=a.run_id, reprocess=a.reprocess,
-                      wait_s=a.wait)
+                      wait_s=a.wait, show_failed=a.show_failed)
     except LockBusy as err:
         log.error("%s", err)
         return EXIT_LOCKED
@@ -650,6 +721,8 @@ def cli_main(argv=None) -> int:
         log.error("internal error: %s: %s", type(err).__name__, " ".join(str(err).split()), exc_info=a.verbose)
         return EXIT_INTERNAL
     print(json.dumps(summary, indent=2))
+    for line in notice_lines(summary):
+        print(line, file=sys.stderr)
     return EXIT_FAILED_INPUTS if summary["failed"] else EXIT_OK
 
 

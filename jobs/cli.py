@@ -43,24 +43,30 @@ def cli(ctx: click.Context, verbose: bool) -> None:
                    "(run dates that produced the current results). Repeatable.")
 @click.option("--wait", "wait_s", default=0.0, type=click.FloatRange(min=0), metavar="SECONDS",
               help="If another run holds OUT, wait up to SECONDS for it to finish [default: 0, exit 75 at once].")
-def analyze(input_path, output_path, conf_path, model_path, master, run_id, run_date, reprocess, wait_s):
+@click.option("--show-failed", default=10, show_default=True, type=click.IntRange(min=0), metavar="N",
+              help="Name the first N failed inputs and recordings with warnings (the summary gives a query "
+                   "for all of them).")
+def analyze(input_path, output_path, conf_path, model_path, master, run_id, run_date, reprocess, wait_s,
+            show_failed):
     """Analyse new or changed recordings under IN (files and archives); commit segments/,
     calls/, manifest/ and errors/ under OUT atomically.
 
     Exits 0 when every input is ok or skipped, 1 when any input failed (see OUT/errors),
     2 on a configuration error, 75 when another run holds OUT (after --wait).
     """
-    from jobs.analyze_calls import _parse_date, run  # imports Spark only for this command
+    from jobs.analyze_calls import _parse_date, notice_lines, run  # imports Spark only for this command
     from ser_lib.errors import SERError
     try:
         summary = run(input_path, output_path, conf_path, master, model_path, now=_parse_date(run_date),
-                      run_id=run_id, reprocess=list(reprocess) or None, wait_s=wait_s)
+                      run_id=run_id, reprocess=list(reprocess) or None, wait_s=wait_s, show_failed=show_failed)
     except (SERError, FileNotFoundError) as err:
         raise CliError(f"configuration error: {err}", EXIT_USAGE) from err
     click.echo(json.dumps(summary, indent=2))
     click.echo(f"segments: {summary['output']}/segments   calls: {summary['output']}/calls   "
                f"manifest: {summary['output']}/manifest   summary: {summary['output']}/_runs/{summary['run_id']}.json",
                err=True)
+    for line in notice_lines(summary):
+        click.echo(line, err=True)
     sys.exit(1 if summary["failed"] else 0)
 
 

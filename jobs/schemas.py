@@ -52,7 +52,8 @@ def analysis_rows(labels: list[str]) -> T.StructType:
 
     ``row_kind='segment'``: one per window and channel (:func:`segment_rows` fields).
     ``row_kind='input'``: one per input the task saw (file, archive, archive member) with
-    its manifest facts (``status`` ok / failed / skipped, ``error``, sizes, mtimes as
+    its manifest facts (``status`` ok / failed / skipped, ``error``, ``warnings`` of an
+    analysed recording (:attr:`ser_lib.audio.AudioInfo.warnings`), sizes, mtimes as
     microseconds since the epoch, sha256, and for skipped inputs the run holding its rows),
     and for analysed recordings the call summary (:func:`call_summary_schema`), computed in
     the same pass from the call's windows, which one task holds whole (no shuffle).
@@ -61,6 +62,7 @@ def analysis_rows(labels: list[str]) -> T.StructType:
     fields = [T.StructField(f.name, f.dataType, True) for f in base.fields]  # input rows of archives: no call_id
     summary = [f for f in call_summary_schema(labels).fields if f.name != "call_id"]
     return T.StructType([T.StructField("row_kind", T.StringType(), False)] + fields + summary + [
+        T.StructField("warnings", T.StringType(), True),             # analysed, but: "truncated: ..."
         T.StructField("kind", T.StringType(), True),                 # file | archive | member
         T.StructField("member", T.StringType(), True),
         T.StructField("size_bytes", T.LongType(), True),
@@ -74,8 +76,8 @@ def analysis_rows(labels: list[str]) -> T.StructType:
     ])
 
 
-CALL_FACTS = ["call_id", "source_path", "member", "status", "error", "duration_s", "sample_rate", "n_channels",
-              "audio_format"]
+CALL_FACTS = ["call_id", "source_path", "member", "status", "error", "warnings", "duration_s", "sample_rate",
+              "n_channels", "audio_format"]
 
 
 def calls_table(labels: list[str]) -> T.StructType:

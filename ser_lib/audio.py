@@ -37,6 +37,9 @@ class AudioInfo:
         n_samples: samples per channel (frames in libsndfile's terms).
         format: container, e.g. ``WAV``, ``FLAC``.
         subtype: encoding, e.g. ``PCM_16``, ``ULAW``.
+        declared_samples: samples per channel the file's header promises
+            (:func:`declared_frames`); more than ``n_samples`` when the file is truncated.
+            None when unknown.
     """
 
     sample_rate: int
@@ -44,11 +47,57 @@ class AudioInfo:
     n_samples: int
     format: str
     subtype: str
+    declared_samples: int | None = None
 
     @property
     def duration_s(self) -> float:
         """Duration in seconds."""
         return self.n_samples / self.sample_rate
+
+    @property
+    def warnings(self) -> str | None:
+        """What is odd about a recording that was still analysed, ``reason: details``
+        (``truncated: header 66.4 s, decoded 25.0 s``), or None.
+
+        Truncated: the header promises more than :data:`TRUNCATION_SLACK_S` seconds (for
+        MP3, whose length may be estimated from the bitrate, three MPEG frames) more than
+        the file holds. What is there is analysed.
+        """
+        if self.declared_samples is None:
+            return None
+        slack = max(TRUNCATION_SLACK_S * self.sample_rate, 3 * 1152 if self.format == "MP3" else 0)
+        if self.declared_samples - self.n_samples <= slack:
+            return None
+        return (f"truncated: header {self.declared_samples / self.sample_rate:.1f} s, "
+                f"decoded {self.duration_s:.1f} s")
+
+
+#: Seconds a recording may fall short of its header before it is called truncated
+#: (shorter gaps are padding and rounding, not missing speech).
+TRUNCATION_SLACK_S = 0.1
+
+# libsndfile clamps a WAV/AIFF data chunk that runs past the end of the file to what is
+# there and logs the size the header declared: "data : 1062400 (should be 400000)".
+_CLAMPED_CHUNK = re.compile(r"^\s*(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+_PLACEHOLDER_SIZES = (0, 0x7FFFFFFF, 0xFFFFFFFF)  # "length unknown", written by streaming recorders
+
+
+def declared_frames(f: sf.SoundFile) -> int:
+    """Frames (samples per channel) that an open file's header promises.
+
+    ``f.frames`` for most formats; for WAV and AIFF, whose data chunk libsndfile clamps
+    to the bytes actually in the file, the frames of the chunk size the header declared
+    (read from libsndfile's log). A placeholder size of a streamed file (0 or 0xFFFFFFFF)
+    declares nothing: ``f.frames`` then.
+    """
+    m = _CLAMPED_CHUNK.search(f.extra_info or "")
+    if not m or not f.frames:
+        return f.frames
+    declared, actual = int(m.group(1)), int(m.group(2))
+    if declared in _PLACEHOLDER_SIZES or declared <= actual:
+        return f.frames
+    bytes_per_frame = max(1, round(actual / f.frames))
+    return f.frames + (declared - actual) // bytes_per_frame
 
 
 def _open(source: Source):
@@ -109,7 +158,7 @@ class AudioReader:
     Attributes:
         info: the header's facts; once :meth:`blocks` is exhausted, ``n_samples`` is the
             number of samples decoded (fewer than the header promises for a truncated
-            file: what is there is kept).
+            file: what is there is kept, ``info.declared_samples`` keeps the header's).
 
     Raises:
         AudioError: on opening ``empty``, ``unreadable``, ``corrupt``/``unsupported``
@@ -126,7 +175,7 @@ class AudioReader:
         except OSError as err:
             raise AudioError("unreadable", f"cannot read: {err}") from err
         f = self._file
-        self.info = AudioInfo(f.samplerate, f.channels, f.frames, f.format, f.subtype)
+        self.info = AudioInfo(f.samplerate, f.channels, f.frames, f.format, f.subtype, declared_frames(f))
         if not MIN_SAMPLE_RATE <= f.samplerate <= MAX_SAMPLE_RATE:
             f.close()
             raise AudioError("sample_rate", f"sample rate {f.samplerate} Hz is outside {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz")

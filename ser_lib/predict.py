@@ -14,7 +14,8 @@ def predict_file(path: str, conf_path: str | None = None, model_path: str | None
 
     Returns:
         :func:`ser_lib.timeline.summarize_call`'s dict plus ``duration_s``, ``n_channels``,
-        ``sample_rate`` (native, Hz), ``model_version`` and ``segments``: one dict per
+        ``sample_rate`` (native, Hz), ``model_version``, ``warnings`` (str or None, e.g.
+        ``truncated: header 66.4 s, decoded 25.0 s``) and ``segments``: one dict per
         window and channel with the job's ``segments`` columns (``channel, segment_index,
         start_s, end_s, is_speech, emotion, confidence, p_<label>``; None where not speech).
 
@@ -46,5 +47,5 @@ def predict_source(source: Source, cfg: JobConfig, predictor: Predictor) -> dict
                          **{f"p_{lab}": (float(ch.probs[i, j]) if speech else None) for j, lab in enumerate(labels)}})
     summary = summarize(rec, labels)
     summary.update(duration_s=rec.duration_s, n_channels=rec.info.n_channels, sample_rate=rec.info.sample_rate,
-                   model_version=predictor.meta.version, segments=rows)
+                   model_version=predictor.meta.version, warnings=rec.info.warnings, segments=rows)
     return summary
