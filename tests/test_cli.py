@@ -52,3 +52,15 @@ def test_evaluate_says_when_no_clips_are_found(tmp_path, tiny_artifact):
     (tmp_path / "corpora").mkdir()
     res = CliRunner().invoke(cli, ["evaluate", str(tmp_path / "corpora"), "--model", str(tiny_artifact)])
     assert res.exit_code == 1 and "no corpus clips found" in res.output, res.output
+
+
+def test_help_describes_every_option():
+    for cmd in (["predict"], ["report"], ["analyze"]):
+        res = CliRunner().invoke(cli, cmd + ["--help"])
+        assert res.exit_code == 0, res.output
+        options = [ln.split() for ln in res.output.split("Options:")[1].splitlines() if ln.strip().startswith("-")]
+        undocumented = [o[0] for o in options if len([w for w in o if not w.startswith("-") and not w.isupper()
+                                                      and w not in ("TEXT", "PATH", "DIRECTORY", "FILE")]) == 0]
+        assert not undocumented, (cmd, undocumented)
+    report = CliRunner().invoke(cli, ["report", "--help"]).output
+    assert "Print this call's facts and timeline" in " ".join(report.split())
