@@ -1,0 +1,227 @@
+"""The cross-validated training recipe (training/cv.py), TurEV-DB loading, balancing and calibration."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from ser_lib.labels import EMOTIONS
+from ser_lib.synth import speech_like
+from training.corpora import Clip, default_corpora_root, discover, load_turev
+from training.cv import FOLDS_PATH, assign, build_folds, load_folds, subset_scores
+from training.dataset import WindowSet
+from training.evaluate import calibration, fit_temperature
+from training.train import sample_weights
+
+# --------------------------------------------------------------------------- TurEV-DB
+
+
+def _touch_audio(path: Path, seconds: float = 0.6, seed: int = 0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, speech_like(seconds, 16000, np.random.default_rng(seed)), 16000, subtype="PCM_16")
+    return path
+
+
+def test_turev_loader_reads_folder_and_code(tmp_path):
+    root = tmp_path / "turev"
+    _touch_audio(root / "Angry" / "1157_kz_acik.wav")
+    _touch_audio(root / "Calm" / "1234_sk_beste.flac")
+    _touch_audio(root / "Happy" / "6783_mt_cay.wav")
+    _touch_audio(root / "Sad" / "7895_hl_algi.wav")
+    _touch_audio(root / "Sad" / "7895_kz_yanlis.wav")      # code disagrees with its folder
+    _touch_audio(root / "Sad" / "7895_xx_kelime.wav")      # unknown code
+    _touch_audio(root / "Sad" / "readme_notes.wav")        # not the naming scheme
+    res = load_turev(root)
+    got = {(c.speaker, c.emotion, c.text, c.original_label) for c in res.clips}
+    assert got == {("turev:1157", "angry", "acik", "kz"), ("turev:1234", "neutral", "beste", "sk"),
+                   ("turev:6783", "happy", "cay", "mt"), ("turev:7895", "sad", "algi", "hl")}
+    assert res.skipped == {"turev:label_conflict": 1, "turev:unknown_emotion": 1, "turev:bad_name": 1}
+    # discover() recognises the folder by name, and by file names under another name
+    assert len(discover(tmp_path).clips) == 4
+    other = tmp_path / "renamed"
+    root.rename(other)
+    assert {c.corpus for c in discover(other).clips} == {"turev"}
+
+
+CORPORA = default_corpora_root()
+
+
+@pytest.mark.skipif(not (CORPORA / "turev").is_dir(),
+                    reason=f"needs TurEV-DB at {CORPORA / 'turev'} (set SER_CORPORA); not shipped with the repo")
+def test_real_turev_has_four_labels_and_named_speakers():
+    res = load_turev(CORPORA / "turev")
+    assert res.clips and not res.skipped
+    assert {c.emotion for c in res.clips} == {"angry", "happy", "neutral", "sad"}
+    assert all(c.speaker[len("turev:"):].isdigit() for c in res.clips)
+    assert len({c.speaker for c in res.clips}) >= 2
+
+
+# --------------------------------------------------------------------------- folds
+
+def _clip(corpus, speaker, text="01", emotion="angry"):
+    return Clip(f"/c/{corpus}/{speaker}/{text}-{emotion}.wav", corpus, f"{corpus}:{speaker}", emotion, text, "x")
+
+
+def test_published_folds_are_the_built_ones_and_valid():
+    folds = load_folds(FOLDS_PATH)
+    built = build_folds(tess_val_words=folds["tess"]["val_words"])
+    assert folds == json.loads(json.dumps(built))
+    test = folds["ravdess"]["test"]
+    assert sorted(a for f in test for a in f) == [f"{i:02d}" for i in range(1, 25)]
+    for fold, val in zip(test, folds["ravdess"]["val"]):
+        assert sum(int(a) % 2 for a in fold) == len(fold) // 2        # gender-balanced: half odd (male)
+        assert not set(fold) & set(val) and len(val) == 2
+        assert {int(a) % 2 for a in val} == {0, 1}                   # one male, one female validation actor
+
+
+def test_every_run_keeps_test_validation_and_training_speakers_apart():
+    folds = load_folds(FOLDS_PATH)
+    clips = ([_clip("ravdess", f"{a:02d}") for a in range(1, 25)]
+             + [_clip("tess", s, w) for s in ("OAF", "YAF") for w in ("bite", folds["tess"]["val_words"][0])]
+             + [_clip("turev", s) for s in ("1157", "1234", "1984")])
+    for run in [*range(6), "loco"]:
+        parts = {}
+        for c in clips:
+            parts.setdefault(assign(c, folds, run), set()).add((c.corpus, c.speaker if c.corpus != "tess" else c.text))
+        assert not parts.get("test", set()) & parts.get("train", set()), run
+        assert not parts.get("val", set()) & parts.get("train", set()), run
+        assert not parts.get("val", set()) & parts.get("test", set()), run
+    # every RAVDESS actor is tested exactly once over the folds
+    tested = [c.speaker for run in range(6) for c in clips if assign(c, folds, run) == "test"]
+    assert sorted(tested) == sorted(c.speaker for c in clips if c.corpus == "ravdess")
+    # leave-one-corpus-out tests on all of TurEV-DB and trains on none of it
+    assert {assign(c, folds, "loco") for c in clips if c.corpus == "turev"} == {"test"}
+    assert {assign(c, folds, "final") for c in clips} == {"train"}
+
+
+def test_bad_fold_files_are_refused(tmp_path):
+    folds = build_folds(tess_val_words=["bite"])
+    folds["ravdess"]["val"][0] = [folds["ravdess"]["test"][0][0], "05"]
+    p = tmp_path / "folds.json"
+    p.write_text(json.dumps(folds))
+    with pytest.raises(ValueError, match="own test actors"):
+        load_folds(p)
+    with pytest.raises(ValueError):
+        build_folds(k=5)
+
+
+# --------------------------------------------------------------------------- balancing and scores
+
+def _windowset(corpus: list[str], y: list[int]) -> WindowSet:
+    n = len(y)
+    y = np.asarray(y)
+    return WindowSet(x=np.zeros((n, 1, 1), np.float32), y=y, clip=np.arange(n), start=np.zeros(n, np.int64),
+                     clip_id=np.array([f"/c/{i}.wav" for i in range(n)]), clip_label=y,
+                     clip_corpus=np.array(corpus), clip_fallback=np.zeros(n, bool), clip_windows=np.ones(n, np.int64))
+
+
+def test_corpus_class_weights_give_every_group_the_same_total():
+    ws = _windowset(["tess"] * 6 + ["turev"] * 3, [0, 0, 0, 0, 1, 1, 0, 1, 1])
+    w = sample_weights(ws, "corpus_class")
+    groups = {}
+    for c, y, wi in zip(ws.corpus, ws.y, w):
+        groups[(c, y)] = groups.get((c, y), 0.0) + wi
+    totals = np.array(list(groups.values()))
+    np.testing.assert_allclose(totals, totals[0])
+    assert w.mean() == pytest.approx(1.0)
+    # plain class weights ignore the corpus: tess's 4 angry windows and turev's 1 share a weight
+    wc = sample_weights(ws, "class")
+    assert wc[0] == wc[6]
+    assert (sample_weights(ws, False) == 1).all()
+
+
+def test_four_class_scores_ignore_the_other_emotions():
+    # clip 0 angry: mostly "disgust" (not a TurEV class) then angry -> angry among the four
+    probs = np.zeros((3, len(EMOTIONS)), np.float32)
+    probs[0, EMOTIONS.index("disgust")], probs[0, EMOTIONS.index("angry")] = 0.7, 0.3
+    probs[1, EMOTIONS.index("sad")] = 1.0       # true neutral, predicted sad
+    probs[2, EMOTIONS.index("happy")] = 1.0     # true happy
+    ws = _windowset(["turev"] * 3, [EMOTIONS.index(e) for e in ("angry", "neutral", "happy")])
+    s = subset_scores(ws, probs, ("angry", "happy", "neutral", "sad"))
+    assert s["n"] == 3 and s["wa"] == pytest.approx(2 / 3) and s["ua"] == pytest.approx(2 / 3)
+
+
+def test_temperature_scaling_fixes_overconfidence_and_ece_measures_it():
+    rng = np.random.default_rng(0)
+    n, k = 4000, 4
+    y = rng.integers(0, k, n)
+    logits = rng.normal(size=(n, k))
+    logits[np.arange(n), y] += 1.0                     # informative, but ...
+    sharp = np.exp(3 * logits)                          # ... made 3x over-confident
+    probs = sharp / sharp.sum(1, keepdims=True)
+    t = fit_temperature(probs, y)
+    assert 2.0 < t < 4.5
+    from ser_lib.inference import calibrate
+    before, after = calibration(probs, y)["ece"], calibration(calibrate(probs, t), y)["ece"]
+    assert after < 0.03 < before
+    assert np.argmax(calibrate(probs, t), 1).tolist() == np.argmax(probs, 1).tolist()  # argmax unchanged
+
+
+def test_calibration_bins_count_every_sample():
+    probs = np.array([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8], [0.55, 0.45]])
+    cal = calibration(probs, np.array([0, 1, 1, 0]), n_bins=10)
+    assert sum(b["n"] for b in cal["bins"]) == 4
+    # bins (0.8, 0.9]: 0.9 right; (0.7, 0.8]: 0.8 right; (0.5, 0.6]: 0.6 wrong and 0.55 right
+    expect = 1 / 4 * abs(1 - 0.9) + 1 / 4 * abs(1 - 0.8) + 2 / 4 * abs(0.5 - (0.6 + 0.55) / 2)
+    assert cal["ece"] == pytest.approx(expect)
+    assert [b["n"] for b in cal["bins"]][5:9] == [2, 0, 1, 1]
+
+
+# --------------------------------------------------------------------------- end to end
+
+def _write_corpora(root: Path) -> None:
+    rng = np.random.default_rng(3)
+    emo = {"01": "neutral", "03": "happy", "04": "sad", "05": "angry"}
+    for actor in range(1, 25):
+        for code in emo:
+            p = root / "ravdess" / f"Actor_{actor:02d}" / f"03-01-{code}-01-01-01-{actor:02d}.wav"
+            _touch_audio(p, 1.2, int(rng.integers(1 << 30)))
+    for spk in ("OAF", "YAF"):
+        for word in ("bite", "chalk"):
+            for e in ("angry", "sad"):
+                _touch_audio(root / "tess" / f"{spk}_{e}" / f"{spk}_{word}_{e}.wav", 0.8, int(rng.integers(1 << 30)))
+    for spk in ("1157", "1234"):
+        for code, folder in (("kz", "Angry"), ("hl", "Sad")):
+            _touch_audio(root / "turev" / folder / f"{spk}_{code}_kelime.wav", 0.6, int(rng.integers(1 << 30)))
+
+
+def test_tiny_recipe_writes_fold_artifacts_and_evaluate_reproduces_its_table(tmp_path, monkeypatch):
+    import training.cv as cv
+    import training.dataset as dataset
+    from ser_lib.inference import Predictor
+    from training.train import load_conf
+
+    monkeypatch.setattr(dataset, "CACHE_DIR", tmp_path / "cache")
+    monkeypatch.setattr(cv, "CACHE_DIR", tmp_path / "cache")
+    roots = tmp_path / "corpora"
+    _write_corpora(roots)
+    conf = load_conf(None)
+    conf["augment"]["copies"] = 1
+    conf["train"].update(epochs=1, batch_size=32, warmup_epochs=0)
+    conf["models"]["cnn1d"] = {"filters": [8, 8, 8, 8], "dense": 8}
+    out = tmp_path / "model"
+    record = cv.run_recipe([roots], conf, out, processes=1, progress=False, echo=lambda *a: None)
+
+    for i in range(6):
+        meta = json.loads((out / "cv" / f"fold-{i}" / "artifact.json").read_text())
+        assert meta["training"]["run"] == i and meta["calibration"]["temperature"] > 0
+    assert (out / "cv" / "loco" / "artifact.json").is_file()
+    assert (out / "reliability.png").is_file() and (out / "confusion.png").is_file()
+    table = record["cv"]["table"]
+    assert [r["fold"] for r in table["folds"]] == list(range(6))
+    assert all(r["clips"] == 16 for r in table["folds"])               # 4 actors x 4 clips per fold
+    assert table["mean"]["ua"] == pytest.approx(np.mean([r["ua"] for r in table["folds"]]))
+    assert record["loco"]["turev_4class"]["n"] == 4                     # all of TurEV-DB, 4 clips
+    # the shipped artifact: trained on everything, with the folds' median epoch and temperature
+    final = json.loads((out / "artifact.json").read_text())
+    temps = [r["temperature"] for r in record["cv"]["runs"]]
+    assert final["calibration"]["temperature"] == pytest.approx(float(np.median(temps)))
+    assert final["training"]["run"] == "final" and final["metrics"]["cv"]["mean"] == table["mean"]
+    Predictor.from_path(out)
+
+    again = cv.evaluate_cv(out, [roots], processes=1, progress=False, echo=lambda *a: None)
+    for got, want in zip(again["table"]["folds"], table["folds"]):
+        for k in ("ua", "wa", "macro_f1", "telephone_ua", "ece", "clips"):
+            assert got[k] == pytest.approx(want[k], abs=1e-9), (got["fold"], k)
+    assert again["loco"]["ua"] == pytest.approx(record["loco"]["turev_4class"]["ua"])
