@@ -52,7 +52,10 @@ def test_a_trained_compiled_model_is_saved_without_optimizer_state(tiny_artifact
         with h5py.File(io.BytesIO(z.read("model.weights.h5"))) as h5:
             assert "optimizer" not in h5 and "layers" in h5
     assert not config.get("compile_config")
-    want = model.predict(((x - meta.norm_mean) / meta.norm_std).astype(np.float32), verbose=0)
+    from ser_lib.features import model_input
+    from ser_lib.inference import calibrate
+
+    want = calibrate(model.predict(model_input(x, fc, meta.norm_mean, meta.norm_std), verbose=0), meta.temperature)
     np.testing.assert_allclose(Predictor.from_path(path).predict(x), want, rtol=1e-4, atol=1e-5)
 
 
@@ -126,3 +129,18 @@ def test_shipped_artifact_is_compatible():
     assert meta.feature_config.window_s == JobConfig.load(None).window_s, "the default job config accepts it"
     assert meta.feature_config.version == FEATURE_VERSION
     assert meta.labels and meta.metrics, "the shipped model carries its labels and evaluation metrics"
+
+
+def test_predictor_applies_the_artifacts_calibration_temperature(tiny_artifact, tmp_path):
+    from ser_lib.inference import calibrate
+
+    fc = art.load_meta(tiny_artifact).feature_config
+    x = np.random.default_rng(2).normal(size=(6, fc.frames_per_window, fc.n_features)).astype(np.float32)
+    plain = Predictor.from_path(tiny_artifact).predict(x)
+    hot = _edit(tiny_artifact, tmp_path / "t2", lambda d: d.update(calibration={"temperature": 2.0}))
+    got = Predictor.from_path(hot).predict(x)
+    np.testing.assert_allclose(got, calibrate(plain, 2.0), rtol=1e-5, atol=1e-6)
+    assert np.abs(got - plain).max() > 1e-3 and (got.argmax(1) == plain.argmax(1)).all()
+    bad = _edit(tiny_artifact, tmp_path / "t0", lambda d: d.update(calibration={"temperature": 0.0}))
+    with pytest.raises(art.ArtifactError, match="temperature"):
+        Predictor.from_path(bad)

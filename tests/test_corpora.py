@@ -456,22 +456,26 @@ def test_split_cli_prints_counts(corpora_root: Path, capsys):
     reason=f"shared corpora not found at {SHARED_CORPORA} (set SER_CORPORA to their folder)",
 )
 def test_real_ravdess_and_tess():
+    """Properties of the real copies, not today's totals (the data grows)."""
     ravdess = load_ravdess(SHARED_CORPORA / "ravdess")
-    assert len(ravdess.clips) == 1080 and ravdess.skipped == {}
-    assert len({c.speaker for c in ravdess.clips}) == 18
-    assert Counter(c.speaker for c in ravdess.clips) == {f"ravdess:{i:02d}": 60 for i in range(1, 19)}
-    assert Counter(c.original_label for c in ravdess.clips)["02"] == 18 * 8  # calm kept as neutral
+    assert ravdess.clips and ravdess.skipped == {}
+    per_actor = Counter(c.speaker for c in ravdess.clips)
+    assert set(per_actor.values()) == {60}  # every actor present is complete: 60 speech clips
+    assert all(1 <= int(s.split(":")[1]) <= 24 for s in per_actor)
+    calm = Counter(c.original_label for c in ravdess.clips)["02"]
+    assert calm == 8 * len(per_actor)  # calm kept, as neutral
+    assert all(c.emotion == "neutral" for c in ravdess.clips if c.original_label == "02")
 
     tess = load_tess(SHARED_CORPORA / "tess")
-    assert len(tess.clips) == 2800 and tess.skipped == {}
-    assert Counter(c.emotion for c in tess.clips) == {e: 400 for e in EMOTIONS}
-    assert Counter(c.speaker for c in tess.clips) == {"tess:OAF": 1400, "tess:YAF": 1400}
-    assert len({c.text for c in tess.clips}) == 200
-    assert sorted({c.text for c in tess.clips}) == sorted(
-        w for p in PARTITIONS for w in load_split()["tess"][p])
+    assert tess.clips and tess.skipped == {}
+    assert set(Counter(c.emotion for c in tess.clips)) == set(EMOTIONS)
+    assert {c.speaker for c in tess.clips} <= {"tess:OAF", "tess:YAF"}
+    assert {c.text for c in tess.clips} <= {w for p in PARTITIONS for w in load_split()["tess"][p]}
 
     parts = partition(ravdess.clips + tess.clips)
     check_disjoint(parts, include_train_val=True)
-    counts = {p: Counter(c.corpus for c in parts[p]) for p in PARTITIONS}
-    assert {p: counts[p]["ravdess"] for p in PARTITIONS} == {"train": 720, "val": 120, "test": 240}
-    assert {p: counts[p]["tess"] for p in PARTITIONS} == {"train": 1960, "val": 280, "test": 560}
+    split = load_split()
+    for p in PARTITIONS:  # every clip lands where the split file says, by actor / word
+        assert all(c.speaker.split(":")[1] in split["ravdess"][p] for c in parts[p] if c.corpus == "ravdess")
+        assert all(c.text in split["tess"][p] for c in parts[p] if c.corpus == "tess")
+    assert sum(len(v) for v in parts.values()) == len(ravdess.clips) + len(tess.clips)

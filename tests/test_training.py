@@ -38,13 +38,11 @@ ALL_ON = AugmentConfig(p_noise=1, p_stretch=1, p_pitch=1, p_shift=1, p_telephone
 
 
 def _voice(seconds: float, f0: float, seed: int = 0, sr: int = SR, level: float = 0.3) -> np.ndarray:
-    """A harmonic 'vowel' with vibrato and an amplitude envelope, float32."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * sr)) / sr
-    phase = 2 * np.pi * np.cumsum(f0 * (1 + 0.03 * np.sin(2 * np.pi * 5 * t))) / sr
-    y = sum(np.sin(k * phase) / k for k in range(1, 12))
-    env = 0.6 + 0.4 * np.sin(2 * np.pi * 3 * t + rng.uniform(0, 6)) ** 2
-    y = y * env + 0.01 * rng.standard_normal(len(t))
+    """Speech-like sound (:func:`ser_lib.synth.speech_like`: harmonics, moving formants,
+    syllable envelope) peak-normalised to ``level``; ``f0`` and ``seed`` pick the draw."""
+    from ser_lib.synth import speech_like
+
+    y = speech_like(seconds, sr, np.random.default_rng([seed, int(f0 * 10)]))
     return (level * y / np.max(np.abs(y))).astype(np.float32)
 
 
