@@ -44,14 +44,20 @@ def test_evaluate_refuses_a_split_the_model_was_not_trained_with(tmp_path, tiny_
     (art / "artifact.json").write_text(json.dumps(meta))
     (art / "model.keras").write_bytes((tiny_artifact / "model.keras").read_bytes())
     (tmp_path / "corpora").mkdir()
-    res = CliRunner().invoke(cli, ["evaluate", str(tmp_path / "corpora"), "--model", str(art)])
+    res = CliRunner().invoke(cli, ["evaluate", str(tmp_path / "corpora"), "--split", "--model", str(art)])
     assert res.exit_code == 1 and "is not the split" in res.output, res.output
 
 
 def test_evaluate_says_when_no_clips_are_found(tmp_path, tiny_artifact):
     (tmp_path / "corpora").mkdir()
-    res = CliRunner().invoke(cli, ["evaluate", str(tmp_path / "corpora"), "--model", str(tiny_artifact)])
+    res = CliRunner().invoke(cli, ["evaluate", str(tmp_path / "corpora"), "--split", "--model", str(tiny_artifact)])
     assert res.exit_code == 1 and "no corpus clips found" in res.output, res.output
+
+
+def test_evaluate_without_cv_folds_says_how_the_model_was_trained(tmp_path, tiny_artifact):
+    (tmp_path / "corpora").mkdir()
+    res = CliRunner().invoke(cli, ["evaluate", str(tmp_path / "corpora"), "--model", str(tiny_artifact)])
+    assert res.exit_code == 1 and "no cv.json" in res.output, res.output
 
 
 def test_help_describes_every_option():

@@ -474,6 +474,9 @@ def evaluate_cv(artifact_dir: str | os.PathLike, roots: Sequence[str | os.PathLi
     from ser_lib.inference import Predictor
 
     d = Path(artifact_dir)
+    if not (d / "cv.json").is_file():
+        raise FileNotFoundError(f"{d} has no cv.json: it was not trained by the cross-validated recipe "
+                                "(ser train); for a single-split artifact use ser evaluate --split")
     record = json.loads((d / "cv.json").read_text())
     folds_path = FOLDS_PATH
     if hashlib.sha256(folds_path.read_bytes()).hexdigest() != record["folds_sha256"]:

@@ -1,0 +1,147 @@
+"""Robustness of the scoring path to the recording level, and speech-detector coverage.
+
+``python -m bench.robustness [--corpora DIR] [--model DIR] [--out FILE]`` measures, on the
+real corpora (``$SER_CORPORA`` or ``../shared/corpora``):
+
+1. **Coverage**: the share of clips of each corpus that get at least one speech window
+   (:func:`ser_lib.speech.is_speech` on the job's windows, hop 1 s), at the clip's own
+   level and scaled by -20 dB and -30 dB.
+2. **Gain invariance**: call-like mono recordings (3 minutes: episodes of 2-4 clips of one
+   emotion by one RAVDESS actor, separated by 0.4-1.5 s pauses of -70 dBFS line noise,
+   peak-normalised to -21 dBFS so that +20 dB does not clip) written as 16-bit WAV at
+   gains -30, -20, -10, +10, +20 dB and scored through the job's own path
+   (:func:`ser_lib.scoring.score_recording`); the share of windows whose speech flag or
+   emotion differs from the 0 dB recording. Each call is built from the test actors of one
+   cross-validation fold and scored with that fold's model (``<model>/cv/fold-<i>``), so
+   the speakers are ones the model never heard.
+
+Results go to ``bench/results/robustness-<date>.json`` and are printed as a table.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import random
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+GAINS_DB = (-30, -20, -10, 10, 20)
+
+
+def coverage(clips, fcfg, scfg, gains=(0, -20, -30)) -> dict:
+    """``{corpus: {gain: share of clips with >= 1 speech window}}`` (plus clip counts)."""
+    from ser_lib.features import window_features
+    from ser_lib.speech import is_speech
+    from training.dataset import clip_samples
+
+    out: dict = {}
+    for c in clips:
+        y = clip_samples(c.path, fcfg.sample_rate)
+        d = out.setdefault(c.corpus, {"clips": 0, **{str(g): 0 for g in gains}})
+        d["clips"] += 1
+        for g in gains:
+            feats, _ = window_features((y * 10 ** (g / 20)).astype(np.float32), fcfg, 1.0)
+            d[str(g)] += int(is_speech(feats, scfg).any())
+    return {corpus: {"clips": d["clips"], **{g: d[str(g)] / d["clips"] for g in map(str, gains)}}
+            for corpus, d in out.items()}
+
+
+def build_call(clips, rng: random.Random, sr: int = 16000, minutes: float = 3.0) -> np.ndarray:
+    """A mono call-like recording from ``clips`` (one speaker's), peak -21 dBFS."""
+    import librosa
+
+    from ser_lib.synth import silence
+    from training.dataset import clip_samples
+
+    nrng = np.random.default_rng(rng.randrange(1 << 30))
+    by_emotion: dict[str, list] = {}
+    for c in clips:
+        by_emotion.setdefault(c.emotion, []).append(c)
+    parts, total = [], 0.0
+    while total < minutes * 60:
+        emo = rng.choice(sorted(by_emotion))
+        for c in rng.sample(by_emotion[emo], min(len(by_emotion[emo]), rng.randint(2, 4))):
+            y, _ = librosa.effects.trim(clip_samples(c.path, sr), top_db=35, frame_length=512, hop_length=128)
+            pause = silence(rng.uniform(0.4, 1.5), sr, nrng)
+            parts += [y, pause]
+            total += (len(y) + len(pause)) / sr
+    y = np.concatenate(parts)
+    return (y / np.abs(y).max() * 10 ** (-21 / 20)).astype(np.float32)
+
+
+def gain_invariance(calls: list[tuple[np.ndarray, object]], cfg, tmp: Path, gains=GAINS_DB) -> dict:
+    """Share of windows whose speech flag or emotion changes with the gain, per gain."""
+    from ser_lib.scoring import score_recording
+
+    changed = {g: [0, 0, 0] for g in gains}  # flag changes, emotion changes, windows
+    for k, (y, pred) in enumerate(calls):
+        def score(gain):
+            path = tmp / f"call{k}_{gain}.wav"
+            sf.write(path, np.clip(y * 10 ** (gain / 20), -1, 1), 16000, subtype="PCM_16")
+            ch = score_recording(str(path), pred, pred.meta.feature_config, cfg.hop_s, cfg.speech,
+                                 cfg.channel_names, cfg.chunk_s).channels[0]
+            return ch.speech, ch.emotion
+        s0, e0 = score(0)
+        for g in gains:
+            s, e = score(g)
+            changed[g][0] += int((s != s0).sum())
+            changed[g][1] += int(((e != e0) & s & s0).sum())
+            changed[g][2] += len(s0)
+    return {str(g): {"windows": n, "flag_changed": f / n, "emotion_changed": e / n, "either_changed": (f + e) / n}
+            for g, (f, e, n) in changed.items()}
+
+
+def main(argv=None) -> int:
+    from ser_lib.config import JobConfig
+    from ser_lib.features import FeatureConfig
+    from ser_lib.inference import Predictor
+    from ser_lib.speech import SpeechConfig
+    from training.corpora import default_corpora_root, discover
+    from training.cv import FOLDS_PATH, assign, load_folds
+
+    ap = argparse.ArgumentParser(prog="python -m bench.robustness", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--corpora", default=str(default_corpora_root()))
+    ap.add_argument("--model", default="models/ser-cnn", help="artifact folder holding cv/fold-<i> (default %(default)s)")
+    ap.add_argument("--calls-per-fold", type=int, default=1)
+    ap.add_argument("--out", default=f"bench/results/robustness-{dt.date.today():%Y-%m-%d}.json")
+    args = ap.parse_args(argv)
+
+    t0 = time.time()
+    clips = discover([args.corpora]).clips
+    fcfg, scfg = FeatureConfig(), SpeechConfig()
+    cov = coverage([c for c in clips if c.corpus in ("ravdess", "tess", "turev")], fcfg, scfg)
+    folds = load_folds(FOLDS_PATH)
+    cfg = JobConfig.load(None)
+    rng = random.Random(20261202)
+    calls = []
+    for i in range(len(folds["ravdess"]["test"])):
+        pred = Predictor.from_path(Path(args.model) / "cv" / f"fold-{i}", expected=fcfg)
+        test = [c for c in clips if c.corpus == "ravdess" and assign(c, folds, i) == "test"]
+        for actor in rng.sample(sorted({c.speaker for c in test}), args.calls_per_fold):
+            calls.append((build_call([c for c in test if c.speaker == actor], rng), pred))
+    with tempfile.TemporaryDirectory() as tmp:
+        inv = gain_invariance(calls, cfg, Path(tmp))
+    res = {"date": f"{dt.date.today():%Y-%m-%d}", "command": "python -m bench.robustness " + " ".join(argv or []),
+           "coverage_share_of_clips_with_a_speech_window": cov,
+           "gain_invariance": {"calls": len(calls), "minutes_each": 3.0, "per_gain_db": inv},
+           "wall_s": round(time.time() - t0, 1)}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(res, indent=1) + "\n")
+    print("clips with a speech window (share):")
+    for corpus, d in cov.items():
+        print(f"  {corpus:8s} n={d['clips']:5d}  0 dB {d['0']:.4f}  -20 dB {d['-20']:.4f}  -30 dB {d['-30']:.4f}")
+    print(f"windows changed vs 0 dB ({len(calls)} calls of 3 min, fold models on their test actors):")
+    for g, d in inv.items():
+        print(f"  {int(g):+3d} dB: flag {d['flag_changed']:.4f}  emotion {d['emotion_changed']:.4f}  "
+              f"either {d['either_changed']:.4f}  (n={d['windows']})")
+    print(f"written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

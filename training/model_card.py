@@ -1,0 +1,195 @@
+"""The shipped model's card (``models/ser-cnn/README.md``), rendered from its own records.
+
+``python -m training.model_card [--model DIR] [--robustness FILE] [--check]`` writes the
+card from ``artifact.json`` (version, training record, calibration, CV summary),
+``cv.json`` (per-fold table, leave-one-corpus-out) and the latest
+``bench/results/robustness-*.json`` (level invariance, detector coverage), so the card,
+the artifact and the README's results table (:func:`results_table`, tested against the
+README) cannot disagree. ``--check`` exits 1 when the committed card differs.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .cv import format_cv_table
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_MODEL = REPO / "models" / "ser-cnn"
+
+
+def _latest_robustness() -> Path | None:
+    found = sorted((REPO / "bench" / "results").glob("robustness-*.json"))
+    return found[-1] if found else None
+
+
+def results_table(meta: dict, cv_record: dict) -> str:
+    """The markdown table of the CV results (per fold, mean ± std, LOCO line): the same text
+    in the card and in the README."""
+    table = {"folds": meta["metrics"]["cv"]["folds"], "mean": meta["metrics"]["cv"]["mean"],
+             "std": meta["metrics"]["cv"]["std"]}
+    return format_cv_table(table, cv_record.get("loco", {}).get("turev_4class"))
+
+
+def _robustness_lines(rob: dict | None) -> str:
+    if not rob:
+        return "(not measured: run `python -m bench.robustness`)"
+    cov = rob["coverage_share_of_clips_with_a_speech_window"]
+    lines = ["| corpus | clips | with a speech window | at -20 dB | at -30 dB |", "|---|---|---|---|---|"]
+    for corpus, d in cov.items():
+        lines.append(f"| {corpus} | {d['clips']} | {d['0']:.2%} | {d['-20']:.2%} | {d['-30']:.2%} |")
+    inv = rob["gain_invariance"]
+    lines += ["", f"Windows whose speech flag or emotion changes when the recording is scaled "
+                  f"({inv['calls']} call-like recordings of {inv['minutes_each']:.0f} min, "
+                  "one per CV fold, scored by that fold's model):", "",
+              "| gain | flag changed | emotion changed | either |", "|---|---|---|---|"]
+    for g, d in inv["per_gain_db"].items():
+        lines.append(f"| {int(g):+d} dB | {d['flag_changed']:.2%} | {d['emotion_changed']:.2%} "
+                     f"| {d['either_changed']:.2%} |")
+    return "\n".join(lines)
+
+
+def render(model_dir: Path = DEFAULT_MODEL, robustness: Path | None = None) -> str:
+    """The card's markdown text.
+
+    Raises:
+        FileNotFoundError: ``artifact.json`` or ``cv.json`` missing.
+    """
+    meta = json.loads((model_dir / "artifact.json").read_text())
+    cv_record = json.loads((model_dir / "cv.json").read_text())
+    rob_path = robustness or _latest_robustness()
+    rob = json.loads(Path(rob_path).read_text()) if rob_path else None
+    tr = meta["training"]
+    m, s = meta["metrics"]["cv"]["mean"], meta["metrics"]["cv"]["std"]
+    loco = cv_record.get("loco", {}).get("turev_4class") or {}
+    corpora = ", ".join(f"{k} ({v['total']} clips, {v['speakers']} speakers)"
+                        for k, v in tr.get("corpora", {}).items() if k != "total")
+    stats = tr.get("model", {})
+    return f"""---
+language:
+- en
+- tr
+license: cc-by-nc-sa-4.0
+tags:
+- audio-classification
+- speech-emotion-recognition
+metrics:
+- unweighted average recall
+- macro-f1
+- expected calibration error
+---
+
+# Model card: `{meta['version']}` (speech emotion, call-center windows)
+
+*Rendered by `python -m training.model_card` from `artifact.json`, `cv.json` and
+`bench/results/robustness-*.json`; do not edit by hand.*
+
+## Model details
+
+- A 1-D CNN over 2 s windows of 74 acoustic features per 10 ms frame at 8 kHz (ZCR, RMS,
+  20 MFCC, 12 chroma, 40 log-mel; `ser_lib/features.py`), {stats.get('params', '?'):,} parameters,
+  {stats.get('flops', 0) / 1e6:.1f} MFLOPs per window (`training/models.py`).
+- **Input is level-normalised**: RMS, log-mel and MFCC are taken relative to the window's
+  own speech level (its 95th-percentile frame level), so the recording's gain does not
+  change the output (`ser_lib.features.level_normalize`).
+- **Output**: probabilities over angry, disgust, fear, happy, neutral, sad, surprise,
+  temperature-calibrated (T = {meta['calibration']['temperature']:.3f}, the median of the CV folds'
+  temperatures fitted on their validation speakers).
+- Speech windows only: the job's speech detector (`ser_lib/speech.py`, relative to the
+  recording's level) decides which windows are scored; the others get no emotion.
+- Trained {tr.get('epochs')} epochs (median best epoch of the CV folds), seed {tr.get('seed')},
+  Keras {tr.get('keras')}. Artifact format: `artifact.json` + `model.keras` (`ser_lib/artifact.py`).
+
+## Intended use
+
+Batch analytics over call-center recordings: where in a call a speaker sounds angry, sad or
+happy, shares of negative speech per call and per channel, trends over many calls. The
+output is an *estimate from acted speech*, useful in aggregate and for finding moments
+worth listening to; it is **not** a judgement of a person, and not for decisions about
+individual callers or agents (hiring, evaluation, credit, law enforcement).
+
+## Training data and licences
+
+{corpora}. Labels from the corpora's file names (`training/corpora.py`; RAVDESS and TurEV-DB
+*calm* are `neutral`). Clean clips plus one augmented copy each (noise, time stretch, pitch
+shift, time shift, gain, G.711 telephone channel; `training/augment.py`), sample weights
+that give every (corpus, emotion) pair the same total weight.
+Licences: RAVDESS CC BY-NC-SA 4.0 (Livingstone & Russo 2018), TESS CC BY-NC-ND 4.0
+(Pichora-Fuller & Dupuis 2020), TurEV-DB CC BY-NC-ND 4.0 (Canpolat et al. 2020).
+**Non-commercial use only**, as the training corpora. CREMA-D and SAVEE loaders exist and
+are used when their folders are present; they were not available for this model.
+
+## Evaluation protocol
+
+- **RAVDESS actor 6-fold cross-validation** (`training/folds.json`): each fold tests on 4
+  actors (2 male, 2 female) never heard in training; early stopping, checkpoint and the
+  calibration temperature use 2 other actors (plus TESS validation words and TurEV-DB
+  speaker 1157); augmented copies never cross from training to test (selection by source
+  clip). Clip level: mean window probability over a clip's speech windows, argmax.
+- **Telephone condition**: the same test clips through a G.711 channel (8 kHz, 300-3400 Hz,
+  8-bit mu-law/A-law).
+- **Leave-one-corpus-out**: trained without TurEV-DB (Turkish, other speakers, much louder
+  recordings), tested on all of it; 4 classes (argmax over angry, happy, neutral, sad).
+- **Calibration**: expected calibration error (15 bins) of the window `confidence` on the
+  test folds; reliability diagram `reliability.png`.
+- UA = unweighted average recall (balanced accuracy), WA = accuracy, macro-F1
+  (scikit-learn). Reproduce the table: `ser evaluate` (re-scores the fold artifacts in `cv/`).
+
+## Results
+
+{results_table(meta, cv_record)}
+
+RAVDESS 7-class clip UA **{m['ua']:.3f} ± {s['ua']:.3f}** (mean ± std over 6 folds; chance 0.143),
+telephone {m['telephone_ua']:.3f} ± {s['telephone_ua']:.3f}, window-level ECE {m['ece']:.3f}.
+TurEV-DB never trained on: 4-class UA **{loco.get('ua', float('nan')):.3f}** (chance 0.25).
+
+### Level and speech detection
+
+{_robustness_lines(rob)}
+
+## Known failure modes
+
+- **Acted, not spontaneous speech**: trained on acted corpora (read sentences and words);
+  spontaneous call-center speech is subtler. Expect lower accuracy on real calls than above,
+  and treat single windows as noisy: read shares and episodes, not seconds.
+- **Languages**: English and Turkish speakers only; other languages are untested here.
+- **Class confusions**: fear, surprise and happy (high arousal) and neutral / sad (low
+  arousal) are the most confused pairs (`confusion.png`).
+- **Music on hold, TV, background talk**: the speech detector rejects silence, noise, hum
+  and line tones, not music or other voices: those windows get an emotion.
+- **Very quiet recordings**: level invariance holds while a window's speech level is above
+  -60 dBFS; below that the 16-bit noise floor shows through.
+- **Overlapping speakers** on one channel are scored as one voice.
+
+## How to reproduce
+
+```bash
+ser train ../shared/corpora          # 6-fold CV, leave-one-corpus-out, this artifact (~1.5 h on 2 cores)
+ser evaluate ../shared/corpora       # re-score the fold artifacts: the table above
+python -m bench.robustness           # level invariance and detector coverage
+python -m training.model_card        # this card
+```
+"""
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m training.model_card", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    ap.add_argument("--robustness", type=Path, default=None)
+    ap.add_argument("--check", action="store_true", help="exit 1 if the committed card differs")
+    args = ap.parse_args(argv)
+    text = render(args.model, args.robustness)
+    card = args.model / "README.md"
+    if args.check:
+        same = card.is_file() and card.read_text() == text
+        print(f"{card}: {'up to date' if same else 'differs from its records'}")
+        return 0 if same else 1
+    card.write_text(text)
+    print(f"written {card}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
