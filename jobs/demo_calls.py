@@ -1,8 +1,11 @@
 """Call-like recordings with known emotions, and scoring of the job's timelines against them.
 
-``build_calls`` concatenates held-out-speaker **test** clips (see ``training/split.json``)
-into calls, so a trained model has never heard their speakers: emotional episodes of
-2-4 clips with the same emotion, separated by pauses of line noise. Two formats:
+``build_calls`` concatenates the clips of the single split's **test** speakers (see
+``training/split.json``) into calls: emotional episodes of 2-4 clips with the same
+emotion, separated by pauses of line noise. A model trained with ``ser train --split`` has
+never heard these speakers; the shipped model (cross-validated recipe, trained on every
+speaker at the end) has, so with it the calls show the pipeline, not held-out accuracy.
+Two formats:
 
 * ``mono16k/``: mono 16 kHz 16-bit PCM WAV, one speaker per call;
 * ``stereo8k/``: stereo 8 kHz mu-law WAV (G.711), agent on the left, customer on the

@@ -34,7 +34,9 @@ echo
 if grep -q ',synthetic$' "$DEMO/calls/truth.csv"; then
   echo "The demo calls are synthetic (no ../shared/corpora): they show the pipeline, not accuracy."
 else
-  echo "Timelines vs the emotions placed in the calls (held-out test speakers):"
+  echo "Timelines vs the emotions placed in the calls. The shipped model was trained on every RAVDESS"
+  echo "actor, these speakers included, so this shows the pipeline, not accuracy on new speakers:"
+  echo "that is the cross-validation in models/ser-cnn/README.md."
   .venv/bin/ser score-calls "$DEMO/results" "$DEMO/calls/truth.csv"
 fi
 echo
