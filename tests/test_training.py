@@ -330,31 +330,3 @@ def test_shipped_artifact_scores_a_real_clip():
     feats, _ = window_features(clip_samples(str(path), 8000), FeatureConfig(), 1.0)
     p = pred.predict(feats)
     assert p.shape[1] == len(EMOTIONS) and np.isfinite(p).all()
-
-
-def test_readme_results_table_agrees_with_the_shipped_artifact_and_split():
-    """The README's results table is copied from models/ser-cnn/artifact.json; this keeps
-    it, the artifact's metrics and training/split.json in agreement."""
-    import re
-
-    from ser_lib.artifact import DEFAULT_ARTIFACT
-
-    repo = Path(__file__).resolve().parents[1]
-    readme = (repo / "README.md").read_text()
-    meta = json.loads((DEFAULT_ARTIFACT / "artifact.json").read_text())
-    split = json.loads((repo / "training" / "split.json").read_text())
-    head = re.search(r"Results of the shipped model `([^`]+)` on the \*\*test split\*\* .*?RAVDESS actors ([\d, ]+) never",
-                     readme)
-    assert head, "README results header not found"
-    assert head.group(1) == meta["version"]
-    assert head.group(2).split(", ") == split["ravdess"]["test"]
-    conds = {"wideband": "test", "telephone-degraded": "test_telephone"}
-    rows = re.findall(r"^\| (\w+) \| (wideband|telephone-degraded) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) "
-                      r"\| (\d+) \| ([\d.]+) \| (\d+) \|", readme, flags=re.M)
-    assert len(rows) == 6
-    for corpus, cond, ua, wa, f1, clips, wua, windows in rows:
-        clip = meta["metrics"][conds[cond]][corpus]["clip"]
-        win = meta["metrics"][conds[cond]][corpus]["window"]
-        assert (float(ua), float(wa), float(f1), int(clips)) == (
-            round(clip["ua"], 3), round(clip["wa"], 3), round(clip["macro_f1"], 3), clip["n"]), (corpus, cond)
-        assert (float(wua), int(windows)) == (round(win["ua"], 3), win["n"]), (corpus, cond)
