@@ -1,4 +1,4 @@
-"""The ``ser`` command line: ``ser analyze``, ``ser report``, ``ser predict``, ``ser train``, ``ser evaluate``, ``ser make-calls``, ``ser serve``."""
+"""The ``ser`` command line: ``ser analyze``, ``ser report``, ``ser predict``, ``ser train``, ``ser evaluate``, ``ser make-calls``, ``ser serve``, ``ser export-runtime``."""
 from __future__ import annotations
 
 import json
@@ -10,7 +10,35 @@ import click
 from jobs.cli_errors import EXIT_FAILED, EXIT_USAGE, CliError, OneLineErrors
 
 
-@click.group(cls=OneLineErrors)
+class _Commands(OneLineErrors):
+    """ser's commands; ``train`` and ``evaluate`` live in training/ (the ``[train]`` extra:
+    TensorFlow, scipy, audiomentations) and are imported only when named, so the serving
+    commands start without them and a serving-only install says what to install."""
+
+    _training = {"train": "cli", "evaluate": "evaluate_cli"}
+
+    def list_commands(self, ctx):
+        return sorted(set(super().list_commands(ctx)) | set(self._training))
+
+    def get_command(self, ctx, name):
+        if name not in self._training:
+            return super().get_command(ctx, name)
+        try:
+            import training.train
+        except ImportError as err:
+            return _needs_training_extra(name, err)
+        return getattr(training.train, self._training[name])
+
+
+def _needs_training_extra(name: str, err: ImportError) -> click.Command:
+    def fail(args):
+        raise CliError(f"ser {name} needs the training install: pip install 'ser-calls[train]' ({err})", EXIT_USAGE)
+    return click.Command(name, callback=fail, help="Needs the training install: pip install 'ser-calls[train]'.",
+                         params=[click.Argument(["args"], nargs=-1, type=click.UNPROCESSED)],
+                         context_settings={"ignore_unknown_options": True, "help_option_names": []})
+
+
+@click.group(cls=_Commands)
 @click.option("-v", "--verbose", is_flag=True, help="Log more (INFO from the job, DEBUG from ser) and print "
                                                     "tracebacks of errors.")
 @click.pass_context
@@ -202,16 +230,20 @@ def score_calls_cmd(output_path, truth_csv):
     click.echo(json.dumps(scores, indent=2))
 
 
-def _register_optional() -> None:
+@cli.command("export-runtime")
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False), metavar="MODEL_DIR")
+def export_runtime_cmd(model_dir):
+    """Add model.tflite (the model for the LiteRT runtime, used by ser analyze, predict and
+    serve without TensorFlow) to an artifact from its model.keras. Needs the training install."""
+    from ser_lib.artifact import export_runtime
+    from ser_lib.errors import ArtifactError
     try:
-        from training.train import cli as train_cli, evaluate_cli
-    except ImportError:  # the training extras are not installed
-        return
-    cli.add_command(train_cli, "train")
-    cli.add_command(evaluate_cli, "evaluate")
-
-
-_register_optional()
+        click.echo(export_runtime(model_dir))
+    except ArtifactError as err:
+        raise CliError(str(err), EXIT_USAGE) from err
+    except ImportError as err:
+        raise CliError(f"ser export-runtime needs TensorFlow: pip install 'ser-calls[train]' ({err})",
+                       EXIT_USAGE) from err
 
 
 def main() -> None:

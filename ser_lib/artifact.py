@@ -5,7 +5,9 @@ Layout::
     <name>/
       artifact.json   format, version, labels, feature + speech config,
                       normalisation statistics, training metrics
-      model.keras     the Keras 3 model (native format, no custom objects)
+      model.keras     the Keras 3 model (native format, no custom objects): training, checks
+      model.tflite    the same model for the LiteRT runtime (``ai-edge-litert``): serving
+                      without TensorFlow (optional; :func:`export_runtime` adds it)
 
 ``artifact.json`` is the contract: the job refuses an artifact whose feature
 configuration differs from what this code computes (feature code version, or
@@ -31,6 +33,8 @@ FORMAT = "ser-model-artifact"
 FORMAT_VERSION = 1
 META_FILE = "artifact.json"
 MODEL_FILE = "model.keras"
+#: The model exported for the light inference runtime (LiteRT flatbuffer, dynamic batch).
+RUNTIME_FILE = "model.tflite"
 #: The artifact shipped in the repository, used when no other is given.
 DEFAULT_ARTIFACT = Path(__file__).resolve().parent.parent / "models" / "ser-cnn"
 
@@ -134,10 +138,13 @@ class ArtifactMeta:
 @dataclass
 class ArtifactBytes:
     """An artifact as plain bytes: what the driver broadcasts to executors
-    (a Keras model object does not pickle; its file does)."""
+    (a Keras model object does not pickle; its file does).
+
+    ``runtime_bytes`` is ``model.tflite`` when the artifact has one, else None."""
 
     meta_json: str
     model_bytes: bytes
+    runtime_bytes: bytes | None = None
 
 
 def read_bytes(path: str | os.PathLike = DEFAULT_ARTIFACT) -> ArtifactBytes:
@@ -151,7 +158,8 @@ def read_bytes(path: str | os.PathLike = DEFAULT_ARTIFACT) -> ArtifactBytes:
     for p in (meta, model):
         if not p.is_file():
             raise ArtifactError(f"{path} is not a model artifact: {p.name} is missing")
-    return ArtifactBytes(meta.read_text(), model.read_bytes())
+    runtime = path / RUNTIME_FILE
+    return ArtifactBytes(meta.read_text(), model.read_bytes(), runtime.read_bytes() if runtime.is_file() else None)
 
 
 def load_meta(path: str | os.PathLike = DEFAULT_ARTIFACT) -> ArtifactMeta:
@@ -200,9 +208,40 @@ def save(path: str | os.PathLike, model, meta: ArtifactMeta) -> Path:
                             f"input {want_in} and {len(meta.labels)} labels")
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    _inference_copy(model).save(path / MODEL_FILE)
+    model = _inference_copy(model)
+    model.save(path / MODEL_FILE)
+    _write_runtime(model, path / RUNTIME_FILE)
     (path / META_FILE).write_text(meta.to_json() + "\n")
     return path
+
+
+def export_runtime(path: str | os.PathLike = DEFAULT_ARTIFACT) -> Path:
+    """Add (or rewrite) ``model.tflite`` in an existing artifact from its ``model.keras``.
+
+    Needs TensorFlow (the LiteRT converter); :func:`save` does the same for new artifacts.
+
+    Returns:
+        the written ``model.tflite`` path.
+
+    Raises:
+        ArtifactError: ``path`` is not an artifact, or Keras cannot load or export its model.
+    """
+    bundle = read_bytes(path)
+    target = Path(path) / RUNTIME_FILE
+    _write_runtime(load_model_bytes(bundle.model_bytes), target)
+    return target
+
+
+def _write_runtime(model, target: Path) -> None:
+    """Export ``model`` (inference mode, batch size left dynamic) as a LiteRT flatbuffer,
+    written to a temporary name first so a failed export never leaves a partial file."""
+    tmp = target.with_name("tmp-" + target.name)  # Keras wants the .tflite suffix
+    try:
+        model.export(str(tmp), format="litert", verbose=False)
+    except Exception as err:  # the converter raises many types
+        tmp.unlink(missing_ok=True)
+        raise ArtifactError(f"cannot export the model for LiteRT: {err}") from err
+    os.replace(tmp, target)
 
 
 def _inference_copy(model):
