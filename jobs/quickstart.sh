@@ -31,7 +31,7 @@ status=0
 .venv/bin/ser analyze "$DEMO/calls" "$DEMO/results" || status=$?
 
 echo
-if grep -q ',synthetic$' "$DEMO/calls/truth.csv"; then
+if grep -q ',synthetic[[:space:]]*$' "$DEMO/calls/truth.csv"; then
   echo "The demo calls are synthetic (no ../shared/corpora): they show the pipeline, not accuracy."
 else
   echo "Timelines vs the emotions placed in the calls. The shipped model was trained on every RAVDESS"
