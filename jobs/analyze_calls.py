@@ -244,6 +244,7 @@ def analyze_udf(ctx: RunContext):
     model_bc, loads, batches_acc, stage_acc = ctx.model_bc, ctx.model_loads, ctx.model_batches, ctx.stage_s
     fcfg, hop_s, speech_cfg, names, batch_size = meta.feature_config, cfg.hop_s, cfg.speech, cfg.channel_names, cfg.batch_size
     chunk_s, limits = cfg.chunk_s, cfg.archive_limits
+    smoothing, episode_cfg = cfg.timeline, cfg.episodes
     exts = tuple("." + e.lower() for e in cfg.extensions)
 
     progress_addr = ctx.progress_addr
@@ -273,7 +274,7 @@ def analyze_udf(ctx: RunContext):
         def analyze_one(source, fields: dict) -> list[pa.RecordBatch]:
             cid = fields["call_id"]
             try:
-                rec = score_recording(source, predictor, fcfg, hop_s, speech_cfg, names, chunk_s, timings)
+                rec = score_recording(source, predictor, fcfg, hop_s, speech_cfg, names, chunk_s, timings, smoothing)
             except SERError as err:
                 return [input_row(fields, "failed", str(err))]
             except Exception as err:  # never lose a file to an unexpected decoder failure
@@ -283,15 +284,17 @@ def analyze_udf(ctx: RunContext):
                 n = len(ch)
                 vals = {"row_kind": "segment", "call_id": cid, "source_path": fields["source_path"], "status": "ok",
                         "channel": ch.channel, "segment_index": np.arange(n, dtype=np.int32), "start_s": ch.start_s,
-                        "end_s": ch.end_s, "is_speech": ch.speech, "emotion": ch.emotion, "confidence": ch.confidence}
+                        "end_s": ch.end_s, "is_speech": ch.speech, "emotion": ch.emotion, "confidence": ch.confidence,
+                        "emotion_smoothed": ch.emotion_smoothed}
                 for j, lab in enumerate(labels):
                     vals[f"p_{lab}"] = ch.probs[:, j]
                 out.append(_batch(vals, n, schema))
             # the task holds the whole call: summarise it here rather than shuffle its windows
             t1 = time.perf_counter()
-            summary = summarize(rec, labels)
-            if summary:
-                summary["timeline"] = [summary["timeline"]]  # one row: a list of one timeline
+            summary = summarize(rec, labels, episode_cfg)
+            for k in ("timeline", "quarters", "episodes"):  # one row: a list of one list
+                if k in summary:
+                    summary[k] = [summary[k]]
             timings["summary_s"] += time.perf_counter() - t1
             info = rec.info
             progress(0, rec.duration_s)
@@ -383,7 +386,7 @@ def transform_segments(tasks: DataFrame, ctx: RunContext, n_tasks: int) -> DataF
 
 
 SEGMENT_COLUMNS = ["call_id", "source_path", "channel", "segment_index", "start_s", "end_s", "is_speech",
-                   "emotion", "confidence"]
+                   "emotion", "confidence", "emotion_smoothed"]
 
 
 def segments_table(rows: DataFrame, labels: list[str], model_version: str) -> DataFrame:
@@ -407,11 +410,25 @@ def calls_table(facts: list[dict], summaries: dict[str, dict], labels: list[str]
     for f in facts:
         s = summaries.get(f["call_id"], {})
         r = {c: _py(f.get(c) if c in schemas.CALL_FACTS else s.get(c)) for c in names}
-        if r["timeline"] is not None:
-            r["timeline"] = [e.asDict() if hasattr(e, "asDict") else dict(e) for e in r["timeline"]]
+        for k in ("timeline", "quarters"):
+            if r[k] is not None:
+                r[k] = [e.asDict() if hasattr(e, "asDict") else dict(e) for e in r[k]]
         r["model_version"] = model_version
         rows.append(r)
     return pa.Table.from_pylist(rows, schema=to_arrow_schema(schema))
+
+
+def episodes_table(facts: list[dict], summaries: dict[str, dict], model_version: str) -> pa.Table:
+    """The ``episodes`` table (one run's partition): the episodes of the analysed calls among
+    ``facts``, from their input rows' ``episodes`` (see :func:`calls_table`), in call order."""
+    from pyspark.sql.pandas.types import to_arrow_schema
+    rows = []
+    for f in facts:
+        eps = summaries.get(f["call_id"], {}).get("episodes") if f["status"] == "ok" else None
+        for e in eps if isinstance(eps, (list, np.ndarray)) else []:  # None/NaN: no windows
+            e = e.asDict() if hasattr(e, "asDict") else dict(e)
+            rows.append({"call_id": f["call_id"], **{k: _py(v) for k, v in e.items()}, "model_version": model_version})
+    return pa.Table.from_pylist(rows, schema=to_arrow_schema(schemas.episodes_table()))
 
 
 def _py(v):
@@ -438,7 +455,7 @@ def _supersede(spark: SparkSession, store: Store, staging: Staging, targets: dic
     actions = []
     for (run_id, run_date), ids in sorted(targets.items()):
         ids_df = spark.createDataFrame([(c,) for c in sorted(ids)], "call_id string")
-        for table in ("segments", "calls"):
+        for table in ("segments", "calls", "episodes"):
             dst = table_dir(table, run_date, run_id)
             if not store.exists(dst):
                 continue
@@ -563,6 +580,10 @@ def run(input_path: str, output_path: str, conf_path: str | None = None, master:
             manifest.write(store, staging.table("calls", run_date),
                            calls_table(fact_rows, extra, meta.labels, meta.version))
             written.add("calls")
+            episodes = episodes_table(facts, extra, meta.version)
+            if episodes.num_rows:
+                manifest.write(store, staging.table("episodes", run_date), episodes)
+                written.add("episodes")
         manifest.write(store, staging.table("manifest", run_date), mtable)
         written.add("manifest")
         failed = mtable.filter(pa.compute.equal(mtable["status"], "failed"))

@@ -101,15 +101,16 @@ def analyze(input_path, output_path, conf_path, model_path, master, run_id, run_
 @cli.command()
 @click.argument("output_path", metavar="OUT")
 @click.option("--call", "call_id", default=None,
-              help="Print this call's facts and timeline, and draw the timeline as a PNG.")
+              help="Print this call's facts and timeline and its emotion episodes, and draw both as a PNG.")
 @click.option("--png", "png_path", default=None, help="PNG path [default: OUT/_reports/<call_id>.png].")
 def report(output_path, call_id, png_path):
-    """Print per-call summaries of OUT; with --call, one call's facts and timeline (and a PNG).
+    """Print per-call summaries of OUT; with --call, one call's facts, timeline and episodes (and a PNG).
 
     Exits 1 when OUT is not an output of ser analyze or the call is not in it."""
     import pandas as pd
 
-    from jobs.report import as_float, call_summaries, check_output, find_call, render_timeline, timeline_lines
+    from jobs.report import (as_float, call_episodes, call_summaries, check_output, episode_lines, find_call,
+                             render_timeline, timeline_lines)
     check_output(output_path)
     if call_id is None:
         s = call_summaries(output_path)
@@ -143,7 +144,11 @@ def report(output_path, call_id, png_path):
         click.echo(f"  warnings: {call['warnings']}")
     for line in timeline_lines(call["timeline"]):
         click.echo(line)
-    path = render_timeline(call, png_path or f"{output_path.rstrip('/')}/_reports/{call_id}.png")
+    episodes = call_episodes(output_path, call)
+    click.echo(f"episodes ({len(episodes)}):")
+    for line in episode_lines(episodes):
+        click.echo(line)
+    path = render_timeline(call, png_path or f"{output_path.rstrip('/')}/_reports/{call_id}.png", episodes)
     click.echo(f"timeline: {path}")
 
 

@@ -8,7 +8,7 @@ partitions and *replaces* a few older ones:
 
 Layout under the output root ``OUT``::
 
-    OUT/<table>/run_date=D/run_id=R/part-*.parquet   tables: segments, calls, manifest, errors
+    OUT/<table>/run_date=D/run_id=R/part-*.parquet   tables: segments, calls, episodes, manifest, errors
     OUT/_runs/<R>.json                               commit record + run summary (one per run)
     OUT/_staging/<R>.<attempt>/...                   a run's output before it commits
     OUT/_trash/<R>.<attempt>/                        replaced partitions, deleted after commit
@@ -58,7 +58,7 @@ from pyarrow import fs
 
 log = logging.getLogger("ser.commit")
 
-TABLES = ("segments", "calls", "manifest", "errors")
+TABLES = ("segments", "calls", "episodes", "manifest", "errors")
 
 #: Test hook: ``SER_CRASH_AFTER=<step>`` makes the driver kill itself with SIGKILL right
 #: after ``<step>`` (``staged``, ``committed``, ``moved``, ``applied``), exactly like an

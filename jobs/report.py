@@ -34,7 +34,7 @@ def check_output(out: str) -> None:
 
 
 def read_table(out: str, table: str, committed_only: bool = True) -> pd.DataFrame:
-    """One table (``calls``, ``segments``, ``manifest``, ``errors``) as pandas, with
+    """One table (``calls``, ``segments``, ``episodes``, ``manifest``, ``errors``) as pandas, with
     ``run_date`` and ``run_id`` columns, restricted to applied commits."""
     store = Store(out)
     frames = []
@@ -80,6 +80,22 @@ def timeline_lines(timeline) -> list[str]:
     return out
 
 
+def call_episodes(out: str, call: pd.Series) -> pd.DataFrame:
+    """The committed ``episodes`` rows of one call (from its own run), channel then time order;
+    an empty frame when there are none (no speech, or a run written before the table existed)."""
+    eps = read_table(out, "episodes")
+    if eps.empty:
+        return eps
+    eps = eps[(eps["call_id"] == call["call_id"]) & (eps["run_id"] == call["run_id"])]
+    return eps.sort_values(["channel", "start_s"]).reset_index(drop=True)
+
+
+def episode_lines(episodes: pd.DataFrame) -> list[str]:
+    """One printable line per episode: channel, bounds (s), emotion, duration, mean and peak confidence."""
+    return [f"  {e.channel:>10}  {e.start_s:8.2f}-{e.end_s:8.2f} s  {e.emotion:<10} {e.duration_s:7.1f} s  "
+            f"confidence mean {e.mean_confidence:.2f} peak {e.peak_confidence:.2f}" for e in episodes.itertuples()]
+
+
 def read_truth(path: str) -> pd.DataFrame:
     """The emotion rows of a ``truth.csv`` written by ``ser make-calls``.
 
@@ -102,9 +118,9 @@ def read_truth(path: str) -> pd.DataFrame:
     return truth
 
 
-def render_timeline(call: pd.Series, png_path: str) -> str:
-    """Draw one call's timeline (:func:`draw_timeline`) into ``png_path``; returns ``png_path``."""
-    fig = draw_timeline(call)
+def render_timeline(call: pd.Series, png_path: str, episodes: pd.DataFrame | None = None) -> str:
+    """Draw one call's timeline and episodes (:func:`draw_timeline`) into ``png_path``; returns ``png_path``."""
+    fig = draw_timeline(call, episodes)
     import matplotlib.pyplot as plt
     os.makedirs(os.path.dirname(os.path.abspath(png_path)), exist_ok=True)
     fig.savefig(png_path, dpi=110)
@@ -112,9 +128,11 @@ def render_timeline(call: pd.Series, png_path: str) -> str:
     return png_path
 
 
-def draw_timeline(call: pd.Series):
+def draw_timeline(call: pd.Series, episodes: pd.DataFrame | None = None):
     """One call's timeline as a matplotlib Figure: a lane per channel, emotion runs coloured
-    by class with colour strength showing confidence, non-speech hatched grey.
+    by class with colour strength showing confidence, non-speech hatched grey; with
+    ``episodes`` (:func:`call_episodes`), a lane ``<channel> episodes`` under each channel
+    with one outlined bar per episode (colour strength: its mean confidence).
 
     A call without a timeline (failed, or no windows) gives empty lanes.
     """
@@ -126,20 +144,28 @@ def draw_timeline(call: pd.Series):
     tl = pd.DataFrame(list(call["timeline"]) if call["timeline"] is not None else [],
                       columns=["channel", "start_s", "end_s", "emotion", "confidence"])
     channels = list(dict.fromkeys(tl["channel"])) or ["(none)"]
+    eps = episodes if episodes is not None else pd.DataFrame(columns=["channel"])
+    lanes = [(ch, kind) for ch in channels for kind in (("timeline", "episodes") if episodes is not None
+                                                        else ("timeline",))]
     # constrained layout keeps the legend (placed outside, below) off the axis label
-    fig, ax = plt.subplots(figsize=(12, 2.0 + 0.6 * len(channels)), layout="constrained")
-    for i, ch in enumerate(channels):
+    fig, ax = plt.subplots(figsize=(12, 2.0 + 0.6 * len(lanes)), layout="constrained")
+    for i, (ch, kind) in enumerate(lanes):
+        if kind == "episodes":
+            for e in eps[eps["channel"] == ch].itertuples():
+                ax.barh(i, e.duration_s, left=e.start_s, height=0.5, color=COLOURS.get(e.emotion, "#333333"),
+                        alpha=_alpha(e.mean_confidence), edgecolor="black", linewidth=0.8)
+            continue
         for e in tl[tl["channel"] == ch].itertuples():
             speech = isinstance(e.emotion, str)
             ax.barh(i, e.end_s - e.start_s, left=e.start_s, height=0.6,
                     color=COLOURS.get(e.emotion, "#333333") if speech else "#e6e6e6",
                     alpha=_alpha(e.confidence) if speech else 1.0,
                     hatch=None if speech else "//", edgecolor="white" if speech else "#bbbbbb", linewidth=0.3)
-    ax.set_yticks(range(len(channels)), channels)
+    ax.set_yticks(range(len(lanes)), [ch if kind == "timeline" else f"{ch} episodes" for ch, kind in lanes])
     ax.invert_yaxis()
     ax.set_xlabel("time (s)")
     ax.set_xlim(0, max(as_float(call["duration_s"]), as_float(tl["end_s"].max()) if len(tl) else 0.0) or 1.0)
-    used = [e for e in COLOURS if e in set(tl["emotion"].dropna())]
+    used = [e for e in COLOURS if e in set(tl["emotion"].dropna()) | set(eps.get("emotion", pd.Series()).dropna())]
     fig.legend(handles=[Patch(color=COLOURS[e], label=e) for e in used]
                + [Patch(facecolor="#e6e6e6", hatch="//", edgecolor="#bbbbbb", label="non-speech")],
                loc="outside lower center", ncol=8, frameon=False, fontsize=8, title_fontsize=8,

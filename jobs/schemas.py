@@ -22,6 +22,7 @@ def segment_rows(labels: list[str]) -> T.StructType:
         T.StructField("is_speech", T.BooleanType(), True),
         T.StructField("emotion", T.StringType(), True),          # null for non-speech
         T.StructField("confidence", T.FloatType(), True),
+        T.StructField("emotion_smoothed", T.StringType(), True),  # timeline.smoothing's label; null for non-speech
     ] + [T.StructField(f"p_{lab}", T.FloatType(), True) for lab in labels])
 
 
@@ -34,8 +35,24 @@ TIMELINE_ENTRY = T.StructType([
 ])
 
 
+def quarter_entry(labels: list[str]) -> T.StructType:
+    """One channel's speech in one quarter of a call (:func:`ser_lib.measures.quarter_shares`)."""
+    return T.StructType([T.StructField("channel", T.StringType(), True),
+                         T.StructField("quarter", T.IntegerType(), True),
+                         T.StructField("start_s", T.DoubleType(), True),
+                         T.StructField("end_s", T.DoubleType(), True),
+                         T.StructField("speech_s", T.DoubleType(), True)]
+                        + [T.StructField(f"share_{lab}", T.DoubleType(), True) for lab in labels])
+
+
+#: per-channel call measures (:func:`ser_lib.measures.channel_measures`), maps channel -> value
+CHANNEL_MEASURES = [("channel_negative_episodes", T.IntegerType()), ("channel_longest_negative_s", T.DoubleType()),
+                    ("channel_first_negative_s", T.DoubleType()), ("channel_end_negative_share", T.DoubleType()),
+                    ("channel_ends_negative", T.BooleanType())]
+
+
 def call_summary_schema(labels: list[str]) -> T.StructType:
-    """Per-call fields computed from segments by :func:`ser_lib.timeline.summarize_call`."""
+    """Per-call fields computed from a call's windows by :func:`ser_lib.scoring.summarize`."""
     return T.StructType(
         [T.StructField("call_id", T.StringType(), False),
          T.StructField("n_segments", T.IntegerType(), True),
@@ -44,7 +61,27 @@ def call_summary_schema(labels: list[str]) -> T.StructType:
          T.StructField("dominant_emotion", T.StringType(), True),
          T.StructField("channel_dominant_emotion", T.MapType(T.StringType(), T.StringType()), True)]
         + [T.StructField(f"share_{lab}", T.DoubleType(), True) for lab in labels]
-        + [T.StructField("timeline", T.ArrayType(TIMELINE_ENTRY), True)])
+        + [T.StructField(name, T.MapType(T.StringType(), t), True) for name, t in CHANNEL_MEASURES]
+        + [T.StructField("quarters", T.ArrayType(quarter_entry(labels)), True),
+           T.StructField("timeline", T.ArrayType(TIMELINE_ENTRY), True)])
+
+
+EPISODE_ENTRY = T.StructType([
+    T.StructField("channel", T.StringType(), True),
+    T.StructField("episode_index", T.IntegerType(), True),
+    T.StructField("emotion", T.StringType(), True),
+    T.StructField("start_s", T.DoubleType(), True),
+    T.StructField("end_s", T.DoubleType(), True),
+    T.StructField("duration_s", T.DoubleType(), True),
+    T.StructField("mean_confidence", T.DoubleType(), True),
+    T.StructField("peak_confidence", T.DoubleType(), True),
+])
+
+
+def episodes_table() -> T.StructType:
+    """The ``episodes`` table: one row per emotion episode of a channel (:mod:`ser_lib.episodes`)."""
+    return T.StructType([T.StructField("call_id", T.StringType(), False)] + EPISODE_ENTRY.fields
+                        + [T.StructField("model_version", T.StringType(), False)])
 
 
 def analysis_rows(labels: list[str]) -> T.StructType:
@@ -62,6 +99,7 @@ def analysis_rows(labels: list[str]) -> T.StructType:
     fields = [T.StructField(f.name, f.dataType, True) for f in base.fields]  # input rows of archives: no call_id
     summary = [f for f in call_summary_schema(labels).fields if f.name != "call_id"]
     return T.StructType([T.StructField("row_kind", T.StringType(), False)] + fields + summary + [
+        T.StructField("episodes", T.ArrayType(EPISODE_ENTRY), True),  # the call's episodes: the episodes table
         T.StructField("warnings", T.StringType(), True),             # analysed, but: "truncated: ..."
         T.StructField("kind", T.StringType(), True),                 # file | archive | member
         T.StructField("member", T.StringType(), True),

@@ -9,7 +9,9 @@ from typing import Any
 import yaml
 
 from .archive import ArchiveLimits
+from .episodes import EpisodeConfig
 from .errors import ConfigError
+from .smoothing import SmoothingConfig
 from .speech import SpeechConfig
 
 DEFAULT_JOB_CONF = Path(__file__).resolve().parent.parent / "conf" / "job.yaml"
@@ -21,6 +23,8 @@ _DEFAULTS: dict[str, Any] = {
     "channels": {"1": ["mono"], "2": ["agent", "customer"]},
     "windows": {"window_s": 2.0, "hop_s": 1.0},
     "speech": SpeechConfig().to_dict(),
+    "timeline": SmoothingConfig().to_dict(),
+    "episodes": EpisodeConfig().to_dict(),
     "model": {"path": "", "batch_size": 512},
     "spark": {"master": "local[*]", "app_name": "speech-emotion-calls", "tasks_per_core": 1, "settings": {}},
 }
@@ -57,6 +61,8 @@ class JobConfig:
     app_name: str
     tasks_per_core: int
     spark_settings: dict[str, str]
+    timeline: SmoothingConfig = SmoothingConfig()
+    episodes: EpisodeConfig = EpisodeConfig()
 
     @classmethod
     def load(cls, path: str | Path | None = None, overrides: dict | None = None) -> "JobConfig":
@@ -93,6 +99,8 @@ class JobConfig:
                 tasks_per_core=int(d["spark"]["tasks_per_core"]),
                 spark_settings={k: str(v).lower() if isinstance(v, bool) else str(v)
                                 for k, v in (d["spark"]["settings"] or {}).items()},
+                timeline=SmoothingConfig.from_dict(d["timeline"]),
+                episodes=EpisodeConfig.from_dict(d["episodes"]),
             )
         except (TypeError, ValueError, AttributeError) as err:
             raise ConfigError(f"invalid job configuration: {err}") from err

@@ -17,7 +17,9 @@ def predict_file(path: str, conf_path: str | None = None, model_path: str | None
         ``sample_rate`` (native, Hz), ``model_version``, ``warnings`` (str or None, e.g.
         ``truncated: header 66.4 s, decoded 25.0 s``) and ``segments``: one dict per
         window and channel with the job's ``segments`` columns (``channel, segment_index,
-        start_s, end_s, is_speech, emotion, confidence, p_<label>``; None where not speech).
+        start_s, end_s, is_speech, emotion, confidence, emotion_smoothed, p_<label>``; None
+        where not speech). The timeline, shares, measures and ``episodes`` follow
+        ``timeline.smoothing`` (see :func:`ser_lib.scoring.summarize`).
 
     Raises:
         AudioError, ArtifactError, ConfigError.
@@ -35,7 +37,7 @@ def predict_source(source: Source, cfg: JobConfig, predictor: Predictor) -> dict
     """
     labels = predictor.labels
     rec = score_recording(source, predictor, predictor.meta.feature_config, cfg.hop_s, cfg.speech,
-                          cfg.channel_names, cfg.chunk_s)
+                          cfg.channel_names, cfg.chunk_s, smoothing=cfg.timeline)
     rows = []
     for ch in rec.channels:
         for i in range(len(ch)):
@@ -44,8 +46,9 @@ def predict_source(source: Source, cfg: JobConfig, predictor: Predictor) -> dict
                          "end_s": float(ch.end_s[i]), "is_speech": speech,
                          "emotion": ch.emotion[i],
                          "confidence": float(ch.confidence[i]) if speech else None,
+                         "emotion_smoothed": ch.emotion_smoothed[i],
                          **{f"p_{lab}": (float(ch.probs[i, j]) if speech else None) for j, lab in enumerate(labels)}})
-    summary = summarize(rec, labels)
+    summary = summarize(rec, labels, cfg.episodes)
     summary.update(duration_s=rec.duration_s, n_channels=rec.info.n_channels, sample_rate=rec.info.sample_rate,
                    model_version=predictor.meta.version, warnings=rec.info.warnings, segments=rows)
     return summary

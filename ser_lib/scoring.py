@@ -16,10 +16,13 @@ import numpy as np
 import pandas as pd
 
 from .audio import AudioInfo, Source
+from .episodes import EpisodeConfig, channel_episodes
 from .features import FeatureConfig
+from .measures import channel_measures, quarter_shares
+from .smoothing import SmoothingConfig, smooth
 from .speech import SpeechConfig
 from .stream import StreamAnalyzer
-from .timeline import summarize_call
+from .timeline import cells, summarize_call
 
 
 @dataclass
@@ -35,6 +38,8 @@ class ScoredChannel:
             (the model is not run there).
         emotion: ``object (n,)`` most probable label, None where not speech.
         confidence: ``float32 (n,)`` its probability, NaN where not speech.
+        smoothed: ``int64 (n,)`` label index after smoothing (:func:`ser_lib.smoothing.smooth`),
+            -1 where not speech; emotion_smoothed: ``object (n,)`` that label, None where not speech.
     """
 
     channel: str
@@ -44,6 +49,8 @@ class ScoredChannel:
     probs: np.ndarray
     emotion: np.ndarray
     confidence: np.ndarray
+    smoothed: np.ndarray
+    emotion_smoothed: np.ndarray
 
     def __len__(self) -> int:
         return len(self.start_s)
@@ -60,7 +67,8 @@ class ScoredRecording:
 
 
 def score_recording(source: Source, predictor, fcfg: FeatureConfig, hop_s: float, speech_cfg: SpeechConfig,
-                    channel_names, chunk_s: float, timings: dict | None = None) -> ScoredRecording:
+                    channel_names, chunk_s: float, timings: dict | None = None,
+                    smoothing: SmoothingConfig | None = None) -> ScoredRecording:
     """Decode, window and score ``source`` chunk by chunk.
 
     Args:
@@ -71,6 +79,8 @@ def score_recording(source: Source, predictor, fcfg: FeatureConfig, hop_s: float
         chunk_s: seconds of audio decoded at a time.
         timings: if given, ``decode_s`` and ``features_s`` (see
             :class:`~ser_lib.stream.StreamAnalyzer`) and ``model_s`` wall seconds are added to it.
+        smoothing: how each channel's labels are smoothed (default: ``SmoothingConfig()``,
+            the ``timeline`` defaults of ``conf/job.yaml``).
 
     Returns:
         :class:`ScoredRecording`, channels in the file's order.
@@ -97,18 +107,44 @@ def score_recording(source: Source, predictor, fcfg: FeatureConfig, hop_s: float
         start, end, speech, probs = (np.concatenate(x) for x in zip(*chunks))
         n = len(start)
         best = np.nanargmax(np.where(speech[:, None], probs, 0), axis=1)
+        smoothed = smooth(probs, speech, smoothing or SmoothingConfig())
         channels.append(ScoredChannel(
             name, start, end, speech, probs,
             emotion=np.where(speech, labels[best], None),
-            confidence=np.where(speech, probs[np.arange(n), best], np.nan).astype(np.float32)))
+            confidence=np.where(speech, probs[np.arange(n), best], np.nan).astype(np.float32),
+            smoothed=smoothed, emotion_smoothed=np.where(smoothed >= 0, labels[np.maximum(smoothed, 0)], None)))
     return ScoredRecording(sa.info, sa.duration_s, channels)
 
 
-def summarize(rec: ScoredRecording, labels: list[str]) -> dict:
-    """:func:`ser_lib.timeline.summarize_call` of a scored recording (``{}`` without windows)."""
+def summarize(rec: ScoredRecording, labels: list[str], episodes: EpisodeConfig | None = None) -> dict:
+    """The call summary of a scored recording, from its **smoothed** labels (``{}`` without windows).
+
+    Args:
+        rec: from :func:`score_recording`; labels: the model's labels (columns of ``probs``);
+        episodes: episode and call-measure rules (default ``EpisodeConfig()``).
+
+    Returns:
+        :func:`ser_lib.timeline.summarize_call`'s dict over the smoothed labels (timeline
+        entry confidence: the raw window probability of the smoothed emotion, duration
+        weighted), plus ``quarters`` (:func:`ser_lib.measures.quarter_shares`), the
+        :func:`ser_lib.measures.channel_measures` maps, and ``episodes``: ``[{channel,
+        episode_index, emotion, start_s, end_s, duration_s, mean_confidence,
+        peak_confidence}]`` (:func:`ser_lib.episodes.channel_episodes`).
+    """
     if not any(len(ch) for ch in rec.channels):
         return {}
-    seg = pd.concat([pd.DataFrame({"channel": ch.channel, "start_s": ch.start_s, "end_s": ch.end_s,
-                                   "is_speech": ch.speech, "emotion": ch.emotion, "confidence": ch.confidence})
-                     for ch in rec.channels], ignore_index=True)
-    return summarize_call(seg, labels)
+    ecfg = episodes or EpisodeConfig()
+    frames, per_channel = [], {}
+    for ch in rec.channels:
+        n = len(ch)
+        conf = np.where(ch.smoothed >= 0, ch.probs[np.arange(n), np.maximum(ch.smoothed, 0)], np.nan) if n else \
+            np.zeros(0)
+        frames.append(pd.DataFrame({"channel": ch.channel, "start_s": ch.start_s, "end_s": ch.end_s,
+                                    "is_speech": ch.speech, "emotion": ch.emotion_smoothed, "confidence": conf}))
+        c0, c1 = cells(ch.start_s, ch.end_s)
+        per_channel[ch.channel] = channel_episodes(c0, c1, ch.smoothed, ch.probs, labels, ecfg)
+    out = summarize_call(pd.concat(frames, ignore_index=True), labels)
+    out["quarters"] = quarter_shares(out["timeline"], rec.duration_s, labels)
+    out.update(channel_measures(out["timeline"], per_channel, ecfg.end_speech_s))
+    out["episodes"] = [{"channel": ch, **e} for ch, eps in per_channel.items() for e in eps]
+    return out
