@@ -80,12 +80,16 @@ def timeline_lines(timeline) -> list[str]:
     return out
 
 
+EPISODE_COLUMNS = ["call_id", "channel", "episode_index", "emotion", "start_s", "end_s", "duration_s",
+                   "mean_confidence", "peak_confidence", "model_version", "run_date", "run_id"]
+
+
 def call_episodes(out: str, call: pd.Series) -> pd.DataFrame:
     """The committed ``episodes`` rows of one call (from its own run), channel then time order;
     an empty frame when there are none (no speech, or a run written before the table existed)."""
     eps = read_table(out, "episodes")
     if eps.empty:
-        return eps
+        return pd.DataFrame(columns=EPISODE_COLUMNS)
     eps = eps[(eps["call_id"] == call["call_id"]) & (eps["run_id"] == call["run_id"])]
     return eps.sort_values(["channel", "start_s"]).reset_index(drop=True)
 
@@ -144,7 +148,7 @@ def draw_timeline(call: pd.Series, episodes: pd.DataFrame | None = None):
     tl = pd.DataFrame(list(call["timeline"]) if call["timeline"] is not None else [],
                       columns=["channel", "start_s", "end_s", "emotion", "confidence"])
     channels = list(dict.fromkeys(tl["channel"])) or ["(none)"]
-    eps = episodes if episodes is not None else pd.DataFrame(columns=["channel"])
+    eps = episodes if episodes is not None and len(episodes) else pd.DataFrame(columns=["channel", "emotion"])
     lanes = [(ch, kind) for ch in channels for kind in (("timeline", "episodes") if episodes is not None
                                                         else ("timeline",))]
     # constrained layout keeps the legend (placed outside, below) off the axis label
@@ -165,7 +169,7 @@ def draw_timeline(call: pd.Series, episodes: pd.DataFrame | None = None):
     ax.invert_yaxis()
     ax.set_xlabel("time (s)")
     ax.set_xlim(0, max(as_float(call["duration_s"]), as_float(tl["end_s"].max()) if len(tl) else 0.0) or 1.0)
-    used = [e for e in COLOURS if e in set(tl["emotion"].dropna()) | set(eps.get("emotion", pd.Series()).dropna())]
+    used = [e for e in COLOURS if e in set(tl["emotion"].dropna()) | set(eps["emotion"].dropna())]
     fig.legend(handles=[Patch(color=COLOURS[e], label=e) for e in used]
                + [Patch(facecolor="#e6e6e6", hatch="//", edgecolor="#bbbbbb", label="non-speech")],
                loc="outside lower center", ncol=8, frameon=False, fontsize=8, title_fontsize=8,
