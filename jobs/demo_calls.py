@@ -55,7 +55,7 @@ def _episodes(clips, rng: random.Random, speaker: str | None = None):
 
 
 def build_calls(out_dir: str, corpora: str | None = None, n_calls: int = 4, minutes: float = 3.0,
-                seed: int = 0) -> dict:
+                seed: int = 0, clips=None) -> dict:
     """Write ``n_calls`` mono and ``n_calls`` stereo call-like recordings and ``truth.csv``.
 
     Args:
@@ -64,6 +64,8 @@ def build_calls(out_dir: str, corpora: str | None = None, n_calls: int = 4, minu
         n_calls: recordings per format.
         minutes: target length of each call (it ends after the episode that passes it).
         seed: everything is reproducible from it.
+        clips: build from these :class:`training.corpora.Clip` instead of the split's test
+            speakers (e.g. one cross-validation fold's held-out actors, ``bench/smoothing.py``).
 
     Returns:
         ``{"out_dir", "source": "corpora" | "synthetic", "files": [...], "audio_s": float}``.
@@ -73,7 +75,7 @@ def build_calls(out_dir: str, corpora: str | None = None, n_calls: int = 4, minu
     out = Path(out_dir)
     (out / "mono16k").mkdir(parents=True, exist_ok=True)
     (out / "stereo8k").mkdir(parents=True, exist_ok=True)
-    clips = _test_clips(corpora)
+    clips = _test_clips(corpora) if clips is None else list(clips)
     speakers = sorted({c.speaker for c in clips if c.corpus == "ravdess"}) or sorted({c.speaker for c in clips})
     truth, files, total_s = [], [], 0.0
     target = minutes * 60
@@ -131,7 +133,9 @@ def score_calls(segments, truth_csv: str, resolution_s: float = 0.01) -> dict:
     """Agreement of the job's timelines with ``truth.csv``, measured over time.
 
     Args:
-        segments: the job's ``segments`` table as a pandas DataFrame.
+        segments: the job's ``segments`` table as a pandas DataFrame; its
+            ``emotion_smoothed`` (what the timeline shows) is scored, or ``emotion`` in
+            output written before that column existed.
         truth_csv: written by :func:`build_calls`.
         resolution_s: time step of the comparison, seconds.
 
@@ -156,7 +160,7 @@ def score_calls(segments, truth_csv: str, resolution_s: float = 0.01) -> dict:
         if seg.empty:
             continue
         c0, c1 = cells(seg["start_s"].to_numpy(), seg["end_s"].to_numpy())
-        emos = seg["emotion"].fillna("").to_numpy()
+        emos = seg["emotion_smoothed" if "emotion_smoothed" in seg else "emotion"].fillna("").to_numpy()
         for row in tr.itertuples():
             ts = np.arange(row.start_s, row.end_s, resolution_s)
             idx = np.clip(np.searchsorted(c1, ts, side="right"), 0, len(c1) - 1)
