@@ -2,8 +2,9 @@
 
 :func:`score_recording` streams a recording through :class:`ser_lib.stream.StreamAnalyzer`
 (memory bounded by one chunk, whatever the call's length), runs the model on the speech
-windows of each chunk and returns per-channel arrays; :func:`summarize` turns them into
-the call summary and timeline. The Spark job's ``mapInArrow`` function and
+windows of each chunk, smooths each channel's labels (:mod:`ser_lib.smoothing`) and returns
+per-channel arrays; :func:`summarize` turns them into the call summary, timeline, call
+measures and episodes. The Spark job's ``mapInArrow`` function and
 ``ser_lib.predict`` both build their segment rows from these arrays, so a file gets the
 same segments, emotions and timeline from either.
 """
@@ -137,8 +138,8 @@ def summarize(rec: ScoredRecording, labels: list[str], episodes: EpisodeConfig |
     frames, per_channel = [], {}
     for ch in rec.channels:
         n = len(ch)
-        conf = np.where(ch.smoothed >= 0, ch.probs[np.arange(n), np.maximum(ch.smoothed, 0)], np.nan) if n else \
-            np.zeros(0)
+        # an entry's confidence: the raw probability of the label it shows, not of the raw argmax
+        conf = np.where(ch.smoothed >= 0, ch.probs[np.arange(n), np.maximum(ch.smoothed, 0)], np.nan)
         frames.append(pd.DataFrame({"channel": ch.channel, "start_s": ch.start_s, "end_s": ch.end_s,
                                     "is_speech": ch.speech, "emotion": ch.emotion_smoothed, "confidence": conf}))
         c0, c1 = cells(ch.start_s, ch.end_s)
