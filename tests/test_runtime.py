@@ -152,3 +152,22 @@ def test_serving_imports_no_tensorflow(served_artifact, tmp_path):
     assert heavy == []
     summary = json.loads(out.stdout.rsplit("HEAVY", 1)[0])
     assert summary["model_version"] == "cnn1d-runtime-test" and summary["segments"]
+
+
+def test_serve_upload_imports_no_tensorflow(served_artifact, tmp_path):
+    """ser serve's app scores an upload with the runtime model, without TensorFlow or Keras."""
+    from tests.conftest import write_call
+    wav = write_call(tmp_path / "u.wav", 8000, [[("speech", 3.0), ("silence", 1.0)]])
+    (tmp_path / "out" / "_runs").mkdir(parents=True)
+    code = ("import sys, json\n"
+            "from jobs.web import create_app\n"
+            f"app = create_app({str(tmp_path / 'out')!r}, {str(served_artifact)!r}, tmpdir={str(tmp_path / 't')!r})\n"
+            f"r = app.test_client().post('/upload', data={{'file': (open({str(wav)!r}, 'rb'), 'u.wav')}},"
+            " headers={'Accept': 'application/json'})\n"
+            "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tf_keras'))\n"
+            "print('RESULT', json.dumps({'status': r.status_code, 'version': r.get_json().get('model_version'),"
+            " 'heavy': heavy}))\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    res = json.loads(out.stdout.rsplit("RESULT", 1)[1])
+    assert res == {"status": 200, "version": "cnn1d-runtime-test", "heavy": []}
