@@ -201,16 +201,19 @@ def test_tiny_recipe_writes_fold_artifacts_and_evaluate_reproduces_its_table(tmp
     conf["train"].update(epochs=1, batch_size=32, warmup_epochs=0)
     conf["models"]["cnn1d"] = {"filters": [8, 8, 8, 8], "dense": 8}
     out = tmp_path / "model"
-    record = cv.run_recipe([roots], conf, out, processes=1, progress=False, echo=lambda *a: None)
+    folds_file = tmp_path / "folds.json"  # 2 folds of 12 actors: the published file's rules, fewer fits
+    folds_file.write_text(json.dumps(build_folds(k=2, tess_val_words=["chalk"])))
+    kw = dict(folds_path=folds_file, processes=1, progress=False, echo=lambda *a: None)
+    record = cv.run_recipe([roots], conf, out, **kw)
 
-    for i in range(6):
+    for i in range(2):
         meta = json.loads((out / "cv" / f"fold-{i}" / "artifact.json").read_text())
         assert meta["training"]["run"] == i and meta["calibration"]["temperature"] > 0
     assert (out / "cv" / "loco" / "artifact.json").is_file()
     assert (out / "reliability.png").is_file() and (out / "confusion.png").is_file()
     table = record["cv"]["table"]
-    assert [r["fold"] for r in table["folds"]] == list(range(6))
-    assert all(r["clips"] == 16 for r in table["folds"])               # 4 actors x 4 clips per fold
+    assert [r["fold"] for r in table["folds"]] == list(range(2))
+    assert all(r["clips"] == 48 for r in table["folds"])               # 12 actors x 4 clips per fold
     assert table["mean"]["ua"] == pytest.approx(np.mean([r["ua"] for r in table["folds"]]))
     assert record["loco"]["turev_4class"]["n"] == 4                     # all of TurEV-DB, 4 clips
     # the shipped artifact: trained on everything, with the folds' median epoch and temperature
@@ -220,8 +223,47 @@ def test_tiny_recipe_writes_fold_artifacts_and_evaluate_reproduces_its_table(tmp
     assert final["training"]["run"] == "final" and final["metrics"]["cv"]["mean"] == table["mean"]
     Predictor.from_path(out)
 
-    again = cv.evaluate_cv(out, [roots], processes=1, progress=False, echo=lambda *a: None)
+    again = cv.evaluate_cv(out, [roots], **kw)
     for got, want in zip(again["table"]["folds"], table["folds"]):
         for k in ("ua", "wa", "macro_f1", "telephone_ua", "ece", "clips"):
             assert got[k] == pytest.approx(want[k], abs=1e-9), (got["fold"], k)
     assert again["loco"]["ua"] == pytest.approx(record["loco"]["turev_4class"]["ua"])
+
+    # post-hoc recalibration changes temperatures and ECE, never the argmax (UA); the
+    # table stays reproducible and the final artifact takes the median temperature
+    rec2 = cv.recalibrate(out, [roots], **kw)
+    for got, want in zip(rec2["cv"]["table"]["folds"], table["folds"]):
+        assert got["ua"] == pytest.approx(want["ua"]) and got["telephone_ua"] == pytest.approx(want["telephone_ua"])
+    temps = [r["temperature"] for r in rec2["cv"]["runs"]]
+    assert json.loads((out / "artifact.json").read_text())["calibration"]["temperature"] == pytest.approx(
+        float(np.median(temps)))
+    third = cv.evaluate_cv(out, [roots], **kw)
+    assert [f["ece"] for f in third["table"]["folds"]] == pytest.approx([f["ece"] for f in rec2["cv"]["table"]["folds"]])
+
+
+# --------------------------------------------------------------------------- the shipped model's records
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED = REPO / "models" / "ser-cnn"
+
+
+def test_readme_model_card_and_artifact_agree():
+    """The README's CV results block and the model card are rendered from the shipped
+    artifact's own records (training/model_card.py); this keeps the three in agreement."""
+    import re
+
+    from training.model_card import render, results_table
+
+    meta = json.loads((SHIPPED / "artifact.json").read_text())
+    record = json.loads((SHIPPED / "cv.json").read_text())
+    table = results_table(meta, record)
+    readme = (REPO / "README.md").read_text()
+    block = re.search(r"<!-- cv-results:begin -->\n(.*?)\n<!-- cv-results:end -->", readme, flags=re.S)
+    assert block, "README has no cv-results block"
+    assert table in block.group(1)
+    assert (SHIPPED / "README.md").read_text() == render(SHIPPED)
+    # the artifact's summary is the mean of cv.json's folds
+    assert meta["metrics"]["cv"]["mean"]["ua"] == pytest.approx(record["cv"]["table"]["mean"]["ua"])
+    assert [f["ua"] for f in meta["metrics"]["cv"]["folds"]] == [f["ua"] for f in record["cv"]["table"]["folds"]]
+    for i in range(len(record["cv"]["table"]["folds"])):
+        assert (SHIPPED / "cv" / f"fold-{i}" / "artifact.json").is_file()

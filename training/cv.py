@@ -226,6 +226,91 @@ def score_run(pred, test: WindowSet, tel: WindowSet | None) -> dict:
     return out
 
 
+# --------------------------------------------------------------------------- calibration
+
+#: Corpora whose validation clips are by speakers the run never trained on; TESS's
+#: validation words are spoken by its two training speakers, so they would fit the
+#: temperature to familiar voices (near-perfect, over-confident) and are left out.
+CALIBRATION_CORPORA = ("ravdess", "turev", "cremad", "savee")
+
+
+def calibration_mask(val_ws: WindowSet) -> np.ndarray:
+    """Windows of ``val_ws`` the temperature is fitted on (:data:`CALIBRATION_CORPORA`), bool ``(n,)``."""
+    return np.isin(val_ws.corpus, CALIBRATION_CORPORA)
+
+
+def recalibrate(out: str | os.PathLike, roots: Sequence[str | os.PathLike], *,
+                folds_path: str | os.PathLike = FOLDS_PATH, processes: int = 2, cache: bool = True,
+                progress: bool = True, echo=print) -> dict:
+    """Fit the fold and LOCO artifacts' temperatures again with the current rule
+    (:func:`calibration_mask`) on their validation windows, re-score their test sets, and
+    give the final artifact the median fold temperature; ``cv.json`` is rewritten.
+
+    Temperature scaling changes no weights and no argmax (so no UA), only the
+    probabilities: this is the post-hoc step of Guo et al. (2017) and needs no retraining.
+
+    Returns:
+        the rewritten ``cv.json`` record.
+    """
+    from ser_lib.inference import Predictor
+    from .evaluate import fit_temperature, plot_reliability
+
+    out = Path(out)
+    record = json.loads((out / "cv.json").read_text())
+    folds = load_folds(folds_path)
+    conf = record["conf"]
+    fcfg, scfg = FeatureConfig(), SpeechConfig()
+    found = discover(roots)
+    kw = dict(cache_dir=CACHE_DIR if cache else None, processes=processes, progress=progress)
+    hop = float(conf["hop_s"])
+    recs = []
+    for run in [*range(len(folds["ravdess"]["test"])), "loco"]:
+        d = out / "cv" / (f"fold-{run}" if run != "loco" else "loco")
+        val = [c for c in found.clips if assign(c, folds, run) == "val"]
+        test = [c for c in found.clips if assign(c, folds, run) == "test"]
+        val_ws = build_windows(val, fcfg, scfg, hop, desc=f"{run}-val", **kw)
+        pred = Predictor.from_path(d, expected=fcfg)
+        pred.meta.temperature = 1.0
+        cal = calibration_mask(val_ws)
+        t = fit_temperature(pred.predict(val_ws.x[cal]), val_ws.y[cal])
+        meta = json.loads((d / "artifact.json").read_text())
+        meta["calibration"]["temperature"] = t
+        meta["calibration"]["fitted_on"] = "validation windows of unseen speakers (" + ", ".join(
+            sorted(set(val_ws.corpus[cal].tolist()))) + ")"
+        (d / "artifact.json").write_text(json.dumps(meta, indent=2) + "\n")
+        pred.meta.temperature = t
+        test_ws = build_windows(test, fcfg, scfg, hop, desc=f"fold{run}-test" if run != "loco" else "loco-test", **kw)
+        tel = (build_windows(test, fcfg, scfg, hop, ["telephone"], seed=int(conf["telephone_test_seed"]),
+                             desc=f"fold{run}-telephone", **kw) if run != "loco" else None)
+        scores = score_run(pred, test_ws, tel)
+        echo(f"[{run}] T={t:.3f} " + _line(scores))
+        if run == "loco":
+            record["loco"].update(temperature=t, turev_4class=scores["four_class"]["turev"],
+                                  scores=_compact_scores(scores))
+        else:
+            old = record["cv"]["runs"][run]
+            recs.append({"run": run, "best_epoch": old["best_epoch"], "temperature": t, "scores": scores})
+            old.update(temperature=t, scores=_compact_scores(scores))
+    record["cv"]["table"] = cv_table(recs)
+    record["cv"]["calibration_pooled"] = _pool_bins([r["scores"]["calibration"] for r in recs])
+    plot_reliability([("CV test folds, wideband windows", record["cv"]["calibration_pooled"])],
+                     out / "reliability.png")
+    final = out / "artifact.json"
+    if final.is_file():
+        meta = json.loads(final.read_text())
+        meta["calibration"]["temperature"] = float(np.median([r["temperature"] for r in recs]))
+        meta["calibration"]["fitted_on"] = "median of the CV folds' temperatures"
+        table = record["cv"]["table"]
+        meta["metrics"]["cv"] = {"mean": table["mean"], "std": table["std"], "folds": table["folds"]}
+        meta["metrics"]["loco_turev_4class"] = {k: record["loco"]["turev_4class"].get(k)
+                                                for k in ("ua", "wa", "macro_f1", "n")}
+        final.write_text(json.dumps(meta, indent=2) + "\n")
+        if "final" in record:
+            record["final"]["temperature"] = meta["calibration"]["temperature"]
+    _write(out / "cv.json", record)
+    return record
+
+
 # --------------------------------------------------------------------------- one run
 
 def train_run(run: int | str, pool: Pool, folds: dict, conf: dict, fcfg: FeatureConfig, scfg: SpeechConfig,
@@ -262,7 +347,8 @@ def train_run(run: int | str, pool: Pool, folds: dict, conf: dict, fcfg: Feature
     model, history, best_epoch, fit_s = fit(family, train_ws, val_ws, xtr, xval, conf, n_epochs, progress, echo)
     del xtr
     if temperature is None:
-        temperature = fit_temperature(model.predict(xval, batch_size=512, verbose=0), val_ws.y)
+        cal = calibration_mask(val_ws)
+        temperature = fit_temperature(model.predict(xval[cal], batch_size=512, verbose=0), val_ws.y[cal])
     meta = ArtifactMeta(
         version=f"{family}-{_dt.date.today():%Y.%m.%d}" + ("" if run == "final" else f"-{'fold' + str(run) if run != 'loco' else 'loco'}"),
         labels=list(EMOTIONS), feature_config=fcfg, speech_config=scfg, norm_mean=mean, norm_std=std,
@@ -458,8 +544,9 @@ def _write(path: Path, record: dict) -> None:
 
 # --------------------------------------------------------------------------- re-scoring
 
-def evaluate_cv(artifact_dir: str | os.PathLike, roots: Sequence[str | os.PathLike], *, processes: int = 2,
-                cache: bool = True, progress: bool = True, echo=print) -> dict:
+def evaluate_cv(artifact_dir: str | os.PathLike, roots: Sequence[str | os.PathLike], *,
+                folds_path: str | os.PathLike = FOLDS_PATH, processes: int = 2, cache: bool = True,
+                progress: bool = True, echo=print) -> dict:
     """Re-score the fold artifacts ``<artifact_dir>/cv/fold-<i>`` on their test actors
     (``ser evaluate``): the windows are extracted again from the corpora and scored
     through :class:`ser_lib.inference.Predictor`, so this reproduces ``cv.json``'s table.
@@ -478,7 +565,7 @@ def evaluate_cv(artifact_dir: str | os.PathLike, roots: Sequence[str | os.PathLi
         raise FileNotFoundError(f"{d} has no cv.json: it was not trained by the cross-validated recipe "
                                 "(ser train); for a single-split artifact use ser evaluate --split")
     record = json.loads((d / "cv.json").read_text())
-    folds_path = FOLDS_PATH
+    folds_path = Path(folds_path)
     if hashlib.sha256(folds_path.read_bytes()).hexdigest() != record["folds_sha256"]:
         raise ValueError(f"{folds_path} is not the fold file the CV artifacts were trained with")
     folds = load_folds(folds_path)

@@ -174,13 +174,37 @@ python -m training.model_card        # this card
 """
 
 
+def update_readme(readme: Path, table: str) -> bool:
+    """Replace the text between ``<!-- cv-results:begin -->`` and ``<!-- cv-results:end -->``
+    in ``readme`` with ``table``. Returns whether the file changed.
+
+    Raises:
+        ValueError: the markers are missing.
+    """
+    import re
+
+    text = readme.read_text()
+    pat = re.compile(r"(<!-- cv-results:begin -->\n).*?(\n<!-- cv-results:end -->)", flags=re.S)
+    if not pat.search(text):
+        raise ValueError(f"{readme} has no cv-results markers")
+    new = pat.sub(lambda m: m.group(1) + table + m.group(2), text)
+    if new != text:
+        readme.write_text(new)
+    return new != text
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training.model_card", description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     ap.add_argument("--robustness", type=Path, default=None)
     ap.add_argument("--check", action="store_true", help="exit 1 if the committed card differs")
+    ap.add_argument("--readme", type=Path, default=None,
+                    help="also write the results table into this README's cv-results block")
     args = ap.parse_args(argv)
     text = render(args.model, args.robustness)
+    if args.readme and not args.check:
+        meta = json.loads((args.model / "artifact.json").read_text())
+        update_readme(args.readme, results_table(meta, json.loads((args.model / "cv.json").read_text())))
     card = args.model / "README.md"
     if args.check:
         same = card.is_file() and card.read_text() == text
