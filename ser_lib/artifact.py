@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -170,6 +172,32 @@ def load_meta(path: str | os.PathLike = DEFAULT_ARTIFACT) -> ArtifactMeta:
     return ArtifactMeta.from_json(p.read_text())
 
 
+@contextmanager
+def native_stderr_silenced():
+    """Silence file descriptor 2 while TensorFlow or LiteRT loads, unless ``SER_TF_LOGS=1``.
+
+    TensorFlow's C++ runtime writes absl lines (oneDNN notices, CUDA probing, "failed call
+    to cuInit") and LiteRT its XNNPACK notice straight to fd 2, outside Python logging;
+    ``TF_CPP_MIN_LOG_LEVEL`` does not stop the absl ones (checked with TF 2.20/2.21): in cron
+    mail they read like errors of the job. Python exceptions still propagate; set
+    ``SER_TF_LOGS=1`` to see the lines.
+    """
+    if os.environ.get("SER_TF_LOGS") == "1":
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def load_model_bytes(model_bytes: bytes):
     """Deserialize a ``.keras`` file's bytes with Keras safe mode (no arbitrary code, no Lambda).
 
@@ -179,9 +207,10 @@ def load_model_bytes(model_bytes: bytes):
     Raises:
         ArtifactError: Keras cannot load it.
     """
-    import keras  # deferred: importing TensorFlow costs seconds and is not needed for metadata
+    with native_stderr_silenced():
+        import keras  # deferred: importing TensorFlow costs seconds and is not needed for metadata
 
-    with tempfile.TemporaryDirectory(prefix="ser-model-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="ser-model-") as tmp, native_stderr_silenced():
         f = Path(tmp) / MODEL_FILE
         f.write_bytes(model_bytes)
         try:

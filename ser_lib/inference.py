@@ -165,9 +165,12 @@ def _litert_call(model_bytes: bytes):
         ArtifactError: the bytes are not a model LiteRT can load.
     """
     from ai_edge_litert.interpreter import Interpreter
+
+    from .artifact import native_stderr_silenced
     try:
-        it = Interpreter(model_content=model_bytes, num_threads=_THREADS)
-        it.allocate_tensors()
+        with native_stderr_silenced():  # "INFO: Created TensorFlow Lite XNNPACK delegate" on fd 2
+            it = Interpreter(model_content=model_bytes, num_threads=_THREADS)
+            it.allocate_tensors()
     except (ValueError, RuntimeError) as err:
         raise ArtifactError(f"cannot load model.tflite with LiteRT: {err}") from err
     inp, out = it.get_input_details()[0], it.get_output_details()[0]
@@ -177,7 +180,8 @@ def _litert_call(model_bytes: bytes):
         x = np.ascontiguousarray(x, dtype=np.float32)
         if len(x) != allocated[0]:
             it.resize_tensor_input(inp["index"], x.shape, strict=True)
-            it.allocate_tensors()
+            with native_stderr_silenced():
+                it.allocate_tensors()
             allocated[0] = len(x)
         it.set_tensor(inp["index"], x)
         it.invoke()
