@@ -58,11 +58,11 @@ DEFAULTS: dict[str, Any] = {
     "seed": 20261122, "model": "cnn1d", "split": None, "hop_s": 0.5,
     "augment": {"copies": 1, **AugmentConfig().to_dict()},
     "telephone_test_seed": 7,
-    "train": {"epochs": 20, "batch_size": 64, "learning_rate": 2e-3, "warmup_epochs": 1, "weight_decay": 1e-4,
+    "train": {"epochs": 16, "batch_size": 64, "learning_rate": 2e-3, "warmup_epochs": 1, "weight_decay": 1e-4,
               "label_smoothing": 0.1, "patience": 6, "class_weights": "corpus_class", "time_masks": 2,
               "time_mask_frames": 20, "feature_masks": 2, "feature_mask_width": 8, "mixup_alpha": 0.2},
     "models": {"cnn1d": {}, "cnn2d": {}},
-    "select": {"min_gain_for_costlier": 0.01, "smooth_epochs": 3},
+    "select": {"min_gain_for_costlier": 0.01, "smooth_epochs": 3, "checkpoint": "last"},
 }
 
 
@@ -293,6 +293,9 @@ def fit(family: str, train_ws: WindowSet, val_ws: WindowSet | None, xtr: np.ndar
     # `smooth` consecutive epochs (centred): with two RAVDESS validation actors the
     # per-epoch score jumps by +-0.05, and picking its single best epoch picks noise.
     smooth = max(1, int(conf.get("select", {}).get("smooth_epochs", 3)))
+    # select.checkpoint: "last" keeps the weights at the end of the cosine schedule (no early
+    # stopping; validation is logged); "best_smoothed" picks the epoch by validation score.
+    last_epoch = conf.get("select", {}).get("checkpoint", "best_smoothed") == "last"
     half = smooth // 2
     recent: list[tuple[int, list]] = []  # (epoch, weights) of the last `half + 1` epochs
     best = {"score": -1.0, "epoch": 0, "weights": None}
@@ -333,9 +336,13 @@ def fit(family: str, train_ws: WindowSet, val_ws: WindowSet | None, xtr: np.ndar
         echo(f"[{family}] epoch {epoch}/{epochs} loss={history['loss'][-1]:.3f} val_loss={vloss:.3f} "
              f"val clip UA {per} score={score:.3f}{' (best smoothed: epoch %d)' % best['epoch'] if improved else ''}"
              f" ({time.time() - t0:.0f}s)")
+        if last_epoch:
+            continue  # the schedule's end is the model: validation is only watched
         if wait >= int(tc["patience"]):
             echo(f"[{family}] early stop: no better smoothed validation score for {wait} epochs")
             break
+    if last_epoch:
+        return model, history, epochs, time.time() - t0
     # The last `half` epochs have no full window after them; score them on what exists.
     for center in range(max(1, len(history["val_score"]) - half + 1), len(history["val_score"]) + 1):
         consider(center)
