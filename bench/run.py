@@ -1,4 +1,4 @@
-"""Run the throughput benchmark and write ``bench/results/<date>.json`` + the README table.
+"""Run the throughput benchmark and write ``bench/results/<date>.json`` + the table in ``bench/README.md``.
 
     python -m bench.run [--scales 1,4,16] [--skip-baseline] [--baseline-scales 1]
                         [--wait-idle 1800] [--no-readme]
@@ -43,7 +43,7 @@ from bench import dataset
 REPO = dataset.REPO
 RESULTS = REPO / "bench" / "results"
 OUT = dataset.CACHE / "out"
-README = REPO / "README.md"
+README = REPO / "bench" / "README.md"  # the results table lives with the method
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 TARGETS = {"job_x_realtime": 1000.0, "job_vs_baseline": 20.0, "features_vs_stft": 3.0, "startup_s": 30.0}
