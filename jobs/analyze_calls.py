@@ -431,6 +431,83 @@ def episodes_table(facts: list[dict], summaries: dict[str, dict], model_version:
     return pa.Table.from_pylist(rows, schema=to_arrow_schema(schemas.episodes_table()))
 
 
+#: input-row facts the manifest lacks: the calls table takes them from the input rows
+_ROW_FACTS = ("sample_rate", "n_channels", "audio_format", "warnings")
+
+
+def summary_columns(labels: list[str]) -> list[str]:
+    """The input rows' call-summary columns (``n_segments`` aside): what only the calls and
+    episodes tables need, and what grows with calls' length (timeline, quarters, episodes)."""
+    return [f.name for f in schemas.call_summary_schema(labels).fields
+            if f.name not in ("call_id", "n_segments")] + ["episodes"]
+
+
+def write_call_tables(store: Store, staging: Staging, run_date: str, rows: DataFrame | None, facts: list[dict],
+                      labels: list[str], model_version: str, batch_calls: int = 1000) -> set[str]:
+    """Write the ``calls`` and ``episodes`` tables of ``facts`` (one ``part-00000.parquet``
+    each, one row group per batch) without holding every call's summary on the driver.
+
+    The summaries come from the executors' input rows ``batch_calls`` calls at a time
+    (range partitions by ``source_path, member``, fetched one by one with
+    ``toLocalIterator``): the driver holds one batch of summaries, whatever the number of
+    calls (the manifest records, one small dict per input, remain).
+    Rows are in ``(source_path, member)`` order; facts without an input row (failed on
+    the driver) come last, with null summaries.
+
+    Args:
+        rows: the analysis rows (persisted), or None when nothing was analysed.
+        facts: manifest records of analysed or failed recordings (``call_id`` set).
+
+    Returns:
+        the tables written (``calls``, and ``episodes`` when any call has episodes).
+    """
+    import pyarrow.parquet as pq
+    by_id = {f["call_id"]: f for f in facts}
+    writers: dict = {}
+
+    def put(name: str, table: pa.Table) -> None:
+        if not table.num_rows:
+            return
+        if name not in writers:
+            d = staging.table(name, run_date)
+            store.mkdirs(d)
+            stream = store.fs.open_output_stream(store.p(f"{d}/part-00000.parquet"))
+            writers[name] = (stream, pq.ParquetWriter(stream, table.schema))
+        writers[name][1].write_table(table)
+
+    def flush(batch: list[dict], summaries: dict) -> None:
+        put("calls", calls_table(batch, summaries, labels, model_version))
+        put("episodes", episodes_table(batch, summaries, model_version))
+
+    try:
+        batch, summaries = [], {}
+        if rows is not None:
+            src = (rows.where((F.col("row_kind") == "input") & F.col("call_id").isNotNull())
+                   .select("call_id", "source_path", "member", "n_segments", *_ROW_FACTS,
+                           *summary_columns(labels)))
+            n_parts = -(-len(by_id) // batch_calls)
+            # one small run: one collect (one Spark job); else one range partition per batch
+            it = (sorted(src.collect(), key=lambda r: (r["source_path"], r["member"] or "")) if n_parts <= 1 else
+                  src.repartitionByRange(n_parts, "source_path", "member")
+                  .sortWithinPartitions("source_path", "member").toLocalIterator())
+            for row in it:
+                f = by_id.pop(row["call_id"], None)
+                if f is None:
+                    continue
+                batch.append({**{c: f.get(c) for c in schemas.CALL_FACTS}, **{c: row[c] for c in _ROW_FACTS}})
+                summaries[row["call_id"]] = row.asDict()
+                if len(batch) >= batch_calls:
+                    flush(batch, summaries)
+                    batch, summaries = [], {}
+        batch += [{c: f.get(c) for c in schemas.CALL_FACTS} for f in by_id.values()]  # failed on the driver
+        flush(batch, summaries)
+    finally:
+        for stream, writer in writers.values():
+            writer.close()
+            stream.close()
+    return set(writers)
+
+
 def _py(v):
     """A value from pandas as Arrow takes it: NaN/NA → None, numpy scalars → Python."""
     if v is None or isinstance(v, (str, dict, list)):
@@ -544,8 +621,11 @@ def run(input_path: str, output_path: str, conf_path: str | None = None, master:
                 # Two Spark actions in all: this one runs the analysis and caches its rows, the
                 # segments write below reads the cache. Call summaries come with the input rows.
                 rows = transform_segments(extract(spark, tasks), ctx, len(tasks)).persist()
+                # the manifest facts only: the call summaries (timelines, episodes) stay on the
+                # executors until write_call_tables streams them in bounded batches
                 exec_rows = rows.where(F.col("row_kind") == "input").drop(
-                    *SEGMENT_COLUMNS[2:], *[f"p_{lab}" for lab in meta.labels]).toPandas()
+                    *SEGMENT_COLUMNS[2:], *[f"p_{lab}" for lab in meta.labels],
+                    *summary_columns(meta.labels)).toPandas()
                 analysed = exec_rows["status"].eq("ok") & exec_rows["kind"].isin(["file", "member"])
                 prog.finish(len(tasks), float(exec_rows.loc[analysed, "duration_s"].fillna(0).sum()))
             n_segments = int(exec_rows["n_segments"].fillna(0).sum())
@@ -569,21 +649,13 @@ def run(input_path: str, output_path: str, conf_path: str | None = None, master:
 
         # the calls table: every analysed or failed recording (driver failures too)
         facts = [r for r in records if r["status"] in ("ok", "failed") and r["call_id"]]
-        extra = {r["call_id"]: r for r in exec_rows.to_dict("records") if r["row_kind"] == "input" and r.get("call_id")}
         written = set()
         if facts:
             if n_segments:
                 load(segments_table(rows, meta.labels, meta.version), store.uri(staging.table("segments", run_date)))
                 written.add("segments")
-            fact_rows = [{**{c: r.get(c) for c in schemas.CALL_FACTS}, **{c: extra.get(r["call_id"], {}).get(c)
-                          for c in ("sample_rate", "n_channels", "audio_format", "warnings")}} for r in facts]
-            manifest.write(store, staging.table("calls", run_date),
-                           calls_table(fact_rows, extra, meta.labels, meta.version))
-            written.add("calls")
-            episodes = episodes_table(facts, extra, meta.version)
-            if episodes.num_rows:
-                manifest.write(store, staging.table("episodes", run_date), episodes)
-                written.add("episodes")
+            written |= write_call_tables(store, staging, run_date, rows if tasks else None, facts, meta.labels,
+                                         meta.version)
         manifest.write(store, staging.table("manifest", run_date), mtable)
         written.add("manifest")
         failed = mtable.filter(pa.compute.equal(mtable["status"], "failed"))
