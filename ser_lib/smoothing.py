@@ -4,7 +4,7 @@ Window posteriors flicker: one window's argmax changes every few seconds of spee
 when the speaker's emotion does not. The timeline, the shares, the episodes and the call
 measures therefore use a smoothed label per speech window; segments keep the raw ones.
 
-Methods:
+Methods (the default, ``mean`` over 9 windows, was chosen by measurement: ``bench/smoothing.py``):
 
 * ``viterbi``: a sticky hidden Markov model decoded with Viterbi. States are the emotions;
   a window keeps the previous window's emotion with probability ``self_transition`` and
@@ -49,9 +49,9 @@ class SmoothingConfig:
         ConfigError: a value outside those ranges.
     """
 
-    smoothing: str = "viterbi"
-    self_transition: float = 0.9
-    filter_windows: int = 5
+    smoothing: str = "mean"
+    self_transition: float = 0.5
+    filter_windows: int = 9
 
     def __post_init__(self):
         if self.smoothing not in METHODS:
