@@ -55,6 +55,11 @@ def build_spark(cfg: JobConfig, master: str | None = None) -> SparkSession:
     ``master`` (``--master`` of ``ser analyze``) wins over both. In local mode the
     Python workers are pointed at this interpreter so they see the same packages.
     """
+    if "PYSPARK_GATEWAY_PORT" in os.environ:
+        # under spark-submit its JVM runs already: connect first, so SparkConf() loads its
+        # settings (--master, --conf); else conf.contains() misses them and local[*] wins
+        from pyspark import SparkContext
+        SparkContext._ensure_initialized()
     conf = SparkConf()
     if master:
         conf.setMaster(master)

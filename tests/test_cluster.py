@@ -1,0 +1,133 @@
+"""The README's cluster recipe, run as written: pack a serving install for the executors,
+start a Spark standalone cluster on 127.0.0.1 (master + one worker), spark-submit the job to
+it, stop the cluster. Its output equals the README's ``local[*]`` spark-submit run's, row
+for row.
+
+Builds a wheel, a fresh venv from PyPI (or pip's cache) and a packed environment: minutes.
+``.ci/run`` runs it; locally skip it with ``-m "not cluster"``. Outside CI a missing
+prerequisite (Java, the quick start's .venv, a free port 7077) skips; in CI (``CI=true``)
+it fails.
+
+``SER_TEST_MODEL`` may name an artifact to use instead of ``models/ser-cnn`` (the default
+is what the recipe serves).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.cluster
+REPO = Path(__file__).resolve().parents[1]
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# differ between any two runs by design (when and how long), not by where they ran
+RUN_COLUMNS = {"processed_at", "analyzed_at", "wall_s", "run_started_at"}
+
+
+def _unavailable(reason: str):
+    if IN_CI:
+        pytest.fail(f"CI must run the cluster test: {reason}")
+    pytest.skip(reason)
+
+
+def _clean_env() -> dict:
+    """A login shell's environment: system PATH, HOME, locale, Java as configured."""
+    env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+           "HOME": os.environ.get("HOME", "/root"), "LANG": "C.UTF-8"}
+    if os.environ.get("JAVA_HOME"):
+        env["JAVA_HOME"] = os.environ["JAVA_HOME"]
+    return env
+
+
+def _block(marker: str) -> str:
+    """The README bash block containing ``marker``, comments dropped."""
+    blocks = [b for b in re.findall(r"```bash\n(.*?)```", (REPO / "README.md").read_text(), re.S) if marker in b]
+    assert len(blocks) == 1, (marker, blocks)
+    return "\n".join(ln.split("  #", 1)[0].rstrip() for ln in blocks[0].splitlines()
+                     if ln.strip() and not ln.startswith("#"))
+
+
+def _sh(script: str, cwd: Path, timeout: float) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", "-c", script], cwd=cwd, env=_clean_env(), capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+@pytest.fixture(scope="module")
+def checkout(tmp_path_factory) -> Path:
+    """A checkout as after the quick start: the code, the model, .venv, demo calls."""
+    if not (REPO / ".venv" / "bin" / "spark-submit").exists():
+        _unavailable("no .venv/bin/spark-submit: the quick start installs it")
+    if not shutil.which("java", path=_clean_env()["PATH"]) and "JAVA_HOME" not in _clean_env():
+        _unavailable("Spark needs Java 17 on the system PATH or JAVA_HOME")
+    root = tmp_path_factory.mktemp("cluster") / "ser-calls"
+    root.mkdir()
+    for name in ("jobs", "ser_lib", "training", "conf"):  # copies: the job's code paths resolve here
+        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("setup.py", "setup.cfg", "README.md"):
+        shutil.copy(REPO / name, root / name)
+    shutil.copytree(os.environ.get("SER_TEST_MODEL") or REPO / "models" / "ser-cnn", root / "models" / "ser-cnn")
+    os.symlink(REPO / ".venv", root / ".venv")
+    # the quick start's demo calls, shorter
+    res = _sh(".venv/bin/ser make-calls out/demo/calls --calls 1 --minutes 0.5", root, 600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    return root
+
+
+@pytest.fixture(scope="module")
+def local_run(checkout) -> Path:
+    line = [ln for ln in _block("--master 'local[*]'").splitlines() if "spark-submit" in ln]
+    assert len(line) == 1
+    res = _sh(line[0], checkout, 900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return checkout / "out" / "demo" / "results"
+
+
+def _table(out: Path, table: str) -> pd.DataFrame:
+    df = pd.read_parquet(out / table)
+    df = df.drop(columns=[c for c in df.columns if c in RUN_COLUMNS or c in ("run_id", "run_date")])
+    keys = [c for c in ("call_id", "channel", "segment_index", "episode_index") if c in df.columns]
+    return df.sort_values(keys).reset_index(drop=True)
+
+
+def test_readme_cluster_recipe_equals_local_mode(checkout, local_run):
+    pack = _sh("set -e\n" + _block("venv-pack"), checkout, 1500)
+    assert pack.returncode == 0, (pack.stdout[-2000:], pack.stderr[-3000:])
+    assert (checkout / "dist" / "exec-env.tar.gz").is_file()
+    names = subprocess.run([str(checkout / "dist" / "exec-env" / "bin" / "python"), "-m", "pip", "list",
+                            "--format", "json"], capture_output=True, text=True, check=True).stdout
+    installed = {p["name"].lower() for p in json.loads(names)}
+    assert "ai-edge-litert" in installed and not installed & {"tensorflow", "keras"}, "executors: serving install"
+
+    if not _port_free(7077):
+        _unavailable("port 7077 is taken (another Spark master?)")
+    cluster = _block("spark-daemon.sh")
+    stop = "\n".join(ln for ln in cluster.splitlines() if ln.startswith("export ") or " stop " in ln)
+    try:
+        res = _sh("set -e\n" + cluster, checkout, 1500)  # a failing line fails the recipe
+    finally:
+        _sh(stop, checkout, 120)  # the recipe's own stop line, again: never leave daemons behind
+    assert res.returncode == 0, (res.stdout[-2000:], res.stderr[-4000:])
+    summary = json.loads(res.stdout[res.stdout.index("{"):])
+    assert summary["failed"] == 0 and summary["processed"] > 0, summary
+    # the executors ran in the standalone worker (their work dirs), not in a local driver
+    apps = list((checkout / "out" / "spark" / "work").glob("app-*/*/stderr"))
+    assert apps, "no executor ran on the standalone worker"
+    assert _port_free(7077), "the master is still running after the recipe's stop line"
+
+    cluster_out = checkout / "out" / "demo" / "cluster-results"
+    for table in ("calls", "segments", "episodes"):
+        want, got = _table(local_run, table), _table(cluster_out, table)
+        assert len(want) > 0
+        pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-6, atol=1e-6)
