@@ -171,3 +171,22 @@ def test_serve_upload_imports_no_tensorflow(served_artifact, tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     res = json.loads(out.stdout.rsplit("RESULT", 1)[1])
     assert res == {"status": 200, "version": "cnn1d-runtime-test", "heavy": []}
+
+
+@pytest.mark.corpora
+def test_shipped_model_litert_equals_keras_on_corpus_windows():
+    """The shipped artifact's model.tflite gives Keras's probabilities on real RAVDESS windows."""
+    corpora = ROOT.parent / "shared" / "corpora" / "ravdess"
+    if not corpora.is_dir():
+        pytest.skip("needs ../shared/corpora/ravdess")
+    if not (art.DEFAULT_ARTIFACT / art.RUNTIME_FILE).is_file():
+        pytest.fail(f"{art.DEFAULT_ARTIFACT} has no {art.RUNTIME_FILE}: ser export-runtime {art.DEFAULT_ARTIFACT}")
+    from ser_lib.audio import load
+    bundle = art.read_bytes(art.DEFAULT_ARTIFACT)
+    from ser_lib.inference import Predictor
+    lite, keras_ = Predictor(bundle, runtime="litert"), Predictor(bundle, runtime="keras")
+    fc = lite.meta.feature_config
+    files = sorted(corpora.glob("Actor_*/*.*"))[::90]
+    x = np.concatenate([window_features(load(str(f), fc.sample_rate)[0][0], fc, 0.25)[0] for f in files])
+    assert len(x) >= 50
+    np.testing.assert_allclose(lite.predict(x), keras_.predict(x), atol=1e-4, rtol=0)
