@@ -81,6 +81,8 @@ def build_spark(cfg: JobConfig, master: str | None = None) -> SparkSession:
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
         for var in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS"):
             os.environ.setdefault(var, cpus)  # local workers inherit the driver's environment
+    from jobs.spark_logs import start_quiet_context
+    start_quiet_context(conf)  # Spark's WARN/INFO lines off stderr unless -v or SER_SPARK_LOGS=1
     return SparkSession.builder.config(conf=conf).getOrCreate()
 
 

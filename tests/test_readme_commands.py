@@ -24,7 +24,7 @@ import pandas as pd
 import pytest
 
 spark = pytest.mark.spark  # the tests that run the job or the shipped model
-LOCAL_SUBMIT = r"spark-submit --master 'local\[\*\]' jobs/analyze_calls\.py"
+LOCAL_SUBMIT = r"spark-submit --master 'local\[\*\]' (--driver-java-options \S+ )?jobs/analyze_calls\.py"
 REPO = Path(__file__).resolve().parents[1]
 
 
