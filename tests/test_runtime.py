@@ -190,3 +190,13 @@ def test_shipped_model_litert_equals_keras_on_corpus_windows():
     x = np.concatenate([window_features(load(str(f), fc.sample_rate)[0][0], fc, 0.25)[0] for f in files])
     assert len(x) >= 50
     np.testing.assert_allclose(lite.predict(x), keras_.predict(x), atol=1e-4, rtol=0)
+
+
+def test_training_commands_say_what_to_install_without_the_training_extra(monkeypatch):
+    from click.testing import CliRunner
+
+    from jobs.cli import cli
+    monkeypatch.setitem(sys.modules, "training.train", None)  # as in a serving-only install
+    res = CliRunner().invoke(cli, ["train", "--epochs", "1"])
+    assert res.exit_code == 2 and "pip install 'ser-calls[train]'" in res.output
+    assert "train" in CliRunner().invoke(cli, ["--help"]).output
