@@ -109,12 +109,24 @@ def main(argv=None) -> int:
     ap.add_argument("--model", default="models/ser-cnn", help="artifact folder holding cv/fold-<i> (default %(default)s)")
     ap.add_argument("--calls-per-fold", type=int, default=1)
     ap.add_argument("--out", default=f"bench/results/robustness-{dt.date.today():%Y-%m-%d}.json")
+    ap.add_argument("--only", choices=["coverage", "gain"], default=None,
+                    help="measure one part; the other is kept from an existing --out file")
     args = ap.parse_args(argv)
 
     t0 = time.time()
     clips = discover([args.corpora]).clips
     fcfg, scfg = FeatureConfig(), SpeechConfig()
-    cov = coverage([c for c in clips if c.corpus in ("ravdess", "tess", "turev")], fcfg, scfg)
+    old = json.loads(Path(args.out).read_text()) if args.only and Path(args.out).is_file() else {}
+    if args.only == "gain":
+        cov = old["coverage_share_of_clips_with_a_speech_window"]
+    else:
+        cov = coverage([c for c in clips if c.corpus in ("ravdess", "tess", "turev")], fcfg, scfg)
+    if args.only == "coverage":
+        res = {**old, "coverage_share_of_clips_with_a_speech_window": cov}
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(res, indent=1) + "\n")
+        print(json.dumps(cov, indent=1))
+        return 0
     folds = load_folds(FOLDS_PATH)
     cfg = JobConfig.load(None)
     rng = random.Random(20261202)

@@ -99,8 +99,10 @@ metrics:
   temperatures fitted on their validation speakers).
 - Speech windows only: the job's speech detector (`ser_lib/speech.py`, relative to the
   recording's level) decides which windows are scored; the others get no emotion.
-- Trained {tr.get('epochs')} epochs (median best epoch of the CV folds), seed {tr.get('seed')},
-  Keras {tr.get('keras')}. Artifact format: `artifact.json` + `model.keras` (`ser_lib/artifact.py`).
+- Trained {tr.get('epochs')} epochs on every clip: the whole cosine learning-rate schedule, the
+  model is the last epoch, as in every CV fold (`select.checkpoint: last` in `conf/train.yaml`),
+  seed {tr.get('seed')}, Keras {tr.get('keras')}. Artifact format: `artifact.json` +
+  `model.keras` + `model.tflite` (LiteRT, what the job runs; `ser_lib/artifact.py`).
 
 ## Intended use
 
@@ -124,16 +126,20 @@ are used when their folders are present; they were not available for this model.
 ## Evaluation protocol
 
 - **RAVDESS actor 6-fold cross-validation** (`training/folds.json`): each fold tests on 4
-  actors (2 male, 2 female) never heard in training; early stopping, checkpoint and the
-  calibration temperature use 2 other actors (plus TESS validation words and TurEV-DB
-  speaker 1157); augmented copies never cross from training to test (selection by source
-  clip). Clip level: mean window probability over a clip's speech windows, argmax.
+  actors (2 male, 2 female) never heard in training; 2 other actors, the TESS validation
+  words and TurEV-DB speaker 1157 are held out for validation (logged every epoch; the model
+  is the last epoch). Augmented copies never cross from training to test (selection by
+  source clip). Clip level: mean window probability over a clip's speech windows, argmax.
+- **Calibration**: each fold fits a softmax temperature on its validation windows of unseen
+  speakers (RAVDESS actors, TurEV-DB speaker; not TESS, whose validation words are spoken by
+  its training speakers). The shipped model takes the median over the folds; each fold is
+  scored with the median of the *other* folds' temperatures, so the reported ECE estimates
+  that rule without touching the fold's test actors. ECE: 15 bins over the window
+  `confidence` on the test folds; reliability diagram `reliability.png`.
 - **Telephone condition**: the same test clips through a G.711 channel (8 kHz, 300-3400 Hz,
   8-bit mu-law/A-law).
 - **Leave-one-corpus-out**: trained without TurEV-DB (Turkish, other speakers, much louder
   recordings), tested on all of it; 4 classes (argmax over angry, happy, neutral, sad).
-- **Calibration**: expected calibration error (15 bins) of the window `confidence` on the
-  test folds; reliability diagram `reliability.png`.
 - UA = unweighted average recall (balanced accuracy), WA = accuracy, macro-F1
   (scikit-learn). Reproduce the table: `ser evaluate` (re-scores the fold artifacts in `cv/`).
 
