@@ -119,14 +119,16 @@ def test_readme_cluster_recipe_equals_local_mode(checkout, local_run):
     finally:
         _sh(stop, checkout, 120)  # the recipe's own stop line, again: never leave daemons behind
     assert res.returncode == 0, (res.stdout[-2000:], res.stderr[-4000:])
-    summary = json.loads(res.stdout[res.stdout.index("{"):])
+    cluster_out = checkout / "out" / "demo" / "cluster-results"
+    runs = list((cluster_out / "_runs").glob("*.json"))  # (stdout mixes Spark's log lines under spark-submit)
+    assert len(runs) == 1
+    summary = json.loads(runs[0].read_text())["summary"]
     assert summary["failed"] == 0 and summary["processed"] > 0, summary
     # the executors ran in the standalone worker (their work dirs), not in a local driver
     apps = list((checkout / "out" / "spark" / "work").glob("app-*/*/stderr"))
     assert apps, "no executor ran on the standalone worker"
     assert _port_free(7077), "the master is still running after the recipe's stop line"
 
-    cluster_out = checkout / "out" / "demo" / "cluster-results"
     for table in ("calls", "segments", "episodes"):
         want, got = _table(local_run, table), _table(cluster_out, table)
         assert len(want) > 0
