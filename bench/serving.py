@@ -210,7 +210,10 @@ def main(argv=None) -> int:
     p.add_argument("--wait-idle", type=float, default=0.0, help="wait up to SECONDS for other heavy processes")
     p.add_argument("--out", default=None, help="results file (default bench/results/serving-<date>.json)")
     a = p.parse_args(argv)
+    import bench.run
     from bench.run import heavy_processes, wait_idle
+    # training runs of any recipe count as heavy even while they idle between folds
+    bench.run.HEAVY_PATTERNS = tuple(bench.run.HEAVY_PATTERNS) + ("recipe.py", "training.cv", "training/cv")
 
     heavy_before = wait_idle(a.wait_idle) if a.wait_idle else heavy_processes()
     if heavy_before:
