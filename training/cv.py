@@ -254,8 +254,9 @@ def recalibrate(out: str | os.PathLike, roots: Sequence[str | os.PathLike], *,
     actors, ECE 0.26). The shipped model gets the median over the folds; to estimate *that*
     rule's calibration honestly, fold ``i`` is scored with the median of the *other*
     folds' temperatures, which never saw fold ``i``'s test actors. The LOCO run gets the
-    median of all folds'. Temperature scaling changes no weights and no argmax (so no UA),
-    only the probabilities (post-hoc, Guo et al. 2017).
+    median of all folds'. Temperature scaling changes no weights and no window's argmax, only
+    the probabilities (post-hoc, Guo et al. 2017); a clip's decision averages its windows'
+    probabilities, so a borderline clip can change.
 
     Args:
         refit: fit each fold's temperature again on its validation windows
