@@ -116,15 +116,18 @@ def main(argv=None) -> int:
     t0 = time.time()
     clips = discover([args.corpora]).clips
     fcfg, scfg = FeatureConfig(), SpeechConfig()
-    old = json.loads(Path(args.out).read_text()) if args.only and Path(args.out).is_file() else {}
-    if args.only == "gain":
-        cov = old["coverage_share_of_clips_with_a_speech_window"]
-    else:
+    def merged(part: dict) -> dict:
+        """``part`` over what --out holds now (re-read at write time: the two parts may run at once)."""
+        old = json.loads(Path(args.out).read_text()) if args.only and Path(args.out).is_file() else {}
+        return {**old, **part, "date": f"{dt.date.today():%Y-%m-%d}"}
+
+    cov = None
+    if args.only != "gain":
         cov = coverage([c for c in clips if c.corpus in ("ravdess", "tess", "turev")], fcfg, scfg)
     if args.only == "coverage":
-        res = {**old, "coverage_share_of_clips_with_a_speech_window": cov}
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(res, indent=1) + "\n")
+        Path(args.out).write_text(json.dumps(merged({"coverage_share_of_clips_with_a_speech_window": cov}),
+                                             indent=1) + "\n")
         print(json.dumps(cov, indent=1))
         return 0
     folds = load_folds(FOLDS_PATH)
@@ -138,14 +141,15 @@ def main(argv=None) -> int:
             calls.append((build_call([c for c in test if c.speaker == actor], rng), pred))
     with tempfile.TemporaryDirectory() as tmp:
         inv = gain_invariance(calls, cfg, Path(tmp))
-    res = {"date": f"{dt.date.today():%Y-%m-%d}", "command": "python -m bench.robustness " + " ".join(argv or []),
-           "coverage_share_of_clips_with_a_speech_window": cov,
-           "gain_invariance": {"calls": len(calls), "minutes_each": 3.0, "per_gain_db": inv},
-           "wall_s": round(time.time() - t0, 1)}
+    part = {"command": "python -m bench.robustness", "gain_invariance": {"calls": len(calls), "minutes_each": 3.0,
+                                                                        "per_gain_db": inv},
+            "wall_s": round(time.time() - t0, 1)}
+    if cov is not None:
+        part["coverage_share_of_clips_with_a_speech_window"] = cov
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(res, indent=1) + "\n")
+    Path(args.out).write_text(json.dumps(merged(part), indent=1) + "\n")
     print("clips with a speech window (share):")
-    for corpus, d in cov.items():
+    for corpus, d in (cov or {}).items():
         print(f"  {corpus:8s} n={d['clips']:5d}  0 dB {d['0']:.4f}  -20 dB {d['-20']:.4f}  -30 dB {d['-30']:.4f}")
     print(f"windows changed vs 0 dB ({len(calls)} calls of 3 min, fold models on their test actors):")
     for g, d in inv.items():

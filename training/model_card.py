@@ -36,11 +36,15 @@ def results_table(meta: dict, cv_record: dict) -> str:
 def _robustness_lines(rob: dict | None) -> str:
     if not rob:
         return "(not measured: run `python -m bench.robustness`)"
-    cov = rob["coverage_share_of_clips_with_a_speech_window"]
-    lines = ["| corpus | clips | with a speech window | at -20 dB | at -30 dB |", "|---|---|---|---|---|"]
+    cov = rob.get("coverage_share_of_clips_with_a_speech_window", {})
+    lines = ["Share of clips that get at least one speech (scored) window, at the clip's own level and "
+             "scaled down:", "",
+             "| corpus | clips | with a speech window | at -20 dB | at -30 dB |", "|---|---|---|---|---|"]
     for corpus, d in cov.items():
         lines.append(f"| {corpus} | {d['clips']} | {d['0']:.2%} | {d['-20']:.2%} | {d['-30']:.2%} |")
-    inv = rob["gain_invariance"]
+    inv = rob.get("gain_invariance")
+    if not inv:
+        return "\n".join(lines)
     lines += ["", f"Windows whose speech flag or emotion changes when the recording is scaled "
                   f"({inv['calls']} call-like recordings of {inv['minutes_each']:.0f} min, "
                   "one per CV fold, scored by that fold's model):", "",
