@@ -190,6 +190,19 @@ def _select(ws: WindowSet, sources: np.ndarray, keep_paths: set, clean_only: boo
     return mask
 
 
+def _run_test_windows(clips: Sequence[Clip], folds: dict, run: int | str, conf: dict, fcfg: FeatureConfig,
+                      scfg: SpeechConfig, kw: dict) -> tuple[WindowSet, WindowSet | None]:
+    """The test windows of one run (clean, and telephone-degraded for a fold; ``None`` for the
+    leave-one-corpus-out run, whose corpus has no telephone condition), extracted as the
+    single-split pipeline extracts its test sets (:func:`training.train._test_windows`)."""
+    from .train import _test_windows
+
+    test = [c for c in clips if assign(c, folds, run) == "test"]
+    if run == "loco":
+        return build_windows(test, fcfg, scfg, float(conf["hop_s"]), desc="loco-test", **kw), None
+    return _test_windows(test, conf, fcfg, scfg, **kw)
+
+
 # --------------------------------------------------------------------------- scoring
 
 def subset_scores(ws: WindowSet, probs: np.ndarray, classes: Sequence[str]) -> dict:
@@ -304,11 +317,7 @@ def recalibrate(out: str | os.PathLike, roots: Sequence[str | os.PathLike], *,
                                             "median of the CV folds' temperatures")
         (d / "artifact.json").write_text(json.dumps(meta, indent=2) + "\n")
         pred = Predictor.from_path(d, expected=fcfg)
-        test = [c for c in found.clips if assign(c, folds, run) == "test"]
-        test_ws = build_windows(test, fcfg, scfg, hop, desc=f"fold{run}-test" if run != "loco" else "loco-test", **kw)
-        tel = (build_windows(test, fcfg, scfg, hop, ["telephone"], seed=int(conf["telephone_test_seed"]),
-                             desc=f"fold{run}-telephone", **kw) if run != "loco" else None)
-        scores = score_run(pred, test_ws, tel)
+        scores = score_run(pred, *_run_test_windows(found.clips, folds, run, conf, fcfg, scfg, kw))
         echo(f"[{run}] T={t:.3f} " + _line(scores))
         if run == "loco":
             record["loco"].update(temperature=t, turev_4class=scores["four_class"]["turev"],
@@ -606,24 +615,19 @@ def evaluate_cv(artifact_dir: str | os.PathLike, roots: Sequence[str | os.PathLi
     if not found.clips:
         raise ValueError(f"no corpus clips found under {', '.join(map(str, roots))}")
     kw = dict(cache_dir=CACHE_DIR if cache else None, processes=processes, progress=progress)
-    hop = float(conf["hop_s"])
     recs = []
     for i in range(len(folds["ravdess"]["test"])):
         fold_dir = d / "cv" / f"fold-{i}"
         if not (fold_dir / "artifact.json").is_file():
             raise FileNotFoundError(f"{fold_dir} holds no fold artifact")
         pred = Predictor.from_path(fold_dir, expected=fcfg)
-        test = [c for c in found.clips if assign(c, folds, i) == "test"]
-        ws = build_windows(test, fcfg, scfg, hop, desc=f"fold{i}-test", **kw)
-        tel = build_windows(test, fcfg, scfg, hop, ["telephone"], seed=int(conf["telephone_test_seed"]),
-                            desc=f"fold{i}-telephone", **kw)
-        recs.append({"run": i, "scores": score_run(pred, ws, tel)})
+        recs.append({"run": i, "scores": score_run(pred, *_run_test_windows(found.clips, folds, i, conf, fcfg,
+                                                                            scfg, kw))})
         echo(f"[{i}] " + _line(recs[-1]["scores"]))
     loco = None
     if (d / "cv" / "loco" / "artifact.json").is_file():
-        test = [c for c in found.clips if assign(c, folds, "loco") == "test"]
-        if test:
+        if any(assign(c, folds, "loco") == "test" for c in found.clips):
             pred = Predictor.from_path(d / "cv" / "loco", expected=fcfg)
-            ws = build_windows(test, fcfg, scfg, hop, desc="loco-test", **kw)
-            loco = score_run(pred, ws, None)["four_class"][folds["loco"]["test_corpus"]]
+            loco = score_run(pred, *_run_test_windows(found.clips, folds, "loco", conf, fcfg, scfg, kw)
+                             )["four_class"][folds["loco"]["test_corpus"]]
     return {"table": cv_table(recs), "loco": loco}
