@@ -8,10 +8,13 @@ real corpora (``$SER_CORPORA`` or ``../shared/corpora``):
    level and scaled by -20 dB and -30 dB.
 2. **Gain invariance**: call-like mono recordings (3 minutes: episodes of 2-4 clips of one
    emotion by one RAVDESS actor, separated by 0.4-1.5 s pauses of -70 dBFS line noise,
-   peak-normalised to -21 dBFS so that +20 dB does not clip) written as 16-bit WAV at
-   gains -30, -20, -10, +10, +20 dB and scored through the job's own path
+   peak-normalised to -21 dBFS so that +20 dB does not clip) written as WAV at gains -30,
+   -20, -10, +10, +20 dB and scored through the job's own path
    (:func:`ser_lib.scoring.score_recording`); the share of windows whose speech flag or
-   emotion differs from the 0 dB recording. Each call is built from the test actors of one
+   emotion differs from the 0 dB recording. Twice: as 24-bit WAV (the gain alone: the
+   quantisation noise stays 140 dB down) and as 16-bit WAV (the gain plus the file's fixed
+   quantisation noise at -101 dBFS, which at -30 dB lies about 20 dB under the speech of
+   these calls: a noise condition as much as a level one). Each call is built from the test actors of one
    cross-validation fold and scored with that fold's model (``<model>/cv/fold-<i>``), so
    the speakers are ones the model never heard.
 
@@ -31,6 +34,7 @@ import numpy as np
 import soundfile as sf
 
 GAINS_DB = (-30, -20, -10, 10, 20)
+FORMATS = ("PCM_24", "PCM_16")
 
 
 def coverage(clips, fcfg, scfg, gains=(0, -20, -30)) -> dict:
@@ -74,15 +78,17 @@ def build_call(clips, rng: random.Random, sr: int = 16000, minutes: float = 3.0)
     return (y / np.abs(y).max() * 10 ** (-21 / 20)).astype(np.float32)
 
 
-def gain_invariance(calls: list[tuple[np.ndarray, object]], cfg, tmp: Path, gains=GAINS_DB) -> dict:
-    """Share of windows whose speech flag or emotion changes with the gain, per gain."""
+def gain_invariance(calls: list[tuple[np.ndarray, object]], cfg, tmp: Path, gains=GAINS_DB,
+                    subtype: str = "PCM_24") -> dict:
+    """Share of windows whose speech flag or emotion changes with the gain, per gain, the
+    recordings written as WAV of ``subtype`` (soundfile's name)."""
     from ser_lib.scoring import score_recording
 
     changed = {g: [0, 0, 0] for g in gains}  # flag changes, emotion changes, windows
     for k, (y, pred) in enumerate(calls):
         def score(gain):
             path = tmp / f"call{k}_{gain}.wav"
-            sf.write(path, np.clip(y * 10 ** (gain / 20), -1, 1), 16000, subtype="PCM_16")
+            sf.write(path, np.clip(y * 10 ** (gain / 20), -1, 1), 16000, subtype=subtype)
             ch = score_recording(str(path), pred, pred.meta.feature_config, cfg.hop_s, cfg.speech,
                                  cfg.channel_names, cfg.chunk_s).channels[0]
             return ch.speech, ch.emotion
@@ -140,9 +146,9 @@ def main(argv=None) -> int:
         for actor in rng.sample(sorted({c.speaker for c in test}), args.calls_per_fold):
             calls.append((build_call([c for c in test if c.speaker == actor], rng), pred))
     with tempfile.TemporaryDirectory() as tmp:
-        inv = gain_invariance(calls, cfg, Path(tmp))
+        per_format = {st: gain_invariance(calls, cfg, Path(tmp), subtype=st) for st in FORMATS}
     part = {"command": "python -m bench.robustness", "gain_invariance": {"calls": len(calls), "minutes_each": 3.0,
-                                                                        "per_gain_db": inv},
+                                                                        "per_format": per_format},
             "wall_s": round(time.time() - t0, 1)}
     if cov is not None:
         part["coverage_share_of_clips_with_a_speech_window"] = cov
@@ -152,8 +158,9 @@ def main(argv=None) -> int:
     for corpus, d in (cov or {}).items():
         print(f"  {corpus:8s} n={d['clips']:5d}  0 dB {d['0']:.4f}  -20 dB {d['-20']:.4f}  -30 dB {d['-30']:.4f}")
     print(f"windows changed vs 0 dB ({len(calls)} calls of 3 min, fold models on their test actors):")
-    for g, d in inv.items():
-        print(f"  {int(g):+3d} dB: flag {d['flag_changed']:.4f}  emotion {d['emotion_changed']:.4f}  "
+    for (st, inv), g in ((x, g) for x in per_format.items() for g in x[1]):
+        d = inv[g]
+        print(f"  {st} {int(g):+3d} dB: flag {d['flag_changed']:.4f}  emotion {d['emotion_changed']:.4f}  "
               f"either {d['either_changed']:.4f}  (n={d['windows']})")
     print(f"written to {args.out}")
     return 0

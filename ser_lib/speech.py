@@ -12,7 +12,8 @@ handset, the line and the recorder's gain, not on the caller):
 2. A frame is **active** when its level is at least ``margin_db`` above that floor and
    above the absolute ``floor_db`` (digital silence, dither and 16-bit quantisation
    noise sit at -95 to -100 dBFS; the quietest speech the product must find, peaks
-   at -60 dBFS, has frames at -70 to -80 dBFS).
+   at -60 dBFS, has frames at -70 to -80 dBFS). The floor moves with the source's
+   resolution: 48 dB lower for 24-bit and float files (:meth:`SpeechConfig.for_subtype`).
 3. **Spectral change**: the median, over pairs of active frames, of the mean absolute
    change of the log-mel bands (each frame relative to its strongest band, floored
    ``flux_range_db`` below it), for frames 10 ms and 40 ms apart. Speech changes its
@@ -28,7 +29,8 @@ Steady signals -- silence, low noise, hum, a continuous line tone -- never rise
 ``margin_db`` above their own floor, so they are not speech whatever their level;
 cadenced tones rise and fall but keep their spectrum. Because only step 2's
 absolute floor depends on the level, scaling a recording by any gain leaves the
-flags unchanged as long as its speech frames stay above ``floor_db``.
+flags unchanged as long as its speech frames stay above ``floor_db`` -- in a 16-bit
+file, i.e. above its quantisation noise.
 Limitation: music on hold changes its spectrum too and counts as speech.
 
 Training keeps only the windows this rule flags (plus one fallback window per
@@ -37,7 +39,7 @@ job would not score.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -46,6 +48,9 @@ from .features import row_percentile
 
 RMS_DB_COLUMN = 1  # position of rms_db in the feature vector (see ser_lib.features)
 MEL_OFFSET = 34    # first log-mel column: zcr, rms_db, 20 MFCC, 12 chroma (see ser_lib.features)
+# SpeechConfig.floor_db shift by encoding (6.02 dB per bit of resolution over 16-bit PCM)
+_FLOOR_SHIFT_DB = {"PCM_24": -48.0, "PCM_32": -48.0, "FLOAT": -48.0, "DOUBLE": -48.0,
+                   "PCM_U8": 48.0, "PCM_S8": 48.0}
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,8 @@ class SpeechConfig:
 
     Attributes:
         floor_db: absolute frame level below which nothing is active, dBFS (RMS of the
-            frame, ``20 log10``).
+            frame, ``20 log10``), for 16-bit sources; :meth:`for_subtype` moves it with
+            the source's resolution.
         margin_db: a frame is active this many dB above the window's noise floor.
         noise_percentile: percentile of the window's frame levels taken as its noise floor.
         min_active_ratio: fraction of active frames for a window to be speech (0.1 of a
@@ -91,6 +97,20 @@ class SpeechConfig:
         if min(self.min_change_10ms_db, self.min_change_40ms_db) < 0 or self.flux_range_db <= 0 \
                 or self.flux_stride < 1:
             raise ConfigError("speech.min_change_*_db must be >= 0, flux_range_db > 0 and flux_stride >= 1")
+
+    def for_subtype(self, subtype: str | None) -> "SpeechConfig":
+        """These settings for a source encoded as ``subtype`` (soundfile's name, e.g. ``PCM_16``).
+
+        ``floor_db`` is meant for 16-bit sources (their quantisation noise sits at about
+        -101 dBFS). Sources with 8 more bits (``PCM_24``, ``PCM_32``, ``FLOAT``,
+        ``DOUBLE``) get a floor 48 dB lower (6.02 dB per bit), 8-bit PCM one 48 dB
+        higher; every other encoding (16-bit PCM, G.711 mu-law/A-law, MP3, Vorbis,
+        Opus, unknown) keeps ``floor_db``. Without this, a 24-bit or float recording
+        30 dB quieter than usual lost the speech flag of 22 % of its windows to a floor
+        meant for 16-bit noise.
+        """
+        shift = _FLOOR_SHIFT_DB.get((subtype or "").upper(), 0.0)
+        return self if shift == 0 else replace(self, floor_db=self.floor_db + shift)
 
     def to_dict(self) -> dict:
         return asdict(self)

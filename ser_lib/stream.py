@@ -130,13 +130,15 @@ class StreamAnalyzer:
         out = []
         for name, st, (feats, starts) in zip(names, states, results):
             start_s, end_s = st.grid.bounds_s(st.total, starts)
-            out.append(ChannelWindows(name, feats, start_s, end_s, is_speech(feats, self.speech_cfg)))
+            out.append(ChannelWindows(name, feats, start_s, end_s, is_speech(feats, self._speech)))
         return out
 
     def __iter__(self) -> Iterator[list[ChannelWindows]]:
         t = self.timings
         with AudioReader(self.source) as reader:
             sr_in, n_ch = reader.info.sample_rate, reader.info.n_channels
+            # the absolute floor of the speech rule follows the source's resolution
+            self._speech = self.speech_cfg.for_subtype(reader.info.subtype)
             names = self.channel_names(n_ch)
             states = [_Channel(self.fcfg, self.hop_s) for _ in range(n_ch)]
             rs = None if sr_in == self.fcfg.sample_rate else soxr.ResampleStream(

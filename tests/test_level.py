@@ -77,3 +77,32 @@ def test_predictor_probabilities_do_not_depend_on_gain(tiny_artifact, channel):
     ref, _ = window_features(channel, CFG, 1.0)
     quiet, _ = window_features((channel * 10 ** (-25 / 20)).astype(np.float32), CFG, 1.0)
     np.testing.assert_allclose(pred.predict(quiet), pred.predict(ref), atol=1e-3)
+
+
+def _quiet_call(rng):
+    """Speech between pauses of low line noise, peak -21 dBFS: at -30 dB its pauses and quiet
+    bands fall far below -100 dB, where librosa's default log floor (amin=1e-10) would cut them."""
+    parts = []
+    for _ in range(5):
+        parts += [speech_like(rng.uniform(1.0, 2.5), SR, rng), silence(rng.uniform(0.5, 1.5), SR, rng, level_db=-75)]
+    y = np.concatenate(parts)
+    return (y / np.abs(y).max() * 10 ** (-21 / 20)).astype(np.float32)
+
+
+@pytest.mark.parametrize("gain_db", [-30, -20, 20])
+def test_quiet_recordings_are_level_invariant_too(gain_db):
+    y = _quiet_call(np.random.default_rng(12))
+    ref, _ = window_features(y, CFG, 1.0)
+    got, _ = window_features((y * 10 ** (gain_db / 20)).astype(np.float32), CFG, 1.0)
+    np.testing.assert_allclose(level_normalize(got, CFG), level_normalize(ref, CFG), atol=2e-3 * abs(gain_db))
+
+
+def test_quiet_recordings_would_change_with_librosas_default_log_floor(monkeypatch):
+    """The test above can fail: with power_to_db's default amin (-100 dB) the -30 dB copy differs."""
+    import ser_lib.features as features
+    monkeypatch.setattr(features, "_AMIN", 1e-10)
+    monkeypatch.setattr(features, "_RMS_FLOOR", np.sqrt(1e-10))
+    y = _quiet_call(np.random.default_rng(12))
+    ref, _ = window_features(y, CFG, 1.0)
+    got, _ = window_features((y * 10 ** (-30 / 20)).astype(np.float32), CFG, 1.0)
+    assert np.abs(level_normalize(got, CFG) - level_normalize(ref, CFG)).max() > 1.0

@@ -130,3 +130,48 @@ def test_config_is_validated_and_rejects_the_old_absolute_threshold():
     with pytest.raises(ConfigError):
         SpeechConfig.from_dict({"threshold_db": -45.0, "min_active_ratio": 0.25})
     assert SpeechConfig.from_dict(SpeechConfig().to_dict()) == SpeechConfig()
+
+
+def test_the_absolute_floor_follows_the_source_resolution():
+    cfg = SpeechConfig()
+    assert cfg.for_subtype("PCM_16") == cfg and cfg.for_subtype("ULAW") == cfg and cfg.for_subtype(None) == cfg
+    for subtype in ("PCM_24", "PCM_32", "FLOAT", "DOUBLE", "float"):
+        assert cfg.for_subtype(subtype).floor_db == cfg.floor_db - 48
+    assert cfg.for_subtype("PCM_U8").floor_db == cfg.floor_db + 48
+
+
+def _file_flags(tmp_path, y, subtype, name):
+    import soundfile as sf
+
+    from ser_lib.stream import StreamAnalyzer
+    path = tmp_path / f"{name}.wav"
+    sf.write(path, y, SR, subtype=subtype)
+    sa = StreamAnalyzer(str(path), CFG, 1.0, SpeechConfig(), lambda n: [f"ch{i}" for i in range(n)])
+    return np.concatenate([ch.speech for chunk in sa for ch in chunk])
+
+
+@pytest.mark.parametrize("subtype", ["PCM_24", "FLOAT"])
+def test_a_quiet_24_bit_or_float_file_keeps_its_flags_30_db_down(tmp_path, subtype):
+    """Speech 30 dB below a -21 dBFS peak (frames near -100 dBFS) is still above a 24-bit
+    file's quantisation noise: its flags must not change (a 16-bit floor lost 22 % of them)."""
+    rng = np.random.default_rng(8)
+    parts = []
+    for _ in range(10):
+        parts += [speech_like(rng.uniform(1, 3), SR, rng), silence(rng.uniform(2.5, 4), SR, rng, level_db=-75)]
+    y = _peak_normalize(np.concatenate(parts), -21)
+    ref = _file_flags(tmp_path, y, subtype, "ref")
+    assert 0.3 < ref.mean() < 1.0
+    quiet = _file_flags(tmp_path, (y * 10 ** (-30 / 20)).astype(np.float32), subtype, "quiet")
+    assert np.mean(quiet != ref) <= 0.05, np.mean(quiet != ref)
+    if subtype == "FLOAT":  # ... and it is the floor that matters: the 16-bit floor loses windows
+        sixteen = is_speech(window_features((y * 10 ** (-30 / 20)).astype(np.float32), CFG, 1.0)[0], SpeechConfig())
+        assert np.mean(sixteen != ref) > np.mean(quiet != ref)
+
+
+@pytest.mark.parametrize("kind", ["digital_silence", "dither", "low_noise"])
+def test_float_files_of_silence_or_low_noise_are_not_speech(tmp_path, kind):
+    rng = np.random.default_rng(9)
+    n = 8 * SR
+    y = {"digital_silence": np.zeros(n), "dither": rng.uniform(-1, 1, n) / 32768,
+         "low_noise": rng.standard_normal(n) * 10 ** (-110 / 20)}[kind].astype(np.float32)
+    assert not _file_flags(tmp_path, y, "FLOAT", kind).any()

@@ -48,10 +48,15 @@ def _robustness_lines(rob: dict | None) -> str:
     lines += ["", f"Windows whose speech flag or emotion changes when the recording is scaled "
                   f"({inv['calls']} call-like recordings of {inv['minutes_each']:.0f} min, "
                   "one per CV fold, scored by that fold's model):", "",
-              "| gain | flag changed | emotion changed | either |", "|---|---|---|---|"]
-    for g, d in inv["per_gain_db"].items():
-        lines.append(f"| {int(g):+d} dB | {d['flag_changed']:.2%} | {d['emotion_changed']:.2%} "
-                     f"| {d['either_changed']:.2%} |")
+              "| file | gain | flag changed | emotion changed | either |", "|---|---|---|---|---|"]
+    for subtype, per_gain in inv["per_format"].items():
+        bits = subtype.split("_")[-1] + "-bit WAV" if subtype.startswith("PCM_") else subtype
+        for g, d in per_gain.items():
+            lines.append(f"| {bits} | {int(g):+d} dB | {d['flag_changed']:.2%} | {d['emotion_changed']:.2%} "
+                         f"| {d['either_changed']:.2%} |")
+    lines += ["", "A 16-bit file's quantisation noise stays at -101 dBFS whatever the gain: scaled 30 dB "
+                  "down, these calls' speech lies only about 20 dB above it, so the 16-bit rows measure "
+                  "robustness to that noise as much as to the level."]
     return "\n".join(lines)
 
 
