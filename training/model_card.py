@@ -174,8 +174,11 @@ TurEV-DB never trained on: 4-class UA **{loco.get('ua', float('nan')):.3f}** (ch
   arousal) are the most confused pairs (`confusion.png`).
 - **Music on hold, TV, background talk**: the speech detector rejects silence, noise, hum
   and line tones, not music or other voices: those windows get an emotion.
-- **Very quiet recordings**: level invariance holds while a window's speech level is above
-  -60 dBFS; below that the 16-bit noise floor shows through.
+- **Very quiet 16-bit recordings**: the output does not depend on the gain as such (24-bit
+  rows above), but a 16-bit file's quantisation noise is fixed at -101 dBFS: when speech
+  sits within about 40 dB of it (speech level under -60 dBFS) the model hears that noise
+  and the emotions and flags drift (16-bit rows above). Record quiet lines in 24-bit or
+  raise the recorder's gain.
 - **Overlapping speakers** on one channel are scored as one voice.
 
 ## How to reproduce
