@@ -242,3 +242,29 @@ def test_tiny_recipe_writes_fold_artifacts_and_evaluate_reproduces_its_table(tmp
     assert [f["ua"] for f in rec2["cv"]["table"]["folds"]] == pytest.approx([f["ua"] for f in table["folds"]])
     rec3 = cv.recalibrate(out, [roots], refit=True, **kw)
     assert [r["temperature_fitted"] for r in rec3["cv"]["runs"]] == pytest.approx(fitted, rel=1e-3)
+
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED = REPO / "models" / "ser-cnn"
+
+
+def test_readme_model_card_and_artifact_agree():
+    """The README's CV results block and the model card are rendered from the shipped
+    artifact's own records (training/model_card.py); this keeps the three in agreement."""
+    import re
+
+    from training.model_card import render, results_table
+
+    meta = json.loads((SHIPPED / "artifact.json").read_text())
+    record = json.loads((SHIPPED / "cv.json").read_text())
+    table = results_table(meta, record)
+    readme = (REPO / "README.md").read_text()
+    block = re.search(r"<!-- cv-results:begin -->\n(.*?)\n<!-- cv-results:end -->", readme, flags=re.S)
+    assert block, "README has no cv-results block"
+    assert table in block.group(1)
+    assert (SHIPPED / "README.md").read_text() == render(SHIPPED)
+    # the artifact's summary is the mean of cv.json's folds
+    assert meta["metrics"]["cv"]["mean"]["ua"] == pytest.approx(record["cv"]["table"]["mean"]["ua"])
+    assert [f["ua"] for f in meta["metrics"]["cv"]["folds"]] == [f["ua"] for f in record["cv"]["table"]["folds"]]
+    for i in range(len(record["cv"]["table"]["folds"])):
+        assert (SHIPPED / "cv" / f"fold-{i}" / "artifact.json").is_file()
