@@ -36,6 +36,7 @@ from pyspark import SparkConf
 from pyspark.accumulators import AccumulatorParam
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from jobs import manifest, schemas
 from jobs.progress import AnalysisProgress
@@ -48,6 +49,14 @@ log = logging.getLogger("ser.job")
 
 
 # ---------------------------------------------------------------- session
+#: Settings of a local run (``local[*]``) that spark-submit, ``--conf`` or conf/job.yaml did not
+#: set. The driver JVM compiles with C1 only (``-XX:TieredStopAtLevel=1``): a local run's JVM
+#: lives seconds to minutes and does little work of its own (Python workers score), so C2's
+#: slow warm-up never pays back. Measured in bench/README.md ("Cold start").
+LOCAL_SPARK_DEFAULTS = {"spark.ui.enabled": "false",
+                        "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1"}
+
+
 def build_spark(cfg: JobConfig, master: str | None = None) -> SparkSession:
     """Get or create the SparkSession.
 
@@ -77,6 +86,10 @@ def build_spark(cfg: JobConfig, master: str | None = None) -> SparkSession:
         if not conf.contains(f"spark.executorEnv.{var}"):
             conf.set(f"spark.executorEnv.{var}", cpus)
     if conf.get("spark.master", "").startswith("local"):
+        # a local run is one short-lived JVM: nobody browses its UI, and its start-up
+        # (class loading, JIT) is most of a small run's wall time (bench/README.md, cold start)
+        for k, v in LOCAL_SPARK_DEFAULTS.items():
+            conf.setIfMissing(k, v)
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
         for var in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS"):
@@ -152,7 +165,10 @@ def list_recordings(input_path: str, extensions) -> list[tuple[str, int, dt.date
             if i.regular and not i.hidden and i.path.lower().endswith(exts)]
 
 
-_TASK_SCHEMA = "task_kind string, source_path string, size_bytes long, modified_us long, prior string"
+# a StructType, not a DDL string: parsing DDL costs a JVM round trip of ~0.7 s on a cold start
+_TASK_SCHEMA = T.StructType([T.StructField("task_kind", T.StringType()), T.StructField("source_path", T.StringType()),
+                             T.StructField("size_bytes", T.LongType()), T.StructField("modified_us", T.LongType()),
+                             T.StructField("prior", T.StringType())])
 
 
 def _us(t) -> int | None:
