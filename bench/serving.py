@@ -6,6 +6,8 @@
 Reports (and writes to ``bench/results/serving-<date>.json``):
 
 * ``ser predict`` on a 5 s recording: wall of the command, fresh process (median of 3);
+* the Spark floor (:mod:`bench.spark_floor`): a cold local session as the job builds it, the
+  smallest query of the job's shape and a Parquet write -- what any Spark run pays here;
 * ``ser analyze`` on one 5 s recording, cold: wall of the command, JVM start included;
 * ``ser analyze`` on an hour of audio (6 x 10 min stereo 8 kHz mu-law calls), cold;
 * marginal throughput: (3600 s - 5 s) / (wall of the hour - wall of the 5 s run): the
@@ -188,6 +190,11 @@ def table(res: dict) -> str:
              f"| `ser analyze` on one 5 s file, cold, wall | {m['analyze_5s_cold_wall_s']} s | <= 10 s |",
              f"| an hour of audio (6 x 10 min), cold, wall | {m['analyze_hour_cold_wall_s']} s | <= 12 s |",
              f"| marginal throughput (fixed costs cancelled) | {m['marginal_x_realtime']}x realtime | >= 2,300x |"]
+    if "spark_floor" in res:
+        f = res["spark_floor"]
+        lines.insert(4, f"| Spark floor: session + one trivial Python query + Parquet write, cold (median of 3) | "
+                        f"{f['total_s']} s (session {f['session_s']}, first query {f['first_query_s']}, "
+                        f"write {f['parquet_write_s']}) | |")
     if "install" in res:
         i = res["install"]
         lines.append(f"| serving install (site-packages) | {i['site_packages_mb']} MB, TensorFlow: "
@@ -230,6 +237,14 @@ def main(argv=None) -> int:
     runs = [timed([SER, "predict"] + (["--model", a.model] if a.model else []) + [str(five / "call_5s.wav")])
             for _ in range(3)]
     m["predict_5s_wall_s"] = statistics.median(r["wall_s"] for r in runs)
+    log("Spark floor (bench.spark_floor) x3")
+    floors = []
+    for _ in range(3):
+        fr = subprocess.run([sys.executable, "-m", "bench.spark_floor"], cwd=REPO, capture_output=True, text=True,
+                            check=True)
+        floors.append(json.loads(fr.stdout.strip().splitlines()[-1]))
+    res["spark_floor"] = sorted(floors, key=lambda f: f["total_s"])[1]  # the median run
+    m["spark_floor_s"] = res["spark_floor"]["total_s"]
     log("ser analyze, 5 s, cold")
     r5 = analyze(five, a.model)
     m["analyze_5s_cold_wall_s"] = r5["wall_s"]
