@@ -246,3 +246,11 @@ def test_readme_queries(spark, job_output):
         assert set(re.findall(r"\bshare_(\w+)", negative_sql)) == NEGATIVE_EMOTIONS
     failed = duck_results[4]
     assert sorted(Path(p).name for p in failed["source_path"]) == ["corrupt.wav", "empty.wav"]
+
+
+def test_a_local_run_compiles_with_c1_only(spark):
+    """LOCAL_SPARK_DEFAULTS reach the driver JVM's command line (build_spark, local master)."""
+    from jobs.analyze_calls import LOCAL_SPARK_DEFAULTS
+
+    args = list(spark._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())
+    assert LOCAL_SPARK_DEFAULTS["spark.driver.extraJavaOptions"] in args, args
