@@ -6,7 +6,7 @@ Builds (once; reused while ``--calls``/``--runs``/``--seed`` match) a results ro
 job's layout and schema without audio: ``--templates`` synthetic calls (stereo agent /
 customer, some mono, 2 % failed; 60-600 s; per window an emotion or no speech, in runs)
 are scored into segments and summarised with the job's own code
-(:func:`ser_lib.timeline.summarize_call`, :func:`jobs.analyze_calls.calls_table`), then
+(:func:`ser_lib.timeline.summarize_call`, :func:`jobs.call_tables.calls_table`), then
 replicated under new call ids and paths into ``--runs`` nightly runs of ``calls/``,
 ``segments/`` and ``errors/``, each committed with :mod:`jobs.commit` like a real run.
 
@@ -91,9 +91,9 @@ def build(out: Path, n_calls: int, n_runs: int, n_templates: int, seed: int) -> 
     from pyspark.sql.pandas.types import to_arrow_schema
 
     from jobs import manifest, schemas
-    from jobs.analyze_calls import calls_table
+    from jobs.call_tables import calls_table
     from jobs.commit import TABLES, Store, commit, new_staging, table_dir
-    from ser_lib.analysis import call_id
+    from ser_lib.process import call_id
     rng = np.random.default_rng(seed)
     t0 = time.time()
     templates = template_calls(n_templates, rng)

@@ -82,7 +82,8 @@ def analyze(input_path, output_path, conf_path, model_path, master, run_id, run_
     Exits 0 when every input is ok or skipped, 1 when any input failed (see OUT/errors),
     2 on a configuration error, 75 when another run holds OUT (after --wait).
     """
-    from jobs.analyze_calls import _parse_date, notice_lines, run  # imports Spark only for this command
+    from jobs.analyze_calls import _parse_date, run  # imports Spark only for this command
+    from jobs.run_summary import notice_lines
     from ser_lib.errors import SERError
     try:
         summary = run(input_path, output_path, conf_path, master, model_path, now=_parse_date(run_date),
@@ -190,7 +191,7 @@ def predict(file, conf_path, model_path, as_json):
 
     Exits 1 with the reason on one line when the recording cannot be analysed."""
     from jobs.report import timeline_lines
-    from ser_lib.predict import predict_file
+    from ser_lib.one_recording import predict_file
     summary = predict_file(file, conf_path, model_path)
     if as_json:
         click.echo(json.dumps(summary, indent=2))

@@ -31,6 +31,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ser_lib.archive import archive_kind
+from ser_lib.nulls import is_missing, none_if_missing
+from ser_lib.process import call_id
 
 from .commit import Store, records
 
@@ -213,22 +215,14 @@ def reprocess_matcher(specs):
     return match
 
 
-def _nn(v):
-    return None if _isnull(v) else v
-
-
 def _rec(**kw) -> dict:
     return {c: kw.get(c) for c in COLUMNS}
 
 
 def _usable(prior, run_id) -> bool:
     """A committed ok/skipped record of a recording, whose rows are not in ``run_id``'s partitions."""
-    return (prior is not None and prior["status"] in ("ok", "skipped") and _isnull(prior.get("error"))
-            and not _isnull(prior.get("content_sha256")) and prior.get("output_run_id") != run_id)
-
-
-def _isnull(v) -> bool:
-    return v is None or (isinstance(v, float) and v != v)
+    return (prior is not None and prior["status"] in ("ok", "skipped") and is_missing(prior.get("error"))
+            and not is_missing(prior.get("content_sha256")) and prior.get("output_run_id") != run_id)
 
 
 def _baseline(prior, run_id=None) -> dict | None:
@@ -254,7 +248,6 @@ def plan(inputs: list[Input], state: pd.DataFrame, extensions, archives: bool, r
         A prior record whose rows live in ``run_id``'s own partitions (this run, executed
         again, is about to replace them) is no baseline.
     """
-    from ser_lib.analysis import call_id
     exts = tuple("." + e.lower() for e in extensions)
     force = reprocess_matcher(reprocess)
     by_key = {(r["source_path"], r["key_member"]): r for r in state.to_dict("records")} if len(state) else {}
@@ -290,7 +283,7 @@ def plan(inputs: list[Input], state: pd.DataFrame, extensions, archives: bool, r
         if kind is None:
             if same and not force(inp.path, None, prior):
                 rows.append(_rec(**base, kind="file", call_id=call_id(inp.path), status="skipped",
-                                 content_sha256=prior["content_sha256"], duration_s=_nn(prior.get("duration_s")),
+                                 content_sha256=prior["content_sha256"], duration_s=none_if_missing(prior.get("duration_s")),
                                  output_run_id=prior["output_run_id"], output_run_date=prior["output_run_date"],
                                  model_version=prior["model_version"]))
                 continue
@@ -305,12 +298,65 @@ def plan(inputs: list[Input], state: pd.DataFrame, extensions, archives: bool, r
             rows.append(_rec(**base, kind="archive", status="skipped", output_run_id=prior["output_run_id"],
                              output_run_date=prior["output_run_date"]))
             for m in members:
-                rows.append({**{k: (None if _isnull(m[k]) else m[k]) for k in COLUMNS}, "status": "skipped"})
+                rows.append({**{k: none_if_missing(m[k]) for k in COLUMNS}, "status": "skipped"})
             continue
         priors = {m["key_member"]: _baseline(m, run_id) for m in members if m["key_member"] not in forced}
         tasks.append(dict(task_kind="archive", **{k: base[k] for k in ("source_path", "size_bytes", "modified")},
                           prior=json.dumps({k: v for k, v in priors.items() if v})))
     return rows, tasks
+
+
+def run_records(driver_rows: list[dict], input_rows: list[dict], run_id: str, run_date: str,
+                model_version: str) -> list[dict]:
+    """The run's manifest records, sorted by ``(source_path, member)``.
+
+    Args:
+        driver_rows: the records :func:`plan` decided on the driver.
+        input_rows: the executors' ``row_kind='input'`` rows (:func:`ser_lib.process.process_task`;
+            mtimes as ``modified_us``/``source_modified_us``, skipped inputs' model as
+            ``output_model_version``).
+        run_id, run_date, model_version: what analysed (ok) and failed inputs are recorded under.
+
+    Returns:
+        dicts with the :data:`COLUMNS` keys; missing values (NaN, NA) are None.
+    """
+    out = list(driver_rows)
+    for r in input_rows:
+        rec = {c: r.get(c) for c in COLUMNS}
+        rec["modified"] = _from_us(r.get("modified_us"))
+        rec["source_modified"] = _from_us(r.get("source_modified_us"))
+        if r["status"] in ("ok", "failed"):
+            rec.update(output_run_id=run_id, output_run_date=run_date, model_version=model_version)
+        else:
+            rec["model_version"] = r.get("output_model_version")
+        out.append(rec)
+    out = [{k: none_if_missing(v) for k, v in rec.items()} for rec in out]
+    out.sort(key=lambda r: (r["source_path"], r["member"] or ""))
+    return out
+
+
+def _from_us(us):
+    return None if is_missing(us) else pd.Timestamp(int(us), unit="us", tz="UTC").to_pydatetime()
+
+
+def supersede_targets(facts: list[dict], state: pd.DataFrame, run_id: str) -> dict[tuple[str, str], set[str]]:
+    """Older partitions holding calls this run analysed again (reprocessed, changed or retried).
+
+    Args:
+        facts: this run's records of analysed or failed recordings.
+        state: :func:`read_state` (the latest committed record per input).
+
+    Returns:
+        ``{(output_run_id, output_run_date): {call_id, ...}}`` of other runs whose partitions
+        must be rewritten without those calls, so that every call has rows in one run only.
+    """
+    by_key = {(p["source_path"], p["key_member"]): p for p in state.to_dict("records")} if len(state) else {}
+    targets: dict = {}
+    for r in facts:
+        p = by_key.get((r["source_path"], r["member"] or ""))
+        if p is not None and isinstance(p.get("output_run_id"), str) and p["output_run_id"] != run_id:
+            targets.setdefault((p["output_run_id"], p["output_run_date"]), set()).add(r["call_id"])
+    return targets
 
 
 def to_arrow(records_: list[dict]) -> pa.Table:

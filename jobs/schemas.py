@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from pyspark.sql import types as T
 
+from ser_lib.labels import probability_column
+
+
 def segment_rows(labels: list[str]) -> T.StructType:
     """Rows of the analysis pass: one per window and channel, or one error row per failed
     recording (``status='failed'``, ``error`` set, window columns null)."""
@@ -23,7 +26,18 @@ def segment_rows(labels: list[str]) -> T.StructType:
         T.StructField("emotion", T.StringType(), True),          # null for non-speech
         T.StructField("confidence", T.FloatType(), True),
         T.StructField("emotion_smoothed", T.StringType(), True),  # timeline.smoothing's label; null for non-speech
-    ] + [T.StructField(f"p_{lab}", T.FloatType(), True) for lab in labels])
+    ] + [T.StructField(probability_column(lab), T.FloatType(), True) for lab in labels])
+
+
+#: the ``segments`` table's columns before the probabilities (and ``model_version``, last)
+SEGMENT_COLUMNS = ["call_id", "source_path", "channel", "segment_index", "start_s", "end_s", "is_speech",
+                   "emotion", "confidence", "emotion_smoothed"]
+
+
+def segments_columns(labels: list[str]) -> list[str]:
+    """The ``segments`` table's columns from the analysis rows: :data:`SEGMENT_COLUMNS`,
+    then ``p_<label>`` per label (``model_version`` is added when written)."""
+    return SEGMENT_COLUMNS + [probability_column(lab) for lab in labels]
 
 
 TIMELINE_ENTRY = T.StructType([

@@ -2,11 +2,10 @@
 
 :func:`analyze` decodes the whole recording at once: it is the plain reference that
 :class:`ser_lib.stream.StreamAnalyzer` (what the job and ``ser predict`` run, through
-:mod:`ser_lib.scoring`) is tested against, window for window. :func:`call_id` names calls.
+:mod:`ser_lib.scoring`) is tested against, window for window.
 """
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass
 
@@ -44,13 +43,6 @@ class Recording:
     info: AudioInfo
     duration_s: float
     channels: list[ChannelWindows]
-
-
-def call_id(source_path: str, member: str | None = None) -> str:
-    """Stable call identifier: the first 16 hex digits of SHA-1 over the source
-    path (and archive member, if any). The same file analysed again gets the same id."""
-    key = source_path if member is None else f"{source_path}!{member}"
-    return hashlib.sha1(key.encode("utf-8")).hexdigest()[:16]
 
 
 def analyze(source: Source, fcfg: FeatureConfig, hop_s: float, speech_cfg: SpeechConfig,

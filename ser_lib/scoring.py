@@ -4,9 +4,10 @@
 (memory bounded by one chunk, whatever the call's length), runs the model on the speech
 windows of each chunk, smooths each channel's labels (:mod:`ser_lib.smoothing`) and returns
 per-channel arrays; :func:`summarize` turns them into the call summary, timeline, call
-measures and episodes. The Spark job's ``mapInArrow`` function and
-``ser_lib.predict`` both build their segment rows from these arrays, so a file gets the
-same segments, emotions and timeline from either.
+measures and episodes. :mod:`ser_lib.process` (the Spark job's rows) and
+:mod:`ser_lib.one_recording` (``ser predict``, web uploads) both build their segment rows
+from these arrays with :func:`ser_lib.process.segment_columns`, so a file gets the same
+segments, emotions and timeline from either.
 """
 from __future__ import annotations
 

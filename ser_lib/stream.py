@@ -22,7 +22,6 @@ equal :func:`ser_lib.analysis.analyze`'s for several lengths and chunk sizes.
 """
 from __future__ import annotations
 
-import os
 import time
 from typing import Iterator
 
@@ -162,14 +161,3 @@ class StreamAnalyzer:
         if any(len(r[1]) for r in results):
             yield self._emit(names, states, results)
 
-
-def file_sha256(path: str | os.PathLike, block: int = 1 << 20) -> str:
-    """sha256 of a local file, read in blocks."""
-    import hashlib
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while True:
-            b = f.read(block)
-            if not b:
-                return h.hexdigest()
-            h.update(b)

@@ -37,9 +37,9 @@ def _one_line_error(res, code: int, *needles: str) -> str:
 @pytest.fixture(scope="module")
 def out_with_a_failed_call(tmp_path_factory, tiny_artifact, conf):
     """A committed OUT holding one ok mono call and one failed call, as the job writes them."""
-    from jobs.analyze_calls import calls_table
-    from ser_lib.analysis import call_id
-    from ser_lib.predict import predict_file
+    from jobs.call_tables import calls_table
+    from ser_lib.process import call_id
+    from ser_lib.one_recording import predict_file
     tmp = tmp_path_factory.mktemp("report")
     wav = write_call(tmp / "in" / "ok.wav", 8000, [[("speech", 3), ("silence", 2)]])
     summary = predict_file(str(wav), conf, str(tiny_artifact))
@@ -130,11 +130,11 @@ def test_predict_on_a_bad_file_is_one_line(tmp_path, tiny_artifact, conf):
 
 
 def test_verbose_prints_the_traceback_and_keeps_the_exit_code(tmp_path, monkeypatch):
-    import ser_lib.predict
+    import ser_lib.one_recording
 
     def boom(*a, **k):
         raise ValueError("boom\nsecond line")
-    monkeypatch.setattr(ser_lib.predict, "predict_file", boom)
+    monkeypatch.setattr(ser_lib.one_recording, "predict_file", boom)
     wav = write_call(tmp_path / "a.wav", 8000, [[("speech", 1)]])
     res = CliRunner().invoke(cli, ["predict", str(wav)])
     _one_line_error(res, 70, "internal error: ValueError: boom second line", "-v")

@@ -245,7 +245,7 @@ def zcr_artifact(tmp_path_factory) -> Path:
 
 
 def test_the_zcr_model_tells_bright_from_calm_speech(zcr_artifact, tmp_path):
-    from ser_lib.predict import predict_file
+    from ser_lib.one_recording import predict_file
     f = write_emotional_call(tmp_path / "x.wav", 8000, [[("calm", 8), ("bright", 8)]])
     seg = pd.DataFrame(predict_file(str(f), model_path=str(zcr_artifact))["segments"])
     assert set(seg.loc[seg["end_s"] <= 7.5, "emotion"]) == {"neutral"}
@@ -350,7 +350,7 @@ def test_timeline_and_measures_follow_the_smoothed_labels(nights):
 
 
 def test_ser_predict_gives_the_jobs_episodes_and_measures(nights, zcr_artifact):
-    from ser_lib.predict import predict_file
+    from ser_lib.one_recording import predict_file
     d, out, _, _, _ = nights
     calls, eps = _read(out, "calls"), _read(out, "episodes")
     for name in ("a.wav", "c.wav"):

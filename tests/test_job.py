@@ -130,7 +130,7 @@ def test_calls_schema_and_timelines(job_output):
 @pytest.mark.parametrize("name", ["stereo_ulaw.wav", "mono16k.wav", "short.wav"])
 def test_ser_predict_gives_the_jobs_segments_and_summary(job_output, calls_dir, tiny_artifact, name):
     """One scoring path: ``ser predict`` (no Spark) and the job agree row for row."""
-    from ser_lib.predict import predict_file
+    from ser_lib.one_recording import predict_file
 
     _, segments, calls, _ = job_output
     call = calls[calls["source_path"].map(lambda p: Path(p).name) == name].iloc[0]

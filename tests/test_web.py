@@ -274,7 +274,7 @@ def test_runs_page_and_api(client, web_out):
 
 # ---------------------------------------------------------------- upload
 def test_upload_json_is_ser_predicts(client, tmp_path, tiny_artifact, conf):
-    from ser_lib.predict import predict_file
+    from ser_lib.one_recording import predict_file
     path = write_call(tmp_path / "u.wav", 8000, [[("speech", 3), ("silence", 2)], [("silence", 2), ("speech", 3)]],
                       subtype="ULAW", seed=7)
     r = client.post("/upload", data={"file": (open(path, "rb"), "u.wav")}, headers={"Accept": "application/json"})
@@ -428,7 +428,7 @@ def test_readme_curl_examples_work(served, web_out, tmp_path, tiny_artifact, con
     """The curl lines of the README's "Browsing results", run as written against ``ser serve``."""
     if not shutil.which("curl"):
         pytest.skip("curl is not installed")
-    from ser_lib.predict import predict_file
+    from ser_lib.one_recording import predict_file
     section = (REPO / "README.md").read_text().split("## Browsing results", 1)[1].split("\n## ", 1)[0]
     lines = [ln.split("  #", 1)[0].strip() for ln in section.splitlines() if ln.startswith("curl ")]
     assert len(lines) == 4, lines

@@ -23,7 +23,7 @@ from jobs.commit import Store, records, table_dir
 from ser_lib.errors import SERError
 from ser_lib.labels import NEGATIVE_EMOTIONS
 
-#: call ids are 16 hex digits (:func:`ser_lib.analysis.call_id`); anything else is not looked up
+#: call ids are 16 hex digits (:func:`ser_lib.process.call_id`); anything else is not looked up
 CALL_ID = re.compile(r"^[0-9a-f]{16}$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 

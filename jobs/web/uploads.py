@@ -2,7 +2,7 @@
 
 An upload is written to a file under the app's temporary directory (never under a name
 it brings), checked by content (libsndfile must recognise it as audio; extensions are
-not trusted), scored by :func:`ser_lib.predict.predict_source` and deleted when the answer
+not trusted), scored by :func:`ser_lib.one_recording.predict_source` and deleted when the answer
 is ready, unless a keep directory was configured. At most ``max_concurrent`` uploads are
 scored at a time; more get :class:`Busy` at once instead of queueing behind long calls.
 """
@@ -64,8 +64,8 @@ class Scorer:
     def predictor(self):
         with self._load_lock:
             if self._predictor is None:
-                from ser_lib.inference import Predictor  # TensorFlow: imported on the first upload only
-                self._predictor = Predictor.from_path(self.model_path)
+                from ser_lib.one_recording import load_predictor  # the model runtime: on the first upload only
+                self._predictor = load_predictor(self.cfg, self.model_path)
             return self._predictor
 
     def score(self, stream, filename: str | None = None) -> dict:
@@ -76,7 +76,7 @@ class Scorer:
             filename: the name the client gave (only reported back, never used as a path).
 
         Returns:
-            ``ser predict --json``'s dict (:func:`ser_lib.predict.predict_file`).
+            ``ser predict --json``'s dict (:func:`ser_lib.one_recording.predict_file`).
 
         Raises:
             Busy: ``max_concurrent`` uploads are being scored.
@@ -89,7 +89,7 @@ class Scorer:
             with open(path, "wb") as f:
                 shutil.copyfileobj(stream, f, 1 << 20)
             self._check(path, filename)
-            from ser_lib.predict import predict_source
+            from ser_lib.one_recording import predict_source
             try:
                 return predict_source(path, self.cfg, self.predictor())
             except SERError as err:

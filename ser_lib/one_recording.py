@@ -1,11 +1,31 @@
-"""Analyse one recording without Spark (``ser predict``): the job's scoring and timeline code."""
+"""One recording analysed without Spark: ``ser predict`` and the web upload page.
+
+The same steps as the job's (:mod:`ser_lib.process`): the window-length check, the model's
+batch size, :func:`ser_lib.scoring.score_recording`, the segment-row builder
+:func:`ser_lib.process.segment_columns` and the call summary, so a file gets the same
+segments, emotions and timeline from either.
+"""
 from __future__ import annotations
 
 from ser_lib import artifact as art
 from ser_lib.audio import Source
 from ser_lib.config import JobConfig
+from ser_lib.process import check_model, segment_columns, segment_records
 from ser_lib.inference import Predictor
 from ser_lib.scoring import score_recording, summarize
+
+
+def load_predictor(cfg: JobConfig, model_path: str | None = None) -> Predictor:
+    """The model for ``cfg``: ``model_path``, else ``model.path``, else the shipped artifact,
+    checked against ``cfg``'s windows (:func:`ser_lib.process.check_model`), scoring
+    ``model.batch_size`` windows per call.
+
+    Raises:
+        ArtifactError, ConfigError: unreadable or incompatible model.
+    """
+    bundle = art.read_bytes(model_path or cfg.model_path or art.DEFAULT_ARTIFACT)
+    check_model(cfg, art.ArtifactMeta.from_json(bundle.meta_json))
+    return Predictor(bundle, None, cfg.batch_size)
 
 
 def predict_file(path: str, conf_path: str | None = None, model_path: str | None = None) -> dict:
@@ -25,29 +45,20 @@ def predict_file(path: str, conf_path: str | None = None, model_path: str | None
         AudioError, ArtifactError, ConfigError.
     """
     cfg = JobConfig.load(conf_path)
-    predictor = Predictor.from_path(model_path or cfg.model_path or art.DEFAULT_ARTIFACT)
-    return predict_source(path, cfg, predictor)
+    return predict_source(path, cfg, load_predictor(cfg, model_path))
 
 
 def predict_source(source: Source, cfg: JobConfig, predictor: Predictor) -> dict:
     """:func:`predict_file` with a loaded configuration and model (``ser serve`` keeps one
-    of each for all uploads). ``source``: path, bytes or binary file object.
+    of each for all uploads; :func:`load_predictor` loads one). ``source``: path, bytes or
+    binary file object.
 
     Returns / Raises: as :func:`predict_file` (AudioError for a file it cannot decode).
     """
     labels = predictor.labels
     rec = score_recording(source, predictor, predictor.meta.feature_config, cfg.hop_s, cfg.speech,
                           cfg.channel_names, cfg.chunk_s, smoothing=cfg.timeline)
-    rows = []
-    for ch in rec.channels:
-        for i in range(len(ch)):
-            speech = bool(ch.speech[i])
-            rows.append({"channel": ch.channel, "segment_index": i, "start_s": float(ch.start_s[i]),
-                         "end_s": float(ch.end_s[i]), "is_speech": speech,
-                         "emotion": ch.emotion[i],
-                         "confidence": float(ch.confidence[i]) if speech else None,
-                         "emotion_smoothed": ch.emotion_smoothed[i],
-                         **{f"p_{lab}": (float(ch.probs[i, j]) if speech else None) for j, lab in enumerate(labels)}})
+    rows = [r for ch in rec.channels for r in segment_records(segment_columns(ch, labels))]
     summary = summarize(rec, labels, cfg.episodes)
     summary.update(duration_s=rec.duration_s, n_channels=rec.info.n_channels, sample_rate=rec.info.sample_rate,
                    model_version=predictor.meta.version, warnings=rec.info.warnings, segments=rows)
