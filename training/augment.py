@@ -74,7 +74,7 @@ class AugmentConfig:
     shift_s: float = 0.3
     p_gain: float = 0.5
     gain_db: tuple[float, float] = (-12.0, 6.0)
-    p_telephone: float = 0.4
+    p_telephone: float = 0.5
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "AugmentConfig":

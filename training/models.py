@@ -34,7 +34,7 @@ MEL_OFFSET = 34
 
 
 def build_cnn1d(input_shape: tuple[int, int], n_classes: int, filters: Sequence[int] = (48, 64, 96, 128),
-                dropout: float = 0.3, dense: int = 64, l2: float = 1e-4, cmn: bool = False):
+                dropout: float = 0.4, dense: int = 64, l2: float = 1e-4, cmn: bool = False):
     """Temporal 1-D CNN.
 
     Args:

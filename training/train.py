@@ -34,58 +34,22 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import click
 import numpy as np
-import yaml
 
 from ser_lib.features import FeatureConfig, level_normalize, model_input
 from ser_lib.labels import EMOTIONS
 from ser_lib.speech import SpeechConfig
 
 from .augment import AugmentConfig
+from .config import DEFAULT_CONF, DEFAULTS, REPO, load_conf, stored_conf  # noqa: F401  (DEFAULTS: public API)
 from .corpora import Clip, default_corpora_root, discover, summarize
 from .dataset import CACHE_DIR, WindowSet, build_windows, class_weights, norm_stats
 from .split import SPLIT_PATH, check_disjoint, load_split, partition
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_CONF = REPO / "conf" / "train.yaml"
 DEFAULT_OUT = REPO / "models" / "ser-cnn"
-
-#: Defaults for every key of ``conf/train.yaml``; the file (and CLI) override them.
-DEFAULTS: dict[str, Any] = {
-    "seed": 20261122, "model": "cnn1d", "split": None, "hop_s": 0.5,
-    "augment": {"copies": 1, **AugmentConfig().to_dict()},
-    "telephone_test_seed": 7,
-    "train": {"epochs": 16, "batch_size": 64, "learning_rate": 2e-3, "warmup_epochs": 1, "weight_decay": 1e-4,
-              "label_smoothing": 0.1, "patience": 6, "class_weights": "corpus_class", "time_masks": 2,
-              "time_mask_frames": 20, "feature_masks": 2, "feature_mask_width": 8, "mixup_alpha": 0.2},
-    "models": {"cnn1d": {}, "cnn2d": {}},
-    "select": {"min_gain_for_costlier": 0.01, "smooth_epochs": 3, "checkpoint": "last"},
-}
-
-
-def _merge(base: dict, over: dict) -> dict:
-    out = dict(base)
-    for k, v in (over or {}).items():
-        out[k] = _merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
-    return out
-
-
-def load_conf(path: str | os.PathLike | None) -> dict:
-    """Read a training YAML over :data:`DEFAULTS` (None = defaults only).
-
-    Raises:
-        FileNotFoundError: the file does not exist.
-        ValueError: the file is not a YAML mapping.
-    """
-    if path is None:
-        return _merge(DEFAULTS, {})
-    data = yaml.safe_load(Path(path).read_text())
-    if data is not None and not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a YAML mapping")
-    return _merge(DEFAULTS, data or {})
 
 
 def _sha256(path: Path) -> str:
@@ -596,7 +560,7 @@ def evaluate_artifact(artifact_dir: str | os.PathLike, roots: Sequence[str | os.
 
     pred = Predictor.from_path(artifact_dir)
     meta = pred.meta
-    conf = _merge(DEFAULTS, meta.training.get("conf", {}))
+    conf = stored_conf(meta.training.get("conf"))
     split_path = Path(conf["split"]) if conf.get("split") else SPLIT_PATH
     want = meta.training.get("split_sha256")
     if want and _sha256(split_path) != want:

@@ -1,0 +1,150 @@
+"""Training configuration (``conf/train.yaml``): dataclass defaults, strict loading.
+
+The dataclasses below hold the default of every key; ``conf/train.yaml`` documents the
+keys and sets them to these defaults (``tests/test_training.py`` checks that the two
+agree). :func:`load_conf` reads a YAML file over the defaults and rejects keys it does
+not know, as the job's configuration does (:class:`ser_lib.config.JobConfig`), so a
+misspelt key is an error instead of a silently ignored setting. The result is a plain
+nested ``dict`` (what the training code and the artifact's ``training.conf`` record use).
+"""
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ser_lib.errors import ConfigError
+
+from .augment import AugmentConfig
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_CONF = REPO / "conf" / "train.yaml"
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """The ``train:`` section: optimisation, regularisation and the sample-weight rule."""
+
+    epochs: int = 16
+    batch_size: int = 64
+    learning_rate: float = 2e-3
+    warmup_epochs: int = 1
+    weight_decay: float = 1e-4
+    label_smoothing: float = 0.1
+    patience: int = 6
+    class_weights: Any = "corpus_class"  # corpus_class | true | false
+    time_masks: int = 2
+    time_mask_frames: int = 20
+    feature_masks: int = 2
+    feature_mask_width: int = 8
+    mixup_alpha: float = 0.2
+
+
+@dataclass(frozen=True)
+class SelectConfig:
+    """The ``select:`` section: checkpoint and model-family selection (validation only)."""
+
+    min_gain_for_costlier: float = 0.01
+    smooth_epochs: int = 3
+    checkpoint: str = "last"  # last | best_smoothed
+
+
+def _augment_defaults() -> dict:
+    return {"copies": 1, **AugmentConfig().to_dict()}
+
+
+def _model_defaults() -> dict:
+    # architecture arguments per family: training/models.py's builders hold their defaults
+    return {"cnn1d": {}, "cnn2d": {}}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every key of ``conf/train.yaml`` with its default (sections as nested mappings)."""
+
+    seed: int = 20261122
+    model: str = "cnn1d"
+    split: str | None = None
+    hop_s: float = 0.5
+    augment: dict = field(default_factory=_augment_defaults)
+    telephone_test_seed: int = 7
+    train: FitConfig = FitConfig()
+    models: dict = field(default_factory=_model_defaults)
+    select: SelectConfig = SelectConfig()
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+#: the defaults as the nested dict :func:`load_conf` returns (a fresh copy per call there)
+DEFAULTS: dict[str, Any] = TrainConfig().to_dict()
+#: sections whose keys are open: one entry per model family, each the family's own arguments
+_OPEN = {"models": set(_model_defaults())}
+
+
+def merge(base: dict, over: dict | None, strict: bool = True, where: str = "") -> dict:
+    """``over`` merged into a copy of ``base``, section by section.
+
+    Raises:
+        ConfigError: with ``strict``, a key ``base`` does not have (its dotted path named),
+            or a mapping given where a value is expected (or the reverse).
+    """
+    out = copy.deepcopy(base)
+    for k, v in (over or {}).items():
+        path = f"{where}{k}"
+        if k not in base:
+            if strict:
+                raise ConfigError(f"unknown training configuration key {path!r}")
+            out[k] = v
+            continue
+        if isinstance(base[k], dict):
+            if not isinstance(v, dict):
+                if strict:
+                    raise ConfigError(f"training configuration key {path!r} must be a mapping, got {v!r}")
+                out[k] = v
+                continue
+            if where == "" and k in _OPEN:  # open map: known names, values as given
+                unknown = set(v) - _OPEN[k]
+                if strict and unknown:
+                    raise ConfigError(f"unknown training configuration key {path}.{sorted(unknown)[0]!r}; "
+                                      f"known: {sorted(_OPEN[k])}")
+                out[k] = {**out[k], **v}
+            else:
+                out[k] = merge(base[k], v, strict, f"{path}.")
+        elif strict and isinstance(v, dict):
+            raise ConfigError(f"training configuration key {path!r} takes a value, not a mapping")
+        else:
+            out[k] = v
+    return out
+
+
+def load_conf(path: str | os.PathLike | None) -> dict:
+    """Read a training YAML over :data:`DEFAULTS` (None = defaults only).
+
+    Returns:
+        the configuration as a nested dict with every key of :class:`TrainConfig`.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ConfigError: the file is not a YAML mapping, or has a key the defaults do not
+            (a misspelling, or a setting that was removed), named by its dotted path.
+    """
+    if path is None:
+        return merge(DEFAULTS, {})
+    data = yaml.safe_load(Path(path).read_text())
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a YAML mapping")
+    try:
+        return merge(DEFAULTS, data or {})
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+
+
+def stored_conf(conf: dict | None) -> dict:
+    """An artifact's recorded ``training.conf`` over :data:`DEFAULTS`, leniently: an artifact
+    trained by an older version may hold keys since removed, and must stay evaluable."""
+    return merge(DEFAULTS, conf or {}, strict=False)
