@@ -105,7 +105,7 @@ def gain_invariance(calls: list[tuple[np.ndarray, object]], cfg, tmp: Path, gain
 def main(argv=None) -> int:
     from ser_lib.config import JobConfig
     from ser_lib.features import FeatureConfig
-    from ser_lib.inference import Predictor
+    from ser_lib.runtime import Predictor
     from ser_lib.speech import SpeechConfig
     from training.corpora import default_corpora_root, discover
     from training.cv import FOLDS_PATH, assign, load_folds

@@ -765,11 +765,11 @@ def main(argv=None) -> int:
             check("baseline")
         # 3. the job
         from jobs.analyze_calls import build_spark
-        cfg = JobConfig.load(a.conf)
+        from jobs.spark_config import SparkConfig
         sampler.phase = "job"
         log("SparkSession start")
         t0 = time.perf_counter()
-        spark = build_spark(cfg, a.master)
+        spark = build_spark(SparkConfig.load(a.conf), a.master)
         jvm_s = time.perf_counter() - t0
         spark.sparkContext.setLogLevel("ERROR")
         par = spark.sparkContext.defaultParallelism

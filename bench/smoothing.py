@@ -112,7 +112,7 @@ def pool(parts: list[dict], truth_n: int, truth_s: float) -> dict:
 def run_fold(fold: int, artifact: Path, work: Path, n_calls: int, minutes: float, corpora: str | None) -> dict:
     from jobs.demo_calls import build_calls
     from ser_lib.config import JobConfig
-    from ser_lib.inference import Predictor
+    from ser_lib.runtime import Predictor
     from ser_lib.scoring import score_recording, summarize
     clips = fold_clips(fold, corpora)
     if not clips:
@@ -155,7 +155,7 @@ def main(argv=None) -> int:
     p.add_argument("--work", default=str(REPO / ".cache" / "bench" / "smoothing"), help="where the calls are built")
     p.add_argument("--out", default=None, help="JSON path (default bench/results/smoothing-<date>.json)")
     a = p.parse_args(argv)
-    from ser_lib.inference import Predictor
+    from ser_lib.runtime import Predictor
     folds = []
     for d in sorted(Path(a.cv).glob("fold-*"), key=lambda d: int(d.name.split("-")[1])):
         try:

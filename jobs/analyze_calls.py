@@ -28,7 +28,6 @@ if __package__ in (None, ""):  # run as a script by spark-submit: make the repo 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute  # noqa: F401  (pa.compute)
 from pyspark import SparkConf
@@ -42,9 +41,11 @@ from jobs.call_tables import calls_table, episodes_table
 from jobs.commit import TABLES, LockBusy, Staging, Store, commit, crash_point, new_staging, recover, table_dir
 from jobs.progress import AnalysisProgress
 from jobs.run_summary import named_inputs, notice_lines, run_summary, source_name
+from jobs.spark_config import SparkConfig
 from ser_lib import artifact as art
 from ser_lib.config import JobConfig
 from ser_lib.errors import ConfigError, SERError
+from ser_lib.nulls import none_if_missing
 from ser_lib.process import Segments, Task, check_model, process_task, us
 
 log = logging.getLogger("ser.job")
@@ -59,10 +60,11 @@ LOCAL_SPARK_DEFAULTS = {"spark.ui.enabled": "false",
                         "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1"}
 
 
-def build_spark(cfg: JobConfig, master: str | None = None) -> SparkSession:
+def build_spark(cfg: SparkConfig, master: str | None = None) -> SparkSession:
     """Get or create the SparkSession.
 
-    Settings given by spark-submit (``--master``, ``--conf``) win over ``conf/job.yaml``;
+    Settings given by spark-submit (``--master``, ``--conf``) win over ``conf/job.yaml``'s
+    ``spark:`` section (``cfg``);
     ``master`` (``--master`` of ``ser analyze``) wins over both. In local mode the
     Python workers are pointed at this interpreter so they see the same packages.
     """
@@ -78,7 +80,7 @@ def build_spark(cfg: JobConfig, master: str | None = None) -> SparkSession:
         conf.setMaster(cfg.master)
     if not conf.contains("spark.app.name"):
         conf.setAppName(cfg.app_name)
-    for k, v in cfg.spark_settings.items():
+    for k, v in cfg.settings.items():
         if not conf.contains(k):
             conf.set(k, v)
     # Each Python worker runs one task: cap its math libraries at the task's cores so
@@ -137,6 +139,7 @@ class RunContext:
     model_batches: object       # Accumulator[int] — UDF batches scored
     stage_s: object             # Accumulator[dict] — worker seconds per stage
     progress_addr: tuple | None = None  # where workers send live progress (jobs.progress)
+    tasks_per_core: int = 1             # analysis tasks per core (spark.tasks_per_core)
 
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -176,7 +179,7 @@ def _predictor(bundle: art.ArtifactBytes, batch_size: int):
     The cache lives in the worker process, which Spark reuses across tasks
     (``spark.python.worker.reuse``), so each worker deserialises the model once.
     """
-    from ser_lib.inference import Predictor
+    from ser_lib.runtime import Predictor
     version = json.loads(bundle.meta_json)["version"]
     if version not in _PREDICTOR:
         _PREDICTOR.clear()  # one model per worker
@@ -228,7 +231,7 @@ def analyze_udf(ctx: RunContext):
         from pyspark import TaskContext
 
         from jobs.progress import report
-        from ser_lib.inference import limit_threads
+        from ser_lib.runtime import limit_threads
         progress = report(progress_addr)
         tc = TaskContext.get()
         limit_threads(tc.cpus() if tc is not None else 1)
@@ -255,7 +258,7 @@ def transform_segments(tasks: DataFrame, ctx: RunContext, n_tasks: int) -> DataF
     spark = tasks.sparkSession
     # spark.tasks_per_core analysis tasks per core (default 1: measured fastest on 2 cores,
     # bench/README.md); an archive is always read whole by one task (decompressed once).
-    n_parts = max(1, min(n_tasks, spark.sparkContext.defaultParallelism * ctx.cfg.tasks_per_core))
+    n_parts = max(1, min(n_tasks, spark.sparkContext.defaultParallelism * ctx.tasks_per_core))
     return tasks.repartition(n_parts, "source_path").mapInArrow(analyze_udf(ctx), schemas.analysis_rows(ctx.meta.labels))
 
 
@@ -398,6 +401,7 @@ def run(input_path: str, output_path: str, conf_path: str | None = None, master:
     """
     t0 = time.time()
     cfg, bundle, meta, run_date, run_id = _prepare(conf_path, model_path, input_path, now, run_id, reprocess)
+    spark_cfg = SparkConfig.load(conf_path)
     t_list = time.time()
     inputs = manifest.list_inputs(input_path)  # FileNotFoundError before any output is touched
     t_list = time.time() - t_list
@@ -407,10 +411,11 @@ def run(input_path: str, output_path: str, conf_path: str | None = None, master:
     rows = None
     try:
         rolled = recover(store)
-        spark = spark or build_spark(cfg, master)
+        spark = spark or build_spark(spark_cfg, master)
         sc = spark.sparkContext
         ctx = RunContext(run_id, run_date, cfg, meta, sc.broadcast(bundle),
-                         sc.accumulator(set(), _SetParam()), sc.accumulator(0), sc.accumulator({}, _DictParam()))
+                         sc.accumulator(set(), _SetParam()), sc.accumulator(0), sc.accumulator({}, _DictParam()),
+                         tasks_per_core=spark_cfg.tasks_per_core)
         t_start = time.time()
         state = manifest.read_state(store, exclude_run=run_id)
         driver_rows, tasks = manifest.plan(inputs, state, cfg.extensions, cfg.archives, reprocess, run_id)
@@ -418,7 +423,7 @@ def run(input_path: str, output_path: str, conf_path: str | None = None, master:
                  "reading (unchanged, not recordings, duplicates, special files)", len(inputs), input_path, t_list,
                  len(tasks), len(driver_rows))
         rows, input_rows = _analyse(spark, ctx, tasks)
-        n_segments = int(sum(r.get("n_segments") or 0 for r in input_rows if pd.notna(r.get("n_segments"))))
+        n_segments = int(sum(none_if_missing(r.get("n_segments")) or 0 for r in input_rows))
         t_write = time.time()
         records = manifest.run_records(driver_rows, input_rows, run_id, run_date, meta.version)
         staging = new_staging(run_id)

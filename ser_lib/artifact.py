@@ -53,7 +53,7 @@ class ArtifactMeta:
         norm_mean, norm_std: per-feature normalisation, ``(n_features,)`` float32;
             the model input is ``(x - norm_mean) / norm_std``.
         temperature: softmax temperature fitted on validation windows
-            (:func:`ser_lib.inference.calibrate`); 1.0 = uncalibrated.
+            (:func:`ser_lib.runtime.calibrate`); 1.0 = uncalibrated.
         metrics: evaluation results of the training run (free-form, JSON).
         training: training provenance (config, corpora, split file, seed).
     """

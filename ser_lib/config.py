@@ -1,4 +1,9 @@
-"""Job configuration (``conf/job.yaml``): defaults, loading and validation."""
+"""Job configuration (``conf/job.yaml``): defaults, loading and validation.
+
+The library reads every section but ``spark:`` (:data:`RUNNER_SECTIONS`): how the Spark
+job runs (master, application name, tasks per core, Spark settings) is read by
+:class:`jobs.spark_config.SparkConfig` from the same file.
+"""
 from __future__ import annotations
 
 import copy
@@ -15,6 +20,8 @@ from .smoothing import SmoothingConfig
 from .speech import SpeechConfig
 
 DEFAULT_JOB_CONF = Path(__file__).resolve().parent.parent / "conf" / "job.yaml"
+#: sections of ``conf/job.yaml`` read by the Spark runner, not by this library
+RUNNER_SECTIONS = ("spark",)
 
 _DEFAULTS: dict[str, Any] = {
     "input": {"extensions": ["wav", "flac", "ogg", "opus", "mp3"], "chunk_s": 60.0},
@@ -26,18 +33,43 @@ _DEFAULTS: dict[str, Any] = {
     "timeline": SmoothingConfig().to_dict(),
     "episodes": EpisodeConfig().to_dict(),
     "model": {"path": "", "batch_size": 512},
-    "spark": {"master": "local[*]", "app_name": "speech-emotion-calls", "tasks_per_core": 1, "settings": {}},
 }
 
 
-def _merge(base: dict, over: dict, where: str = "") -> dict:
+def read_yaml(path: str | Path | None = None) -> dict:
+    """The job configuration file as a dict (``None``: ``conf/job.yaml`` if present, else ``{}``).
+
+    Raises:
+        ConfigError: unreadable file or YAML, or the removed ``output`` section.
+    """
+    raw: dict = {}
+    p = Path(path) if path else DEFAULT_JOB_CONF
+    if path or p.is_file():
+        try:
+            raw = yaml.safe_load(p.read_text()) or {}
+        except (OSError, yaml.YAMLError) as err:
+            raise ConfigError(f"cannot read job configuration {p}: {err}") from err
+    if not isinstance(raw, dict):
+        raise ConfigError(f"job configuration {p}: expected a YAML mapping")
+    if "output" in raw:  # a key that did nothing: say so rather than ignore it
+        raise ConfigError("output.partition_by was removed: every run writes OUT/<table>/run_date=D/run_id=R/ "
+                          f"(the directory it commits atomically); delete the 'output' section of {p}")
+    return raw
+
+
+def merge(base: dict, over: dict, where: str = "") -> dict:
+    """``over`` merged into a copy of ``base``; ``channels`` and ``settings`` are open maps.
+
+    Raises:
+        ConfigError: a key ``base`` does not have (named with its section, ``where``).
+    """
     out = copy.deepcopy(base)
     for k, v in (over or {}).items():
         if k not in base:
             raise ConfigError(f"unknown configuration key {where}{k!r}")
         # channels and spark.settings are open maps; everything else is a fixed schema
         if isinstance(base[k], dict) and isinstance(v, dict) and k not in ("channels", "settings"):
-            out[k] = _merge(base[k], v, f"{where}{k}.")
+            out[k] = merge(base[k], v, f"{where}{k}.")
         else:
             out[k] = v
     return out
@@ -57,10 +89,6 @@ class JobConfig:
     speech: SpeechConfig
     model_path: str
     batch_size: int
-    master: str
-    app_name: str
-    tasks_per_core: int
-    spark_settings: dict[str, str]
     timeline: SmoothingConfig = SmoothingConfig()
     episodes: EpisodeConfig = EpisodeConfig()
 
@@ -71,18 +99,9 @@ class JobConfig:
         Raises:
             ConfigError: unreadable file, unknown key, or invalid value.
         """
-        raw: dict = {}
-        p = Path(path) if path else DEFAULT_JOB_CONF
-        if path or p.is_file():
-            try:
-                raw = yaml.safe_load(p.read_text()) or {}
-            except (OSError, yaml.YAMLError) as err:
-                raise ConfigError(f"cannot read job configuration {p}: {err}") from err
-        if isinstance(raw, dict) and "output" in raw:  # a key that did nothing: say so rather than ignore it
-            raise ConfigError("output.partition_by was removed: every run writes OUT/<table>/run_date=D/run_id=R/ "
-                              f"(the directory it commits atomically); delete the 'output' section of {p}")
-        d = _merge(_DEFAULTS, raw)
-        d = _merge(d, overrides or {})
+        raw = read_yaml(path)
+        d = merge(_DEFAULTS, {k: v for k, v in raw.items() if k not in RUNNER_SECTIONS})
+        d = merge(d, overrides or {})
         try:
             channels = {int(k): tuple(str(n) for n in v) for k, v in d["channels"].items()}
             cfg = cls(
@@ -95,10 +114,6 @@ class JobConfig:
                 window_s=float(d["windows"]["window_s"]), hop_s=float(d["windows"]["hop_s"]),
                 speech=SpeechConfig.from_dict(d["speech"]),
                 model_path=str(d["model"]["path"] or ""), batch_size=int(d["model"]["batch_size"]),
-                master=str(d["spark"]["master"]), app_name=str(d["spark"]["app_name"]),
-                tasks_per_core=int(d["spark"]["tasks_per_core"]),
-                spark_settings={k: str(v).lower() if isinstance(v, bool) else str(v)
-                                for k, v in (d["spark"]["settings"] or {}).items()},
                 timeline=SmoothingConfig.from_dict(d["timeline"]),
                 episodes=EpisodeConfig.from_dict(d["episodes"]),
             )
@@ -112,8 +127,6 @@ class JobConfig:
         lim = cfg.archive_limits
         if min(lim.max_members, lim.max_member_bytes, lim.max_total_bytes) < 1 or lim.max_ratio <= 1:
             raise ConfigError("archives.max_members, max_member_bytes, max_total_bytes must be >= 1 and max_ratio > 1")
-        if cfg.tasks_per_core < 1:
-            raise ConfigError("spark.tasks_per_core must be >= 1")
         if cfg.batch_size < 1:
             raise ConfigError("model.batch_size must be >= 1")
         return cfg

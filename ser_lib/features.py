@@ -413,7 +413,7 @@ The result is independent of the recording's gain as long as no band the model s
 def model_input(windows: np.ndarray, cfg: FeatureConfig, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     """The model's input for absolute window features: :func:`level_normalize`, then
     per-feature standardisation ``(x - mean) / std`` with the training set's statistics.
-    The one path from features to model, shared by the job (:class:`ser_lib.inference.Predictor`)
+    The one path from features to model, shared by the job (:class:`ser_lib.runtime.Predictor`)
     and training.
 
     Args:

@@ -11,7 +11,7 @@ from ser_lib import artifact as art
 from ser_lib.audio import Source
 from ser_lib.config import JobConfig
 from ser_lib.process import check_model, segment_columns, segment_records
-from ser_lib.inference import Predictor
+from ser_lib.runtime import Predictor
 from ser_lib.scoring import score_recording, summarize
 
 

@@ -75,7 +75,7 @@ def score_recording(source: Source, predictor, fcfg: FeatureConfig, hop_s: float
 
     Args:
         source: path, bytes or binary file object (:func:`ser_lib.audio.read_audio`).
-        predictor: a :class:`ser_lib.inference.Predictor` (``predict`` and ``labels``).
+        predictor: a :class:`ser_lib.runtime.Predictor` (``predict`` and ``labels``).
         fcfg: the model's feature configuration; hop_s: hop between windows, seconds;
         speech_cfg: speech/non-speech rule; channel_names: ``n_channels -> names``;
         chunk_s: seconds of audio decoded at a time.

@@ -1,6 +1,6 @@
 """Streaming analysis of one recording: decode, resample and window it chunk by chunk.
 
-:func:`ser_lib.analysis.analyze` decodes a whole recording into memory, so its peak
+:func:`tests.oracle.analyze` (the test oracle) decodes a whole recording into memory, so its peak
 memory grows with the call's length (a 2-hour stereo call at 44.1 kHz is ~2.5 GB of
 float32 before resampling). :class:`StreamAnalyzer` gives the *same windows* while
 holding only one chunk of audio plus one window of frames per channel:
@@ -18,20 +18,39 @@ holding only one chunk of audio plus one window of frames per channel:
   to one window before the current end, so one window of frames is kept).
 
 ``tests/test_stream.py`` checks that the windows, bounds, features and speech flags
-equal :func:`ser_lib.analysis.analyze`'s for several lengths and chunk sizes.
+equal :func:`tests.oracle.analyze`'s for several lengths and chunk sizes.
 """
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
 import soxr
 
-from .analysis import ChannelWindows
 from .audio import AudioInfo, AudioReader, Source
 from .features import FeatureConfig, frame_features, window_features
 from .speech import SpeechConfig, is_speech
+
+
+@dataclass
+class ChannelWindows:
+    """The windows of one channel.
+
+    Attributes:
+        channel: channel name (e.g. ``agent``).
+        features: ``(n_windows, frames_per_window, n_features)`` float32.
+        start_s, end_s: ``(n_windows,)`` float64 window bounds, seconds; ``end_s`` is
+            clipped to the channel's duration.
+        speech: ``(n_windows,)`` bool speech flags.
+    """
+
+    channel: str
+    features: np.ndarray
+    start_s: np.ndarray
+    end_s: np.ndarray
+    speech: np.ndarray
 
 
 class _Channel:
@@ -98,7 +117,7 @@ class _Channel:
 
 
 class StreamAnalyzer:
-    """Iterate a recording's windows chunk by chunk (same results as :func:`ser_lib.analysis.analyze`).
+    """Iterate a recording's windows chunk by chunk (same results as :func:`tests.oracle.analyze`).
 
     Usage::
 

@@ -64,10 +64,9 @@ def spark():
     os.environ["PYSPARK_PYTHON"] = sys.executable
     os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
     from jobs.analyze_calls import build_spark
-    from ser_lib.config import JobConfig
+    from jobs.spark_config import SparkConfig
 
-    cfg = JobConfig.load(None, {"spark": {"settings": {"spark.ui.enabled": "false",
-                                                       "spark.sql.shuffle.partitions": "4"}}})
+    cfg = SparkConfig.load(None, {"settings": {"spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "4"}})
     session = build_spark(cfg, master="local[2]")
     yield session
     session.stop()

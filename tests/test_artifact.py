@@ -10,7 +10,7 @@ from ser_lib import artifact as art
 from ser_lib.config import JobConfig
 from ser_lib.errors import ArtifactError
 from ser_lib.features import FEATURE_VERSION, FeatureConfig
-from ser_lib.inference import Predictor
+from ser_lib.runtime import Predictor
 
 
 def test_round_trip(tiny_artifact, tmp_path):
@@ -53,7 +53,7 @@ def test_a_trained_compiled_model_is_saved_without_optimizer_state(tiny_artifact
             assert "optimizer" not in h5 and "layers" in h5
     assert not config.get("compile_config")
     from ser_lib.features import model_input
-    from ser_lib.inference import calibrate
+    from ser_lib.runtime import calibrate
 
     want = calibrate(model.predict(model_input(x, fc, meta.norm_mean, meta.norm_std), verbose=0), meta.temperature)
     np.testing.assert_allclose(Predictor.from_path(path).predict(x), want, rtol=1e-4, atol=1e-5)
@@ -132,7 +132,7 @@ def test_shipped_artifact_is_compatible():
 
 
 def test_predictor_applies_the_artifacts_calibration_temperature(tiny_artifact, tmp_path):
-    from ser_lib.inference import calibrate
+    from ser_lib.runtime import calibrate
 
     fc = art.load_meta(tiny_artifact).feature_config
     x = np.random.default_rng(2).normal(size=(6, fc.frames_per_window, fc.n_features)).astype(np.float32)

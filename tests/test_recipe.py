@@ -152,7 +152,7 @@ def test_temperature_scaling_fixes_overconfidence_and_ece_measures_it():
     probs = sharp / sharp.sum(1, keepdims=True)
     t = fit_temperature(probs, y)
     assert 2.0 < t < 4.5
-    from ser_lib.inference import calibrate
+    from ser_lib.runtime import calibrate
     before, after = calibration(probs, y)["ece"], calibration(calibrate(probs, t), y)["ece"]
     assert after < 0.03 < before
     assert np.argmax(calibrate(probs, t), 1).tolist() == np.argmax(probs, 1).tolist()  # argmax unchanged
@@ -189,7 +189,7 @@ def _write_corpora(root: Path) -> None:
 def test_tiny_recipe_writes_fold_artifacts_and_evaluate_reproduces_its_table(tmp_path, monkeypatch):
     import training.cv as cv
     import training.dataset as dataset
-    from ser_lib.inference import Predictor
+    from ser_lib.runtime import Predictor
     from training.train import load_conf
 
     monkeypatch.setattr(dataset, "CACHE_DIR", tmp_path / "cache")

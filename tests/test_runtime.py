@@ -53,7 +53,7 @@ def served_artifact(tmp_path_factory) -> Path:
 
 
 def _predictor(path, runtime, batch_size=512):
-    from ser_lib.inference import Predictor
+    from ser_lib.runtime import Predictor
     return Predictor(art.read_bytes(path), FC, batch_size, runtime=runtime)
 
 
@@ -183,7 +183,7 @@ def test_shipped_model_litert_equals_keras_on_corpus_windows():
         pytest.fail(f"{art.DEFAULT_ARTIFACT} has no {art.RUNTIME_FILE}: ser export-runtime {art.DEFAULT_ARTIFACT}")
     from ser_lib.audio import load
     bundle = art.read_bytes(art.DEFAULT_ARTIFACT)
-    from ser_lib.inference import Predictor
+    from ser_lib.runtime import Predictor
     lite, keras_ = Predictor(bundle, runtime="litert"), Predictor(bundle, runtime="keras")
     fc = lite.meta.feature_config
     files = sorted(corpora.glob("Actor_*/*.*"))[::90]

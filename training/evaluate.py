@@ -12,7 +12,7 @@ Speech Communication 53(9-10)):
 
 Window level scores each speech window on its own; clip level averages the
 window probabilities over a clip's speech windows and takes the argmax (what a
-per-utterance report does). Scores go through :class:`ser_lib.inference.Predictor`,
+per-utterance report does). Scores go through :class:`ser_lib.runtime.Predictor`,
 i.e. the artifact's own normalisation, exactly as the job scores.
 """
 from __future__ import annotations
@@ -101,7 +101,7 @@ def evaluate_probs(ws: WindowSet, probs: np.ndarray, n_classes: int = len(EMOTIO
 
 
 def evaluate_predictor(predictor, ws: WindowSet) -> tuple[dict, np.ndarray]:
-    """Score ``ws`` with a :class:`ser_lib.inference.Predictor` (the artifact's own normalisation).
+    """Score ``ws`` with a :class:`ser_lib.runtime.Predictor` (the artifact's own normalisation).
 
     Returns:
         ``(results of evaluate_probs, window probabilities float32 (n, n_classes))``.

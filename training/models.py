@@ -194,7 +194,7 @@ def _bench_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object per model")
     args = parser.parse_args(argv)
 
-    from ser_lib.inference import limit_threads
+    from ser_lib.runtime import limit_threads
 
     limit_threads(args.threads)  # before TensorFlow is imported
     from ser_lib.features import FeatureConfig

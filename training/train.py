@@ -13,7 +13,7 @@ Steps (``ser train`` / ``python -m training.train``):
 5. fit with class weights; the learning-rate schedule is fixed (warm-up + cosine),
    and early stopping and checkpoint selection look at the VAL partition only;
 6. export the artifact (:func:`ser_lib.artifact.save`) and score the test sets
-   through :class:`ser_lib.inference.Predictor` loaded from the written artifact;
+   through :class:`ser_lib.runtime.Predictor` loaded from the written artifact;
 7. write ``report.json``, ``confusion.png``, ``curves.png`` (and with ``--compare``
    ``comparison.md``) next to the artifact.
 
@@ -157,7 +157,7 @@ def _test_windows(clips: Sequence[Clip], conf: dict, fcfg: FeatureConfig, scfg: 
 
 def _score_tests(pred, test: WindowSet, tel: WindowSet, test_clips: Sequence[Clip]) -> dict:
     """Score the wideband and telephone test windows through ``pred`` (a
-    :class:`ser_lib.inference.Predictor`), with per-speaker scores.
+    :class:`ser_lib.runtime.Predictor`), with per-speaker scores.
 
     Returns:
         ``{"test", "test_telephone"`` (:func:`training.evaluate.evaluate_probs` results),
@@ -387,7 +387,7 @@ def train_family(family: str, data: Data, xtr, xval, conf: dict, epochs: int, st
     """
     import keras
     from ser_lib.artifact import ArtifactMeta, save
-    from ser_lib.inference import Predictor
+    from ser_lib.runtime import Predictor
     from .evaluate import evaluate_probs
     from .models import summary_stats
 
@@ -556,7 +556,7 @@ def evaluate_artifact(artifact_dir: str | os.PathLike, roots: Sequence[str | os.
             overlap what the model was trained on).
         ArtifactError: unreadable artifact.
     """
-    from ser_lib.inference import Predictor
+    from ser_lib.runtime import Predictor
 
     pred = Predictor.from_path(artifact_dir)
     meta = pred.meta

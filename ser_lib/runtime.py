@@ -1,4 +1,4 @@
-"""Run a model artifact on window features."""
+"""The model runtime: load a model artifact (LiteRT or Keras) and run it on window features."""
 from __future__ import annotations
 
 import os

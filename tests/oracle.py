@@ -1,38 +1,19 @@
-"""One recording → windows, features and speech flags per channel (no model, no Spark).
+"""Test oracle: one recording → windows, features and speech flags per channel, decoded whole.
 
 :func:`analyze` decodes the whole recording at once: it is the plain reference that
 :class:`ser_lib.stream.StreamAnalyzer` (what the job and ``ser predict`` run, through
-:mod:`ser_lib.scoring`) is tested against, window for window.
+:mod:`ser_lib.scoring`) is tested against, window for window (``tests/test_stream.py``,
+``tests/test_audio.py``). Production code never calls it.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
 
-import numpy as np
-
-from .audio import AudioInfo, Source, load
-from .features import FeatureConfig, window_features
-from .speech import SpeechConfig, is_speech
-
-
-@dataclass
-class ChannelWindows:
-    """The windows of one channel.
-
-    Attributes:
-        channel: channel name (e.g. ``agent``).
-        features: ``(n_windows, frames_per_window, n_features)`` float32.
-        start_s, end_s: ``(n_windows,)`` float64 window bounds, seconds; ``end_s`` is
-            clipped to the channel's duration.
-        speech: ``(n_windows,)`` bool speech flags.
-    """
-
-    channel: str
-    features: np.ndarray
-    start_s: np.ndarray
-    end_s: np.ndarray
-    speech: np.ndarray
+from ser_lib.audio import AudioInfo, Source, load
+from ser_lib.features import FeatureConfig, window_features
+from ser_lib.speech import SpeechConfig, is_speech
+from ser_lib.stream import ChannelWindows
 
 
 @dataclass
