@@ -234,7 +234,9 @@ def _baseline(prior, run_id=None) -> dict | None:
 
 
 def _ts(x):
-    return None if x is None or pd.isna(x) else pd.Timestamp(x).tz_convert("UTC") if pd.Timestamp(x).tzinfo else pd.Timestamp(x, tz="UTC")
+    if is_missing(x):
+        return None
+    return pd.Timestamp(x).tz_convert("UTC") if pd.Timestamp(x).tzinfo else pd.Timestamp(x, tz="UTC")
 
 
 def plan(inputs: list[Input], state: pd.DataFrame, extensions, archives: bool, reprocess=None,

@@ -12,6 +12,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from ser_lib.errors import SERError
+from ser_lib.nulls import is_missing
 
 from .commit import Store, records
 
@@ -33,13 +34,13 @@ def check_output(out: str) -> None:
         raise ReportError(f"{out} is not an output of ser analyze (no _runs/ in it)")
 
 
-def read_table(out: str, table: str, committed_only: bool = True) -> pd.DataFrame:
+def read_table(out: str, table: str) -> pd.DataFrame:
     """One table (``calls``, ``segments``, ``episodes``, ``manifest``, ``errors``) as pandas, with
     ``run_date`` and ``run_id`` columns, restricted to applied commits."""
     store = Store(out)
     frames = []
     for r in records(store):
-        if committed_only and r.get("state") != "applied":
+        if r.get("state") != "applied":
             continue
         d = f"{table}/run_date={r['run_date']}/run_id={r['run_id']}"
         for name in store.listdir(d):
@@ -67,7 +68,7 @@ def call_summaries(out: str) -> pd.DataFrame:
 
 def as_float(v, default: float = 0.0) -> float:
     """A number from a table cell: null / NaN → ``default``."""
-    return default if v is None or pd.isna(v) else float(v)
+    return default if is_missing(v) else float(v)
 
 
 def timeline_lines(timeline) -> list[str]:
@@ -75,7 +76,7 @@ def timeline_lines(timeline) -> list[str]:
     out = []
     for e in timeline if timeline is not None else []:
         emo = e["emotion"] or "-- non-speech --"
-        conf = "" if e["confidence"] is None or pd.isna(e["confidence"]) else f"{e['confidence']:.2f}"
+        conf = "" if is_missing(e["confidence"]) else f"{e['confidence']:.2f}"
         out.append(f"  {e['channel']:>10}  {e['start_s']:8.2f}-{e['end_s']:8.2f} s  {emo:<16} {conf}".rstrip())
     return out
 
@@ -182,7 +183,7 @@ def draw_timeline(call: pd.Series, episodes: pd.DataFrame | None = None):
 
 def _alpha(confidence) -> float:
     """Bar opacity for a confidence in [0, 1]: 0.4 (pale) to 1.0 (full); full when unknown."""
-    return 1.0 if confidence is None or pd.isna(confidence) else 0.4 + 0.6 * float(confidence)
+    return 1.0 if is_missing(confidence) else 0.4 + 0.6 * float(confidence)
 
 
 def find_call(out: str, call_id: str) -> pd.Series:

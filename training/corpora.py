@@ -58,7 +58,6 @@ __all__ = [
     "default_corpora_root",
     "detect_corpus",
     "discover",
-    "load_corpus",
     "load_cremad",
     "load_ravdess",
     "load_savee",
@@ -488,20 +487,6 @@ _PARSERS: dict[str, _Parser] = {
     "savee": _parse_savee,
     "turev": _parse_turev,
 }
-
-
-def load_corpus(corpus: str, root: str | os.PathLike) -> LoadResult:
-    """Load ``root`` with the loader of ``corpus`` (one of :data:`CORPORA`).
-
-    Raises:
-        ValueError: unknown corpus name.
-        FileNotFoundError, NotADirectoryError: as the loaders.
-    """
-    try:
-        loader = _LOADERS[corpus]
-    except KeyError:
-        raise ValueError(f"unknown corpus {corpus!r}; expected one of {CORPORA}") from None
-    return loader(root)
 
 
 def _corpus_from_name(name: str) -> str | None:

@@ -1,13 +1,13 @@
 """What the blueprints share: the app's services, content negotiation, the call view model."""
 from __future__ import annotations
 
-import math
 import os
 
 from flask import current_app, request
 
 from jobs.report import COLOURS
 from ser_lib.labels import EMOTIONS, NEGATIVE_EMOTIONS
+from ser_lib.nulls import is_missing
 
 NON_SPEECH_COLOUR = "#e6e6e6"
 
@@ -25,7 +25,7 @@ def wants_json() -> bool:
 
 def duration(s) -> str:
     """Seconds as ``m:ss`` (``h:mm:ss`` from an hour on); ``-`` for None."""
-    if s is None or (isinstance(s, float) and math.isnan(s)):
+    if is_missing(s):
         return "-"
     s = int(round(float(s)))
     h, rem = divmod(s, 3600)
