@@ -47,7 +47,7 @@ README = REPO / "bench" / "README.md"  # the results table lives with the method
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 TARGETS = {"job_x_realtime": 1000.0, "job_vs_baseline": 20.0, "features_vs_stft": 3.0, "startup_s": 30.0}
-HEAVY_PATTERNS = ("training.train", "training/train")
+HEAVY_PATTERNS = ("training.train", "training/train", "training.cli", "ser train")
 
 
 def log(msg: str) -> None:

@@ -24,10 +24,10 @@ class _Commands(OneLineErrors):
         if name not in self._training:
             return super().get_command(ctx, name)
         try:
-            import training.train
+            import training.cli
         except ImportError as err:
             return _needs_training_extra(name, err)
-        return getattr(training.train, self._training[name])
+        return getattr(training.cli, self._training[name])
 
 
 def _needs_training_extra(name: str, err: ImportError) -> click.Command:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -13,6 +14,8 @@ import soundfile as sf
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from ser_lib.synth import silence, speech_like  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def write_call(path: Path, sr: int, channels: list[list[tuple[str, float]]], subtype: str = "PCM_16",
@@ -70,3 +73,14 @@ def spark():
     session = build_spark(cfg, master="local[2]")
     yield session
     session.stop()
+
+
+def readme_sql_blocks() -> dict[str, list[str]]:
+    """The README's ```sql blocks, by engine, split into statements (comment-only pieces dropped)."""
+    out = {}
+    for block in re.findall(r"```sql\n(.*?)```", (REPO / "README.md").read_text(), flags=re.S):
+        statements = [s.strip() for s in block.split(";")]
+        statements = [s for s in statements if any(ln.strip() and not ln.strip().startswith("--")
+                                                   for ln in s.splitlines())]
+        out["spark" if "USING parquet" in block else "duckdb"] = statements
+    return out

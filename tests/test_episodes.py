@@ -394,7 +394,7 @@ def test_readme_episode_queries(spark, nights):
     """The README's episode and measure queries (DuckDB and Spark SQL) agree with pandas."""
     import duckdb
 
-    from tests.test_job import _readme_sql_blocks
+    from tests.conftest import readme_sql_blocks
     _, out, _, _, _ = nights
     calls, eps = _read(out, "calls"), _read(out, "episodes")
     ok = calls[calls["status"] == "ok"]
@@ -423,7 +423,7 @@ def test_readme_episode_queries(spark, nights):
         got = {(r.call_id, r.emotion): r.agent_s for r in before.itertuples()}
         assert got == pytest.approx(want_before)
 
-    blocks = _readme_sql_blocks()
+    blocks = readme_sql_blocks()
     markers = ("duration_s > 20", "share_ending_negative", "agent_s")
     spark_res = [spark.sql(s.replace("out/demo/results", str(out))).toPandas() for s in blocks["spark"]]
     check([next(r for s, r in zip(blocks["spark"], spark_res) if m in s) for m in markers])

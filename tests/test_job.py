@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ser_lib.labels import EMOTIONS, NEGATIVE_EMOTIONS
-from tests.conftest import write_call
+from tests.conftest import readme_sql_blocks, write_call
 
 pytestmark = pytest.mark.spark
 REPO = Path(__file__).resolve().parents[1]
@@ -204,22 +204,11 @@ def test_spark_submit_runs_the_same_job(tmp_path, tiny_artifact):
     assert '"processed": 2' in res.stdout
 
 
-def _readme_sql_blocks() -> dict[str, list[str]]:
-    """The README's ```sql blocks, by engine, split into statements (comment-only pieces dropped)."""
-    out = {}
-    for block in re.findall(r"```sql\n(.*?)```", (REPO / "README.md").read_text(), flags=re.S):
-        statements = [s.strip() for s in block.split(";")]
-        statements = [s for s in statements if any(ln.strip() and not ln.strip().startswith("--")
-                                                   for ln in s.splitlines())]
-        out["spark" if "USING parquet" in block else "duckdb"] = statements
-    return out
-
-
 def test_readme_queries(spark, job_output):
     """The README's Spark SQL and DuckDB examples run on the job's output and agree with pandas."""
     import duckdb
     summary, segments, calls, out = job_output
-    blocks = _readme_sql_blocks()
+    blocks = readme_sql_blocks()
     assert set(blocks) == {"spark", "duckdb"}
     ok = calls[calls["status"] == "ok"]
 

@@ -12,7 +12,7 @@ from training.corpora import Clip, default_corpora_root, discover, load_turev
 from training.cv import FOLDS_PATH, assign, build_folds, load_folds, subset_scores
 from training.dataset import WindowSet
 from training.evaluate import calibration, fit_temperature
-from training.train import sample_weights
+from training.fit import sample_weights
 
 # --------------------------------------------------------------------------- TurEV-DB
 
@@ -190,7 +190,7 @@ def test_tiny_recipe_writes_fold_artifacts_and_evaluate_reproduces_its_table(tmp
     import training.cv as cv
     import training.dataset as dataset
     from ser_lib.runtime import Predictor
-    from training.train import load_conf
+    from training.config import load_conf
 
     monkeypatch.setattr(dataset, "CACHE_DIR", tmp_path / "cache")
     monkeypatch.setattr(cv, "CACHE_DIR", tmp_path / "cache")

@@ -226,10 +226,12 @@ def test_speaker_scores_split_clips_by_speaker():
 def test_tiny_end_to_end_train_writes_loadable_artifact(tmp_path, monkeypatch):
     from ser_lib.runtime import Predictor
     import training.dataset as dataset
+    import training.prepare as prepare
     import training.train as train
+    from training.config import load_conf
 
-    monkeypatch.setattr(dataset, "CACHE_DIR", tmp_path / "cache" / "windows")
-    monkeypatch.setattr(train, "CACHE_DIR", tmp_path / "cache" / "windows")
+    for module in (dataset, prepare, train):
+        monkeypatch.setattr(module, "CACHE_DIR", tmp_path / "cache" / "windows")
     audio = tmp_path / "audio"
     audio.mkdir()
     clips = _write_clips(audio, 3)  # 21 clips, 3 per emotion
@@ -242,12 +244,12 @@ def test_tiny_end_to_end_train_writes_loadable_artifact(tmp_path, monkeypatch):
 
     split_file = tmp_path / "split.json"
     split_file.write_text("{}")
-    monkeypatch.setattr(train, "discover", lambda roots: Found)
-    monkeypatch.setattr(train, "load_split", lambda path: {})
-    monkeypatch.setattr(train, "partition", lambda clips, split: parts)
-    monkeypatch.setattr(train, "check_disjoint", lambda *a, **k: None)
+    monkeypatch.setattr(prepare, "discover", lambda roots: Found)
+    monkeypatch.setattr(prepare, "load_split", lambda path: {})
+    monkeypatch.setattr(prepare, "partition", lambda clips, split: parts)
+    monkeypatch.setattr(prepare, "check_disjoint", lambda *a, **k: None)
 
-    conf = train.load_conf(None)
+    conf = load_conf(None)
     conf["split"] = str(split_file)
     conf["augment"]["copies"] = 1
     conf["train"].update(batch_size=16, warmup_epochs=0)

@@ -194,13 +194,13 @@ def _run_test_windows(clips: Sequence[Clip], folds: dict, run: int | str, conf: 
                       scfg: SpeechConfig, kw: dict) -> tuple[WindowSet, WindowSet | None]:
     """The test windows of one run (clean, and telephone-degraded for a fold; ``None`` for the
     leave-one-corpus-out run, whose corpus has no telephone condition), extracted as the
-    single-split pipeline extracts its test sets (:func:`training.train._test_windows`)."""
-    from .train import _test_windows
+    single-split pipeline extracts its test sets (:func:`training.prepare.test_windows`)."""
+    from .prepare import test_windows
 
     test = [c for c in clips if assign(c, folds, run) == "test"]
     if run == "loco":
         return build_windows(test, fcfg, scfg, float(conf["hop_s"]), desc="loco-test", **kw), None
-    return _test_windows(test, conf, fcfg, scfg, **kw)
+    return test_windows(test, conf, fcfg, scfg, **kw)
 
 
 # --------------------------------------------------------------------------- scoring
@@ -321,9 +321,9 @@ def recalibrate(out: str | os.PathLike, roots: Sequence[str | os.PathLike], *,
         echo(f"[{run}] T={t:.3f} " + _line(scores))
         if run == "loco":
             record["loco"].update(temperature=t, turev_4class=scores["four_class"]["turev"],
-                                  scores=_compact_scores(scores))
+                                  scores=compact_scores(scores))
         else:
-            runs[run].update(temperature=t, temperature_fitted=fitted[run], scores=_compact_scores(scores))
+            runs[run].update(temperature=t, temperature_fitted=fitted[run], scores=compact_scores(scores))
             recs.append({"run": run, "best_epoch": runs[run]["best_epoch"], "temperature": t, "scores": scores})
     record["cv"]["table"] = cv_table(recs)
     record["cv"]["calibration_pooled"] = _pool_bins([r["scores"]["calibration"] for r in recs])
@@ -343,7 +343,7 @@ def recalibrate(out: str | os.PathLike, roots: Sequence[str | os.PathLike], *,
         final.write_text(json.dumps(meta, indent=2) + "\n")
         if "final" in record:
             record["final"]["temperature"] = meta["calibration"]["temperature"]
-    _write(out / "cv.json", record)
+    write_record(out / "cv.json", record)
     return record
 
 
@@ -363,7 +363,7 @@ def train_run(run: int | str, pool: Pool, folds: dict, conf: dict, fcfg: Feature
     from ser_lib.runtime import Predictor
     from .evaluate import fit_temperature
     from .models import summary_stats
-    from .train import fit
+    from .fit import fit
 
     part = {c.path: assign(c, folds, run) for c in pool.clips}
     paths = {p: {c for c, q in part.items() if q == p} for p in ("train", "val", "test")}
@@ -461,7 +461,7 @@ def format_cv_table(table: dict, loco: dict | None = None) -> str:
     return "\n".join(lines)
 
 
-def _compact_scores(s: dict) -> dict:
+def compact_scores(s: dict) -> dict:
     keep = ("ua", "wa", "macro_f1", "n")
     return {"test": {c: {lvl: {k: v[k] for k in keep} for lvl, v in lv.items()} for c, lv in s["test"].items()},
             "test_telephone": ({c: {lvl: {k: v[k] for k in keep} for lvl, v in lv.items()}
@@ -504,7 +504,7 @@ def run_recipe(roots: Sequence[str | os.PathLike], conf: dict, out: str | os.Pat
         recs = [train_run(i, pool, folds, conf, fcfg, scfg, out / "cv" / f"fold-{i}", progress=progress, echo=echo)
                 for i in range(len(folds["ravdess"]["test"]))]
         record["cv"] = {"table": cv_table(recs), "runs": [{**{k: v for k, v in r.items() if k not in ("scores", "history")},
-                                                          "scores": _compact_scores(r["scores"])} for r in recs]}
+                                                          "scores": compact_scores(r["scores"])} for r in recs]}
         cal = [r["scores"]["calibration"] for r in recs]
         pooled_bins = _pool_bins(cal)
         record["cv"]["calibration_pooled"] = pooled_bins
@@ -513,27 +513,27 @@ def run_recipe(roots: Sequence[str | os.PathLike], conf: dict, out: str | os.Pat
         cmt = np.sum([np.array(r["scores"]["test_telephone"]["ravdess"]["clip"]["confusion"]) for r in recs], axis=0)
         plot_confusions([("RAVDESS CV test folds, clip level, wideband", cm.tolist()),
                          ("RAVDESS CV test folds, clip level, telephone", cmt.tolist())], out / "confusion.png")
-        _write(record_path, record)
+        write_record(record_path, record)
     if "loco" in only:
         r = train_run("loco", pool, folds, conf, fcfg, scfg, out / "cv" / "loco", progress=progress, echo=echo)
         record["loco"] = {**{k: v for k, v in r.items() if k not in ("scores", "history")},
-                          "turev_4class": r["scores"]["four_class"]["turev"], "scores": _compact_scores(r["scores"])}
-        _write(record_path, record)
+                          "turev_4class": r["scores"]["four_class"]["turev"], "scores": compact_scores(r["scores"])}
+        write_record(record_path, record)
     if "final" in only:
         runs = record["cv"]["runs"]
         epochs = int(np.median([r["best_epoch"] for r in runs]))
         temp = float(np.median([r["temperature"] for r in runs]))
         r = train_run("final", pool, folds, conf, fcfg, scfg, out / ".final-stage", epochs=epochs, temperature=temp,
                       progress=progress, echo=echo)
-        _publish_final(out, Path(r["dir"]), record, epochs, temp)
+        publish_final(out, Path(r["dir"]), record, epochs, temp)
         record["final"] = {k: v for k, v in r.items() if k not in ("dir", "history")}
-        _write(record_path, record)
+        write_record(record_path, record)
     if "cv" in record and (out / "cv" / "fold-0" / "artifact.json").is_file():
         # the folds' temperatures become leave-one-fold-out medians (see recalibrate)
         record = recalibrate(out, roots, folds_path=folds_path, processes=processes, cache=cache,
                              progress=progress, echo=echo)
     record["total_wall_s"] = round(time.time() - t0, 1)
-    _write(record_path, record)
+    write_record(record_path, record)
     echo("\n" + format_cv_table(record["cv"]["table"], record.get("loco", {}).get("turev_4class")))
     return record
 
@@ -554,7 +554,7 @@ def _pool_bins(cals: Sequence[dict]) -> dict:
     return {"ece": ece, "n": total, "bins": bins}
 
 
-def _publish_final(out: Path, stage: Path, record: dict, epochs: int, temp: float) -> None:
+def publish_final(out: Path, stage: Path, record: dict, epochs: int, temp: float) -> None:
     """Copy the final artifact from ``stage`` into ``out`` with the CV results in its metrics."""
     meta_path = stage / "artifact.json"
     meta = json.loads(meta_path.read_text())
@@ -573,12 +573,13 @@ def _publish_final(out: Path, stage: Path, record: dict, epochs: int, temp: floa
     shutil.rmtree(stage)
 
 
-def _write(path: Path, record: dict) -> None:
-    from .train import _json_default
+def write_record(path: Path, record: dict) -> None:
+    """Write ``record`` as JSON to ``path`` atomically (a temp file, then a rename)."""
+    from .train import json_default
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=1, default=_json_default) + "\n")
+    tmp.write_text(json.dumps(record, indent=1, default=json_default) + "\n")
     os.replace(tmp, path)
 
 

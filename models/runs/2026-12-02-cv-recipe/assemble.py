@@ -23,11 +23,11 @@ def main():
     if stage.exists():
         shutil.rmtree(stage)
     shutil.copytree(b / 'final-stage', stage)
-    cv._publish_final(a, stage, record, epochs, temp)
+    cv.publish_final(a, stage, record, epochs, temp)
     record['final'] = {k: v for k, v in json.loads((b / 'final.json').read_text()).items() if k != 'dir'}
     record['note'] = ('folds (process A) and the LOCO and final runs (process B) ran as two processes of the same '
                       'code and configuration, in parallel, to fit the session; ser train runs them in one')
-    cv._write(a / 'cv.json', record)
+    cv.write_record(a / 'cv.json', record)
     rec = cv.recalibrate(a, ['/work/shared/corpora'], progress=False)
     print(cv.format_cv_table(rec['cv']['table'], rec['loco']['turev_4class']))
 
