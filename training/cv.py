@@ -372,6 +372,9 @@ def train_run(run: int | str, pool: Pool, folds: dict, conf: dict, fcfg: Feature
     train_ws = pool.train.subset_clips(tr_mask)
     w = tr_mask[pool.train.clip]
     mean, std = norm_stats(pool.level[w])
+    # the standardisation model_input does, written out on the level-normalised windows computed
+    # once per pool; it divides where model_input multiplies by 1/std (last-bit differences):
+    # kept so that retraining reproduces the shipped models' inputs exactly
     xtr = (pool.level[w] - mean) / std
     val_ws = pool.train.subset_clips(_select(pool.train, src, paths["val"], clean_only=True)) if paths["val"] else None
     xval = model_input(val_ws.x, fcfg, mean, std) if val_ws is not None else None
