@@ -114,57 +114,76 @@ def iter_members(fileobj: BinaryIO, kind: str, limits: ArchiveLimits,
             (``too_many_members``, ``too_large``, ``compression_ratio``); members before
             that point have been yielded.
     """
-    count = total = 0
-
-    def account(n_bytes: int):
-        nonlocal total
-        total += n_bytes
-        if total > limits.max_total_bytes:
-            raise ArchiveError("too_large", f"archive expands to more than max_total_bytes={limits.max_total_bytes}")
-
+    budget = _Budget(limits)
     if kind == "zip":
-        try:
-            zf = zipfile.ZipFile(fileobj)
-            infos = zf.infolist()
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as err:
-            raise ArchiveError("corrupt", f"cannot read zip archive: {err}") from err
-        with zf:
-            for info in infos:
-                if info.is_dir():
-                    continue
-                count += 1
-                if count > limits.max_members:
-                    raise ArchiveError("too_many_members", f"more than max_members={limits.max_members} members; "
-                                                           f"stopped after {limits.max_members}")
-                mtime = dt.datetime(*info.date_time, tzinfo=dt.timezone.utc) if info.date_time[0] >= 1980 else None
-                name = info.filename
-                if not is_recording(name):
-                    yield Member(name, info.file_size, mtime, "skipped", error="not_audio: member is not a recording (extension)")
-                    continue
-                if info.file_size > limits.max_member_bytes:
-                    yield Member(name, info.file_size, mtime, "failed",
-                                 error=f"too_large: member declares {info.file_size} bytes > max_member_bytes={limits.max_member_bytes}")
-                    continue
-                ratio_cap = int(max(info.compress_size, 1) * limits.max_ratio) if limits.max_ratio else None
-                ratio_cap = max(ratio_cap, _RATIO_MIN_BYTES) if ratio_cap is not None else None
-                try:
-                    with zf.open(info) as mf:
-                        data, why = _read_capped(mf, limits.max_member_bytes, ratio_cap)
-                except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError, RuntimeError) as err:
-                    reason = "encrypted" if "encrypted" in str(err) or "password" in str(err) else "corrupt"
-                    yield Member(name, info.file_size, mtime, "failed", error=f"{reason}: cannot read member: {err}")
-                    continue
-                if data is None:
-                    detail = (f"expands past max_ratio={limits.max_ratio} x its {info.compress_size} compressed bytes"
-                              if why == "compression_ratio" else f"more than max_member_bytes={limits.max_member_bytes}")
-                    yield Member(name, info.file_size, mtime, "failed", error=f"{why}: member {detail}")
-                    account(min(limits.max_member_bytes, ratio_cap or limits.max_member_bytes))
-                    continue
-                account(len(data))
-                yield _member_row(name, mtime, data)
-        return
+        yield from _zip_members(fileobj, limits, is_recording, budget)
+    else:
+        yield from _tar_members(fileobj, limits, is_recording, budget)
 
-    # tar, plain or compressed, in stream mode: one pass, decompressed once
+
+class _Budget:
+    """Members and uncompressed bytes read from one archive so far, against its limits."""
+
+    def __init__(self, limits: ArchiveLimits):
+        self.limits, self.count, self.total = limits, 0, 0
+
+    def member(self) -> None:
+        self.count += 1
+        if self.count > self.limits.max_members:
+            raise ArchiveError("too_many_members", f"more than max_members={self.limits.max_members} members; "
+                                                   f"stopped after {self.limits.max_members}")
+
+    def account(self, n_bytes: int) -> None:
+        self.total += n_bytes
+        if self.total > self.limits.max_total_bytes:
+            raise ArchiveError("too_large",
+                               f"archive expands to more than max_total_bytes={self.limits.max_total_bytes}")
+
+
+def _zip_members(fileobj: BinaryIO, limits: ArchiveLimits, is_recording, budget: _Budget) -> Iterator[Member]:
+    """:func:`iter_members` of a zip: read through its central directory."""
+    account = budget.account
+    try:
+        zf = zipfile.ZipFile(fileobj)
+        infos = zf.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as err:
+        raise ArchiveError("corrupt", f"cannot read zip archive: {err}") from err
+    with zf:
+        for info in infos:
+            if info.is_dir():
+                continue
+            budget.member()
+            mtime = dt.datetime(*info.date_time, tzinfo=dt.timezone.utc) if info.date_time[0] >= 1980 else None
+            name = info.filename
+            if not is_recording(name):
+                yield Member(name, info.file_size, mtime, "skipped", error="not_audio: member is not a recording (extension)")
+                continue
+            if info.file_size > limits.max_member_bytes:
+                yield Member(name, info.file_size, mtime, "failed",
+                             error=f"too_large: member declares {info.file_size} bytes > max_member_bytes={limits.max_member_bytes}")
+                continue
+            ratio_cap = int(max(info.compress_size, 1) * limits.max_ratio) if limits.max_ratio else None
+            ratio_cap = max(ratio_cap, _RATIO_MIN_BYTES) if ratio_cap is not None else None
+            try:
+                with zf.open(info) as mf:
+                    data, why = _read_capped(mf, limits.max_member_bytes, ratio_cap)
+            except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError, RuntimeError) as err:
+                reason = "encrypted" if "encrypted" in str(err) or "password" in str(err) else "corrupt"
+                yield Member(name, info.file_size, mtime, "failed", error=f"{reason}: cannot read member: {err}")
+                continue
+            if data is None:
+                detail = (f"expands past max_ratio={limits.max_ratio} x its {info.compress_size} compressed bytes"
+                          if why == "compression_ratio" else f"more than max_member_bytes={limits.max_member_bytes}")
+                yield Member(name, info.file_size, mtime, "failed", error=f"{why}: member {detail}")
+                account(min(limits.max_member_bytes, ratio_cap or limits.max_member_bytes))
+                continue
+            account(len(data))
+            yield _member_row(name, mtime, data)
+
+
+def _tar_members(fileobj: BinaryIO, limits: ArchiveLimits, is_recording, budget: _Budget) -> Iterator[Member]:
+    """:func:`iter_members` of a tar, plain or compressed, in stream mode: one pass, decompressed once."""
+    account = budget.account
     raw = fileobj
     try:
         tf = tarfile.open(fileobj=raw, mode="r|*")
@@ -176,10 +195,7 @@ def iter_members(fileobj: BinaryIO, kind: str, limits: ArchiveLimits,
             for m in tf:
                 if m.isdir():
                     continue
-                count += 1
-                if count > limits.max_members:
-                    raise ArchiveError("too_many_members", f"more than max_members={limits.max_members} members; "
-                                                           f"stopped after {limits.max_members}")
+                budget.member()
                 mtime = dt.datetime.fromtimestamp(m.mtime, dt.timezone.utc) if m.mtime else None
                 if not m.isfile():
                     yield Member(m.name, 0, mtime, "skipped", error="not_a_file: link or special file member")
@@ -199,6 +215,7 @@ def iter_members(fileobj: BinaryIO, kind: str, limits: ArchiveLimits,
                 if len(data) < m.size:
                     yield Member(m.name, m.size, mtime, "failed", error=f"corrupt: member truncated ({len(data)} of {m.size} bytes)")
                     continue
+                total = budget.total
                 if compressed and limits.max_ratio and total > _RATIO_MIN_BYTES:
                     try:
                         consumed = raw.tell()

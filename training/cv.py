@@ -280,7 +280,7 @@ def recalibrate(out: str | os.PathLike, roots: Sequence[str | os.PathLike], *,
         the rewritten ``cv.json`` record.
     """
     from ser_lib.runtime import Predictor
-    from .evaluate import fit_temperature, plot_reliability
+    from .evaluate import plot_reliability
 
     out = Path(out)
     record = json.loads((out / "cv.json").read_text())
@@ -292,17 +292,10 @@ def recalibrate(out: str | os.PathLike, roots: Sequence[str | os.PathLike], *,
     hop = float(conf["hop_s"])
     k = len(folds["ravdess"]["test"])
     runs = record["cv"]["runs"]
-    fitted = []
-    for i in range(k):
-        if refit:
-            val = [c for c in found.clips if assign(c, folds, i) == "val"]
-            val_ws = build_windows(val, fcfg, scfg, hop, desc=f"{i}-val", **kw)
-            pred = Predictor.from_path(out / "cv" / f"fold-{i}", expected=fcfg)
-            pred.meta.temperature = 1.0
-            cal = calibration_mask(val_ws)
-            fitted.append(fit_temperature(pred.predict(val_ws.x[cal]), val_ws.y[cal]))
-        else:
-            fitted.append(float(runs[i].get("temperature_fitted", runs[i]["temperature"])))
+    if refit:
+        fitted = [_fit_fold_temperature(out, found.clips, folds, i, fcfg, scfg, hop, kw) for i in range(k)]
+    else:
+        fitted = [float(runs[i].get("temperature_fitted", runs[i]["temperature"])) for i in range(k)]
     recs = []
     for run in [*range(k), "loco"]:
         d = out / "cv" / (f"fold-{run}" if run != "loco" else "loco")
@@ -330,21 +323,40 @@ def recalibrate(out: str | os.PathLike, roots: Sequence[str | os.PathLike], *,
     record["cv"]["temperature_rule"] = "leave-one-fold-out median of the folds' validation-fitted temperatures"
     plot_reliability([("CV test folds, wideband windows", record["cv"]["calibration_pooled"])],
                      out / "reliability.png")
-    final = out / "artifact.json"
-    if final.is_file():
-        meta = json.loads(final.read_text())
-        meta["calibration"]["temperature"] = float(np.median(fitted))
-        meta["calibration"]["fitted_on"] = "median of the CV folds' temperatures (each fitted on its validation speakers)"
-        table = record["cv"]["table"]
-        meta["metrics"]["cv"] = {"mean": table["mean"], "std": table["std"], "folds": table["folds"]}
-        if record.get("loco"):
-            meta["metrics"]["loco_turev_4class"] = {k2: record["loco"]["turev_4class"].get(k2)
-                                                    for k2 in ("ua", "wa", "macro_f1", "n")}
-        final.write_text(json.dumps(meta, indent=2) + "\n")
-        if "final" in record:
-            record["final"]["temperature"] = meta["calibration"]["temperature"]
+    _recalibrate_final(out / "artifact.json", record, float(np.median(fitted)))
     write_record(out / "cv.json", record)
     return record
+
+
+def _fit_fold_temperature(out: Path, clips, folds: dict, i: int, fcfg: FeatureConfig, scfg: SpeechConfig,
+                          hop: float, kw: dict) -> float:
+    """Fold ``i``'s temperature fitted again on its validation windows (:func:`calibration_mask`)."""
+    from ser_lib.runtime import Predictor
+    from .evaluate import fit_temperature
+
+    val = [c for c in clips if assign(c, folds, i) == "val"]
+    val_ws = build_windows(val, fcfg, scfg, hop, desc=f"{i}-val", **kw)
+    pred = Predictor.from_path(out / "cv" / f"fold-{i}", expected=fcfg)
+    pred.meta.temperature = 1.0
+    cal = calibration_mask(val_ws)
+    return fit_temperature(pred.predict(val_ws.x[cal]), val_ws.y[cal])
+
+
+def _recalibrate_final(final: Path, record: dict, temperature: float) -> None:
+    """Give the final artifact (if written) ``temperature`` and the recalibrated CV metrics."""
+    if not final.is_file():
+        return
+    meta = json.loads(final.read_text())
+    meta["calibration"]["temperature"] = temperature
+    meta["calibration"]["fitted_on"] = "median of the CV folds' temperatures (each fitted on its validation speakers)"
+    table = record["cv"]["table"]
+    meta["metrics"]["cv"] = {"mean": table["mean"], "std": table["std"], "folds": table["folds"]}
+    if record.get("loco"):
+        meta["metrics"]["loco_turev_4class"] = {k2: record["loco"]["turev_4class"].get(k2)
+                                                for k2 in ("ua", "wa", "macro_f1", "n")}
+    final.write_text(json.dumps(meta, indent=2) + "\n")
+    if "final" in record:
+        record["final"]["temperature"] = meta["calibration"]["temperature"]
 
 
 # --------------------------------------------------------------------------- one run

@@ -60,6 +60,8 @@ def _robustness_lines(rob: dict | None) -> str:
     return "\n".join(lines)
 
 
+# Longer than 80 lines on purpose: the body is the card's markdown template (one f-string,
+# read top to bottom like the card it renders); the numbers come from the helpers above.
 def render(model_dir: Path = DEFAULT_MODEL, robustness: Path | None = None) -> str:
     """The card's markdown text.
 
