@@ -19,12 +19,21 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def write_call(path: Path, sr: int, channels: list[list[tuple[str, float]]], subtype: str = "PCM_16",
-               seed: int = 0) -> Path:
-    """Write a recording whose channels are sequences of ("speech"|"silence", seconds)."""
+               seed: int = 0, shape=None) -> Path:
+    """Write a recording whose channels are sequences of ("speech"|"silence", seconds).
+
+    ``shape``: if given, parts of any other kind than ``speech`` and ``silence`` are
+    speech-like sound passed through ``shape(kind, samples, sr)``; without it they are silence."""
     rng = np.random.default_rng(seed)
     data = []
     for parts in channels:
-        chunks = [speech_like(d, sr, rng) if kind == "speech" else silence(d, sr, rng) for kind, d in parts]
+        chunks = []
+        for kind, d in parts:
+            if kind == "speech" or (shape is not None and kind != "silence"):
+                y = speech_like(d, sr, rng)
+                chunks.append(y if kind == "speech" else shape(kind, y, sr))
+            else:
+                chunks.append(silence(d, sr, rng))
         data.append(np.concatenate(chunks))
     n = min(len(c) for c in data)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import soundfile as sf
 
 from ser_lib.episodes import EpisodeConfig, channel_episodes
 from ser_lib.errors import ConfigError
@@ -22,6 +21,7 @@ from ser_lib.labels import EMOTIONS, NEGATIVE_EMOTIONS
 from ser_lib.measures import channel_measures, quarter_shares
 from ser_lib.smoothing import SmoothingConfig, smooth
 from ser_lib.timeline import cells
+from tests.conftest import write_call
 
 REPO = Path(__file__).resolve().parents[1]
 LAB = list(EMOTIONS)
@@ -202,22 +202,8 @@ def write_emotional_call(path: Path, sr: int, channels: list[list[tuple[str, flo
                          subtype: str = "PCM_16") -> Path:
     """A recording whose channels are sequences of ("calm" | "bright" | "silence", seconds);
     the ``zcr_artifact`` model calls bright speech angry and calm speech neutral."""
-    from ser_lib.synth import silence, speech_like
-    rng = np.random.default_rng(seed)
-    data = []
-    for parts in channels:
-        chunks = []
-        for kind, d in parts:
-            if kind == "silence":
-                chunks.append(silence(d, sr, rng))
-            else:
-                y = speech_like(d, sr, rng)
-                chunks.append(_bright(y, sr) if kind == "bright" else y)
-        data.append(np.concatenate(chunks))
-    n = min(len(c) for c in data)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(path, np.stack([c[:n] for c in data], axis=1), sr, subtype=subtype)
-    return path
+    return write_call(path, sr, channels, subtype, seed,
+                      shape=lambda kind, y, sr: _bright(y, sr) if kind == "bright" else y)
 
 
 @pytest.fixture(scope="module")

@@ -144,6 +144,13 @@ def load_conf(path: str | os.PathLike | None) -> dict:
         raise ConfigError(f"{path}: {err}") from None
 
 
+def augmentation(conf: dict) -> tuple[int, AugmentConfig]:
+    """The ``augment:`` section as ``(copies per training clip, AugmentConfig)``."""
+    aug_conf = dict(conf["augment"])
+    copies = int(aug_conf.pop("copies", 0))
+    return copies, AugmentConfig.from_dict(aug_conf)
+
+
 def stored_conf(conf: dict | None) -> dict:
     """An artifact's recorded ``training.conf`` over :data:`DEFAULTS`, leniently: an artifact
     trained by an older version may hold keys since removed, and must stay evaluable."""

@@ -44,7 +44,7 @@ from ser_lib.features import FeatureConfig, level_normalize, model_input
 from ser_lib.labels import EMOTIONS
 from ser_lib.speech import SpeechConfig
 
-from .augment import AugmentConfig
+from .config import augmentation
 from .corpora import Clip, discover, summarize
 from .dataset import CACHE_DIR, WindowSet, build_windows, norm_stats
 from .split import load_split
@@ -168,9 +168,7 @@ def extract(roots: Sequence[str | os.PathLike], conf: dict, fcfg: FeatureConfig,
     if not found.clips:
         raise ValueError(f"no corpus clips found under {', '.join(map(str, roots))}")
     echo("clips per label:\n" + summarize(found.clips).to_string())
-    aug_conf = dict(conf["augment"])
-    copies = int(aug_conf.pop("copies", 0))
-    aug = AugmentConfig.from_dict(aug_conf)
+    copies, aug = augmentation(conf)
     kw = dict(cache_dir=CACHE_DIR if cache else None, processes=processes, progress=progress)
     hop, seed = float(conf["hop_s"]), int(conf["seed"])
     train = build_windows(found.clips, fcfg, scfg, hop, ["clean"] + [f"aug{k}" for k in range(copies)], aug, seed,

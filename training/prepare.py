@@ -16,7 +16,7 @@ from typing import Sequence
 from ser_lib.features import FeatureConfig
 from ser_lib.speech import SpeechConfig
 
-from .augment import AugmentConfig
+from .config import augmentation
 from .corpora import Clip, discover, summarize
 from .dataset import CACHE_DIR, WindowSet, build_windows
 from .split import SPLIT_PATH, check_disjoint, load_split, partition
@@ -53,9 +53,7 @@ def prepare(roots: Sequence[str | os.PathLike], conf: dict, *, processes: int = 
     split_path = Path(conf["split"]) if conf.get("split") else SPLIT_PATH
     fcfg, scfg = FeatureConfig(), SpeechConfig()
     seed, hop = int(conf["seed"]), float(conf["hop_s"])
-    aug_conf = dict(conf["augment"])
-    copies = int(aug_conf.pop("copies", 0))
-    aug = AugmentConfig.from_dict(aug_conf)
+    copies, aug = augmentation(conf)
     kw = dict(cache_dir=CACHE_DIR if cache else None, processes=processes, progress=progress)
     t0 = time.time()
     train = build_windows(parts["train"], fcfg, scfg, hop, ["clean"] + [f"aug{k}" for k in range(copies)],
