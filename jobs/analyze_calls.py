@@ -558,7 +558,7 @@ def cli_main(argv=None) -> int:
     logging.basicConfig(level=logging.DEBUG if a.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        now = _parse_date(a.run_date)
+        now = parse_run_date(a.run_date)
         summary = run(a.input, a.output, a.conf, a.master, a.model, now=now, run_id=a.run_id, reprocess=a.reprocess,
                       wait_s=a.wait, show_failed=a.show_failed)
     except LockBusy as err:
@@ -576,7 +576,12 @@ def cli_main(argv=None) -> int:
     return EXIT_FAILED_INPUTS if summary["failed"] else EXIT_OK
 
 
-def _parse_date(s: str | None) -> dt.datetime | None:
+def parse_run_date(s: str | None) -> dt.datetime | None:
+    """``--run-date YYYY-MM-DD`` as noon UTC of that day (None: not given).
+
+    Raises:
+        ConfigError: not a YYYY-MM-DD date.
+    """
     if not s:
         return None
     try:

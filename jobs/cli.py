@@ -82,11 +82,11 @@ def analyze(input_path, output_path, conf_path, model_path, master, run_id, run_
     Exits 0 when every input is ok or skipped, 1 when any input failed (see OUT/errors),
     2 on a configuration error, 75 when another run holds OUT (after --wait).
     """
-    from jobs.analyze_calls import _parse_date, run  # imports Spark only for this command
+    from jobs.analyze_calls import parse_run_date, run  # imports Spark only for this command
     from jobs.run_summary import notice_lines
     from ser_lib.errors import SERError
     try:
-        summary = run(input_path, output_path, conf_path, master, model_path, now=_parse_date(run_date),
+        summary = run(input_path, output_path, conf_path, master, model_path, now=parse_run_date(run_date),
                       run_id=run_id, reprocess=list(reprocess) or None, wait_s=wait_s, show_failed=show_failed)
     except (SERError, FileNotFoundError) as err:
         raise CliError(f"configuration error: {err}", EXIT_USAGE) from err
