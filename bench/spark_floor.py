@@ -23,9 +23,9 @@ def _identity(batches):
 
 def main() -> dict:
     from jobs.analyze_calls import build_spark
-    from ser_lib.config import JobConfig
+    from jobs.spark_config import SparkConfig
     t_imp = time.perf_counter()
-    spark = build_spark(JobConfig.load(None))
+    spark = build_spark(SparkConfig.load(None))
     t_session = time.perf_counter()
     df = spark.createDataFrame([("a", 1)], "s string, n long")
     first = df.repartition(1, "s").mapInPandas(_identity, df.schema).toPandas()

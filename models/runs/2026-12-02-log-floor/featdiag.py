@@ -6,7 +6,7 @@ sys.path.insert(0, '.')
 from bench.robustness import build_call
 from ser_lib import features as F
 from ser_lib.config import JobConfig
-from ser_lib.inference import Predictor
+from ser_lib.runtime import Predictor
 from ser_lib.speech import SpeechConfig, is_speech
 from ser_lib.stream import StreamAnalyzer
 from training.corpora import default_corpora_root, discover
