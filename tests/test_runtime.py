@@ -196,7 +196,8 @@ def test_training_commands_say_what_to_install_without_the_training_extra(monkey
     from click.testing import CliRunner
 
     from jobs.cli import cli
-    monkeypatch.setitem(sys.modules, "training.train", None)  # as in a serving-only install
+    for module in ("training.cli", "training.train"):  # as in a serving-only install
+        monkeypatch.setitem(sys.modules, module, None)
     res = CliRunner().invoke(cli, ["train", "--epochs", "1"])
     assert res.exit_code == 2 and "pip install 'ser-calls[train]'" in res.output
     assert "train" in CliRunner().invoke(cli, ["--help"]).output
