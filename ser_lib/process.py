@@ -4,8 +4,8 @@
 its content is unchanged, else decode and score it (:func:`ser_lib.scoring.score_recording`)
 and build its segment rows (:func:`segment_columns`) and its input row with the call
 summary; an archive is streamed member by member (:func:`ser_lib.archive.iter_members`)
-with the same rules per member. The Spark job's ``mapInArrow`` function turns these rows
-into Arrow batches; ``ser predict`` and the web upload page use :func:`segment_columns`
+with the same rules per member. The Spark job's ``mapInPandas`` function turns these rows
+into record batches; ``ser predict`` and the web upload page use :func:`segment_columns`
 and :func:`segment_records` through :mod:`ser_lib.one_recording`.
 
 Rows come in two shapes:

@@ -62,6 +62,9 @@ class AugmentConfig:
         p_gain: probability of a level change ...
         gain_db: (min, max) gain, dB (the result is peak-limited to 0.99).
         p_telephone: probability of the telephone channel (:func:`telephone`).
+        p_requantize: probability of rounding the result to ``requantize_bits``-bit PCM
+            (last step: the fixed quantisation noise of a recording made at that level).
+        requantize_bits: bit depth of that rounding.
     """
 
     p_noise: float = 0.5
@@ -75,6 +78,8 @@ class AugmentConfig:
     p_gain: float = 0.5
     gain_db: tuple[float, float] = (-12.0, 6.0)
     p_telephone: float = 0.5
+    p_requantize: float = 0.0
+    requantize_bits: int = 16
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "AugmentConfig":
@@ -177,6 +182,9 @@ def augment(y: np.ndarray, sr: int, cfg: AugmentConfig, seed: int) -> np.ndarray
     peak = float(np.max(np.abs(out)))
     if peak > 0.99:  # a limiter, not hard clipping: clipping distortion is not what calls sound like
         out *= 0.99 / peak
+    if rng.random() < cfg.p_requantize:
+        q = float(2 ** (cfg.requantize_bits - 1))
+        out = (np.round(out * q) / q).astype(np.float32)
     return out
 
 
