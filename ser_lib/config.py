@@ -7,7 +7,7 @@ job runs (master, application name, tasks per core, Spark settings) is read by
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +25,7 @@ RUNNER_SECTIONS = ("spark",)
 
 _DEFAULTS: dict[str, Any] = {
     "input": {"extensions": ["wav", "flac", "ogg", "opus", "mp3"], "chunk_s": 60.0},
-    "archives": {"enabled": True, "max_members": 10000, "max_member_bytes": 2 << 30,
-                 "max_total_bytes": 50 << 30, "max_ratio": 200.0},
+    "archives": {"enabled": True, **asdict(ArchiveLimits())},
     "channels": {"1": ["mono"], "2": ["agent", "customer"]},
     "windows": {"window_s": 2.0, "hop_s": 1.0},
     "speech": SpeechConfig().to_dict(),
