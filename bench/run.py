@@ -608,7 +608,7 @@ def readme_section(res: dict) -> str:
     L.append("")
     fit = res["job"].get("fit")
     L.append(f"Start-up, reported apart: JVM + SparkSession {_fmt(su['jvm_start_s'], 1)} s, model load "
-             f"{_fmt(su['model_load_s'], 1)} s (per Python worker, in parallel: TensorFlow import, model, graph): "
+             f"{_fmt(su['model_load_s'], 1)} s (per Python worker, in parallel: model runtime import and model load): "
              f"**start-up {_fmt(su['startup_s'], 1)} s**. The first run of a session costs "
              f"{_fmt(su['first_run_extra_s'], 1)} s more than a warm one (that model load, Python worker start and "
              f"imports, the JVM's first not yet JIT-compiled jobs): a cold start of "
@@ -666,13 +666,15 @@ def readme_section(res: dict) -> str:
 
 
 def update_readme(section: str) -> bool:
+    """Replace the text between the START and END marker lines (markers alone on their line:
+    the README's prose names them too)."""
+    import re
     text = README.read_text()
-    if START not in text or END not in text:
+    pat = re.compile(rf"^{re.escape(START)}$.*?^{re.escape(END)}$", flags=re.M | re.S)
+    if not pat.search(text):
         log("README has no bench markers; not updated")
         return False
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    README.write_text(head + START + "\n" + section.strip() + "\n" + END + tail)
+    README.write_text(pat.sub(lambda _: START + "\n" + section.strip() + "\n" + END, text, count=1))
     return True
 
 
@@ -717,6 +719,10 @@ def main(argv=None) -> int:
             log("README table updated")
         return 0
     scales = sorted({int(s) for s in a.scales.split(",") if s.strip()})
+    if not any(kv.startswith("spark.ui.enabled=") for kv in a.spark):
+        # the per-stage times come from the Spark UI's REST API, which a local run turns off
+        # by default (jobs.analyze_calls.LOCAL_SPARK_DEFAULTS)
+        a.spark.append("spark.ui.enabled=true")
     a.conf = effective_conf(a.conf, a.spark)
     base_scales = [] if a.skip_baseline else sorted({int(s) for s in a.baseline_scales.split(",") if s.strip()})
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -803,7 +809,7 @@ def main(argv=None) -> int:
         res["job"] = {
             "parallelism": par, "cold": cold, "warm": warm,
             "startup": {"jvm_start_s": round(jvm_s, 2),
-                        # per Python worker (they load in parallel): TensorFlow import, model, graph trace
+                        # per Python worker (they load in parallel): model runtime import and model load
                         "model_load_s": round(model_load, 2),
                         # the issue's start-up overhead: JVM + model load
                         "startup_s": round(jvm_s + model_load, 2),
