@@ -192,7 +192,7 @@ def table(res: dict) -> str:
              f"| marginal throughput (fixed costs cancelled) | {m['marginal_x_realtime']}x realtime | >= 2,300x |"]
     if "spark_floor" in res:
         f = res["spark_floor"]
-        lines.insert(4, f"| Spark floor: session + one trivial Python query + Parquet write, cold (median of 3) | "
+        lines.insert(4, f"| Spark floor: session + two trivial Python queries + Parquet write, cold (median of 3) | "
                         f"{f['total_s']} s (session {f['session_s']}, first query {f['first_query_s']}, "
                         f"write {f['parquet_write_s']}) | |")
     if "install" in res:
