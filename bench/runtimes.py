@@ -95,14 +95,14 @@ def measure(kind: str, d: str, batch: int) -> dict:
         run = lambda x: s.run(None, {name: x})[0]  # noqa: E731
     elif kind == "litert":
         sys.path.insert(0, str(REPO))
-        from ser_lib.runtime import _litert_call
+        from ser_lib.runtime import litert_call
         import ser_lib.runtime as inf
         inf._THREADS = 1
-        run = _litert_call(Path(f"{d}/model.tflite").read_bytes())[0]
+        run = litert_call(Path(f"{d}/model.tflite").read_bytes())[0]
     else:
         sys.path.insert(0, str(REPO))
-        from ser_lib.runtime import _compiled_call
-        run = _compiled_call(keras.saving.load_model(f"{d}/model.keras", compile=False))
+        from ser_lib.runtime import compiled_call
+        run = compiled_call(keras.saving.load_model(f"{d}/model.keras", compile=False))
     x, ref = np.load(f"{d}/x.npy"), np.load(f"{d}/ref.npy")
     got = np.concatenate([run(x[i:i + 512]) for i in range(0, len(x), 512)])
     t2 = time.perf_counter()

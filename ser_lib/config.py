@@ -23,7 +23,8 @@ DEFAULT_JOB_CONF = Path(__file__).resolve().parent.parent / "conf" / "job.yaml"
 #: sections of ``conf/job.yaml`` read by the Spark runner, not by this library
 RUNNER_SECTIONS = ("spark",)
 
-_DEFAULTS: dict[str, Any] = {
+#: the library's job configuration defaults (conf/job.yaml documents them; a test keeps both equal)
+DEFAULTS: dict[str, Any] = {
     "input": {"extensions": ["wav", "flac", "ogg", "opus", "mp3"], "chunk_s": 60.0},
     "archives": {"enabled": True, **asdict(ArchiveLimits())},
     "channels": {"1": ["mono"], "2": ["agent", "customer"]},
@@ -99,7 +100,7 @@ class JobConfig:
             ConfigError: unreadable file, unknown key, or invalid value.
         """
         raw = read_yaml(path)
-        d = merge(_DEFAULTS, {k: v for k, v in raw.items() if k not in RUNNER_SECTIONS})
+        d = merge(DEFAULTS, {k: v for k, v in raw.items() if k not in RUNNER_SECTIONS})
         d = merge(d, overrides or {})
         try:
             channels = {int(k): tuple(str(n) for n in v) for k, v in d["channels"].items()}

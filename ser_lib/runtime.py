@@ -67,10 +67,10 @@ class Predictor:
         fc = self.meta.feature_config
         self.runtime = _pick_runtime(runtime, artifact.runtime_bytes is not None)
         if self.runtime == "litert":
-            self._call, input_shape = _litert_call(artifact.runtime_bytes)
+            self._call, input_shape = litert_call(artifact.runtime_bytes)
         else:
             input_shape = self.model.input_shape
-            self._call = _compiled_call(self.model)
+            self._call = compiled_call(self.model)
         if tuple(input_shape[1:]) != (fc.frames_per_window, fc.n_features):
             raise ArtifactError(f"model input {tuple(input_shape)} does not match its feature config")
         self.batch_size = batch_size
@@ -155,7 +155,7 @@ def _pick_runtime(runtime: str | None, has_runtime_file: bool) -> str:
     return "litert"
 
 
-def _litert_call(model_bytes: bytes):
+def litert_call(model_bytes: bytes):
     """``(call, input_shape)``: ``call(x)`` runs the LiteRT flatbuffer on
     ``np.ndarray[shape=(n, frames, features), dtype=float32]`` and returns the
     ``(n, n_labels)`` float32 outputs (a new array). The batch dimension is dynamic:
@@ -191,7 +191,7 @@ def _litert_call(model_bytes: bytes):
     return call, tuple(int(d) for d in inp["shape_signature"])
 
 
-def _compiled_call(model):
+def compiled_call(model):
     """``x -> model(x, training=False)`` as a NumPy array, run as one compiled graph.
 
     Keras' eager ``model(x)`` dispatches every layer op by op from Python: at the

@@ -54,11 +54,11 @@ def _leaves(d: dict, prefix: str = "") -> list[tuple[str, object]]:
 
 
 def test_conf_job_yaml_sets_every_library_default_to_its_code_value():
-    """conf/job.yaml documents the defaults; the dataclasses and _DEFAULTS hold them: they agree."""
-    from ser_lib.config import _DEFAULTS, RUNNER_SECTIONS
+    """conf/job.yaml documents the defaults; the dataclasses and DEFAULTS hold them: they agree."""
+    from ser_lib.config import DEFAULTS, RUNNER_SECTIONS
     shipped = {k: v for k, v in yaml.safe_load((REPO / "conf" / "job.yaml").read_text()).items()
                if k not in RUNNER_SECTIONS}
-    got, want = dict(_leaves(shipped)), dict(_leaves(_DEFAULTS))
+    got, want = dict(_leaves(shipped)), dict(_leaves(DEFAULTS))
     assert got.keys() == want.keys()
     for k in got:
         assert got[k] == pytest.approx(want[k]) if isinstance(want[k], float) else got[k] == want[k], k
