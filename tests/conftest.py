@@ -93,3 +93,13 @@ def readme_sql_blocks() -> dict[str, list[str]]:
                                                    for ln in s.splitlines())]
         out["spark" if "USING parquet" in block else "duckdb"] = statements
     return out
+
+
+def config_leaves(d: dict, where: str = ""):
+    """``(dotted.key, value)`` for every leaf of a nested configuration dict, tuples as
+    lists (YAML has none): compares a YAML file with the code's defaults."""
+    for k, v in d.items():
+        if isinstance(v, dict):
+            yield from config_leaves(v, f"{where}{k}.")
+        else:
+            yield f"{where}{k}", list(v) if isinstance(v, tuple) else v

@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from ser_lib.config import JobConfig
+from tests.conftest import config_leaves
 from ser_lib.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,22 +44,9 @@ def test_spark_settings_are_read_by_the_runner_not_the_library(tmp_path):
         JobConfig.load(conf)
 
 
-def _leaves(d: dict, prefix: str = "") -> list[tuple[str, object]]:
-    out = []
-    for k, v in d.items():
-        if isinstance(v, dict) and k not in ("channels", "settings"):
-            out += _leaves(v, f"{prefix}{k}.")
-        else:
-            out.append((f"{prefix}{k}", list(v) if isinstance(v, tuple) else v))
-    return out
-
-
 def test_conf_job_yaml_sets_every_library_default_to_its_code_value():
     """conf/job.yaml documents the defaults; the dataclasses and DEFAULTS hold them: they agree."""
     from ser_lib.config import DEFAULTS, RUNNER_SECTIONS
     shipped = {k: v for k, v in yaml.safe_load((REPO / "conf" / "job.yaml").read_text()).items()
                if k not in RUNNER_SECTIONS}
-    got, want = dict(_leaves(shipped)), dict(_leaves(DEFAULTS))
-    assert got.keys() == want.keys()
-    for k in got:
-        assert got[k] == pytest.approx(want[k]) if isinstance(want[k], float) else got[k] == want[k], k
+    assert dict(config_leaves(shipped)) == dict(config_leaves(DEFAULTS))

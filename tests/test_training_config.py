@@ -8,21 +8,14 @@ import yaml
 
 from ser_lib.errors import ConfigError
 from training import models
+from tests.conftest import config_leaves
 from training.config import DEFAULT_CONF, DEFAULTS, TrainConfig, load_conf, stored_conf
-
-
-def _leaves(d: dict, where: str = ""):
-    for k, v in d.items():
-        if isinstance(v, dict):
-            yield from _leaves(v, f"{where}{k}.")
-        else:
-            yield f"{where}{k}", list(v) if isinstance(v, tuple) else v  # YAML has no tuples
 
 
 def test_conf_train_yaml_sets_every_default_to_its_dataclass_value():
     shipped = yaml.safe_load(DEFAULT_CONF.read_text())
-    want = {k: v for k, v in _leaves(TrainConfig().to_dict()) if not k.startswith("models.")}
-    got = {k: v for k, v in _leaves(shipped) if not k.startswith("models.")}
+    want = {k: v for k, v in config_leaves(TrainConfig().to_dict()) if not k.startswith("models.")}
+    got = {k: v for k, v in config_leaves(shipped) if not k.startswith("models.")}
     assert got == want  # every key documented, none missing, none with another value
     for family, args in shipped["models"].items():  # the architecture defaults live in the builders
         params = inspect.signature(getattr(models, f"build_{family}")).parameters
