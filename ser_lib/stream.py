@@ -144,11 +144,12 @@ class StreamAnalyzer:
         self.info: AudioInfo | None = None
         self.duration_s: float | None = None
 
-    def _emit(self, names, states, results) -> list[ChannelWindows]:
+    @staticmethod
+    def _emit(names, states, results, speech_cfg: SpeechConfig) -> list[ChannelWindows]:
         out = []
         for name, st, (feats, starts) in zip(names, states, results):
             start_s, end_s = st.grid.bounds_s(st.total, starts)
-            out.append(ChannelWindows(name, feats, start_s, end_s, is_speech(feats, self._speech)))
+            out.append(ChannelWindows(name, feats, start_s, end_s, is_speech(feats, speech_cfg)))
         return out
 
     def __iter__(self) -> Iterator[list[ChannelWindows]]:
@@ -156,7 +157,7 @@ class StreamAnalyzer:
         with AudioReader(self.source) as reader:
             sr_in, n_ch = reader.info.sample_rate, reader.info.n_channels
             # the absolute floor of the speech rule follows the source's resolution
-            self._speech = self.speech_cfg.for_subtype(reader.info.subtype)
+            speech_cfg = self.speech_cfg.for_subtype(reader.info.subtype)
             names = self.channel_names(n_ch)
             states = [_Channel(self.fcfg, self.hop_s) for _ in range(n_ch)]
             rs = None if sr_in == self.fcfg.sample_rate else soxr.ResampleStream(
@@ -170,7 +171,7 @@ class StreamAnalyzer:
                 t["decode_s"] = t.get("decode_s", 0.0) + (t1 - t0)
                 t["features_s"] = t.get("features_s", 0.0) + (time.perf_counter() - t1)
                 if any(len(r[1]) for r in results):
-                    yield self._emit(names, states, results)
+                    yield self._emit(names, states, results, speech_cfg)
                 t0 = time.perf_counter()
         t1 = time.perf_counter()
         results = [st.finish() for st in states]
@@ -178,5 +179,5 @@ class StreamAnalyzer:
         self.info = reader.info
         self.duration_s = states[0].total / self.fcfg.sample_rate
         if any(len(r[1]) for r in results):
-            yield self._emit(names, states, results)
+            yield self._emit(names, states, results, speech_cfg)
 
