@@ -158,10 +158,10 @@ def main(argv=None) -> int:
     for corpus, d in (cov or {}).items():
         print(f"  {corpus:8s} n={d['clips']:5d}  0 dB {d['0']:.4f}  -20 dB {d['-20']:.4f}  -30 dB {d['-30']:.4f}")
     print(f"windows changed vs 0 dB ({len(calls)} calls of 3 min, fold models on their test actors):")
-    for (st, inv), g in ((x, g) for x in per_format.items() for g in x[1]):
-        d = inv[g]
-        print(f"  {st} {int(g):+3d} dB: flag {d['flag_changed']:.4f}  emotion {d['emotion_changed']:.4f}  "
-              f"either {d['either_changed']:.4f}  (n={d['windows']})")
+    for st, per_gain in per_format.items():
+        for g, d in per_gain.items():
+            print(f"  {st} {int(g):+3d} dB: flag {d['flag_changed']:.4f}  emotion {d['emotion_changed']:.4f}  "
+                  f"either {d['either_changed']:.4f}  (n={d['windows']})")
     print(f"written to {args.out}")
     return 0
 
