@@ -59,3 +59,8 @@ def label_index(emotion: str) -> int:
 def probability_column(emotion: str) -> str:
     """Name of the per-segment probability column for ``emotion`` (``p_<emotion>``)."""
     return f"p_{emotion}"
+
+
+def is_probability_column(name: str) -> bool:
+    """Whether ``name`` is a :func:`probability_column` (``p_<label>``, any model's labels)."""
+    return name.startswith("p_") and len(name) > 2

@@ -31,7 +31,7 @@ import pandas as pd
 from .archive import ArchiveError, archive_kind, iter_members
 from .config import JobConfig
 from .errors import ArtifactError, SERError
-from .labels import probability_column
+from .labels import is_probability_column, probability_column
 from .scoring import ScoredChannel, score_recording, summarize
 
 
@@ -79,7 +79,7 @@ def segment_records(cols: dict) -> list[dict]:
         for k, v in cols.items():
             if not isinstance(v, np.ndarray):
                 row[k] = v
-            elif k == "confidence" or k.startswith("p_"):
+            elif k == "confidence" or is_probability_column(k):
                 row[k] = float(v[i]) if s else None
             elif v.dtype == object:
                 row[k] = v[i]

@@ -9,9 +9,9 @@ import soundfile as sf
 from ser_lib.labels import EMOTIONS
 from ser_lib.synth import speech_like
 from training.corpora import Clip, default_corpora_root, discover, load_turev
-from training.cv import FOLDS_PATH, assign, build_folds, load_folds, subset_scores
+from training.cv import FOLDS_PATH, assign, build_folds, cv_table, format_cv_table, load_folds, subset_scores
 from training.dataset import WindowSet
-from training.evaluate import calibration, fit_temperature
+from training.evaluate import calibration, ece_if_calibrated, fit_temperature
 from training.fit import sample_weights
 
 # --------------------------------------------------------------------------- TurEV-DB
@@ -166,6 +166,56 @@ def test_calibration_bins_count_every_sample():
     expect = 1 / 4 * abs(1 - 0.9) + 1 / 4 * abs(1 - 0.8) + 2 / 4 * abs(0.5 - (0.6 + 0.55) / 2)
     assert cal["ece"] == pytest.approx(expect)
     assert [b["n"] for b in cal["bins"]][5:9] == [2, 0, 1, 1]
+
+
+def _calibrated_sample(n: int, rng) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities of 4 classes and labels drawn from them: calibrated by construction."""
+    probs = rng.dirichlet(np.full(4, 0.7), size=n)
+    y = np.array([rng.choice(4, p=p) for p in probs])
+    return probs, y
+
+
+def test_ece_if_calibrated_is_the_sampling_floor_of_a_calibrated_model():
+    rng = np.random.default_rng(5)
+    small, large = [], []
+    for _ in range(40):
+        small.append(calibration(*_calibrated_sample(300, rng)))
+        large.append(calibration(*_calibrated_sample(3000, rng)))
+    # a calibrated model's measured ECE is not 0: its mean over test sets is the floor the
+    # function predicts from one of them, and the floor falls about as 1 / sqrt(n)
+    for cals in (small, large):
+        measured = np.mean([c["ece"] for c in cals])
+        predicted = np.mean([ece_if_calibrated(c, draws=400) for c in cals])
+        assert predicted == pytest.approx(measured, rel=0.25)
+    ratio = np.mean([ece_if_calibrated(c, 400) for c in small]) / np.mean([ece_if_calibrated(c, 400) for c in large])
+    assert 2.3 < ratio < 4.3                                  # sqrt(10) = 3.16
+    # an over-confident model sits far above its floor
+    probs, y = _calibrated_sample(3000, rng)
+    sharp = probs ** 3 / (probs ** 3).sum(1, keepdims=True)
+    cal = calibration(sharp, y)
+    assert cal["ece"] > 4 * ece_if_calibrated(cal)
+    assert ece_if_calibrated(cal, seed=1) == ece_if_calibrated(cal, seed=1)
+    assert ece_if_calibrated(calibration(np.zeros((0, 3)), np.zeros(0, int))) == 0.0
+
+
+def test_cv_table_pools_the_folds_test_windows():
+    rng = np.random.default_rng(6)
+    folds, all_p, all_y = [], [], []
+    for i, n in enumerate((200, 500, 350)):
+        probs, y = _calibrated_sample(n, rng)
+        probs = probs ** (1 + i) / (probs ** (1 + i)).sum(1, keepdims=True)    # folds differ
+        all_p.append(probs), all_y.append(y)
+        clip = {"ua": 0.5 + i / 10, "wa": 0.5, "macro_f1": 0.5, "n": 10}
+        folds.append({"run": i, "scores": {"test": {"ravdess": {"clip": clip}},
+                                           "test_telephone": {"ravdess": {"clip": clip}},
+                                           "calibration": calibration(probs, y)}})
+    table = cv_table(folds)
+    whole = calibration(np.concatenate(all_p), np.concatenate(all_y))
+    assert table["pooled"]["windows"] == 1050
+    assert table["pooled"]["ece"] == pytest.approx(whole["ece"])
+    assert table["mean"]["ua"] == pytest.approx(0.6)
+    assert table["pooled"]["fold_ece_if_calibrated"] > table["pooled"]["ece_if_calibrated"]
+    assert f"**{whole['ece']:.3f}**" in format_cv_table(table)
 
 
 # --------------------------------------------------------------------------- end to end

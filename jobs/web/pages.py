@@ -7,6 +7,8 @@ import io
 from flask import Blueprint, Response, abort, jsonify, render_template, request, send_file, url_for
 from werkzeug.exceptions import HTTPException, SecurityError
 
+from ser_lib.labels import is_probability_column
+
 from .audio import AudioUnavailable
 from .common import services, source_name, summary_of, view_model, wants_json
 from .results import BadQuery, CallQuery
@@ -66,7 +68,7 @@ SEGMENT_CSV_COLUMNS = ["call_id", "source_path", "member", "channel", "segment_i
 def segments_csv(call_id: str):
     c = _call_or_404(call_id)
     rows = services()["results"].segments(c) if c["status"] == "ok" else []
-    probs = [k for k in (rows[0] if rows else {}) if k.startswith("p_")]
+    probs = [k for k in (rows[0] if rows else {}) if is_probability_column(k)]
     cols = SEGMENT_CSV_COLUMNS + probs + ["model_version", "run_id", "run_date"]
     buf = io.StringIO()
     w = csv.DictWriter(buf, cols, extrasaction="ignore", lineterminator="\n")
