@@ -278,6 +278,10 @@ def test_tiny_recipe_writes_fold_artifacts_and_evaluate_reproduces_its_table(tmp
         assert meta["calibration"]["temperature"] == pytest.approx(loo)
     assert final["training"]["run"] == "final" and final["metrics"]["cv"]["mean"] == table["mean"]
     Predictor.from_path(out)
+    # the shipped artifact carries the LiteRT flatbuffer the job runs, as every fold artifact does
+    from ser_lib.artifact import read_bytes
+    assert read_bytes(out).runtime_bytes and read_bytes(out / "cv" / "fold-0").runtime_bytes
+    assert table["pooled"]["windows"] > 0 and 0 <= table["pooled"]["ece"] <= 1
 
     again = cv.evaluate_cv(out, [roots], **kw)
     for got, want in zip(again["table"]["folds"], table["folds"]):

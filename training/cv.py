@@ -603,8 +603,10 @@ def publish_final(out: Path, stage: Path, record: dict, epochs: int, temp: float
                              "temperature_rule": "median fold temperature", "folds_sha256": record["folds_sha256"],
                              "corpora": record["corpora"]})
     meta_path.write_text(json.dumps(meta, indent=2) + "\n")
-    for f in ("artifact.json", "model.keras"):
-        shutil.copy2(stage / f, out / f)
+    # the LiteRT flatbuffer is what the job runs (ser_lib.artifact.RUNTIME_FILE): it ships too
+    for f in ("artifact.json", "model.keras", "model.tflite"):
+        if (stage / f).is_file():
+            shutil.copy2(stage / f, out / f)
     shutil.rmtree(stage)
 
 
