@@ -102,6 +102,15 @@ def gain_invariance(calls: list[tuple[np.ndarray, object]], cfg, tmp: Path, gain
             for g, (f, e, n) in changed.items()}
 
 
+def frame_levels(calls: list[np.ndarray], fcfg, pcts=(50, 90)) -> dict:
+    """Percentiles of the calls' frame RMS (the features' ``rms_db``, dBFS) at 0 dB, pooled:
+    where their speech sits against a 16-bit file's quantisation noise (-101 dBFS) once scaled."""
+    from ser_lib.features import frame_features
+
+    levels = np.concatenate([frame_features(y, fcfg)[:, 1] for y in calls])
+    return {f"p{p}": round(float(np.percentile(levels, p)), 1) for p in pcts}
+
+
 def main(argv=None) -> int:
     from ser_lib.config import JobConfig
     from ser_lib.features import FeatureConfig
@@ -148,6 +157,8 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         per_format = {st: gain_invariance(calls, cfg, Path(tmp), subtype=st) for st in FORMATS}
     part = {"command": "python -m bench.robustness", "gain_invariance": {"calls": len(calls), "minutes_each": 3.0,
+                                                                        "frame_rms_dbfs": frame_levels(
+                                                                            [y for y, _ in calls], fcfg),
                                                                         "per_format": per_format},
             "wall_s": round(time.time() - t0, 1)}
     if cov is not None:
@@ -157,7 +168,9 @@ def main(argv=None) -> int:
     print("clips with a speech window (share):")
     for corpus, d in (cov or {}).items():
         print(f"  {corpus:8s} n={d['clips']:5d}  0 dB {d['0']:.4f}  -20 dB {d['-20']:.4f}  -30 dB {d['-30']:.4f}")
-    print(f"windows changed vs 0 dB ({len(calls)} calls of 3 min, fold models on their test actors):")
+    lv = part["gain_invariance"]["frame_rms_dbfs"]
+    print(f"windows changed vs 0 dB ({len(calls)} calls of 3 min, fold models on their test actors; "
+          f"frame RMS at 0 dB: median {lv['p50']} dBFS, 90th percentile {lv['p90']} dBFS):")
     for st, per_gain in per_format.items():
         for g, d in per_gain.items():
             print(f"  {st} {int(g):+3d} dB: flag {d['flag_changed']:.4f}  emotion {d['emotion_changed']:.4f}  "

@@ -46,7 +46,8 @@ class ArtifactMeta:
     """Everything in ``artifact.json``.
 
     Attributes:
-        version: model version string, e.g. ``"cnn1d-2026.11.22"``; copied into every output row.
+        version: model version string, e.g. ``"cnn1d-2026.12.02.0909"`` (family, UTC date
+            and time of training); copied into every output row.
         labels: ordered emotion labels, one per model output unit.
         feature_config: the features the model was trained on.
         speech_config: the speech/non-speech rule used when building training windows.

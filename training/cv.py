@@ -348,7 +348,7 @@ def _recalibrate_final(final: Path, record: dict, temperature: float) -> None:
     meta["calibration"]["temperature"] = temperature
     meta["calibration"]["fitted_on"] = "median of the CV folds' temperatures (each fitted on its validation speakers)"
     table = record["cv"]["table"]
-    meta["metrics"]["cv"] = {"mean": table["mean"], "std": table["std"], "folds": table["folds"]}
+    meta["metrics"]["cv"] = {k: table[k] for k in ("mean", "std", "folds", "pooled") if k in table}
     if record.get("loco"):
         meta["metrics"]["loco_turev_4class"] = {k2: record["loco"]["turev_4class"].get(k2)
                                                 for k2 in ("ua", "wa", "macro_f1", "n")}
@@ -399,7 +399,10 @@ def train_run(run: int | str, pool: Pool, folds: dict, conf: dict, fcfg: Feature
         cal = calibration_mask(val_ws)
         temperature = fit_temperature(model.predict(xval[cal], batch_size=512, verbose=0), val_ws.y[cal])
     meta = ArtifactMeta(
-        version=f"{family}-{_dt.date.today():%Y.%m.%d}" + ("" if run == "final" else f"-{'fold' + str(run) if run != 'loco' else 'loco'}"),
+        # date and UTC time of the training: two models trained the same day get different
+        # versions (every output row carries it; reprocessing by model relies on it)
+        version=f"{family}-{_dt.datetime.now(_dt.timezone.utc):%Y.%m.%d.%H%M}"
+                + ("" if run == "final" else f"-{'fold' + str(run) if run != 'loco' else 'loco'}"),
         labels=list(EMOTIONS), feature_config=fcfg, speech_config=scfg, norm_mean=mean, norm_std=std,
         temperature=float(temperature), metrics={},
         training={"recipe": "training/cv.py", "run": run, "family": family, "seed": int(conf["seed"]),
@@ -594,7 +597,7 @@ def publish_final(out: Path, stage: Path, record: dict, epochs: int, temp: float
     meta_path = stage / "artifact.json"
     meta = json.loads(meta_path.read_text())
     table = record["cv"]["table"]
-    meta["metrics"] = {"cv": {"mean": table["mean"], "std": table["std"], "folds": table["folds"]},
+    meta["metrics"] = {"cv": {k: table[k] for k in ("mean", "std", "folds", "pooled") if k in table},
                        "loco_turev_4class": {k: record.get("loco", {}).get("turev_4class", {}).get(k)
                                              for k in ("ua", "wa", "macro_f1", "n")},
                        "protocol": "RAVDESS actor 6-fold CV (training/folds.json), clip level; calibration "

@@ -28,8 +28,7 @@ def _latest_robustness() -> Path | None:
 def results_table(meta: dict, cv_record: dict) -> str:
     """The markdown table of the CV results (per fold, mean ± std, LOCO line): the same text
     in the card and in the README."""
-    table = {"folds": meta["metrics"]["cv"]["folds"], "mean": meta["metrics"]["cv"]["mean"],
-             "std": meta["metrics"]["cv"]["std"]}
+    table = {k: v for k, v in meta["metrics"]["cv"].items() if k in ("folds", "mean", "std", "pooled")}
     return format_cv_table(table, cv_record.get("loco", {}).get("turev_4class"))
 
 
@@ -54,9 +53,13 @@ def _robustness_lines(rob: dict | None) -> str:
         for g, d in per_gain.items():
             lines.append(f"| {bits} | {int(g):+d} dB | {d['flag_changed']:.2%} | {d['emotion_changed']:.2%} "
                          f"| {d['either_changed']:.2%} |")
-    lines += ["", "A 16-bit file's quantisation noise stays at -101 dBFS whatever the gain: scaled 30 dB "
-                  "down, these calls' speech lies only about 20 dB above it, so the 16-bit rows measure "
-                  "robustness to that noise as much as to the level."]
+    lv = inv.get("frame_rms_dbfs")
+    where = (f"these calls' median frame (RMS {lv['p50']:.0f} dBFS at 0 dB) falls to {lv['p50'] - 30:.0f} dBFS "
+             f"scaled 30 dB down, and their loudest tenth of frames ({lv['p90']:.0f} dBFS) to "
+             f"{lv['p90'] - 30:.0f} dBFS" if lv else "these calls' speech comes within about 20 dB of it "
+             "scaled 30 dB down")
+    lines += ["", f"A 16-bit file's quantisation noise stays at -101 dBFS whatever the gain: {where}, so the "
+                  "16-bit rows at -20 and -30 dB measure robustness to that noise as much as to the level."]
     return "\n".join(lines)
 
 
@@ -75,6 +78,8 @@ def render(model_dir: Path = DEFAULT_MODEL, robustness: Path | None = None) -> s
     tr = meta["training"]
     m, s = meta["metrics"]["cv"]["mean"], meta["metrics"]["cv"]["std"]
     loco = cv_record.get("loco", {}).get("turev_4class") or {}
+    pooled = meta["metrics"]["cv"].get("pooled")
+    pooled_ece = f", {pooled['ece']:.3f} over all folds' windows pooled" if pooled else ""
     corpora = ", ".join(f"{k} ({v['total']} clips, {v['speakers']} speakers)"
                         for k, v in tr.get("corpora", {}).items() if k != "total")
     stats = tr.get("model", {})
@@ -127,7 +132,8 @@ individual callers or agents (hiring, evaluation, credit, law enforcement).
 
 {corpora}. Labels from the corpora's file names (`training/corpora.py`; RAVDESS and TurEV-DB
 *calm* are `neutral`). Clean clips plus one augmented copy each (noise, time stretch, pitch
-shift, time shift, gain, G.711 telephone channel; `training/augment.py`), sample weights
+shift, time shift, gain from -45 to +6 dB, G.711 telephone channel, then rounded to 16-bit
+PCM as a quiet 16-bit recording is; `training/augment.py`, `conf/train.yaml`), sample weights
 that give every (corpus, emotion) pair the same total weight.
 Licences: RAVDESS CC BY-NC-SA 4.0 (Livingstone & Russo 2018), TESS CC BY-NC-ND 4.0
 (Pichora-Fuller & Dupuis 2020), TurEV-DB CC BY-NC-ND 4.0 (Canpolat et al. 2020).
@@ -159,7 +165,7 @@ are used when their folders are present; they were not available for this model.
 {results_table(meta, cv_record)}
 
 RAVDESS 7-class clip UA **{m['ua']:.3f} ± {s['ua']:.3f}** (mean ± std over 6 folds; chance 0.143),
-telephone {m['telephone_ua']:.3f} ± {s['telephone_ua']:.3f}, window-level ECE {m['ece']:.3f}.
+telephone {m['telephone_ua']:.3f} ± {s['telephone_ua']:.3f}, window-level ECE {m['ece']:.3f} per fold{pooled_ece}.
 TurEV-DB never trained on: 4-class UA **{loco.get('ua', float('nan')):.3f}** (chance 0.25).
 
 ### Level and speech detection
