@@ -40,6 +40,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ser_lib.artifact import META_FILE, MODEL_FILE, RUNTIME_FILE
 from ser_lib.features import FeatureConfig, level_normalize, model_input
 from ser_lib.labels import EMOTIONS
 from ser_lib.speech import SpeechConfig
@@ -348,7 +349,7 @@ def _recalibrate_final(final: Path, record: dict, temperature: float) -> None:
     meta["calibration"]["temperature"] = temperature
     meta["calibration"]["fitted_on"] = "median of the CV folds' temperatures (each fitted on its validation speakers)"
     table = record["cv"]["table"]
-    meta["metrics"]["cv"] = {k: table[k] for k in ("mean", "std", "folds", "pooled") if k in table}
+    meta["metrics"]["cv"] = cv_metrics(table)
     if record.get("loco"):
         meta["metrics"]["loco_turev_4class"] = {k2: record["loco"]["turev_4class"].get(k2)
                                                 for k2 in ("ua", "wa", "macro_f1", "n")}
@@ -478,6 +479,12 @@ def cv_table(records: Sequence[dict]) -> dict:
                        "fold_ece_if_calibrated": float(np.mean([ece_if_calibrated(c) for c in cals]))}}
 
 
+def cv_metrics(table: dict) -> dict:
+    """The part of :func:`cv_table` an artifact's ``metrics.cv`` keeps (what the model card and
+    :func:`format_cv_table` read): mean, std, per-fold rows and the pooled ECE when present."""
+    return {k: table[k] for k in ("mean", "std", "folds", "pooled") if k in table}
+
+
 def format_cv_table(table: dict, loco: dict | None = None) -> str:
     """Markdown table of :func:`cv_table` (and the leave-one-corpus-out line)."""
     lines = ["| fold | RAVDESS clip UA | WA | macro-F1 | telephone UA | ECE |", "|---|---|---|---|---|---|"]
@@ -597,7 +604,7 @@ def publish_final(out: Path, stage: Path, record: dict, epochs: int, temp: float
     meta_path = stage / "artifact.json"
     meta = json.loads(meta_path.read_text())
     table = record["cv"]["table"]
-    meta["metrics"] = {"cv": {k: table[k] for k in ("mean", "std", "folds", "pooled") if k in table},
+    meta["metrics"] = {"cv": cv_metrics(table),
                        "loco_turev_4class": {k: record.get("loco", {}).get("turev_4class", {}).get(k)
                                              for k in ("ua", "wa", "macro_f1", "n")},
                        "protocol": "RAVDESS actor 6-fold CV (training/folds.json), clip level; calibration "
@@ -606,10 +613,9 @@ def publish_final(out: Path, stage: Path, record: dict, epochs: int, temp: float
                              "temperature_rule": "median fold temperature", "folds_sha256": record["folds_sha256"],
                              "corpora": record["corpora"]})
     meta_path.write_text(json.dumps(meta, indent=2) + "\n")
-    # the LiteRT flatbuffer is what the job runs (ser_lib.artifact.RUNTIME_FILE): it ships too
-    for f in ("artifact.json", "model.keras", "model.tflite"):
-        if (stage / f).is_file():
-            shutil.copy2(stage / f, out / f)
+    # the LiteRT flatbuffer (RUNTIME_FILE) is what the job runs: it ships too
+    for f in (META_FILE, MODEL_FILE, RUNTIME_FILE):
+        shutil.copy2(stage / f, out / f)
     shutil.rmtree(stage)
 
 

@@ -28,8 +28,7 @@ def _latest_robustness() -> Path | None:
 def results_table(meta: dict, cv_record: dict) -> str:
     """The markdown table of the CV results (per fold, mean ± std, LOCO line): the same text
     in the card and in the README."""
-    table = {k: v for k, v in meta["metrics"]["cv"].items() if k in ("folds", "mean", "std", "pooled")}
-    return format_cv_table(table, cv_record.get("loco", {}).get("turev_4class"))
+    return format_cv_table(meta["metrics"]["cv"], cv_record.get("loco", {}).get("turev_4class"))
 
 
 def _robustness_lines(rob: dict | None) -> str:
@@ -61,6 +60,20 @@ def _robustness_lines(rob: dict | None) -> str:
     lines += ["", f"A 16-bit file's quantisation noise stays at -101 dBFS whatever the gain: {where}, so the "
                   "16-bit rows at -20 and -30 dB measure robustness to that noise as much as to the level."]
     return "\n".join(lines)
+
+
+def _augmentation_text(aug: dict) -> str:
+    """The card's sentence on augmentation, from the artifact's training configuration."""
+    copies = int(aug.get("copies", 0))
+    if not copies:
+        return "Clean clips only (no augmentation)"
+    lo, hi = aug.get("gain_db", (None, None))
+    gain = f"gain from {lo:+g} to {hi:+g} dB" if lo is not None else "gain"
+    requant = (f", then rounded to {aug.get('requantize_bits')}-bit PCM as a quiet recording of that "
+               "resolution is" if aug.get("p_requantize") else "")
+    return (f"Clean clips plus {'one augmented copy' if copies == 1 else f'{copies} augmented copies'} each "
+            f"(noise, time stretch, pitch shift, time shift, {gain}, G.711 telephone channel{requant}; "
+            "`training/augment.py`, `conf/train.yaml`)")
 
 
 # Longer than 80 lines on purpose: the body is the card's markdown template (one f-string,
@@ -131,9 +144,7 @@ individual callers or agents (hiring, evaluation, credit, law enforcement).
 ## Training data and licences
 
 {corpora}. Labels from the corpora's file names (`training/corpora.py`; RAVDESS and TurEV-DB
-*calm* are `neutral`). Clean clips plus one augmented copy each (noise, time stretch, pitch
-shift, time shift, gain from -45 to +6 dB, G.711 telephone channel, then rounded to 16-bit
-PCM as a quiet 16-bit recording is; `training/augment.py`, `conf/train.yaml`), sample weights
+*calm* are `neutral`). {_augmentation_text(tr.get("conf", {}).get("augment", {}))}, sample weights
 that give every (corpus, emotion) pair the same total weight.
 Licences: RAVDESS CC BY-NC-SA 4.0 (Livingstone & Russo 2018), TESS CC BY-NC-ND 4.0
 (Pichora-Fuller & Dupuis 2020), TurEV-DB CC BY-NC-ND 4.0 (Canpolat et al. 2020).
