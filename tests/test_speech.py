@@ -175,3 +175,34 @@ def test_float_files_of_silence_or_low_noise_are_not_speech(tmp_path, kind):
     y = {"digital_silence": np.zeros(n), "dither": rng.uniform(-1, 1, n) / 32768,
          "low_noise": rng.standard_normal(n) * 10 ** (-110 / 20)}[kind].astype(np.float32)
     assert not _file_flags(tmp_path, y, "FLOAT", kind).any()
+
+
+def _word_over_rumble(rng, speech_db, word_s=0.75):
+    """A quiet word whose spectrum is dominated by a steady 60 Hz rumble 25 dB louder (as
+    in some TurEV-DB recordings): the lowest log-mel band stands 30-55 dB above the
+    voice's formant bands."""
+    t = _t(word_s)
+    rumble = (np.sqrt(2) * 10 ** (-20 / 20) * np.sin(2 * np.pi * 60 * t)).astype(np.float32)
+    noise = rng.standard_normal(len(t)).astype(np.float32) * 10 ** (-70 / 20)
+    voice = speech_like(word_s, SR, rng, level_db=speech_db) if speech_db is not None else 0
+    return (rumble + noise + voice).astype(np.float32)
+
+
+def test_a_quiet_word_over_low_rumble_is_speech_and_the_rumble_alone_is_not():
+    rng = np.random.default_rng(12)
+    word = _word_over_rumble(rng, -45)
+    assert _flags(word).any()
+    # measured over every band (the rumble's too) the word's change is floored away
+    assert not _flags(word, cfg=SpeechConfig(flux_skip_bands=0)).any()
+    # the rumble alone, even as a short file padded with digital silence, is no speech
+    assert not _flags(_word_over_rumble(rng, None)).any()
+    # ... and the floor relative to the strongest band of all is what rejects it
+    assert _flags(_word_over_rumble(rng, None), cfg=SpeechConfig(flux_total_range_db=1000.0)).any()
+
+
+def test_skipping_every_band_is_a_config_error():
+    feats, _ = window_features(speech_like(2.0, SR, np.random.default_rng(0)), CFG, 1.0)
+    with pytest.raises(ConfigError):
+        spectral_change(feats, np.ones(feats.shape[:2], bool), SpeechConfig(flux_skip_bands=CFG.n_mels))
+    with pytest.raises(ConfigError):
+        SpeechConfig(flux_total_range_db=0.0)
