@@ -198,6 +198,10 @@ TurEV-DB never trained on: 4-class UA **{loco.get('ua', float('nan')):.3f}** (ch
   sits within about 40 dB of it (speech level under -60 dBFS) the model hears that noise
   and the emotions and flags drift (16-bit rows above). Record quiet lines in 24-bit or
   raise the recorder's gain.
+- **Noise-only files shorter than a window** (2 s): a window is padded with digital silence
+  past the end of the recording, and that silence becomes its noise floor, so a file of
+  0.5-1.5 s that holds only line noise is read as speech and gets an emotion (a 3 s one is
+  not). Leave out calls with `duration_s` under 2 when reading shares.
 - **Overlapping speakers** on one channel are scored as one voice.
 
 ## How to reproduce
