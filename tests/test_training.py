@@ -316,6 +316,24 @@ def test_model_families_build_and_count_flops():
         build_model("rnn", (197, 74), 7)
 
 
+def test_variance_pooling_is_the_variance_over_time_and_saves_without_custom_objects(tmp_path):
+    import keras
+
+    from training.models import build_model
+
+    fc = FeatureConfig()
+    m = build_model("cnn1d", (fc.frames_per_window, fc.n_features), len(EMOTIONS), var_pool=True)
+    x = np.random.default_rng(0).standard_normal((3, fc.frames_per_window, fc.n_features)).astype(np.float32)
+    probe = keras.Model(m.input, [m.get_layer("relu3").output, m.get_layer("var").output])
+    act, var = (np.asarray(a) for a in probe(x))
+    np.testing.assert_allclose(var, act.var(axis=1), rtol=1e-3, atol=1e-4)
+    plain = build_model("cnn1d", (fc.frames_per_window, fc.n_features), len(EMOTIONS))
+    assert m.get_layer("stats").output.shape[-1] == plain.get_layer("stats").output.shape[-1] + 128
+    m.save(tmp_path / "m.keras")
+    again = keras.saving.load_model(tmp_path / "m.keras")  # stock layers: no custom_objects needed
+    np.testing.assert_allclose(np.asarray(again(x)), np.asarray(m(x)), rtol=1e-5, atol=1e-6)
+
+
 CORPORA = default_corpora_root()
 
 

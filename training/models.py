@@ -34,7 +34,8 @@ MEL_OFFSET = 34
 
 
 def build_cnn1d(input_shape: tuple[int, int], n_classes: int, filters: Sequence[int] = (48, 64, 96, 128),
-                dropout: float = 0.4, dense: int = 64, l2: float = 1e-4, cmn: bool = False):
+                dropout: float = 0.4, dense: int = 64, l2: float = 1e-4, cmn: bool = False,
+                var_pool: bool = False):
     """Temporal 1-D CNN.
 
     Args:
@@ -48,6 +49,11 @@ def build_cnn1d(input_shape: tuple[int, int], n_classes: int, filters: Sequence[
             mean over the window's frames (cepstral mean normalisation generalised to
             all features, which removes a stationary channel / level offset), and the
             removed means reach the classifier through a small dense projection.
+        var_pool: also pool each channel's variance over time (``mean(x^2) - mean(x)^2``,
+            clamped at 0) beside its mean and maximum: the second-order statistics pooling
+            of x-vectors (Snyder et al. 2018, ICASSP), which carries how much the voice
+            varies within the window. Built from stock layers only, so the model saves,
+            loads and converts to LiteRT without custom objects.
 
     Returns:
         an uncompiled ``keras.Model`` named ``"cnn1d"``.
@@ -72,8 +78,13 @@ def build_cnn1d(input_shape: tuple[int, int], n_classes: int, filters: Sequence[
         x = layers.ReLU(name=f"relu{i}")(x)
         if 0 < i < len(filters) - 1:
             x = layers.MaxPooling1D(2, name=f"pool{i}")(x)
-    x = layers.Concatenate(name="stats")([layers.GlobalAveragePooling1D(name="gap")(x),
-                                          layers.GlobalMaxPooling1D(name="gmp")(x), *extra])
+    gap = layers.GlobalAveragePooling1D(name="gap")(x)
+    pooled = [gap, layers.GlobalMaxPooling1D(name="gmp")(x)]
+    if var_pool:
+        second = layers.GlobalAveragePooling1D(name="gap_sq")(layers.Multiply(name="sq")([x, x]))
+        var = layers.Subtract(name="var_raw")([second, layers.Multiply(name="gap_sq_mean")([gap, gap])])
+        pooled.append(layers.ReLU(name="var")(var))  # rounding can make it slightly negative
+    x = layers.Concatenate(name="stats")([*pooled, *extra])
     x = layers.Dropout(dropout, name="drop0")(x)
     if dense:
         x = layers.Dense(dense, activation="relu", kernel_regularizer=reg, name="fc")(x)
