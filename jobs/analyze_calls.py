@@ -5,8 +5,8 @@
 
 recover (roll forward / discard a killed run, :mod:`jobs.commit`) → plan (list inputs,
 compare with the manifest: only new, changed or failed inputs are read,
-:mod:`jobs.manifest`) → transform (files and archives in one fused mapInPandas pass:
-hash, stream-decode, windows, features, model once per worker, call summaries)
+:mod:`jobs.manifest`) → transform (inputs packed into one task per core by estimated work,
+:mod:`jobs.balance`; files and archives in one fused mapInPandas pass: hash, stream-decode, windows, features, model once per worker, call summaries)
 → stage (Parquet under ``OUT/_staging``) → commit (atomic commit record,
 then directory renames into ``OUT/<table>/run_date=D/run_id=R/``).
 """
@@ -38,6 +38,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from jobs import manifest, schemas
+from jobs.balance import balanced_bins, task_cost
 from jobs.call_tables import calls_table, episodes_table
 from jobs.commit import TABLES, LockBusy, Staging, Store, commit, crash_point, new_staging, recover, table_dir
 from jobs.progress import AnalysisProgress
@@ -166,10 +167,20 @@ _TASK_SCHEMA = T.StructType([T.StructField("task_kind", T.StringType()), T.Struc
                              T.StructField("prior", T.StringType())])
 
 
-def extract(spark: SparkSession, tasks: list[dict]) -> DataFrame:
-    """The inputs an executor must read (see :func:`jobs.manifest.plan`), one row per file or archive."""
-    return spark.createDataFrame([(t["task_kind"], t["source_path"], t["size_bytes"], us(t["modified"]), t["prior"])
-                                  for t in tasks], _TASK_SCHEMA)
+def extract(spark: SparkSession, tasks: list[dict], n_parts: int) -> DataFrame:
+    """The inputs an executor must read (see :func:`jobs.manifest.plan`), one row per file or
+    archive, in ``min(n_parts, len(tasks))`` partitions of near-equal estimated work
+    (:mod:`jobs.balance`; an archive is always read whole by one task, decompressed once).
+
+    Each partition is one element of a parallelized list of bins, so Spark keeps the
+    assignment exactly: no shuffle, unlike ``repartition``, whose hash of the path put
+    unequal work on the cores.
+    """
+    bins = balanced_bins([task_cost(t) for t in tasks], n_parts)
+    rows = [[(t["task_kind"], t["source_path"], t["size_bytes"], us(t["modified"]), t["prior"])
+             for t in (tasks[i] for i in b)] for b in bins]
+    rdd = spark.sparkContext.parallelize(rows, len(rows)).flatMap(lambda b: b)
+    return spark.createDataFrame(rdd, _TASK_SCHEMA)
 
 
 # ---------------------------------------------------------------- transform
@@ -280,14 +291,16 @@ def analyze_udf(ctx: RunContext):
     return fn
 
 
-def transform_segments(tasks: DataFrame, ctx: RunContext, n_tasks: int) -> DataFrame:
-    """Task rows (``n_tasks`` of them) → :func:`schemas.analysis_rows` (input rows with
-    call summaries, and scored window rows)."""
-    spark = tasks.sparkSession
-    # spark.tasks_per_core analysis tasks per core (default 1: measured fastest on 2 cores,
-    # bench/README.md); an archive is always read whole by one task (decompressed once).
-    n_parts = max(1, min(n_tasks, spark.sparkContext.defaultParallelism * ctx.tasks_per_core))
-    return tasks.repartition(n_parts, "source_path").mapInPandas(analyze_udf(ctx), schemas.analysis_rows(ctx.meta.labels))
+def analysis_parts(spark: SparkSession, ctx: RunContext) -> int:
+    """Number of analysis tasks: ``spark.tasks_per_core`` per core (default 1: measured
+    fastest on 2 cores, bench/README.md)."""
+    return max(1, spark.sparkContext.defaultParallelism * ctx.tasks_per_core)
+
+
+def transform_segments(tasks: DataFrame, ctx: RunContext) -> DataFrame:
+    """Task rows (partitioned by :func:`extract`) → :func:`schemas.analysis_rows` (input
+    rows with call summaries, and scored window rows), one analysis task per partition."""
+    return tasks.mapInPandas(analyze_udf(ctx), schemas.analysis_rows(ctx.meta.labels))
 
 
 def segments_table(rows: DataFrame, labels: list[str], model_version: str) -> DataFrame:
@@ -517,7 +530,7 @@ def _analyse(spark: SparkSession, ctx: RunContext, tasks: list[dict]) -> tuple[D
         ctx.progress_addr = prog.addr
         # Two Spark actions in all: this one runs the analysis and caches its rows, the
         # segments write reads the cache. Call summaries come with the input rows.
-        rows = transform_segments(extract(spark, tasks), ctx, len(tasks)).persist()
+        rows = transform_segments(extract(spark, tasks, analysis_parts(spark, ctx)), ctx).persist()
         labels = ctx.meta.labels
         exec_rows = rows.where(F.col("row_kind") == "input").drop(
             *schemas.segments_columns(labels)[2:], *summary_columns(labels)).toPandas()
