@@ -298,6 +298,65 @@ def test_tiny_recipe_writes_fold_artifacts_and_evaluate_reproduces_its_table(tmp
     assert [r["temperature_fitted"] for r in rec3["cv"]["runs"]] == pytest.approx(fitted, rel=1e-3)
 
 
+def test_tiny_ensemble_recipe_serves_the_mean_of_its_members(tmp_path, monkeypatch):
+    import training.cv as cv
+    import training.dataset as dataset
+    from ser_lib.runtime import Predictor
+    from training.config import load_conf
+
+    monkeypatch.setattr(dataset, "CACHE_DIR", tmp_path / "cache")
+    monkeypatch.setattr(cv, "CACHE_DIR", tmp_path / "cache")
+    roots = tmp_path / "corpora"
+    _write_corpora(roots)
+    conf = load_conf(None)
+    conf["ensemble_seeds"] = [3, 4]
+    conf["train"].update(epochs=1, batch_size=32, warmup_epochs=0)
+    conf["models"]["cnn1d"] = {"filters": [8, 8, 8, 8], "dense": 8}
+    out = tmp_path / "model"
+    folds_file = tmp_path / "folds.json"
+    folds_file.write_text(json.dumps(build_folds(k=2, tess_val_words=["chalk"])))
+    kw = dict(folds_path=folds_file, processes=1, progress=False, echo=lambda *a: None)
+    record = cv.run_recipe([roots], conf, out, only=["cv", "final"], **kw)
+
+    members = [out / "members" / f"seed-{s}" for s in (3, 4)]
+    assert record["ensemble"]["seeds"] == [3, 4]
+    rng = np.random.default_rng(0)
+    from ser_lib.features import FeatureConfig
+    fc = FeatureConfig()
+    x = rng.normal(0, 10, size=(5, fc.frames_per_window, fc.n_features)).astype(np.float32)
+    for sub in (Path("cv") / "fold-0", Path("cv") / "fold-1", Path(".")):
+        metas = [json.loads((m / sub / "artifact.json").read_text()) for m in members]
+        assert [m["training"]["seed"] for m in metas] == [3, 4]
+        ens = Predictor.from_path(out / sub, runtime="keras")
+        ens.meta.temperature = 1.0
+        parts = []
+        for m in members:
+            p = Predictor.from_path(m / sub, runtime="keras")
+            p.meta.temperature = 1.0
+            parts.append(p.predict(x))
+        np.testing.assert_allclose(ens.predict(x), np.mean(parts, axis=0), atol=2e-5)
+    # the ensemble is calibrated and scored as a whole; ser evaluate reproduces its table
+    final = json.loads((out / "artifact.json").read_text())
+    fitted = [r["temperature_fitted"] for r in record["cv"]["runs"]]
+    assert final["calibration"]["temperature"] == pytest.approx(float(np.median(fitted)))
+    assert [m["seed"] for m in final["training"]["ensemble"]] == [3, 4]
+    again = cv.evaluate_cv(out, [roots], **kw)
+    for got, want in zip(again["table"]["folds"], record["cv"]["table"]["folds"]):
+        assert got["ua"] == pytest.approx(want["ua"], abs=1e-9)
+        assert got["ece"] == pytest.approx(want["ece"], abs=1e-9)
+
+
+def test_bad_ensemble_seeds_are_refused():
+    from ser_lib.errors import ConfigError
+    from training.cv import ensemble_seeds
+
+    assert ensemble_seeds({"ensemble_seeds": None}) == [] and ensemble_seeds({}) == []
+    assert ensemble_seeds({"ensemble_seeds": [1, 2]}) == [1, 2]
+    for bad in ([1], [1, 1], ["a", 2], 5, [True, 2]):
+        with pytest.raises(ConfigError, match="ensemble_seeds"):
+            ensemble_seeds({"ensemble_seeds": bad})
+
+
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "models" / "ser-cnn"
 

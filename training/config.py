@@ -70,6 +70,7 @@ class TrainConfig:
     """Every key of ``conf/train.yaml`` with its default (sections as nested mappings)."""
 
     seed: int = 20261122
+    ensemble_seeds: list | None = None
     model: str = "cnn1d"
     split: str | None = None
     hop_s: float = 0.5

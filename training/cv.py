@@ -41,6 +41,7 @@ from typing import Sequence
 import numpy as np
 
 from ser_lib.artifact import META_FILE, MODEL_FILE, RUNTIME_FILE
+from ser_lib.errors import ConfigError
 from ser_lib.features import FeatureConfig, level_normalize, model_input
 from ser_lib.labels import EMOTIONS
 from ser_lib.speech import SpeechConfig
@@ -517,22 +518,45 @@ def compact_scores(s: dict) -> dict:
 
 # --------------------------------------------------------------------------- the recipe
 
+def ensemble_seeds(conf: dict) -> list[int]:
+    """The members' seeds of a seed ensemble (``ensemble_seeds``), or ``[]`` for one model.
+
+    Raises:
+        ConfigError: not a list of at least two distinct integers (or null / empty).
+    """
+    seeds = conf.get("ensemble_seeds") or []
+    if not isinstance(seeds, (list, tuple)) or not all(isinstance(v, int) and not isinstance(v, bool) for v in seeds) \
+            or len(set(seeds)) != len(seeds) or len(seeds) == 1:
+        raise ConfigError(f"ensemble_seeds must be null or a list of >= 2 distinct integers, got {seeds!r}")
+    return list(seeds)
+
+
 def run_recipe(roots: Sequence[str | os.PathLike], conf: dict, out: str | os.PathLike, *,
                folds_path: str | os.PathLike = FOLDS_PATH, only: Sequence[str] | None = None,
-               processes: int = 2, cache: bool = True, progress: bool = True, echo=print) -> dict:
+               processes: int = 2, cache: bool = True, progress: bool = True, echo=print,
+               calibrate: bool = True) -> dict:
     """Steps 1-4 of the module docstring; writes ``<out>/cv/fold-<i>/``, ``<out>/cv/loco/``,
-    ``<out>/cv.json``, the final artifact in ``<out>`` and its plots.
+    ``<out>/cv.json``, the final artifact in ``<out>`` and its plots. With
+    ``ensemble_seeds`` every step trains one member per seed (:func:`run_ensemble`).
 
     Args:
         only: run just these of ``["cv", "loco", "final"]`` (default all; ``final`` needs
             ``<out>/cv.json`` from an earlier ``cv`` run when ``cv`` is not in the list).
+        calibrate: finish with :func:`recalibrate` (an ensemble's members skip it: the
+            ensemble is calibrated as a whole).
 
     Returns:
         the ``cv.json`` record.
+
+    Raises:
+        ConfigError: a bad ``ensemble_seeds``.
     """
     from .evaluate import plot_confusions, plot_reliability
 
     only = list(only or ["cv", "loco", "final"])
+    if ensemble_seeds(conf):
+        return run_ensemble(roots, conf, out, folds_path=folds_path, only=only, processes=processes, cache=cache,
+                            progress=progress, echo=echo)
     out = Path(out)
     t0 = time.time()
     folds = load_folds(folds_path)
@@ -573,13 +597,94 @@ def run_recipe(roots: Sequence[str | os.PathLike], conf: dict, out: str | os.Pat
         publish_final(out, Path(r["dir"]), record, epochs, temp)
         record["final"] = {k: v for k, v in r.items() if k not in ("dir", "history")}
         write_record(record_path, record)
-    if "cv" in record and (out / "cv" / "fold-0" / "artifact.json").is_file():
+    if calibrate and "cv" in record and (out / "cv" / "fold-0" / "artifact.json").is_file():
         # the folds' temperatures become leave-one-fold-out medians (see recalibrate)
         record = recalibrate(out, roots, folds_path=folds_path, processes=processes, cache=cache,
                              progress=progress, echo=echo)
     record["total_wall_s"] = round(time.time() - t0, 1)
     write_record(record_path, record)
     echo("\n" + format_cv_table(record["cv"]["table"], record.get("loco", {}).get("turev_4class")))
+    return record
+
+
+#: Where :func:`run_ensemble` trains the members, under the output folder.
+MEMBERS_DIR = "members"
+
+
+def run_ensemble(roots: Sequence[str | os.PathLike], conf: dict, out: str | os.PathLike, *,
+                 folds_path: str | os.PathLike = FOLDS_PATH, only: Sequence[str] | None = None,
+                 processes: int = 2, cache: bool = True, progress: bool = True, echo=print) -> dict:
+    """The recipe as a seed ensemble (:mod:`training.ensemble`): the whole recipe once per
+    seed of ``ensemble_seeds`` into ``<out>/members/seed-<s>/`` (augmentation draws and
+    weight initialisation differ; folds, clips and epochs don't), then every run's members
+    combined into one artifact at the single model's place (``<out>/cv/fold-<i>/``,
+    ``<out>/cv/loco/``, ``<out>``), and the combined folds calibrated and scored by
+    :func:`recalibrate` (each fold's temperature fitted again on its validation windows).
+
+    Returns:
+        the ensemble's ``cv.json`` record (member 0's runs, re-scored; ``ensemble`` lists
+        the members).
+    """
+    import gc
+
+    only = list(only or ["cv", "loco", "final"])
+    out = Path(out)
+    t0 = time.time()
+    seeds = ensemble_seeds(conf)
+    members = [out / MEMBERS_DIR / f"seed-{s}" for s in seeds]
+    for s, mdir in zip(seeds, members):
+        echo(f"== ensemble member seed {s} -> {mdir}")
+        run_recipe(roots, {**conf, "seed": s, "ensemble_seeds": None}, mdir, folds_path=folds_path, only=only,
+                   processes=processes, cache=cache, progress=progress, echo=echo, calibrate=False)
+        gc.collect()  # the member's windows (GBs) before the next member extracts its own
+    record = assemble_ensemble(roots, conf, out, folds_path=folds_path, processes=processes, cache=cache,
+                               progress=progress, echo=echo)
+    record["total_wall_s"] = round(time.time() - t0, 1)
+    write_record(out / "cv.json", record)
+    return record
+
+
+def assemble_ensemble(roots: Sequence[str | os.PathLike], conf: dict, out: str | os.PathLike, *,
+                      folds_path: str | os.PathLike = FOLDS_PATH, processes: int = 2, cache: bool = True,
+                      progress: bool = True, echo=print) -> dict:
+    """Combine the members trained in ``<out>/members/seed-<s>/`` (one per seed of
+    ``ensemble_seeds``, each a recipe output) run by run into ``<out>``, then calibrate
+    and score the combined folds (:func:`recalibrate` with ``refit``).
+
+    Returns:
+        the ensemble's ``cv.json`` record.
+
+    Raises:
+        FileNotFoundError: a member has no ``cv.json``.
+    """
+    from .ensemble import combine_artifacts
+
+    out = Path(out)
+    seeds = ensemble_seeds(conf)
+    members = [out / MEMBERS_DIR / f"seed-{s}" for s in seeds]
+    record = json.loads((members[0] / "cv.json").read_text())
+    k = len(load_folds(folds_path)["ravdess"]["test"])
+    subs = [Path("cv") / f"fold-{i}" for i in range(k)] + [Path("cv") / "loco", Path(".")]
+    stamp = f"{conf['model']}-{_dt.datetime.now(_dt.timezone.utc):%Y.%m.%d.%H%M}"
+    for sub in subs:
+        if not all((m / sub / META_FILE).is_file() for m in members):
+            continue
+        suffix = "" if sub == Path(".") else f"-{'fold' + sub.name.split('-')[1] if sub.name != 'loco' else 'loco'}"
+        if sub != Path(".") and (out / sub).exists():
+            shutil.rmtree(out / sub)
+        combine_artifacts([m / sub for m in members], out / sub, version=stamp + suffix)
+    for r in record.get("cv", {}).get("runs", []):
+        r["dir"] = str(out / "cv" / f"fold-{r['run']}")
+    if "loco" in record:
+        record["loco"]["dir"] = str(out / "cv" / "loco")
+    record["conf"] = conf
+    record["ensemble"] = {"seeds": seeds, "members": [str(m.relative_to(out)) for m in members],
+                          "rule": "mean of the members' probabilities, then the ensemble's temperature"}
+    write_record(out / "cv.json", record)
+    if "cv" in record and (out / "cv" / "fold-0" / META_FILE).is_file():
+        record = recalibrate(out, roots, folds_path=folds_path, refit=True, processes=processes, cache=cache,
+                             progress=progress, echo=echo)
+        echo("\n" + format_cv_table(record["cv"]["table"], record.get("loco", {}).get("turev_4class")))
     return record
 
 
