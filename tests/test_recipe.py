@@ -320,6 +320,7 @@ def test_tiny_ensemble_recipe_serves_the_mean_of_its_members(tmp_path, monkeypat
 
     members = [out / "members" / f"seed-{s}" for s in (3, 4)]
     assert record["ensemble"]["seeds"] == [3, 4]
+    assert (out / "reliability.png").is_file() and (out / "confusion.png").is_file()
     rng = np.random.default_rng(0)
     from ser_lib.features import FeatureConfig
     fc = FeatureConfig()

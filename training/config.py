@@ -70,7 +70,8 @@ class TrainConfig:
     """Every key of ``conf/train.yaml`` with its default (sections as nested mappings)."""
 
     seed: int = 20261122
-    ensemble_seeds: list | None = None
+    # a seed ensemble of two (models/runs/2026-12-03-seed-ensemble); None = one model
+    ensemble_seeds: list | None = field(default_factory=lambda: [20261122, 20261203])
     model: str = "cnn1d"
     split: str | None = None
     hop_s: float = 0.5

@@ -280,7 +280,7 @@ def recalibrate(out: str | os.PathLike, roots: Sequence[str | os.PathLike], *,
         the rewritten ``cv.json`` record.
     """
     from ser_lib.runtime import Predictor
-    from .evaluate import plot_reliability
+    from .evaluate import plot_confusions, plot_reliability
 
     out = Path(out)
     record = json.loads((out / "cv.json").read_text())
@@ -323,6 +323,11 @@ def recalibrate(out: str | os.PathLike, roots: Sequence[str | os.PathLike], *,
     record["cv"]["temperature_rule"] = "leave-one-fold-out median of the folds' validation-fitted temperatures"
     plot_reliability([("CV test folds, wideband windows", record["cv"]["calibration_pooled"])],
                      out / "reliability.png")
+    if recs and all(r["scores"].get("test_telephone") for r in recs):
+        cm = np.sum([np.array(r["scores"]["test"]["ravdess"]["clip"]["confusion"]) for r in recs], axis=0)
+        cmt = np.sum([np.array(r["scores"]["test_telephone"]["ravdess"]["clip"]["confusion"]) for r in recs], axis=0)
+        plot_confusions([("RAVDESS CV test folds, clip level, wideband", cm.tolist()),
+                         ("RAVDESS CV test folds, clip level, telephone", cmt.tolist())], out / "confusion.png")
     _recalibrate_final(out / "artifact.json", record, float(np.median(fitted)))
     write_record(out / "cv.json", record)
     return record

@@ -96,6 +96,17 @@ def render(model_dir: Path = DEFAULT_MODEL, robustness: Path | None = None) -> s
     corpora = ", ".join(f"{k} ({v['total']} clips, {v['speakers']} speakers)"
                         for k, v in tr.get("corpora", {}).items() if k != "total")
     stats = tr.get("model", {})
+    members = tr.get("ensemble") or []
+    n = max(1, len(members))
+    if members:
+        model_line = (f"A **seed ensemble of {n} 1-D CNNs** (seeds {', '.join(str(m['seed']) for m in members)}:\n"
+                      f"  the same recipe, data and epochs; augmentation draws and initial weights differ),\n"
+                      f"  served as one model whose output is the mean of the members' probabilities\n"
+                      f"  (`training/ensemble.py`), each")
+        seed_text = f"seeds {', '.join(str(m['seed']) for m in members)}"
+    else:
+        model_line, seed_text = "A 1-D CNN", f"seed {tr.get('seed')}"
+    hours = f"~{0.7 * n:.1f} h" if members else "~40 min"
     return f"""---
 language:
 - en
@@ -117,9 +128,10 @@ metrics:
 
 ## Model details
 
-- A 1-D CNN over 2 s windows of 74 acoustic features per 10 ms frame at 8 kHz (ZCR, RMS,
+- {model_line} over 2 s windows of 74 acoustic features per 10 ms frame at 8 kHz (ZCR, RMS,
   20 MFCC, 12 chroma, 40 log-mel; `ser_lib/features.py`), {stats.get('params', '?'):,} parameters,
-  {stats.get('flops', 0) / 1e6:.1f} MFLOPs per window (`training/models.py`).
+  {stats.get('flops', 0) / 1e6:.1f} MFLOPs per window (`training/models.py`){
+  f"; {n * stats.get('params', 0):,} parameters and {n * stats.get('flops', 0) / 1e6:.1f} MFLOPs in all" if members else ""}.
 - **Input is level-normalised**: RMS, log-mel and MFCC are taken relative to the window's
   own speech level (its 95th-percentile frame level), so the recording's gain does not
   change the output (`ser_lib.features.level_normalize`).
@@ -130,7 +142,7 @@ metrics:
   recording's level) decides which windows are scored; the others get no emotion.
 - Trained {tr.get('epochs')} epochs on every clip: the whole cosine learning-rate schedule, the
   model is the last epoch, as in every CV fold (`select.checkpoint: last` in `conf/train.yaml`),
-  seed {tr.get('seed')}, Keras {tr.get('keras')}. Artifact format: `artifact.json` +
+  {seed_text}, Keras {tr.get('keras')}. Artifact format: `artifact.json` +
   `model.keras` + `model.tflite` (LiteRT, what the job runs; `ser_lib/artifact.py`).
 
 ## Intended use
@@ -207,7 +219,7 @@ TurEV-DB never trained on: 4-class UA **{loco.get('ua', float('nan')):.3f}** (ch
 ## How to reproduce
 
 ```bash
-ser train ../shared/corpora          # 6-fold CV, leave-one-corpus-out, this artifact (~1.5 h on 2 cores)
+ser train ../shared/corpora          # 6-fold CV, leave-one-corpus-out, this artifact ({hours} on 2 cores)
 ser evaluate ../shared/corpora       # re-score the fold artifacts: the table above
 python -m bench.robustness           # level invariance and detector coverage
 python -m training.model_card        # this card
