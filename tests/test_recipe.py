@@ -236,10 +236,10 @@ def _write_corpora(root: Path) -> None:
             _touch_audio(root / "turev" / folder / f"{spk}_{code}_kelime.wav", 0.6, int(rng.integers(1 << 30)))
 
 
-def test_tiny_recipe_writes_fold_artifacts_and_evaluate_reproduces_its_table(tmp_path, monkeypatch):
+def _tiny_recipe(tmp_path, monkeypatch, ensemble_seeds=None):
+    """Tiny corpora, a 1-epoch recipe of a tiny cnn1d, 2 folds: ``(roots, conf, out, kw)``."""
     import training.cv as cv
     import training.dataset as dataset
-    from ser_lib.runtime import Predictor
     from training.config import load_conf
 
     monkeypatch.setattr(dataset, "CACHE_DIR", tmp_path / "cache")
@@ -247,15 +247,24 @@ def test_tiny_recipe_writes_fold_artifacts_and_evaluate_reproduces_its_table(tmp
     roots = tmp_path / "corpora"
     _write_corpora(roots)
     conf = load_conf(None)
+    conf["ensemble_seeds"] = ensemble_seeds
     conf["augment"]["copies"] = 1
     conf["train"].update(epochs=1, batch_size=32, warmup_epochs=0)
     conf["models"]["cnn1d"] = {"filters": [8, 8, 8, 8], "dense": 8}
-    out = tmp_path / "model"
     folds_file = tmp_path / "folds.json"  # 2 folds of 12 actors: the published file's rules, fewer fits
     folds_file.write_text(json.dumps(build_folds(k=2, tess_val_words=["chalk"])))
     kw = dict(folds_path=folds_file, processes=1, progress=False, echo=lambda *a: None)
+    return roots, conf, tmp_path / "model", kw
+
+
+def test_tiny_recipe_writes_fold_artifacts_and_evaluate_reproduces_its_table(tmp_path, monkeypatch):
+    import training.cv as cv
+    from ser_lib.runtime import Predictor
+
+    roots, conf, out, kw = _tiny_recipe(tmp_path, monkeypatch)
     record = cv.run_recipe([roots], conf, out, **kw)
 
+    assert "ensemble" not in record and not (out / "members").exists()
     for i in range(2):
         meta = json.loads((out / "cv" / f"fold-{i}" / "artifact.json").read_text())
         assert meta["training"]["run"] == i and meta["calibration"]["temperature"] > 0
@@ -300,22 +309,9 @@ def test_tiny_recipe_writes_fold_artifacts_and_evaluate_reproduces_its_table(tmp
 
 def test_tiny_ensemble_recipe_serves_the_mean_of_its_members(tmp_path, monkeypatch):
     import training.cv as cv
-    import training.dataset as dataset
     from ser_lib.runtime import Predictor
-    from training.config import load_conf
 
-    monkeypatch.setattr(dataset, "CACHE_DIR", tmp_path / "cache")
-    monkeypatch.setattr(cv, "CACHE_DIR", tmp_path / "cache")
-    roots = tmp_path / "corpora"
-    _write_corpora(roots)
-    conf = load_conf(None)
-    conf["ensemble_seeds"] = [3, 4]
-    conf["train"].update(epochs=1, batch_size=32, warmup_epochs=0)
-    conf["models"]["cnn1d"] = {"filters": [8, 8, 8, 8], "dense": 8}
-    out = tmp_path / "model"
-    folds_file = tmp_path / "folds.json"
-    folds_file.write_text(json.dumps(build_folds(k=2, tess_val_words=["chalk"])))
-    kw = dict(folds_path=folds_file, processes=1, progress=False, echo=lambda *a: None)
+    roots, conf, out, kw = _tiny_recipe(tmp_path, monkeypatch, ensemble_seeds=[3, 4])
     record = cv.run_recipe([roots], conf, out, only=["cv", "final"], **kw)
 
     members = [out / "members" / f"seed-{s}" for s in (3, 4)]
