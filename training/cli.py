@@ -43,7 +43,9 @@ def cli(roots, conf_path, out, only, single_split, family, epochs, compare, forc
 
     By default this runs the cross-validated recipe of training/cv.py: 6-fold actor
     cross-validation over RAVDESS, leave-one-corpus-out on TurEV-DB, then the shipped
-    artifact trained on every clip (see the model card, models/ser-cnn/README.md)."""
+    artifact trained on every clip (see the model card, models/ser-cnn/README.md); with
+    `ensemble_seeds` in the configuration (as shipped), all of that once per seed, the
+    members combined into one model."""
     roots = list(roots) or _default_roots()
     if not roots:
         raise click.UsageError(f"no corpus roots given and {default_corpora_root()} does not exist")
