@@ -6,13 +6,14 @@ Each MEMBER_DIR is the output of `ser train ../shared/corpora --conf <conf/train
 seed S> --out MEMBER_DIR` (the seed is read from its cv.json). They are linked as
 OUT/members/seed-<S>/ and combined by training.cv.assemble_ensemble, exactly the last step
 of `ser train` with `ensemble_seeds: [S1, S2, ...]`; so the result is what that command
-writes, without training the members again.
+writes, without training the members again. The ensemble's recorded configuration is
+member 0's with `ensemble_seeds` set (the shipped 2-seed ensemble was assembled with
+conf/train.yaml's, the same recipe).
 """
 import json
 import sys
 from pathlib import Path
 
-from training.config import load_conf
 from training.corpora import default_corpora_root
 from training.cv import MEMBERS_DIR, assemble_ensemble
 
@@ -29,7 +30,8 @@ def main(out: str, members: list[str]) -> None:
             link.unlink()
         link.symlink_to(m)
         seeds.append(seed)
-    conf = load_conf(Path(__file__).resolve().parents[3] / "conf" / "train.yaml")
+    # member 0's recorded configuration (its recipe: e.g. var_pool), as an ensemble of these seeds
+    conf = json.loads((Path(members[0]).resolve() / "cv.json").read_text())["conf"]
     conf["ensemble_seeds"] = seeds
     rec = assemble_ensemble([str(default_corpora_root())], conf, out)
     t = rec["cv"]["table"]
