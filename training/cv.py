@@ -280,7 +280,7 @@ def recalibrate(out: str | os.PathLike, roots: Sequence[str | os.PathLike], *,
         the rewritten ``cv.json`` record.
     """
     from ser_lib.runtime import Predictor
-    from .evaluate import plot_confusions, plot_reliability
+    from .evaluate import plot_reliability
 
     out = Path(out)
     record = json.loads((out / "cv.json").read_text())
@@ -324,10 +324,7 @@ def recalibrate(out: str | os.PathLike, roots: Sequence[str | os.PathLike], *,
     plot_reliability([("CV test folds, wideband windows", record["cv"]["calibration_pooled"])],
                      out / "reliability.png")
     if recs and all(r["scores"].get("test_telephone") for r in recs):
-        cm = np.sum([np.array(r["scores"]["test"]["ravdess"]["clip"]["confusion"]) for r in recs], axis=0)
-        cmt = np.sum([np.array(r["scores"]["test_telephone"]["ravdess"]["clip"]["confusion"]) for r in recs], axis=0)
-        plot_confusions([("RAVDESS CV test folds, clip level, wideband", cm.tolist()),
-                         ("RAVDESS CV test folds, clip level, telephone", cmt.tolist())], out / "confusion.png")
+        _plot_cv_confusions(recs, out / "confusion.png")
     _recalibrate_final(out / "artifact.json", record, float(np.median(fitted)))
     write_record(out / "cv.json", record)
     return record
@@ -556,7 +553,7 @@ def run_recipe(roots: Sequence[str | os.PathLike], conf: dict, out: str | os.Pat
     Raises:
         ConfigError: a bad ``ensemble_seeds``.
     """
-    from .evaluate import plot_confusions, plot_reliability
+    from .evaluate import plot_reliability
 
     only = list(only or ["cv", "loco", "final"])
     if ensemble_seeds(conf):
@@ -583,10 +580,7 @@ def run_recipe(roots: Sequence[str | os.PathLike], conf: dict, out: str | os.Pat
         pooled_bins = _pool_bins(cal)
         record["cv"]["calibration_pooled"] = pooled_bins
         plot_reliability([("CV test folds, wideband windows", pooled_bins)], out / "reliability.png")
-        cm = np.sum([np.array(r["scores"]["test"]["ravdess"]["clip"]["confusion"]) for r in recs], axis=0)
-        cmt = np.sum([np.array(r["scores"]["test_telephone"]["ravdess"]["clip"]["confusion"]) for r in recs], axis=0)
-        plot_confusions([("RAVDESS CV test folds, clip level, wideband", cm.tolist()),
-                         ("RAVDESS CV test folds, clip level, telephone", cmt.tolist())], out / "confusion.png")
+        _plot_cv_confusions(recs, out / "confusion.png")
         write_record(record_path, record)
     if "loco" in only:
         r = train_run("loco", pool, folds, conf, fcfg, scfg, out / "cv" / "loco", progress=progress, echo=echo)
@@ -674,7 +668,7 @@ def assemble_ensemble(roots: Sequence[str | os.PathLike], conf: dict, out: str |
     for sub in subs:
         if not all((m / sub / META_FILE).is_file() for m in members):
             continue
-        suffix = "" if sub == Path(".") else f"-{'fold' + sub.name.split('-')[1] if sub.name != 'loco' else 'loco'}"
+        suffix = "" if sub == Path(".") else "-" + sub.name.replace("-", "")  # -fold0 .. -loco, as train_run
         if sub != Path(".") and (out / sub).exists():
             shutil.rmtree(out / sub)
         combine_artifacts([m / sub for m in members], out / sub, version=stamp + suffix)
@@ -691,6 +685,17 @@ def assemble_ensemble(roots: Sequence[str | os.PathLike], conf: dict, out: str |
                              progress=progress, echo=echo)
         echo("\n" + format_cv_table(record["cv"]["table"], record.get("loco", {}).get("turev_4class")))
     return record
+
+
+def _plot_cv_confusions(recs: Sequence[dict], path: Path) -> None:
+    """The RAVDESS clip-level confusion matrices summed over the folds' test sets
+    (wideband and telephone), drawn to ``path``."""
+    from .evaluate import plot_confusions
+
+    cm = np.sum([np.array(r["scores"]["test"]["ravdess"]["clip"]["confusion"]) for r in recs], axis=0)
+    cmt = np.sum([np.array(r["scores"]["test_telephone"]["ravdess"]["clip"]["confusion"]) for r in recs], axis=0)
+    plot_confusions([("RAVDESS CV test folds, clip level, wideband", cm.tolist()),
+                     ("RAVDESS CV test folds, clip level, telephone", cmt.tolist())], path)
 
 
 def _pool_bins(cals: Sequence[dict]) -> dict:
