@@ -11,6 +11,8 @@ RMS energy (dBFS)     1     ``librosa.feature.rms`` then ``20 log10``
 MFCC                  20    ``librosa.feature.mfcc`` on the log-mel below (as a DCT matrix)
 chroma                12    ``librosa.feature.chroma_stft`` (tuning fixed at 0)
 log-mel power (dB)    40    ``librosa.feature.melspectrogram`` + ``power_to_db(ref=1)``
+voicing, F0           2     normalised autocorrelation peak (only with ``pitch=True``,
+                            see :func:`_pitch_block`)
 ====================  ====  =====================================================
 
 One magnitude STFT per channel feeds mel, MFCC and chroma. Every feature is a
@@ -52,6 +54,9 @@ FEATURE_VERSION = 2  # 2: level-normalised model input (level_normalize)
 # input is bit-identical under both floors (their bands under -100 dB all sit more than
 # level_floor_db below the window's reference, where level_normalize floors them anyway).
 _AMIN = 1e-20
+#: The columns ``pitch=True`` appends, in order (frame features: voicing and absolute F0;
+#: :func:`level_normalize` turns the F0 column into ``f0_st`` and ``f0_rel``).
+PITCH_FEATURES = ("voicing", "f0_st", "f0_rel")
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,15 @@ class FeatureConfig:
             level, the reference of :func:`level_normalize`.
         level_floor_db: floor of the level-normalised ``rms_db`` and log-mel values, dB
             relative to that reference (see :func:`level_normalize`).
+        pitch: append voicing and F0 per frame (:func:`_pitch_block`); the model input
+            then has three more columns: ``voicing``, ``f0_st`` and ``f0_rel`` (see
+            :func:`level_normalize`). False reproduces the 74-feature layout exactly.
+        f0_min, f0_max: F0 search range, Hz (Praat's default floor is 75 Hz; 400 Hz
+            covers raised adult voices).
+        voicing_threshold: a frame is voiced when its normalised autocorrelation peak
+            reaches this (Praat's default voicing threshold, 0.45) and its level is
+            within ``voiced_range_db`` of the window's speech level.
+        voiced_range_db: see ``voicing_threshold``, dB.
         version: :data:`FEATURE_VERSION` of the code that produced the config.
     """
 
@@ -85,6 +99,11 @@ class FeatureConfig:
     window_s: float = 2.0
     level_percentile: float = 95.0
     level_floor_db: float = -40.0
+    pitch: bool = False
+    f0_min: float = 75.0
+    f0_max: float = 400.0
+    voicing_threshold: float = 0.45
+    voiced_range_db: float = -30.0
     version: int = field(default=FEATURE_VERSION)
 
     def __post_init__(self):
@@ -94,11 +113,15 @@ class FeatureConfig:
             raise ConfigError(f"mel band {self.fmin}-{self.fmax} Hz is not inside 0-{self.sample_rate / 2} Hz")
         if not 0 < self.level_percentile <= 100 or self.level_floor_db >= 0:
             raise ConfigError("need 0 < level_percentile <= 100 and level_floor_db < 0")
+        if self.pitch and not (0 < self.f0_min < self.f0_max and self.sample_rate / self.f0_min < self.n_fft / 2
+                               and self.sample_rate / self.f0_max >= 2):
+            raise ConfigError(f"F0 range {self.f0_min}-{self.f0_max} Hz needs lags of 2..{self.n_fft // 2} samples "
+                              f"at {self.sample_rate} Hz (at least two periods per {self.n_fft}-sample frame)")
 
     @property
     def n_features(self) -> int:
         """Feature dimensions per frame."""
-        return 2 + self.n_mfcc + self.n_chroma + self.n_mels
+        return 2 + self.n_mfcc + self.n_chroma + self.n_mels + (len(PITCH_FEATURES) if self.pitch else 0)
 
     @property
     def window_samples(self) -> int:
@@ -113,7 +136,8 @@ class FeatureConfig:
     def feature_names(self) -> list[str]:
         """Names of the ``n_features`` columns, in order."""
         return (["zcr", "rms_db"] + [f"mfcc_{i}" for i in range(self.n_mfcc)]
-                + [f"chroma_{i}" for i in range(self.n_chroma)] + [f"mel_{i}" for i in range(self.n_mels)])
+                + [f"chroma_{i}" for i in range(self.n_chroma)] + [f"mel_{i}" for i in range(self.n_mels)]
+                + (list(PITCH_FEATURES) if self.pitch else []))
 
     def grid(self, hop_s: float) -> WindowGrid:
         """The window grid for this config and a serving/training hop, seconds."""
@@ -197,6 +221,59 @@ _RMS_FLOOR = np.sqrt(_AMIN)         # a float64 scalar, as before: rms_db is com
 _TINY = np.finfo(np.float64).tiny   # librosa.util.normalize's threshold for float64 input
 
 
+@lru_cache(maxsize=8)
+def _pitch_kernels(cfg: FeatureConfig) -> tuple[np.ndarray, np.ndarray, int, int, np.ndarray]:
+    """``(window, window_acf, lo, hi, octave_cost)`` for :func:`_pitch_block`: a periodic
+    Hann window of ``n_fft`` samples, its own normalised autocorrelation at lags
+    ``lo - 1 .. hi + 1`` (samples), the lag range of ``f0_max .. f0_min`` and Praat's octave
+    cost per lag, ``0.01 * log2(f0_min * lag / sample_rate)`` (Boersma 1993)."""
+    n = cfg.n_fft
+    window = librosa.filters.get_window("hann", n, fftbins=True).astype(np.float64)
+    spec = np.fft.rfft(window, n=2 * n)
+    acf = np.fft.irfft(spec.real ** 2 + spec.imag ** 2, n=2 * n)
+    lo = int(np.floor(cfg.sample_rate / cfg.f0_max))
+    hi = int(np.ceil(cfg.sample_rate / cfg.f0_min))
+    lags = np.arange(lo, hi + 1, dtype=np.float64)
+    return window, acf[lo - 1:hi + 2] / acf[0], lo, hi, 0.01 * np.log2(cfg.f0_min * lags / cfg.sample_rate)
+
+
+def _pitch_block(frames: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    """Voicing strength and F0 of each frame: ``float64 (n, 2)`` (the FFTs run in float32),
+    columns ``voicing``
+    (0-1) and F0 in semitones re 100 Hz, ``12 log2(F0 / 100)``.
+
+    The autocorrelation method of Boersma (1993, "Accurate short-term analysis of the
+    fundamental frequency and the harmonics-to-noise ratio of a sampled sound", Proc.
+    Inst. Phonetic Sciences 17), which Praat implements: the frame times a Hann window,
+    its autocorrelation through the power spectrum (zero-padded to ``2 n_fft``, so no lag
+    wraps), divided by the window's own autocorrelation; the lag of the highest peak in
+    ``f0_max .. f0_min`` after Praat's octave cost (0.01 per octave, favouring the shorter
+    lag), refined by a parabola through its neighbours. Voicing is that peak's height
+    (1 = periodic). A frame of digital silence gets 0 and 0. Every row depends on its own
+    frame only, like the other frame features. The F0 band is found from harmonics too,
+    so G.711's 300 Hz high-pass does not remove it.
+    """
+    import scipy.fft  # librosa's dependency; unlike numpy.fft it transforms float32 natively (2x faster)
+
+    window, w_acf, lo, hi, cost = _pitch_kernels(cfg)
+    n2 = 2 * cfg.n_fft
+    spec = scipy.fft.rfft(frames * window.astype(np.float32), n=n2, axis=-1)
+    acf = scipy.fft.irfft(spec.real ** 2 + spec.imag ** 2, n=n2, axis=-1)[:, :hi + 2].astype(np.float64)
+    r0 = acf[:, 0]
+    sound = r0 > _AMIN * cfg.n_fft
+    r = acf[:, lo - 1:hi + 2] / (np.where(sound, r0, 1.0)[:, None] * w_acf)
+    k = np.argmax(r[:, 1:-1] - cost, axis=1) + 1
+    rows = np.arange(len(r))
+    a, b, c = r[rows, k - 1], r[rows, k], r[rows, k + 1]
+    den = a - 2.0 * b + c
+    delta = np.clip(np.where(den < 0, 0.5 * (a - c) / np.where(den < 0, den, -1.0), 0.0), -0.5, 0.5)
+    lag = (lo - 1 + k) + delta
+    out = np.zeros((len(r), 2))
+    out[:, 0] = np.where(sound, np.clip(b, 0.0, 1.0), 0.0)
+    out[:, 1] = np.where(sound, 12.0 * np.log2(cfg.sample_rate / lag / 100.0), 0.0)
+    return out
+
+
 def _frames_block(y: np.ndarray, cfg: FeatureConfig, sub_frames: int = 512) -> np.ndarray:
     """Features of every full frame of ``y`` (float32, (n_frames, n_features)).
 
@@ -266,7 +343,11 @@ def _frames_block(y: np.ndarray, cfg: FeatureConfig, sub_frames: int = 512) -> n
         peak[peak < _TINY] = 1.0
         out[b0:b1, 2:m0] = log_mel @ dct_t
         out[b0:b1, m0:c0] = chroma / peak
-        out[b0:b1, c0:] = log_mel
+        out[b0:b1, c0:c0 + cfg.n_mels] = log_mel
+        if cfg.pitch:
+            p0 = c0 + cfg.n_mels
+            out[b0:b1, p0:p0 + 2] = _pitch_block(frames[b0:b1], cfg)
+            out[b0:b1, p0 + 2] = 0.0  # f0_rel: a window quantity, filled by level_normalize
     return out
 
 
@@ -379,9 +460,16 @@ def level_normalize(windows: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     * ``rms_db - ref`` and ``log_mel - ref``, both floored at ``cfg.level_floor_db``;
     * the MFCC recomputed from that floored relative log-mel (same DCT matrix as
       :func:`frame_features`, so MFCC stay the cepstrum of the bands the model sees);
-    * ZCR and chroma unchanged.
+    * ZCR and chroma unchanged;
+    * with ``cfg.pitch``: a frame is *voiced* when its ``voicing`` reaches
+      ``cfg.voicing_threshold`` and its relative ``rms_db`` is at least
+      ``cfg.voiced_range_db``; ``f0_rel`` = a voiced frame's F0 minus the median F0 of the
+      window's voiced frames, semitones (0 for unvoiced frames): the contour and range
+      of the pitch, free of the speaker's register; ``f0_st`` keeps a voiced frame's F0
+      and gives unvoiced frames that median (0, i.e. 100 Hz, in a window without a voiced
+      frame). ``voicing`` is unchanged. None of these depends on the gain.
 
-The result is independent of the recording's gain as long as no band the model sees
+    The result is independent of the recording's gain as long as no band the model sees
     sits on the absolute log floor (-200 dB, ``_AMIN``), i.e. for any real recording;
     what does change with the gain of a 16-bit file is its quantisation noise (-101 dBFS,
     fixed), which at low levels rises into the 40 dB the model sees. Digital silence and
@@ -403,11 +491,29 @@ The result is independent of the recording's gain as long as no band the model s
     ref = row_percentile(x[:, :, 1], cfg.level_percentile)[:, None, None]
     floor = np.float32(cfg.level_floor_db)
     np.maximum(x[:, :, 1:2] - ref, floor, out=x[:, :, 1:2])
-    np.maximum(x[:, :, c0:] - ref, floor, out=x[:, :, c0:])
+    mel = x[:, :, c0:c0 + cfg.n_mels]
+    np.maximum(mel - ref, floor, out=mel)
     dct_t = _kernels(cfg)[3].astype(np.float32)
     n, f, _ = x.shape
-    x[:, :, 2:m0] = (x[:, :, c0:].reshape(n * f, -1) @ dct_t).reshape(n, f, -1)
+    x[:, :, 2:m0] = (mel.reshape(n * f, -1) @ dct_t).reshape(n, f, -1)
+    if cfg.pitch:
+        _pitch_normalize(x, c0 + cfg.n_mels, cfg)
     return x
+
+
+def _pitch_normalize(x: np.ndarray, p0: int, cfg: FeatureConfig) -> None:
+    """The pitch step of :func:`level_normalize`, in place on ``x`` (whose ``rms_db``
+    column is already relative); ``p0`` is the ``voicing`` column."""
+    voiced = (x[:, :, p0] >= np.float32(cfg.voicing_threshold)) & (x[:, :, 1] >= np.float32(cfg.voiced_range_db))
+    f0 = x[:, :, p0 + 1]
+    k = voiced.sum(axis=1)
+    # median of the voiced frames' F0 per window: unvoiced frames sort last as +inf
+    ranked = np.sort(np.where(voiced, f0, np.float32(np.inf)), axis=1)
+    lo = np.take_along_axis(ranked, np.maximum(k - 1, 0)[:, None] // 2, axis=1)[:, 0]
+    hi = np.take_along_axis(ranked, (k // 2)[:, None], axis=1)[:, 0]
+    med = np.where(k > 0, (lo + hi) * np.float32(0.5), np.float32(0.0)).astype(np.float32)[:, None]
+    x[:, :, p0 + 2] = np.where(voiced, f0 - med, np.float32(0.0))
+    x[:, :, p0 + 1] = np.where(voiced, f0, med)
 
 
 def model_input(windows: np.ndarray, cfg: FeatureConfig, mean: np.ndarray, std: np.ndarray) -> np.ndarray:

@@ -53,6 +53,7 @@ from .features import row_percentile
 
 RMS_DB_COLUMN = 1  # position of rms_db in the feature vector (see ser_lib.features)
 MEL_OFFSET = 34    # first log-mel column: zcr, rms_db, 20 MFCC, 12 chroma (see ser_lib.features)
+N_MELS = 40        # log-mel bands; the pitch columns of FeatureConfig(pitch=True) follow them
 # SpeechConfig.floor_db shift by encoding (6.02 dB per bit of resolution over 16-bit PCM)
 _FLOOR_SHIFT_DB = {"PCM_24": -48.0, "PCM_32": -48.0, "FLOAT": -48.0, "DOUBLE": -48.0,
                    "PCM_U8": 48.0, "PCM_S8": 48.0}
@@ -181,11 +182,12 @@ def spectral_change(window_feats: np.ndarray, active: np.ndarray, cfg: SpeechCon
     Raises:
         ConfigError: ``cfg.flux_skip_bands`` leaves no log-mel band to measure.
     """
-    if cfg.flux_skip_bands >= window_feats.shape[-1] - MEL_OFFSET:
+    mel_end = min(MEL_OFFSET + N_MELS, window_feats.shape[-1])
+    if cfg.flux_skip_bands >= mel_end - MEL_OFFSET:
         raise ConfigError(f"speech.flux_skip_bands {cfg.flux_skip_bands} leaves no log-mel band "
-                          f"(the features have {window_feats.shape[-1] - MEL_OFFSET})")
-    mel_a = window_feats[:, 0:-lag:cfg.flux_stride, MEL_OFFSET:]
-    mel_b = window_feats[:, lag::cfg.flux_stride, MEL_OFFSET:][:, :mel_a.shape[1]]
+                          f"(the features have {mel_end - MEL_OFFSET})")
+    mel_a = window_feats[:, 0:-lag:cfg.flux_stride, MEL_OFFSET:mel_end]
+    mel_b = window_feats[:, lag::cfg.flux_stride, MEL_OFFSET:mel_end][:, :mel_a.shape[1]]
 
     def relative(mel):
         measured = mel[..., cfg.flux_skip_bands:]

@@ -8,6 +8,8 @@ from ser_lib.speech import SpeechConfig, is_speech
 from ser_lib.synth import silence, speech_like
 
 CFG = FeatureConfig()
+PITCH = FeatureConfig(pitch=True)
+LAYOUTS = pytest.mark.parametrize("cfg", [CFG, PITCH], ids=["74", "pitch"])
 
 
 @pytest.fixture(scope="module")
@@ -25,25 +27,36 @@ def test_shapes(channel):
     assert np.isfinite(feats).all()
 
 
+@LAYOUTS
 @pytest.mark.parametrize("hop_s", [0.5, 1.0, 2.0])
-def test_serving_windows_equal_features_of_the_window_alone(channel, hop_s):
+def test_serving_windows_equal_features_of_the_window_alone(channel, hop_s, cfg):
     """The job slices one per-channel frame matrix; training computes each clip on its own.
     For the same samples both give bit-identical features."""
-    feats, starts = window_features(channel, CFG, hop_s)
+    feats, starts = window_features(channel, cfg, hop_s)
     for i, s in enumerate(starts):
-        alone = frame_features(pad_to_window(channel[s:s + CFG.window_samples], CFG), CFG)
+        alone = frame_features(pad_to_window(channel[s:s + cfg.window_samples], cfg), cfg)
         np.testing.assert_array_equal(feats[i], alone)
 
 
-def test_short_clip_is_padded_like_training(channel):
+@LAYOUTS
+def test_short_clip_is_padded_like_training(channel, cfg):
     clip = channel[:5000]  # 0.625 s, shorter than one window
-    feats, starts = window_features(clip, CFG, 1.0)
+    feats, starts = window_features(clip, cfg, 1.0)
     assert list(starts) == [0] and feats.shape[0] == 1
-    np.testing.assert_array_equal(feats[0], frame_features(np.pad(clip, (0, 16000 - 5000)), CFG))
+    np.testing.assert_array_equal(feats[0], frame_features(np.pad(clip, (0, 16000 - 5000)), cfg))
 
 
-def test_blocking_does_not_change_features(channel):
-    np.testing.assert_array_equal(frame_features(channel, CFG, block_frames=7), frame_features(channel, CFG))
+@LAYOUTS
+def test_blocking_does_not_change_features(channel, cfg):
+    np.testing.assert_array_equal(frame_features(channel, cfg, block_frames=7), frame_features(channel, cfg))
+
+
+def test_pitch_layout_appends_to_the_74_features(channel):
+    """pitch=True adds three columns after the log-mel bands and changes none of the others."""
+    assert PITCH.n_features == len(PITCH.feature_names()) == 77
+    assert PITCH.feature_names()[:74] == CFG.feature_names()
+    assert PITCH.feature_names()[74:] == ["voicing", "f0_st", "f0_rel"]
+    np.testing.assert_array_equal(frame_features(channel, PITCH)[:, :74], frame_features(channel, CFG))
 
 
 def test_agrees_with_librosa_reference(channel):

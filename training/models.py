@@ -94,16 +94,18 @@ def build_cnn1d(input_shape: tuple[int, int], n_classes: int, filters: Sequence[
 
 
 def build_cnn2d(input_shape: tuple[int, int], n_classes: int, filters: Sequence[int] = (16, 32, 48, 64),
-                dropout: float = 0.3, l2: float = 1e-4, mel_offset: int = MEL_OFFSET):
+                dropout: float = 0.3, l2: float = 1e-4, mel_offset: int = MEL_OFFSET, n_mels: int = 40):
     """2-D CNN over the (frames x log-mel) image.
 
     Args:
-        input_shape: ``(frames, features)``; columns ``mel_offset:`` are the log-mel bands.
+        input_shape: ``(frames, features)``; columns ``mel_offset:mel_offset + n_mels`` are
+            the log-mel bands (any columns after them, e.g. pitch, are cropped off).
         n_classes: output units.
         filters: channels of the four 3x3 conv blocks (2x2 max pooling after the first three).
         dropout: dropout rate before the classifier.
         l2: L2 weight penalty.
         mel_offset: first mel column (34 for the 74-feature layout).
+        n_mels: log-mel bands.
 
     Returns:
         an uncompiled ``keras.Model`` named ``"cnn2d"``.
@@ -115,13 +117,13 @@ def build_cnn2d(input_shape: tuple[int, int], n_classes: int, filters: Sequence[
     from keras import layers
 
     frames, n_feat = input_shape
-    if not 0 <= mel_offset < n_feat:
-        raise ValueError(f"mel_offset {mel_offset} outside {n_feat} features")
+    if not 0 <= mel_offset < mel_offset + n_mels <= n_feat:
+        raise ValueError(f"mel bands {mel_offset}..{mel_offset + n_mels} outside {n_feat} features")
     reg = keras.regularizers.L2(l2) if l2 else None
     inp = keras.Input(shape=input_shape, name="features")
     x = layers.Reshape((frames, n_feat, 1), name="image")(inp)
     # Cropping2D instead of a slicing Lambda: a built-in layer, loadable in safe mode.
-    x = layers.Cropping2D(((0, 0), (mel_offset, 0)), name="mel")(x)
+    x = layers.Cropping2D(((0, 0), (mel_offset, n_feat - mel_offset - n_mels)), name="mel")(x)
     for i, f in enumerate(filters):
         x = layers.Conv2D(f, 3, padding="same", use_bias=False, kernel_regularizer=reg, name=f"conv{i}")(x)
         x = layers.BatchNormalization(name=f"bn{i}")(x)
