@@ -6,6 +6,8 @@ from ser_lib.features import FeatureConfig, level_normalize, model_input, row_pe
 from ser_lib.synth import silence, speech_like
 
 CFG = FeatureConfig()
+PITCH = FeatureConfig(pitch=True)
+LAYOUTS = pytest.mark.parametrize("cfg", [CFG, PITCH], ids=["74", "pitch"])
 SR = 8000
 
 
@@ -17,11 +19,12 @@ def channel():
     return (y / np.abs(y).max() * 10 ** (-6 / 20)).astype(np.float32)
 
 
+@LAYOUTS
 @pytest.mark.parametrize("gain_db", [-30, -20, -10, 0, 5])
-def test_level_normalized_features_do_not_depend_on_gain(channel, gain_db):
-    ref, _ = window_features(channel, CFG, 1.0)
-    got, _ = window_features((channel * 10 ** (gain_db / 20)).astype(np.float32), CFG, 1.0)
-    a, b = level_normalize(ref, CFG), level_normalize(got, CFG)
+def test_level_normalized_features_do_not_depend_on_gain(channel, gain_db, cfg):
+    ref, _ = window_features(channel, cfg, 1.0)
+    got, _ = window_features((channel * 10 ** (gain_db / 20)).astype(np.float32), cfg, 1.0)
+    a, b = level_normalize(ref, cfg), level_normalize(got, cfg)
     # exact in theory; float32 features and the resampler-free path leave rounding only
     np.testing.assert_allclose(b, a, atol=2e-3 * max(1, abs(gain_db)))
 
@@ -89,12 +92,13 @@ def _quiet_call(rng):
     return (y / np.abs(y).max() * 10 ** (-21 / 20)).astype(np.float32)
 
 
+@LAYOUTS
 @pytest.mark.parametrize("gain_db", [-30, -20, 20])
-def test_quiet_recordings_are_level_invariant_too(gain_db):
+def test_quiet_recordings_are_level_invariant_too(gain_db, cfg):
     y = _quiet_call(np.random.default_rng(12))
-    ref, _ = window_features(y, CFG, 1.0)
-    got, _ = window_features((y * 10 ** (gain_db / 20)).astype(np.float32), CFG, 1.0)
-    np.testing.assert_allclose(level_normalize(got, CFG), level_normalize(ref, CFG), atol=2e-3 * abs(gain_db))
+    ref, _ = window_features(y, cfg, 1.0)
+    got, _ = window_features((y * 10 ** (gain_db / 20)).astype(np.float32), cfg, 1.0)
+    np.testing.assert_allclose(level_normalize(got, cfg), level_normalize(ref, cfg), atol=2e-3 * abs(gain_db))
 
 
 def test_quiet_recordings_would_change_with_librosas_default_log_floor(monkeypatch):

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from .cv import format_cv_table
+from ser_lib.features import FeatureConfig
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = REPO / "models" / "ser-cnn"
@@ -107,6 +108,9 @@ def render(model_dir: Path = DEFAULT_MODEL, robustness: Path | None = None) -> s
     else:
         model_line, seed_text = "A 1-D CNN", f"seed {tr.get('seed')}"
     hours = f"~{0.7 * n:.1f} h" if members else "~40 min"
+    fc = FeatureConfig.from_dict(meta["feature_config"])
+    feature_list = (f"ZCR, RMS,\n  {fc.n_mfcc} MFCC, {fc.n_chroma} chroma, {fc.n_mels} log-mel"
+                    + (", voicing and F0 (absolute and relative to the window's median)" if fc.pitch else ""))
     return f"""---
 language:
 - en
@@ -128,8 +132,7 @@ metrics:
 
 ## Model details
 
-- {model_line} over 2 s windows of 74 acoustic features per 10 ms frame at 8 kHz (ZCR, RMS,
-  20 MFCC, 12 chroma, 40 log-mel; `ser_lib/features.py`), {stats.get('params', '?'):,} parameters,
+- {model_line} over 2 s windows of {fc.n_features} acoustic features per 10 ms frame at 8 kHz ({feature_list}; `ser_lib/features.py`), {stats.get('params', '?'):,} parameters,
   {stats.get('flops', 0) / 1e6:.1f} MFLOPs per window (`training/models.py`){
   f"; {n * stats.get('params', 0):,} parameters and {n * stats.get('flops', 0) / 1e6:.1f} MFLOPs in all" if members else ""}.
 - **Input is level-normalised**: RMS, log-mel and MFCC are taken relative to the window's
