@@ -86,3 +86,15 @@ def test_f0_of_synthetic_speech_follows_its_glide():
     assert voiced.mean() > 0.3
     f = hz(ff[voiced, F0])
     assert np.percentile(f, 5) > 85 and np.percentile(f, 95) < 290
+
+
+def test_speech_detector_ignores_the_pitch_columns():
+    """The detector reads rms_db and the 40 log-mel bands only: both layouts flag the same windows."""
+    from ser_lib.speech import is_speech
+    rng = np.random.default_rng(6)
+    y = np.concatenate([speech_like(2.5, SR, rng), np.zeros(3 * SR, np.float32), harmonic(200.0, 2.0),
+                        speech_like(1.5, SR, rng)])
+    plain = FeatureConfig()
+    flags = is_speech(window_features(y, plain, 1.0)[0])
+    np.testing.assert_array_equal(is_speech(window_features(y, CFG, 1.0)[0]), flags)
+    assert flags.any() and not flags.all()

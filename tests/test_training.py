@@ -316,6 +316,24 @@ def test_model_families_build_and_count_flops():
         build_model("rnn", (197, 74), 7)
 
 
+def test_cnn2d_sees_only_the_log_mel_bands_of_the_pitch_layout():
+    """With pitch=True three columns follow the mel bands; the 2-D CNN's image crops them off."""
+    import keras
+
+    from training.models import build_model
+
+    fc = FeatureConfig(pitch=True)
+    m = build_model("cnn2d", (fc.frames_per_window, fc.n_features), len(EMOTIONS))
+    assert m.get_layer("mel").output.shape[1:] == (fc.frames_per_window, fc.n_mels, 1)
+    x = np.random.default_rng(0).standard_normal((2, fc.frames_per_window, fc.n_features)).astype(np.float32)
+    y = x.copy()
+    y[:, :, -3:] += 5.0  # only the pitch columns differ
+    probe = keras.Model(m.input, m.get_layer("mel").output)
+    np.testing.assert_array_equal(np.asarray(probe(x)), np.asarray(probe(y)))
+    with pytest.raises(ValueError, match="mel bands"):
+        build_model("cnn2d", (fc.frames_per_window, 50), len(EMOTIONS))
+
+
 def test_variance_pooling_is_the_variance_over_time_and_saves_without_custom_objects(tmp_path):
     import keras
 
