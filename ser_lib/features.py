@@ -224,7 +224,7 @@ _TINY = np.finfo(np.float64).tiny   # librosa.util.normalize's threshold for flo
 @lru_cache(maxsize=8)
 def _pitch_kernels(cfg: FeatureConfig) -> tuple[np.ndarray, np.ndarray, int, int, np.ndarray]:
     """``(window, window_acf, lo, hi, octave_cost)`` for :func:`_pitch_block`: a periodic
-    Hann window of ``n_fft`` samples, its own normalised autocorrelation at lags
+    Hann window of ``n_fft`` samples (float32, as the FFTs run), its own normalised autocorrelation at lags
     ``lo - 1 .. hi + 1`` (samples), the lag range of ``f0_max .. f0_min`` and Praat's octave
     cost per lag, ``0.01 * log2(f0_min * lag / sample_rate)`` (Boersma 1993)."""
     n = cfg.n_fft
@@ -234,13 +234,13 @@ def _pitch_kernels(cfg: FeatureConfig) -> tuple[np.ndarray, np.ndarray, int, int
     lo = int(np.floor(cfg.sample_rate / cfg.f0_max))
     hi = int(np.ceil(cfg.sample_rate / cfg.f0_min))
     lags = np.arange(lo, hi + 1, dtype=np.float64)
-    return window, acf[lo - 1:hi + 2] / acf[0], lo, hi, 0.01 * np.log2(cfg.f0_min * lags / cfg.sample_rate)
+    return (window.astype(np.float32), acf[lo - 1:hi + 2] / acf[0], lo, hi,
+            0.01 * np.log2(cfg.f0_min * lags / cfg.sample_rate))
 
 
 def _pitch_block(frames: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     """Voicing strength and F0 of each frame: ``float64 (n, 2)`` (the FFTs run in float32),
-    columns ``voicing``
-    (0-1) and F0 in semitones re 100 Hz, ``12 log2(F0 / 100)``.
+    columns ``voicing`` (0-1) and F0 in semitones re 100 Hz, ``12 log2(F0 / 100)``.
 
     The autocorrelation method of Boersma (1993, "Accurate short-term analysis of the
     fundamental frequency and the harmonics-to-noise ratio of a sampled sound", Proc.
@@ -257,7 +257,7 @@ def _pitch_block(frames: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
 
     window, w_acf, lo, hi, cost = _pitch_kernels(cfg)
     n2 = 2 * cfg.n_fft
-    spec = scipy.fft.rfft(frames * window.astype(np.float32), n=n2, axis=-1)
+    spec = scipy.fft.rfft(frames * window, n=n2, axis=-1)
     acf = scipy.fft.irfft(spec.real ** 2 + spec.imag ** 2, n=n2, axis=-1)[:, :hi + 2].astype(np.float64)
     r0 = acf[:, 0]
     sound = r0 > _AMIN * cfg.n_fft

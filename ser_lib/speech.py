@@ -49,11 +49,14 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 
 from .errors import ConfigError
-from .features import row_percentile
+from .features import FeatureConfig, row_percentile
 
+_LAYOUT = FeatureConfig()
 RMS_DB_COLUMN = 1  # position of rms_db in the feature vector (see ser_lib.features)
-MEL_OFFSET = 34    # first log-mel column: zcr, rms_db, 20 MFCC, 12 chroma (see ser_lib.features)
-N_MELS = 40        # log-mel bands; the pitch columns of FeatureConfig(pitch=True) follow them
+# first log-mel column (zcr, rms_db, MFCC, chroma come before it: 34) and the number of
+# bands (40); the pitch columns of FeatureConfig(pitch=True) follow them
+MEL_OFFSET = _LAYOUT.feature_names().index("mel_0")
+N_MELS = _LAYOUT.n_mels
 # SpeechConfig.floor_db shift by encoding (6.02 dB per bit of resolution over 16-bit PCM)
 _FLOOR_SHIFT_DB = {"PCM_24": -48.0, "PCM_32": -48.0, "FLOAT": -48.0, "DOUBLE": -48.0,
                    "PCM_U8": 48.0, "PCM_S8": 48.0}

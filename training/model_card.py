@@ -14,8 +14,9 @@ import json
 import sys
 from pathlib import Path
 
-from .cv import format_cv_table
 from ser_lib.features import FeatureConfig
+
+from .cv import format_cv_table
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = REPO / "models" / "ser-cnn"

@@ -28,9 +28,10 @@ from typing import Sequence
 
 import numpy as np
 
+# the feature layout's first log-mel column (34: zcr, rms_db, 20 MFCC, 12 chroma) and band count
+from ser_lib.speech import MEL_OFFSET, N_MELS
+
 FAMILIES = ("cnn1d", "cnn2d")
-#: Position of the first log-mel column in the feature vector: zcr, rms_db, 20 mfcc, 12 chroma.
-MEL_OFFSET = 34
 
 
 def build_cnn1d(input_shape: tuple[int, int], n_classes: int, filters: Sequence[int] = (48, 64, 96, 128),
@@ -94,7 +95,7 @@ def build_cnn1d(input_shape: tuple[int, int], n_classes: int, filters: Sequence[
 
 
 def build_cnn2d(input_shape: tuple[int, int], n_classes: int, filters: Sequence[int] = (16, 32, 48, 64),
-                dropout: float = 0.3, l2: float = 1e-4, mel_offset: int = MEL_OFFSET, n_mels: int = 40):
+                dropout: float = 0.3, l2: float = 1e-4, mel_offset: int = MEL_OFFSET, n_mels: int = N_MELS):
     """2-D CNN over the (frames x log-mel) image.
 
     Args:
