@@ -306,12 +306,32 @@ def test_tiny_recipe_writes_fold_artifacts_and_evaluate_reproduces_its_table(tmp
     rec3 = cv.recalibrate(out, [roots], refit=True, **kw)
     assert [r["temperature_fitted"] for r in rec3["cv"]["runs"]] == pytest.approx(fitted, rel=1e-3)
 
+    # an interrupted ser train resumes: the same command keeps every finished run (its weights
+    # are not touched) and re-scores it; another seed or feature layout is not "finished"
+    weights = {d: (d / "model.keras").read_bytes() for d in [out / "cv" / "fold-0", out / "cv" / "loco", out]}
+    said = []
+    rec4 = cv.run_recipe([roots], conf, out, **{**kw, "echo": said.append})
+    assert sum("resumed" in line for line in said) == 4                 # 2 folds, loco, final
+    assert all((d / "model.keras").read_bytes() == w for d, w in weights.items())
+    assert [f["ua"] for f in rec4["cv"]["table"]["folds"]] == pytest.approx([f["ua"] for f in table["folds"]])
+    from ser_lib.features import FeatureConfig
+    from ser_lib.speech import SpeechConfig
+    fc, sc = FeatureConfig(), SpeechConfig()
+    assert cv.finished_run(out / "cv" / "fold-0", 0, conf, fc, sc)["best_epoch"] == 1
+    assert cv.finished_run(out / "cv" / "fold-0", 1, conf, fc, sc) is None          # another run's artifact
+    assert cv.finished_run(out / "cv" / "fold-0", 0, {**conf, "seed": 5}, fc, sc) is None
+    assert cv.finished_run(out / "cv" / "fold-0", 0, conf, FeatureConfig(pitch=not fc.pitch), sc) is None
+    assert cv.finished_run(out / "cv" / "fold-9", 9, conf, fc, sc) is None          # nothing there
+
 
 def test_tiny_ensemble_recipe_serves_the_mean_of_its_members(tmp_path, monkeypatch):
     import training.cv as cv
     from ser_lib.runtime import Predictor
 
     roots, conf, out, kw = _tiny_recipe(tmp_path, monkeypatch, ensemble_seeds=[3, 4])
+    # as ser train runs it: each member in a spawned process of its own (which sees neither
+    # this test's monkeypatched cache folder nor a lambda, hence no cache and print)
+    kw.update(cache=False, echo=print)
     record = cv.run_recipe([roots], conf, out, only=["cv", "final"], **kw)
 
     members = [out / "members" / f"seed-{s}" for s in (3, 4)]

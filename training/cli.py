@@ -38,14 +38,19 @@ def _default_roots() -> list[Path]:
               help="feature-extraction processes")
 @click.option("--no-cache", is_flag=True, help="do not read or write the window cache (.cache/windows)")
 @click.option("--no-bench", is_flag=True, help="with --split: skip the one-core windows/s measurement")
-def cli(roots, conf_path, out, only, single_split, family, epochs, compare, force, processes, no_cache, no_bench):
+@click.option("--no-resume", is_flag=True, help="retrain every run, also those an interrupted earlier `ser train` "
+              "already finished in --out with the same configuration (by default they are kept and re-scored)")
+def cli(roots, conf_path, out, only, single_split, family, epochs, compare, force, processes, no_cache, no_bench,
+        no_resume):
     """Train the emotion model on corpus ROOTS (default: ../shared/corpora next to the repo).
 
     By default this runs the cross-validated recipe of training/cv.py: 6-fold actor
     cross-validation over RAVDESS, leave-one-corpus-out on TurEV-DB, then the shipped
     artifact trained on every clip (see the model card, models/ser-cnn/README.md); with
     `ensemble_seeds` in the configuration (as shipped), all of that once per seed, the
-    members combined into one model."""
+    members combined into one model, each member trained in a process of its own.
+    An interrupted run resumes: rerun the same command and the runs already finished in
+    --out (same configuration, features and Keras) are scored again instead of retrained."""
     roots = list(roots) or _default_roots()
     if not roots:
         raise click.UsageError(f"no corpus roots given and {default_corpora_root()} does not exist")
@@ -58,12 +63,12 @@ def cli(roots, conf_path, out, only, single_split, family, epochs, compare, forc
             if epochs:
                 conf["train"]["epochs"] = epochs
             run_recipe(roots, conf, out, only=list(only) or None, processes=processes, cache=not no_cache,
-                       echo=click.echo)
+                       echo=click.echo, resume=not no_resume)
             return
         families = ["cnn1d", "cnn2d"] if compare else [conf["model"]]
         run(roots, conf, out, families=families, epochs=epochs, force=force, processes=processes,
             cache=not no_cache, bench=not no_bench, echo=click.echo)
-    except ValueError as err:
+    except (ValueError, RuntimeError) as err:
         raise click.ClickException(str(err)) from err
 
 

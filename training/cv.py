@@ -374,7 +374,6 @@ def train_run(run: int | str, pool: Pool, folds: dict, conf: dict, fcfg: Feature
     """
     import keras
     from ser_lib.artifact import ArtifactMeta, save
-    from ser_lib.runtime import Predictor
     from .evaluate import fit_temperature
     from .models import summary_stats
     from .fit import fit
@@ -418,14 +417,70 @@ def train_run(run: int | str, pool: Pool, folds: dict, conf: dict, fcfg: Feature
     save(out, model, meta)
     rec = {"run": run, "dir": str(out), "best_epoch": best_epoch, "temperature": float(temperature),
            "fit_s": round(fit_s, 1), "n_train": len(train_ws), "history": history}
-    if paths["test"]:
-        pred = Predictor.from_path(out, expected=fcfg)
-        test_ws = pool.train.subset_clips(_select(pool.train, src, paths["test"], clean_only=True))
-        tel_src = pool.source_paths(pool.tel)
-        tel_ws = pool.tel.subset_clips(_select(pool.tel, tel_src, paths["test"], clean_only=False))
+    return _score_saved(rec, pool, paths["test"], fcfg, echo)
+
+
+def _score_saved(rec: dict, pool: Pool, test_paths: set, fcfg: FeatureConfig, echo) -> dict:
+    """``rec`` with ``scores`` (:func:`score_run`) of the artifact in ``rec["dir"]`` on the
+    pool's clean and telephone windows of ``test_paths`` (none: ``rec`` unchanged)."""
+    from ser_lib.runtime import Predictor
+
+    if test_paths:
+        pred = Predictor.from_path(rec["dir"], expected=fcfg)
+        test_ws = pool.train.subset_clips(_select(pool.train, pool.source_paths(pool.train), test_paths,
+                                                  clean_only=True))
+        tel_ws = pool.tel.subset_clips(_select(pool.tel, pool.source_paths(pool.tel), test_paths, clean_only=False))
         rec["scores"] = score_run(pred, test_ws, tel_ws)
-        echo(f"[{run}] " + _line(rec["scores"]))
+        echo(f"[{rec['run']}] " + _line(rec["scores"]))
     return rec
+
+
+def _same_conf(a: dict, b: dict) -> bool:
+    """Whether two training configurations are equal once written as JSON (tuples vs lists)."""
+    from .train import json_default
+
+    return json.dumps(a, sort_keys=True, default=json_default) == json.dumps(b, sort_keys=True, default=json_default)
+
+
+def finished_run(out: Path, run: int | str, conf: dict, fcfg: FeatureConfig, scfg: SpeechConfig) -> dict | None:
+    """The artifact record of a run that an earlier, interrupted ``ser train`` already
+    finished in ``out``, or ``None`` when it has to be trained (no artifact, or one trained
+    for another run, configuration, seed or feature/speech settings, or by another Keras).
+
+    A resumed run is not retrained but is scored again. ``ser train --no-resume`` retrains
+    every run.
+    """
+    import keras
+
+    path = out / META_FILE
+    if not path.is_file():
+        return None
+    try:
+        meta = json.loads(path.read_text())
+        tr = meta["training"]
+        same = (tr.get("run") == run and tr.get("keras") == keras.__version__
+                and _same_conf(tr.get("conf"), {k: v for k, v in conf.items() if not k.startswith("_")})
+                and FeatureConfig.from_dict(meta["feature_config"]) == fcfg
+                and SpeechConfig.from_dict(meta["speech_config"]) == scfg)
+    except (ValueError, KeyError, TypeError):
+        return None
+    if not same:
+        return None
+    return {"run": run, "dir": str(out), "best_epoch": int(tr["best_epoch"]),
+            "temperature": float(meta["calibration"]["temperature"]), "fit_s": float(tr.get("fit_seconds", 0.0)),
+            "n_train": int(tr.get("train_windows", 0)), "resumed": True}
+
+
+def run_or_resume(run: int | str, pool: Pool, folds: dict, conf: dict, fcfg: FeatureConfig, scfg: SpeechConfig,
+                  out: Path, *, resume: bool = True, progress: bool = True, echo=print) -> dict:
+    """:func:`train_run`, unless ``resume`` and :func:`finished_run` finds the run already
+    trained in ``out``: then its artifact is only scored again."""
+    rec = finished_run(out, run, conf, fcfg, scfg) if resume else None
+    if rec is None:
+        return train_run(run, pool, folds, conf, fcfg, scfg, out, progress=progress, echo=echo)
+    echo(f"[{run}] resumed: {out} was trained by an earlier run with this configuration")
+    test = {c.path for c in pool.clips if assign(c, folds, run) == "test"}
+    return _score_saved(rec, pool, test, fcfg, echo)
 
 
 def _line(s: dict) -> str:
@@ -536,7 +591,7 @@ def ensemble_seeds(conf: dict) -> list[int]:
 def run_recipe(roots: Sequence[str | os.PathLike], conf: dict, out: str | os.PathLike, *,
                folds_path: str | os.PathLike = FOLDS_PATH, only: Sequence[str] | None = None,
                processes: int = 2, cache: bool = True, progress: bool = True, echo=print,
-               calibrate: bool = True) -> dict:
+               calibrate: bool = True, resume: bool = True, isolate: bool = True) -> dict:
     """Steps 1-4 of the module docstring; writes ``<out>/cv/fold-<i>/``, ``<out>/cv/loco/``,
     ``<out>/cv.json``, the final artifact in ``<out>`` and its plots. With
     ``ensemble_seeds`` every step trains one member per seed (:func:`run_ensemble`).
@@ -546,6 +601,11 @@ def run_recipe(roots: Sequence[str | os.PathLike], conf: dict, out: str | os.Pat
             ``<out>/cv.json`` from an earlier ``cv`` run when ``cv`` is not in the list).
         calibrate: finish with :func:`recalibrate` (an ensemble's members skip it: the
             ensemble is calibrated as a whole).
+        resume: keep the runs an interrupted earlier call already finished in ``out``
+            with the same configuration (:func:`finished_run`); they are scored again,
+            not retrained.
+        isolate: an ensemble trains each member in a process of its own
+            (:func:`run_ensemble`).
 
     Returns:
         the ``cv.json`` record.
@@ -558,7 +618,7 @@ def run_recipe(roots: Sequence[str | os.PathLike], conf: dict, out: str | os.Pat
     only = list(only or ["cv", "loco", "final"])
     if ensemble_seeds(conf):
         return run_ensemble(roots, conf, out, folds_path=folds_path, only=only, processes=processes, cache=cache,
-                            progress=progress, echo=echo)
+                            progress=progress, echo=echo, resume=resume, isolate=isolate)
     out = Path(out)
     t0 = time.time()
     folds = load_folds(folds_path)
@@ -572,7 +632,8 @@ def run_recipe(roots: Sequence[str | os.PathLike], conf: dict, out: str | os.Pat
                                for r in summarize(pool.clips).reset_index().to_dict(orient="records")},
                    "conf": conf})
     if "cv" in only:
-        recs = [train_run(i, pool, folds, conf, fcfg, scfg, out / "cv" / f"fold-{i}", progress=progress, echo=echo)
+        recs = [run_or_resume(i, pool, folds, conf, fcfg, scfg, out / "cv" / f"fold-{i}", resume=resume,
+                              progress=progress, echo=echo)
                 for i in range(len(folds["ravdess"]["test"]))]
         record["cv"] = {"table": cv_table(recs), "runs": [{**{k: v for k, v in r.items() if k not in ("scores", "history")},
                                                           "scores": compact_scores(r["scores"])} for r in recs]}
@@ -583,11 +644,14 @@ def run_recipe(roots: Sequence[str | os.PathLike], conf: dict, out: str | os.Pat
         _plot_cv_confusions(recs, out / "confusion.png")
         write_record(record_path, record)
     if "loco" in only:
-        r = train_run("loco", pool, folds, conf, fcfg, scfg, out / "cv" / "loco", progress=progress, echo=echo)
+        r = run_or_resume("loco", pool, folds, conf, fcfg, scfg, out / "cv" / "loco", resume=resume,
+                          progress=progress, echo=echo)
         record["loco"] = {**{k: v for k, v in r.items() if k not in ("scores", "history")},
                           "turev_4class": r["scores"]["four_class"]["turev"], "scores": compact_scores(r["scores"])}
         write_record(record_path, record)
-    if "final" in only:
+    if "final" in only and resume and "final" in record and finished_run(out, "final", conf, fcfg, scfg):
+        echo(f"[final] resumed: {out} holds the final artifact of an earlier run with this configuration")
+    elif "final" in only:
         runs = record["cv"]["runs"]
         epochs = int(np.median([r["best_epoch"] for r in runs]))
         temp = float(np.median([r["temperature"] for r in runs]))
@@ -612,7 +676,8 @@ MEMBERS_DIR = "members"
 
 def run_ensemble(roots: Sequence[str | os.PathLike], conf: dict, out: str | os.PathLike, *,
                  folds_path: str | os.PathLike = FOLDS_PATH, only: Sequence[str] | None = None,
-                 processes: int = 2, cache: bool = True, progress: bool = True, echo=print) -> dict:
+                 processes: int = 2, cache: bool = True, progress: bool = True, echo=print,
+                 resume: bool = True, isolate: bool = True) -> dict:
     """The recipe as a seed ensemble (:mod:`training.ensemble`): the whole recipe once per
     seed of ``ensemble_seeds`` into ``<out>/members/seed-<s>/`` (augmentation draws and
     weight initialisation differ; folds, clips and epochs don't), then every run's members
@@ -620,11 +685,21 @@ def run_ensemble(roots: Sequence[str | os.PathLike], conf: dict, out: str | os.P
     ``<out>/cv/loco/``, ``<out>``), and the combined folds calibrated and scored by
     :func:`recalibrate` (each fold's temperature fitted again on its validation windows).
 
+    With ``isolate`` each member trains in a fresh process (``spawn``): a member's window
+    pool and TensorFlow state (several GB) are returned to the system when it ends, so the
+    peak memory of an ensemble is that of one member (a 2-member run in one process was
+    OOM-killed at 24 GB on a 23 GB machine: models/runs/2026-12-03-pitch). With ``resume``
+    the members' finished runs are kept (:func:`finished_run`), so a killed ensemble
+    resumes at the run it was in.
+
     Returns:
         the ensemble's ``cv.json`` record (member 0's runs, re-scored; ``ensemble`` lists
         the members).
+
+    Raises:
+        RuntimeError: a member's process failed (its exit code is in the message).
     """
-    import gc
+    import multiprocessing as mp
 
     only = list(only or ["cv", "loco", "final"])
     out = Path(out)
@@ -633,9 +708,19 @@ def run_ensemble(roots: Sequence[str | os.PathLike], conf: dict, out: str | os.P
     members = [out / MEMBERS_DIR / f"seed-{s}" for s in seeds]
     for s, mdir in zip(seeds, members):
         echo(f"== ensemble member seed {s} -> {mdir}")
-        run_recipe(roots, {**conf, "seed": s, "ensemble_seeds": None}, mdir, folds_path=folds_path, only=only,
-                   processes=processes, cache=cache, progress=progress, echo=echo, calibrate=False)
-        gc.collect()  # the member's windows (GBs) before the next member extracts its own
+        args = (list(roots), {**conf, "seed": s, "ensemble_seeds": None}, mdir)
+        kw = dict(folds_path=folds_path, only=only, processes=processes, cache=cache, progress=progress,
+                  echo=echo, calibrate=False, resume=resume)
+        if not isolate:
+            run_recipe(*args, **kw)
+            continue
+        proc = mp.get_context("spawn").Process(target=run_recipe, args=args, kwargs=kw, name=f"member-{s}")
+        proc.start()
+        proc.join()
+        if proc.exitcode != 0:
+            raise RuntimeError(f"ensemble member seed {s} failed (exit code {proc.exitcode}; a negative code is the "
+                               f"signal that killed it, -9 = SIGKILL, e.g. the kernel's OOM killer); rerun the same "
+                               f"command to resume at the run it was in")
     record = assemble_ensemble(roots, conf, out, folds_path=folds_path, processes=processes, cache=cache,
                                progress=progress, echo=echo)
     record["total_wall_s"] = round(time.time() - t0, 1)
