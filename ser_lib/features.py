@@ -99,7 +99,7 @@ class FeatureConfig:
     window_s: float = 2.0
     level_percentile: float = 95.0
     level_floor_db: float = -40.0
-    pitch: bool = False
+    pitch: bool = True
     f0_min: float = 75.0
     f0_max: float = 400.0
     voicing_threshold: float = 0.45
@@ -148,11 +148,12 @@ class FeatureConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "FeatureConfig":
-        """Inverse of :meth:`to_dict`. Raises ConfigError on unknown keys."""
+        """Inverse of :meth:`to_dict`. Raises ConfigError on unknown keys. A dict without
+        ``pitch`` (written before the pitch columns existed) is the 74-column layout."""
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:
             raise ConfigError(f"unknown feature config keys: {sorted(unknown)}")
-        return cls(**d)
+        return cls(**{"pitch": False, **d})
 
 
 @lru_cache(maxsize=8)

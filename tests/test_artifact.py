@@ -76,6 +76,8 @@ def _edit(src, dst, fn):
 def test_feature_config_mismatch_is_refused(tiny_artifact, tmp_path, field, value, match):
     def change(d):
         d["feature_config"][field] = value
+        if field == "sample_rate":  # 16 kHz frames of 256 samples are too short for a 75 Hz period
+            d["feature_config"].update(n_fft=512, win_length=400, hop_length=160)
         n = FeatureConfig(**d["feature_config"]).n_features  # keep the statistics' length consistent
         d["normalization"] = {"mean": [0.0] * n, "std": [1.0] * n}
 
@@ -144,3 +146,10 @@ def test_predictor_applies_the_artifacts_calibration_temperature(tiny_artifact, 
     bad = _edit(tiny_artifact, tmp_path / "t0", lambda d: d.update(calibration={"temperature": 0.0}))
     with pytest.raises(art.ArtifactError, match="temperature"):
         Predictor.from_path(bad)
+
+
+def test_feature_config_written_before_pitch_loads_as_the_74_column_layout():
+    """Artifacts whose feature_config has no ``pitch`` key were trained on 74 columns."""
+    old = {k: v for k, v in FeatureConfig().to_dict().items() if k != "pitch"}
+    assert FeatureConfig.from_dict(old).pitch is False and FeatureConfig.from_dict(old).n_features == 74
+    assert FeatureConfig.from_dict(FeatureConfig().to_dict()) == FeatureConfig()

@@ -7,7 +7,7 @@ from ser_lib.features import FeatureConfig, frame_features, pad_to_window, windo
 from ser_lib.speech import SpeechConfig, is_speech
 from ser_lib.synth import silence, speech_like
 
-CFG = FeatureConfig()
+CFG = FeatureConfig(pitch=False)
 PITCH = FeatureConfig(pitch=True)
 LAYOUTS = pytest.mark.parametrize("cfg", [CFG, PITCH], ids=["74", "pitch"])
 
