@@ -228,6 +228,10 @@ ser evaluate ../shared/corpora       # re-score the fold artifacts: the table ab
 python -m bench.robustness           # level invariance and detector coverage
 python -m training.model_card        # this card
 ```
+
+Each ensemble member trains in a process of its own. An interrupted `ser train` resumes:
+run the same command again and the runs it finished are re-scored, not retrained
+(`--no-resume` retrains everything).
 """
 
 
