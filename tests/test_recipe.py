@@ -398,3 +398,41 @@ def test_readme_model_card_and_artifact_agree():
     assert [f["ua"] for f in meta["metrics"]["cv"]["folds"]] == [f["ua"] for f in record["cv"]["table"]["folds"]]
     for i in range(len(record["cv"]["table"]["folds"])):
         assert (SHIPPED / "cv" / f"fold-{i}" / "artifact.json").is_file()
+
+
+def test_a_member_process_ends_when_ser_train_is_killed(tmp_path):
+    """kill -9 of ser train must not leave an ensemble member training alone."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    def running(pid):  # a zombie (exited, not yet reaped by its new parent) has ended
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except FileNotFoundError:
+            return False
+
+    pid_file = tmp_path / "member.pid"
+    # the "ser train" process starts a member that watches it, then both would sleep a minute
+    parent = subprocess.Popen([sys.executable, "-c", f"""
+import os, subprocess, sys, time
+code = ("import os, time; from training.cv import exit_with_parent; "
+        "exit_with_parent({{ppid}}, poll_s=0.1); open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(60)")
+subprocess.Popen([sys.executable, "-c", code.replace("{{ppid}}", str(os.getpid()))])
+time.sleep(60)
+"""], cwd=Path(__file__).resolve().parents[1])
+    deadline = time.time() + 60
+    while not pid_file.is_file() and time.time() < deadline:
+        time.sleep(0.1)
+    child = int(pid_file.read_text())
+    assert running(child)                    # the member runs
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.time() + 20
+    while time.time() < deadline and running(child):
+        time.sleep(0.1)
+    if running(child):
+        os.kill(child, signal.SIGKILL)
+        pytest.fail("the member process outlived its killed parent")

@@ -690,7 +690,8 @@ def run_ensemble(roots: Sequence[str | os.PathLike], conf: dict, out: str | os.P
     peak memory of an ensemble is that of one member (a 2-member run in one process was
     OOM-killed at 24 GB on a 23 GB machine: models/runs/2026-12-03-pitch). With ``resume``
     the members' finished runs are kept (:func:`finished_run`), so a killed ensemble
-    resumes at the run it was in.
+    resumes at the run it was in. A member's process ends by itself when ``ser train``
+    is killed (:func:`exit_with_parent`).
 
     Returns:
         the ensemble's ``cv.json`` record (member 0's runs, re-scored; ``ensemble`` lists
@@ -714,9 +715,15 @@ def run_ensemble(roots: Sequence[str | os.PathLike], conf: dict, out: str | os.P
         if not isolate:
             run_recipe(*args, **kw)
             continue
-        proc = mp.get_context("spawn").Process(target=run_recipe, args=args, kwargs=kw, name=f"member-{s}")
+        proc = mp.get_context("spawn").Process(target=_member_main, args=(os.getpid(), *args), kwargs=kw,
+                                               name=f"member-{s}")
         proc.start()
-        proc.join()
+        try:
+            proc.join()
+        finally:  # Ctrl-C or an error here: the member must not go on training alone
+            if proc.is_alive():
+                proc.terminate()
+                proc.join()
         if proc.exitcode != 0:
             raise RuntimeError(f"ensemble member seed {s} failed (exit code {proc.exitcode}; a negative code is the "
                                f"signal that killed it, -9 = SIGKILL, e.g. the kernel's OOM killer); rerun the same "
@@ -726,6 +733,35 @@ def run_ensemble(roots: Sequence[str | os.PathLike], conf: dict, out: str | os.P
     record["total_wall_s"] = round(time.time() - t0, 1)
     write_record(out / "cv.json", record)
     return record
+
+
+def _member_main(parent_pid: int, *args, **kw) -> None:
+    """:func:`run_recipe` in a member's process, which ends itself when ``ser train`` is
+    gone (:func:`exit_with_parent`)."""
+    exit_with_parent(parent_pid)
+    run_recipe(*args, **kw)
+
+
+#: How often a member's process checks that ``ser train`` still runs, seconds.
+PARENT_POLL_S = 2.0
+
+
+def exit_with_parent(parent_pid: int, poll_s: float = PARENT_POLL_S) -> None:
+    """End this process (exit code 3) as soon as its parent ``parent_pid`` is gone.
+
+    A parent killed by a signal, ``kill -9`` included, leaves its children running; a
+    member would go on training for up to 40 min beside whatever runs next. A daemon
+    thread polls :func:`os.getppid` every ``poll_s`` seconds: an orphan is re-parented,
+    so a changed id means the parent died.
+    """
+    import threading
+
+    def watch():
+        while os.getppid() == parent_pid:
+            time.sleep(poll_s)
+        os._exit(3)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
 
 
 def assemble_ensemble(roots: Sequence[str | os.PathLike], conf: dict, out: str | os.PathLike, *,
