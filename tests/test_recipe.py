@@ -436,3 +436,16 @@ time.sleep(60)
     if running(child):
         os.kill(child, signal.SIGKILL)
         pytest.fail("the member process outlived its killed parent")
+
+
+def test_ua_over_the_classes_present_does_not_warn_about_the_others():
+    """TurEV-DB has 4 of the 7 emotions; predictions of the other 3 are misses, not a warning."""
+    import warnings
+    from training.evaluate import scores
+
+    y_true = np.array([0, 0, 1, 1])
+    y_pred = np.array([0, 5, 1, 1])           # emotion 5 is not in y_true
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        s = scores(y_true, y_pred)
+    assert s["ua"] == pytest.approx((0.5 + 1.0) / 2)
