@@ -11,8 +11,8 @@ RMS energy (dBFS)     1     ``librosa.feature.rms`` then ``20 log10``
 MFCC                  20    ``librosa.feature.mfcc`` on the log-mel below (as a DCT matrix)
 chroma                12    ``librosa.feature.chroma_stft`` (tuning fixed at 0)
 log-mel power (dB)    40    ``librosa.feature.melspectrogram`` + ``power_to_db(ref=1)``
-voicing, F0           2     normalised autocorrelation peak (only with ``pitch=True``,
-                            see :func:`_pitch_block`)
+voicing, F0           2     normalised autocorrelation peak and its lag (``pitch=True``,
+                            the default; see :func:`_pitch_block`)
 ====================  ====  =====================================================
 
 One magnitude STFT per channel feeds mel, MFCC and chroma. Every feature is a

@@ -1,11 +1,11 @@
 """Model families for window-level emotion classification.
 
-Both take one analysis window, ``(frames_per_window, n_features)`` = (197, 74) float32
+Both take one analysis window, ``(frames_per_window, n_features)`` = (197, 77) float32
 normalised features (see :mod:`ser_lib.features`), and output softmax probabilities
 over :data:`ser_lib.labels.EMOTIONS`. Only built-in Keras layers are used, so the
 artifact loads in Keras safe mode with no custom objects.
 
-* ``cnn1d`` -- temporal 1-D CNN over the 74-dim frame vectors: a stride-2 first
+* ``cnn1d`` -- temporal 1-D CNN over the 77-dim frame vectors: a stride-2 first
   convolution (halves the frame rate to 20 ms, the main cost saving), three more
   Conv1D/BN/ReLU blocks with max pooling, global average + max pooling over time,
   dropout, a small dense layer, softmax. ~9 MFLOPs and ~100 k parameters per window.
