@@ -378,8 +378,7 @@ def train_run(run: int | str, pool: Pool, folds: dict, conf: dict, fcfg: Feature
     from .models import summary_stats
     from .fit import fit
 
-    part = {c.path: assign(c, folds, run) for c in pool.clips}
-    paths = {p: {c for c, q in part.items() if q == p} for p in ("train", "val", "test")}
+    paths = _partition(pool.clips, folds, run)
     src = pool.source_paths(pool.train)
     tr_mask = _select(pool.train, src, paths["train"], clean_only=False)
     train_ws = pool.train.subset_clips(tr_mask)
@@ -418,6 +417,12 @@ def train_run(run: int | str, pool: Pool, folds: dict, conf: dict, fcfg: Feature
     rec = {"run": run, "dir": str(out), "best_epoch": best_epoch, "temperature": float(temperature),
            "fit_s": round(fit_s, 1), "n_train": len(train_ws), "history": history}
     return _score_saved(rec, pool, paths["test"], fcfg, echo)
+
+
+def _partition(clips: Sequence[Clip], folds: dict, run: int | str) -> dict[str, set]:
+    """The source paths of ``clips`` in each part of ``run``: ``{"train", "val", "test"} -> set``."""
+    part = {c.path: assign(c, folds, run) for c in clips}
+    return {p: {c for c, q in part.items() if q == p} for p in ("train", "val", "test")}
 
 
 def _score_saved(rec: dict, pool: Pool, test_paths: set, fcfg: FeatureConfig, echo) -> dict:
@@ -479,8 +484,7 @@ def run_or_resume(run: int | str, pool: Pool, folds: dict, conf: dict, fcfg: Fea
     if rec is None:
         return train_run(run, pool, folds, conf, fcfg, scfg, out, progress=progress, echo=echo)
     echo(f"[{run}] resumed: {out} was trained by an earlier run with this configuration")
-    test = {c.path for c in pool.clips if assign(c, folds, run) == "test"}
-    return _score_saved(rec, pool, test, fcfg, echo)
+    return _score_saved(rec, pool, _partition(pool.clips, folds, run)["test"], fcfg, echo)
 
 
 def _line(s: dict) -> str:
