@@ -35,6 +35,8 @@ import soundfile as sf
 
 GAINS_DB = (-30, -20, -10, 10, 20)
 FORMATS = ("PCM_24", "PCM_16")
+#: the quietest speech peak the detector is specified for (issue #12: -60 to -6 dBFS peak)
+MIN_PEAK_DBFS = -60.0
 
 
 def coverage(clips, fcfg, scfg, gains=(0, -20, -30)) -> dict:
@@ -79,27 +81,40 @@ def build_call(clips, rng: random.Random, sr: int = 16000, minutes: float = 3.0)
 
 
 def gain_invariance(calls: list[tuple[np.ndarray, object]], cfg, tmp: Path, gains=GAINS_DB,
-                    subtype: str = "PCM_24") -> dict:
+                    subtype: str = "PCM_24", min_peak_dbfs: float = MIN_PEAK_DBFS) -> dict:
     """Share of windows whose speech flag or emotion changes with the gain, per gain, the
-    recordings written as WAV of ``subtype`` (soundfile's name)."""
+    recordings written as WAV of ``subtype`` (soundfile's name).
+
+    Besides all windows, the same shares over the windows whose own peak after the gain is
+    at least ``min_peak_dbfs`` (``in_range``): the speech levels the detector is specified
+    for (-60 to -6 dBFS peak). A call peak-normalised to -21 dBFS holds quiet utterances
+    40-50 dB under its peak; at -30 dB their windows peak under -80 dBFS, within 20 dB of
+    a 16-bit file's quantisation noise."""
     from ser_lib.scoring import score_recording
 
-    changed = {g: [0, 0, 0] for g in gains}  # flag changes, emotion changes, windows
+    # per gain: [flag changes, emotion changes, windows] over all windows and over in_range ones
+    changed = {g: np.zeros((2, 3), dtype=np.int64) for g in gains}
     for k, (y, pred) in enumerate(calls):
         def score(gain):
             path = tmp / f"call{k}_{gain}.wav"
             sf.write(path, np.clip(y * 10 ** (gain / 20), -1, 1), 16000, subtype=subtype)
             ch = score_recording(str(path), pred, pred.meta.feature_config, cfg.hop_s, cfg.speech,
                                  cfg.channel_names, cfg.chunk_s).channels[0]
-            return ch.speech, ch.emotion
-        s0, e0 = score(0)
+            return ch.speech, ch.emotion, ch.start_s, ch.end_s
+        s0, e0, start, end = score(0)
+        peak_db = np.array([20 * np.log10(np.abs(y[int(a * 16000):max(int(b * 16000), int(a * 16000) + 1)]).max()
+                                          + 1e-12) for a, b in zip(start, end)])
         for g in gains:
-            s, e = score(g)
-            changed[g][0] += int((s != s0).sum())
-            changed[g][1] += int(((e != e0) & s & s0).sum())
-            changed[g][2] += len(s0)
-    return {str(g): {"windows": n, "flag_changed": f / n, "emotion_changed": e / n, "either_changed": (f + e) / n}
-            for g, (f, e, n) in changed.items()}
+            s, e, _, _ = score(g)
+            for row, keep in enumerate((np.ones(len(s0), bool), peak_db + g >= min_peak_dbfs)):
+                changed[g][row] += [int((s != s0)[keep].sum()), int(((e != e0) & s & s0)[keep].sum()), int(keep.sum())]
+
+    def shares(f, e, n):
+        n = max(n, 1)
+        return {"flag_changed": f / n, "emotion_changed": e / n, "either_changed": (f + e) / n}
+    return {str(g): {"windows": int(c[0, 2]), **shares(*c[0]),
+                     "in_range": {"min_peak_dbfs": min_peak_dbfs, "windows": int(c[1, 2]), **shares(*c[1])}}
+            for g, c in changed.items()}
 
 
 def frame_levels(calls: list[np.ndarray], fcfg, pcts=(50, 90)) -> dict:
@@ -173,8 +188,10 @@ def main(argv=None) -> int:
           f"frame RMS at 0 dB: median {lv['p50']} dBFS, 90th percentile {lv['p90']} dBFS):")
     for st, per_gain in per_format.items():
         for g, d in per_gain.items():
+            r = d["in_range"]
             print(f"  {st} {int(g):+3d} dB: flag {d['flag_changed']:.4f}  emotion {d['emotion_changed']:.4f}  "
-                  f"either {d['either_changed']:.4f}  (n={d['windows']})")
+                  f"either {d['either_changed']:.4f}  (n={d['windows']}); windows peaking >= "
+                  f"{r['min_peak_dbfs']:g} dBFS: either {r['either_changed']:.4f} (n={r['windows']})")
     print(f"written to {args.out}")
     return 0
 
