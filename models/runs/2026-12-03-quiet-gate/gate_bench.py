@@ -1,7 +1,7 @@
 """Paired 16-bit gain check on folds 0-3: shipped fold models vs the gate run's fold models, same calls."""
 import json, random, sys, tempfile
 from pathlib import Path
-sys.path.insert(0, "/work/gate-wt")  # a worktree with quiet-gate.patch applied
+sys.path.insert(0, "/work/gate-wt")  # a worktree with ../2026-12-03-band/band-and-gate.patch applied and band_hz None: the input of quiet-gate.patch (its artifacts store band_hz)
 from bench.robustness import build_call, gain_invariance
 from ser_lib.config import JobConfig
 from ser_lib.runtime import Predictor
