@@ -11,8 +11,9 @@ real corpora (``$SER_CORPORA`` or ``../shared/corpora``):
    peak-normalised to -21 dBFS so that +20 dB does not clip) written as WAV at gains -30,
    -20, -10, +10, +20 dB and scored through the job's own path
    (:func:`ser_lib.scoring.score_recording`); the share of windows whose speech flag or
-   emotion differs from the 0 dB recording. Twice: as 24-bit WAV (the gain alone: the
-   quantisation noise stays 140 dB down) and as 16-bit WAV (the gain plus the file's fixed
+   emotion differs from the 0 dB recording, over all windows and over the windows whose
+   own peak after the gain is at least -60 dBFS (the detector's specified range). Twice:
+   as 24-bit WAV (the gain alone: the quantisation noise stays 140 dB down) and as 16-bit WAV (the gain plus the file's fixed
    quantisation noise at -101 dBFS, which at -30 dB lies about 20 dB under the speech of
    these calls: a noise condition as much as a level one). Each call is built from the test actors of one
    cross-validation fold and scored with that fold's model (``<model>/cv/fold-<i>``), so
