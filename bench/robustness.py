@@ -12,7 +12,9 @@ real corpora (``$SER_CORPORA`` or ``../shared/corpora``):
    -20, -10, +10, +20 dB and scored through the job's own path
    (:func:`ser_lib.scoring.score_recording`); the share of windows whose speech flag or
    emotion differs from the 0 dB recording, over all windows and over the windows whose
-   own peak after the gain is at least -60 dBFS (the detector's specified range). Twice:
+   own peak after the gain is at least -60 dBFS (the detector's specified range), and the
+   share whose *smoothed* emotion (``emotion_smoothed``: what the timeline, shares and
+   episodes are built from, :mod:`ser_lib.smoothing`) differs. Twice:
    as 24-bit WAV (the gain alone: the quantisation noise stays 140 dB down) and as 16-bit WAV (the gain plus the file's fixed
    quantisation noise at -101 dBFS, which at -30 dB lies about 20 dB under the speech of
    these calls: a noise condition as much as a level one). Each call is built from the test actors of one
@@ -84,7 +86,10 @@ def build_call(clips, rng: random.Random, sr: int = 16000, minutes: float = 3.0)
 def gain_invariance(calls: list[tuple[np.ndarray, object]], cfg, tmp: Path, gains=GAINS_DB,
                     subtype: str = "PCM_24", min_peak_dbfs: float = MIN_PEAK_DBFS) -> dict:
     """Share of windows whose speech flag or emotion changes with the gain, per gain, the
-    recordings written as WAV of ``subtype`` (soundfile's name).
+    recordings written as WAV of ``subtype`` (soundfile's name). ``emotion_changed`` counts
+    the raw per-window label (``segments.emotion``), ``smoothed_emotion_changed`` the
+    smoothed one (``segments.emotion_smoothed``), both over windows that are speech at both
+    gains, as shares of all windows.
 
     Besides all windows, the same shares over the windows whose own peak after the gain is
     at least ``min_peak_dbfs`` (``in_range``): the speech levels the detector is specified
@@ -93,26 +98,29 @@ def gain_invariance(calls: list[tuple[np.ndarray, object]], cfg, tmp: Path, gain
     a 16-bit file's quantisation noise."""
     from ser_lib.scoring import score_recording
 
-    # per gain: [flag changes, emotion changes, windows] over all windows and over in_range ones
-    changed = {g: np.zeros((2, 3), dtype=np.int64) for g in gains}
+    # per gain: [flag changes, emotion changes, windows, smoothed-emotion changes] over all
+    # windows and over in_range ones
+    changed = {g: np.zeros((2, 4), dtype=np.int64) for g in gains}
     for k, (y, pred) in enumerate(calls):
         def score(gain):
             path = tmp / f"call{k}_{gain}.wav"
             sf.write(path, np.clip(y * 10 ** (gain / 20), -1, 1), 16000, subtype=subtype)
             ch = score_recording(str(path), pred, pred.meta.feature_config, cfg.hop_s, cfg.speech,
-                                 cfg.channel_names, cfg.chunk_s).channels[0]
-            return ch.speech, ch.emotion, ch.start_s, ch.end_s
-        s0, e0, start, end = score(0)
+                                 cfg.channel_names, cfg.chunk_s, None, cfg.timeline).channels[0]
+            return ch.speech, ch.emotion, ch.start_s, ch.end_s, ch.emotion_smoothed
+        s0, e0, start, end, m0 = score(0)
         peak_db = np.array([20 * np.log10(np.abs(y[int(a * 16000):max(int(b * 16000), int(a * 16000) + 1)]).max()
                                           + 1e-12) for a, b in zip(start, end)])
         for g in gains:
-            s, e, _, _ = score(g)
+            s, e, _, _, m = score(g)
             for row, keep in enumerate((np.ones(len(s0), bool), peak_db + g >= min_peak_dbfs)):
-                changed[g][row] += [int((s != s0)[keep].sum()), int(((e != e0) & s & s0)[keep].sum()), int(keep.sum())]
+                changed[g][row] += [int((s != s0)[keep].sum()), int(((e != e0) & s & s0)[keep].sum()), int(keep.sum()),
+                                    int(((m != m0) & s & s0)[keep].sum())]
 
-    def shares(f, e, n):
+    def shares(f, e, n, m):
         n = max(n, 1)
-        return {"flag_changed": f / n, "emotion_changed": e / n, "either_changed": (f + e) / n}
+        return {"flag_changed": f / n, "emotion_changed": e / n, "either_changed": (f + e) / n,
+                "smoothed_emotion_changed": m / n}
     return {str(g): {"windows": int(c[0, 2]), **shares(*c[0]),
                      "in_range": {"min_peak_dbfs": min_peak_dbfs, "windows": int(c[1, 2]), **shares(*c[1])}}
             for g, c in changed.items()}
@@ -191,7 +199,8 @@ def main(argv=None) -> int:
         for g, d in per_gain.items():
             r = d["in_range"]
             print(f"  {st} {int(g):+3d} dB: flag {d['flag_changed']:.4f}  emotion {d['emotion_changed']:.4f}  "
-                  f"either {d['either_changed']:.4f}  (n={d['windows']}); windows peaking >= "
+                  f"either {d['either_changed']:.4f}  smoothed emotion {d['smoothed_emotion_changed']:.4f}  "
+                  f"(n={d['windows']}); windows peaking >= "
                   f"{r['min_peak_dbfs']:g} dBFS: either {r['either_changed']:.4f} (n={r['windows']})")
     print(f"written to {args.out}")
     return 0

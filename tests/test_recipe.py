@@ -453,13 +453,15 @@ def test_ua_over_the_classes_present_does_not_warn_about_the_others():
 
 def test_model_card_gain_table_reports_the_in_range_share():
     """The card's level-invariance table shows, per gain, the change share over the windows
-    peaking in the detector's specified range when bench.robustness measured it, and says
+    peaking in the detector's specified range and the smoothed-emotion change share when
+    bench.robustness measured them, and says
     'not measured' for results written before it existed."""
     from training.model_card import _robustness_lines
 
     def per_gain(in_range):
         d = {"windows": 100, "flag_changed": 0.3, "emotion_changed": 0.1, "either_changed": 0.4}
         if in_range:
+            d["smoothed_emotion_changed"] = 0.05
             d["in_range"] = {"min_peak_dbfs": -60.0, "windows": 40, "flag_changed": 0.0,
                              "emotion_changed": 0.025, "either_changed": 0.025}
         return {"-30": d}
@@ -467,8 +469,9 @@ def test_model_card_gain_table_reports_the_in_range_share():
     rob = {"gain_invariance": {"calls": 1, "minutes_each": 3.0, "per_format": {"PCM_16": per_gain(True)}}}
     text = _robustness_lines(rob)
     row = next(line for line in text.splitlines() if line.startswith("| 16-bit WAV | -30 dB"))
-    assert row.split("|")[4:7] == [" 10.00% ", " 40.00% ", " 2.50% of 40 "]
-    assert "at least -60 dBFS" in text
+    assert row.split("|")[4:8] == [" 10.00% ", " 40.00% ", " 2.50% of 40 ", " 5.00% "]
+    assert "at least -60 dBFS" in text and "*Smoothed emotion*" in text
     old = _robustness_lines({"gain_invariance": {"calls": 1, "minutes_each": 3.0,
                                                  "per_format": {"PCM_16": per_gain(False)}}})
-    assert "not measured |" in old and "peaking in range*" not in old
+    assert "not measured | not measured |" in old and "peaking in range*" not in old
+    assert "*Smoothed emotion*" not in old

@@ -48,8 +48,9 @@ def _robustness_lines(rob: dict | None) -> str:
     lines += ["", f"Windows whose speech flag or emotion changes when the recording is scaled "
                   f"({inv['calls']} call-like recordings of {inv['minutes_each']:.0f} min, "
                   "one per CV fold, scored by that fold's model):", "",
-              "| file | gain | flag changed | emotion changed | either | either, windows peaking in range |",
-              "|---|---|---|---|---|---|"]
+              "| file | gain | flag changed | emotion changed | either | either, windows peaking in range "
+              "| smoothed emotion changed |",
+              "|---|---|---|---|---|---|---|"]
     floor = None
     for subtype, per_gain in inv["per_format"].items():
         bits = subtype.split("_")[-1] + "-bit WAV" if subtype.startswith("PCM_") else subtype
@@ -58,7 +59,9 @@ def _robustness_lines(rob: dict | None) -> str:
             floor = r["min_peak_dbfs"] if r else floor
             lines.append(f"| {bits} | {int(g):+d} dB | {d['flag_changed']:.2%} | {d['emotion_changed']:.2%} "
                          f"| {d['either_changed']:.2%} | "
-                         + (f"{r['either_changed']:.2%} of {r['windows']}" if r else "not measured") + " |")
+                         + (f"{r['either_changed']:.2%} of {r['windows']}" if r else "not measured") + " | "
+                         + (f"{d['smoothed_emotion_changed']:.2%}" if "smoothed_emotion_changed" in d
+                            else "not measured") + " |")
     lv = inv.get("frame_rms_dbfs")
     where = (f"these calls' median frame (RMS {lv['p50']:.0f} dBFS at 0 dB) falls to {lv['p50'] - 30:.0f} dBFS "
              f"scaled 30 dB down, and their loudest tenth of frames ({lv['p90']:.0f} dBFS) to "
@@ -70,6 +73,10 @@ def _robustness_lines(rob: dict | None) -> str:
         lines += ["", f"*Windows peaking in range*: the windows whose own peak after the gain is at least "
                       f"{floor:g} dBFS, the quietest speech the detector is specified for; the others are "
                       "utterances far under the call's peak that the gain pushes toward the quantisation noise."]
+    if any("smoothed_emotion_changed" in d for per_gain in inv["per_format"].values() for d in per_gain.values()):
+        lines += ["", "*Smoothed emotion*: the label the timeline, shares and episodes are built from "
+                      "(`segments.emotion_smoothed`, the job's `timeline.smoothing`); *emotion* is the raw "
+                      "per-window label (`segments.emotion`)."]
     return "\n".join(lines)
 
 
