@@ -17,7 +17,9 @@ real corpora (``$SER_CORPORA`` or ``../shared/corpora``):
    episodes are built from, :mod:`ser_lib.smoothing`) differs. Twice:
    as 24-bit WAV (the gain alone: the quantisation noise stays 140 dB down) and as 16-bit WAV (the gain plus the file's fixed
    quantisation noise at -101 dBFS, which at -30 dB lies about 20 dB under the speech of
-   these calls: a noise condition as much as a level one). Each call is built from the test actors of one
+   these calls: a noise condition as much as a level one). A third time, 16-bit, with the
+   gains applied to the 0 dB 16-bit file's own samples (``PCM_16_rescaled``: a recording
+   turned up or down, rather than one made at another level). Each call is built from the test actors of one
    cross-validation fold and scored with that fold's model (``<model>/cv/fold-<i>``), so
    the speakers are ones the model never heard.
 
@@ -84,12 +86,17 @@ def build_call(clips, rng: random.Random, sr: int = 16000, minutes: float = 3.0)
 
 
 def gain_invariance(calls: list[tuple[np.ndarray, object]], cfg, tmp: Path, gains=GAINS_DB,
-                    subtype: str = "PCM_24", min_peak_dbfs: float = MIN_PEAK_DBFS) -> dict:
+                    subtype: str = "PCM_24", min_peak_dbfs: float = MIN_PEAK_DBFS, rescale: bool = False) -> dict:
     """Share of windows whose speech flag or emotion changes with the gain, per gain, the
     recordings written as WAV of ``subtype`` (soundfile's name). ``emotion_changed`` counts
     the raw per-window label (``segments.emotion``), ``smoothed_emotion_changed`` the
     smoothed one (``segments.emotion_smoothed``), both over windows that are speech at both
     gains, as shares of all windows.
+
+    With ``rescale``, each call is first written at 0 dB as a WAV of ``subtype`` and every
+    gain is applied to *that file's* samples (a user turning a recording up or down: its own
+    quantisation noise is scaled with it); without, each gain's copy is quantised from the
+    float call (a recording made at that level).
 
     Besides all windows, the same shares over the windows whose own peak after the gain is
     at least ``min_peak_dbfs`` (``in_range``): the speech levels the detector is specified
@@ -102,6 +109,11 @@ def gain_invariance(calls: list[tuple[np.ndarray, object]], cfg, tmp: Path, gain
     # windows and over in_range ones
     changed = {g: np.zeros((2, 4), dtype=np.int64) for g in gains}
     for k, (y, pred) in enumerate(calls):
+        if rescale:
+            src = tmp / f"call{k}_source.wav"
+            sf.write(src, np.clip(y, -1, 1), 16000, subtype=subtype)
+            y = sf.read(src, dtype="float64")[0]
+
         def score(gain):
             path = tmp / f"call{k}_{gain}.wav"
             sf.write(path, np.clip(y * 10 ** (gain / 20), -1, 1), 16000, subtype=subtype)
@@ -180,6 +192,8 @@ def main(argv=None) -> int:
             calls.append((build_call([c for c in test if c.speaker == actor], rng), pred))
     with tempfile.TemporaryDirectory() as tmp:
         per_format = {st: gain_invariance(calls, cfg, Path(tmp), subtype=st) for st in FORMATS}
+        # the 16-bit recording itself turned up or down: its own noise goes with it
+        per_format["PCM_16_rescaled"] = gain_invariance(calls, cfg, Path(tmp), subtype="PCM_16", rescale=True)
     part = {"command": "python -m bench.robustness", "gain_invariance": {"calls": len(calls), "minutes_each": 3.0,
                                                                         "frame_rms_dbfs": frame_levels(
                                                                             [y for y, _ in calls], fcfg),

@@ -466,12 +466,15 @@ def test_model_card_gain_table_reports_the_in_range_share():
                              "emotion_changed": 0.025, "either_changed": 0.025}
         return {"-30": d}
 
-    rob = {"gain_invariance": {"calls": 1, "minutes_each": 3.0, "per_format": {"PCM_16": per_gain(True)}}}
+    rob = {"gain_invariance": {"calls": 1, "minutes_each": 3.0,
+                               "per_format": {"PCM_16": per_gain(True), "PCM_16_rescaled": per_gain(True)}}}
     text = _robustness_lines(rob)
     row = next(line for line in text.splitlines() if line.startswith("| 16-bit WAV | -30 dB"))
     assert row.split("|")[4:8] == [" 10.00% ", " 40.00% ", " 2.50% of 40 ", " 5.00% "]
+    assert any(line.startswith("| 16-bit WAV, rescaled | -30 dB") for line in text.splitlines())
+    assert "*16-bit WAV, rescaled*" in text
     assert "at least -60 dBFS" in text and "*Smoothed emotion*" in text
     old = _robustness_lines({"gain_invariance": {"calls": 1, "minutes_each": 3.0,
                                                  "per_format": {"PCM_16": per_gain(False)}}})
     assert "not measured | not measured |" in old and "peaking in range*" not in old
-    assert "*Smoothed emotion*" not in old
+    assert "*Smoothed emotion*" not in old and "rescaled" not in old

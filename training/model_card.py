@@ -53,7 +53,7 @@ def _robustness_lines(rob: dict | None) -> str:
               "|---|---|---|---|---|---|---|"]
     floor = None
     for subtype, per_gain in inv["per_format"].items():
-        bits = subtype.split("_")[-1] + "-bit WAV" if subtype.startswith("PCM_") else subtype
+        bits = _format_label(subtype)
         for g, d in per_gain.items():
             r = d.get("in_range")  # results written before the in-range share existed lack it
             floor = r["min_peak_dbfs"] if r else floor
@@ -73,11 +73,23 @@ def _robustness_lines(rob: dict | None) -> str:
         lines += ["", f"*Windows peaking in range*: the windows whose own peak after the gain is at least "
                       f"{floor:g} dBFS, the quietest speech the detector is specified for; the others are "
                       "utterances far under the call's peak that the gain pushes toward the quantisation noise."]
+    if "PCM_16_rescaled" in inv["per_format"]:
+        lines += ["", "*16-bit WAV, rescaled*: the gain applied to the 0 dB 16-bit file's own samples (a "
+                      "recording turned up or down, its quantisation noise scaled with it); the other 16-bit "
+                      "rows quantise each gain's copy afresh (a recording made at that level)."]
     if any("smoothed_emotion_changed" in d for per_gain in inv["per_format"].values() for d in per_gain.values()):
         lines += ["", "*Smoothed emotion*: the label the timeline, shares and episodes are built from "
                       "(`segments.emotion_smoothed`, the job's `timeline.smoothing`); *emotion* is the raw "
                       "per-window label (`segments.emotion`)."]
     return "\n".join(lines)
+
+
+def _format_label(subtype: str) -> str:
+    """``"PCM_16"`` -> ``"16-bit WAV"``; ``"PCM_16_rescaled"`` -> ``"16-bit WAV, rescaled"``."""
+    parts = subtype.split("_")
+    if parts[0] != "PCM" or len(parts) < 2:
+        return subtype
+    return f"{parts[1]}-bit WAV" + (f", {' '.join(parts[2:])}" if len(parts) > 2 else "")
 
 
 def _augmentation_text(aug: dict) -> str:
