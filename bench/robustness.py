@@ -39,7 +39,10 @@ import numpy as np
 import soundfile as sf
 
 GAINS_DB = (-30, -20, -10, 10, 20)
-FORMATS = ("PCM_24", "PCM_16")
+#: gain conditions: name -> (WAV subtype, rescale: the gains applied to the 0 dB file's own samples)
+CONDITIONS = {"PCM_24": ("PCM_24", False), "PCM_16": ("PCM_16", False), "PCM_16_rescaled": ("PCM_16", True)}
+#: seed of the calls' draws (actors, clips, pauses): every run scores the same calls
+CALL_SEED = 20261202
 #: the quietest speech peak the detector is specified for (issue #12: -60 to -6 dBFS peak)
 MIN_PEAK_DBFS = -60.0
 
@@ -138,6 +141,30 @@ def gain_invariance(calls: list[tuple[np.ndarray, object]], cfg, tmp: Path, gain
             for g, c in changed.items()}
 
 
+def fold_calls(clips, model: str | Path, fcfg, calls_per_fold: int = 1) -> list[tuple[np.ndarray, object]]:
+    """The benchmark's calls: per cross-validation fold, ``calls_per_fold`` calls
+    (:func:`build_call`) of as many of its RAVDESS test actors, each paired with that fold's
+    model (``<model>/cv/fold-<i>``, a :class:`ser_lib.runtime.Predictor`). Drawn with
+    :data:`CALL_SEED`: the same calls every run.
+
+    Raises:
+        ser_lib.errors.ArtifactError (or FileNotFoundError): a fold artifact is missing or
+            unreadable, as :meth:`ser_lib.runtime.Predictor.from_path` raises.
+    """
+    from ser_lib.runtime import Predictor
+    from training.cv import FOLDS_PATH, assign, load_folds
+
+    folds = load_folds(FOLDS_PATH)
+    rng = random.Random(CALL_SEED)
+    calls = []
+    for i in range(len(folds["ravdess"]["test"])):
+        pred = Predictor.from_path(Path(model) / "cv" / f"fold-{i}", expected=fcfg)
+        test = [c for c in clips if c.corpus == "ravdess" and assign(c, folds, i) == "test"]
+        for actor in rng.sample(sorted({c.speaker for c in test}), calls_per_fold):
+            calls.append((build_call([c for c in test if c.speaker == actor], rng), pred))
+    return calls
+
+
 def frame_levels(calls: list[np.ndarray], fcfg, pcts=(50, 90)) -> dict:
     """Percentiles of the calls' frame RMS (the features' ``rms_db``, dBFS) at 0 dB, pooled:
     where their speech sits against a 16-bit file's quantisation noise (-101 dBFS) once scaled."""
@@ -150,10 +177,8 @@ def frame_levels(calls: list[np.ndarray], fcfg, pcts=(50, 90)) -> dict:
 def main(argv=None) -> int:
     from ser_lib.config import JobConfig
     from ser_lib.features import FeatureConfig
-    from ser_lib.runtime import Predictor
     from ser_lib.speech import SpeechConfig
     from training.corpora import default_corpora_root, discover
-    from training.cv import FOLDS_PATH, assign, load_folds
 
     ap = argparse.ArgumentParser(prog="python -m bench.robustness", description=__doc__.split("\n\n")[0])
     ap.add_argument("--corpora", default=str(default_corpora_root()))
@@ -181,19 +206,11 @@ def main(argv=None) -> int:
                                              indent=1) + "\n")
         print(json.dumps(cov, indent=1))
         return 0
-    folds = load_folds(FOLDS_PATH)
     cfg = JobConfig.load(None)
-    rng = random.Random(20261202)
-    calls = []
-    for i in range(len(folds["ravdess"]["test"])):
-        pred = Predictor.from_path(Path(args.model) / "cv" / f"fold-{i}", expected=fcfg)
-        test = [c for c in clips if c.corpus == "ravdess" and assign(c, folds, i) == "test"]
-        for actor in rng.sample(sorted({c.speaker for c in test}), args.calls_per_fold):
-            calls.append((build_call([c for c in test if c.speaker == actor], rng), pred))
+    calls = fold_calls(clips, args.model, fcfg, args.calls_per_fold)
     with tempfile.TemporaryDirectory() as tmp:
-        per_format = {st: gain_invariance(calls, cfg, Path(tmp), subtype=st) for st in FORMATS}
-        # the 16-bit recording itself turned up or down: its own noise goes with it
-        per_format["PCM_16_rescaled"] = gain_invariance(calls, cfg, Path(tmp), subtype="PCM_16", rescale=True)
+        per_format = {name: gain_invariance(calls, cfg, Path(tmp), subtype=st, rescale=rescale)
+                      for name, (st, rescale) in CONDITIONS.items()}
     part = {"command": "python -m bench.robustness", "gain_invariance": {"calls": len(calls), "minutes_each": 3.0,
                                                                         "frame_rms_dbfs": frame_levels(
                                                                             [y for y, _ in calls], fcfg),

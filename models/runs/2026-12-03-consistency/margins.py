@@ -1,26 +1,17 @@
 """Top-2 probability margin at 0 dB of the windows whose emotion changes in a 16-bit copy at
 another gain, against all speech windows: are the flips near-ties? Same 6 calls as bench.robustness."""
-import json, random, sys, tempfile
+import json, sys, tempfile
 from pathlib import Path
 import numpy as np, soundfile as sf
-from bench.robustness import build_call
+from bench.robustness import fold_calls
 from ser_lib.config import JobConfig
 from ser_lib.features import FeatureConfig
-from ser_lib.runtime import Predictor
 from ser_lib.scoring import score_recording
 from training.corpora import default_corpora_root, discover
-from training.cv import FOLDS_PATH, assign, load_folds
 
 model = sys.argv[1]
-clips = discover([default_corpora_root()]).clips
-folds, cfg, fcfg = load_folds(FOLDS_PATH), JobConfig.load(None), FeatureConfig()
-rng = random.Random(20261202)
-calls = []
-for i in range(len(folds["ravdess"]["test"])):
-    pred = Predictor.from_path(Path(model) / "cv" / f"fold-{i}", expected=fcfg)
-    test = [c for c in clips if c.corpus == "ravdess" and assign(c, folds, i) == "test"]
-    for actor in rng.sample(sorted({c.speaker for c in test}), 1):
-        calls.append((build_call([c for c in test if c.speaker == actor], rng), pred))
+cfg, fcfg = JobConfig.load(None), FeatureConfig()
+calls = fold_calls(discover([default_corpora_root()]).clips, model, fcfg)
 out = {}
 with tempfile.TemporaryDirectory() as tmp:
     def score(y, pred, g):
