@@ -324,6 +324,19 @@ def test_tiny_recipe_writes_fold_artifacts_and_evaluate_reproduces_its_table(tmp
     assert cv.finished_run(out / "cv" / "fold-9", 9, conf, fc, sc) is None          # nothing there
 
 
+def test_tiny_recipe_only_loco_into_a_fresh_folder(tmp_path, monkeypatch):
+    """`ser train --only loco` before any CV run: the LOCO run and its record, no CV table."""
+    import training.cv as cv
+
+    roots, conf, out, kw = _tiny_recipe(tmp_path, monkeypatch)
+    said = []
+    record = cv.run_recipe([roots], conf, out, only=["loco"], **{**kw, "echo": said.append})
+    assert "cv" not in record and (out / "cv" / "loco" / "artifact.json").is_file()
+    assert json.loads((out / "cv.json").read_text())["loco"]["turev_4class"]["n"] == 4
+    assert said[-1].strip().startswith("Leave-one-corpus-out, TurEV-DB")
+    assert format_cv_table(None, None) == ""
+
+
 def test_tiny_ensemble_recipe_serves_the_mean_of_its_members(tmp_path, monkeypatch):
     import training.cv as cv
     from ser_lib.runtime import Predictor

@@ -547,25 +547,28 @@ def cv_metrics(table: dict) -> dict:
     return {k: table[k] for k in ("mean", "std", "folds", "pooled") if k in table}
 
 
-def format_cv_table(table: dict, loco: dict | None = None) -> str:
-    """Markdown table of :func:`cv_table` (and the leave-one-corpus-out line)."""
-    lines = ["| fold | RAVDESS clip UA | WA | macro-F1 | telephone UA | ECE |", "|---|---|---|---|---|---|"]
-    for r in table["folds"]:
-        lines.append(f"| {r['fold']} | {r['ua']:.3f} | {r['wa']:.3f} | {r['macro_f1']:.3f} "
-                     f"| {r['telephone_ua']:.3f} | {r['ece']:.3f} |")
-    m, s = table["mean"], table["std"]
-    lines.append(f"| **mean ± std** | **{m['ua']:.3f} ± {s['ua']:.3f}** | {m['wa']:.3f} ± {s['wa']:.3f} "
-                 f"| {m['macro_f1']:.3f} ± {s['macro_f1']:.3f} | {m['telephone_ua']:.3f} ± {s['telephone_ua']:.3f} "
-                 f"| {m['ece']:.3f} ± {s['ece']:.3f} |")
-    if "pooled" in table:
-        p = table["pooled"]
-        lines.append(f"\nECE over the {p['windows']:,} test-fold windows pooled (each scored by its fold's model): "
-                     f"**{p['ece']:.3f}**; a perfectly calibrated model would show {p['ece_if_calibrated']:.3f} "
-                     f"on as many windows, and {p['fold_ece_if_calibrated']:.3f} on one fold's (sampling alone)")
+def format_cv_table(table: dict | None, loco: dict | None = None) -> str:
+    """Markdown table of :func:`cv_table` and the leave-one-corpus-out line; either may be
+    ``None`` (``ser train --only loco`` into a fresh folder has no CV table)."""
+    lines = []
+    if table is not None:
+        lines += ["| fold | RAVDESS clip UA | WA | macro-F1 | telephone UA | ECE |", "|---|---|---|---|---|---|"]
+        for r in table["folds"]:
+            lines.append(f"| {r['fold']} | {r['ua']:.3f} | {r['wa']:.3f} | {r['macro_f1']:.3f} "
+                         f"| {r['telephone_ua']:.3f} | {r['ece']:.3f} |")
+        m, s = table["mean"], table["std"]
+        lines.append(f"| **mean ± std** | **{m['ua']:.3f} ± {s['ua']:.3f}** | {m['wa']:.3f} ± {s['wa']:.3f} "
+                     f"| {m['macro_f1']:.3f} ± {s['macro_f1']:.3f} | {m['telephone_ua']:.3f} ± {s['telephone_ua']:.3f} "
+                     f"| {m['ece']:.3f} ± {s['ece']:.3f} |")
+        if "pooled" in table:
+            p = table["pooled"]
+            lines.append(f"\nECE over the {p['windows']:,} test-fold windows pooled (each scored by its fold's model): "
+                         f"**{p['ece']:.3f}**; a perfectly calibrated model would show {p['ece_if_calibrated']:.3f} "
+                         f"on as many windows, and {p['fold_ece_if_calibrated']:.3f} on one fold's (sampling alone)")
     if loco:
         lines.append(f"\nLeave-one-corpus-out, TurEV-DB (not trained on), 4 classes: clip UA **{loco['ua']:.3f}**, "
                      f"WA {loco['wa']:.3f}, macro-F1 {loco['macro_f1']:.3f}, {loco['n']} clips")
-    return "\n".join(lines)
+    return "\n".join(lines).lstrip("\n")
 
 
 def compact_scores(s: dict) -> dict:
@@ -670,7 +673,7 @@ def run_recipe(roots: Sequence[str | os.PathLike], conf: dict, out: str | os.Pat
                              progress=progress, echo=echo)
     record["total_wall_s"] = round(time.time() - t0, 1)
     write_record(record_path, record)
-    echo("\n" + format_cv_table(record["cv"]["table"], record.get("loco", {}).get("turev_4class")))
+    echo("\n" + format_cv_table(record.get("cv", {}).get("table"), record.get("loco", {}).get("turev_4class")))
     return record
 
 
@@ -808,7 +811,7 @@ def assemble_ensemble(roots: Sequence[str | os.PathLike], conf: dict, out: str |
     if "cv" in record and (out / "cv" / "fold-0" / META_FILE).is_file():
         record = recalibrate(out, roots, folds_path=folds_path, refit=True, processes=processes, cache=cache,
                              progress=progress, echo=echo)
-        echo("\n" + format_cv_table(record["cv"]["table"], record.get("loco", {}).get("turev_4class")))
+        echo("\n" + format_cv_table(record.get("cv", {}).get("table"), record.get("loco", {}).get("turev_4class")))
     return record
 
 
