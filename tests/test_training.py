@@ -352,6 +352,27 @@ def test_variance_pooling_is_the_variance_over_time_and_saves_without_custom_obj
     np.testing.assert_allclose(np.asarray(again(x)), np.asarray(m(x)), rtol=1e-5, atol=1e-6)
 
 
+def test_attentive_pooling_is_the_attention_weighted_mean_and_variance_and_saves_without_custom_objects(tmp_path):
+    import keras
+
+    from training.models import build_model
+
+    fc = FeatureConfig()
+    m = build_model("cnn1d", (fc.frames_per_window, fc.n_features), len(EMOTIONS), attn_pool=True, attn_units=8)
+    x = np.random.default_rng(1).standard_normal((3, fc.frames_per_window, fc.n_features)).astype(np.float32)
+    probe = keras.Model(m.input, [m.get_layer(n).output for n in ("relu3", "attn_w", "attn_mean", "attn_var")])
+    act, w, mean, var = (np.asarray(a) for a in probe(x))
+    np.testing.assert_allclose(w.sum(axis=1), 1.0, rtol=1e-5)                # softmax over time
+    want = (w * act).sum(axis=1)
+    np.testing.assert_allclose(mean, want, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(var, (w * (act - want[:, None]) ** 2).sum(axis=1), rtol=1e-3, atol=1e-4)
+    plain = build_model("cnn1d", (fc.frames_per_window, fc.n_features), len(EMOTIONS))
+    assert m.get_layer("stats").output.shape[-1] == plain.get_layer("stats").output.shape[-1] + 2 * 128
+    m.save(tmp_path / "m.keras")
+    again = keras.saving.load_model(tmp_path / "m.keras")  # stock layers: no custom_objects needed
+    np.testing.assert_allclose(np.asarray(again(x)), np.asarray(m(x)), rtol=1e-5, atol=1e-6)
+
+
 CORPORA = default_corpora_root()
 
 

@@ -36,7 +36,7 @@ FAMILIES = ("cnn1d", "cnn2d")
 
 def build_cnn1d(input_shape: tuple[int, int], n_classes: int, filters: Sequence[int] = (48, 64, 96, 128),
                 dropout: float = 0.4, dense: int = 64, l2: float = 1e-4, cmn: bool = False,
-                var_pool: bool = False):
+                var_pool: bool = False, attn_pool: bool = False, attn_units: int = 64):
     """Temporal 1-D CNN.
 
     Args:
@@ -55,6 +55,11 @@ def build_cnn1d(input_shape: tuple[int, int], n_classes: int, filters: Sequence[
             of x-vectors (Snyder et al. 2018, ICASSP), which carries how much the voice
             varies within the window. Built from stock layers only, so the model saves,
             loads and converts to LiteRT without custom objects.
+        attn_pool: also pool with learned weights over time: attentive statistics pooling
+            (Okabe et al. 2018, Interspeech), the weighted mean and variance of each channel
+            with softmax-over-time weights from a small ``attn_units`` tanh layer, so the
+            speech frames of a window count more than its silence or padding.
+        attn_units: hidden units of the attention scorer.
 
     Returns:
         an uncompiled ``keras.Model`` named ``"cnn1d"``.
@@ -85,6 +90,13 @@ def build_cnn1d(input_shape: tuple[int, int], n_classes: int, filters: Sequence[
         second = layers.GlobalAveragePooling1D(name="gap_sq")(layers.Multiply(name="sq")([x, x]))
         var = layers.Subtract(name="var_raw")([second, layers.Multiply(name="gap_sq_mean")([gap, gap])])
         pooled.append(layers.ReLU(name="var")(var))  # rounding can make it slightly negative
+    if attn_pool:
+        e = layers.Dense(attn_units, activation="tanh", name="attn_fc")(x)
+        w = layers.Softmax(axis=1, name="attn_w")(layers.Dense(1, name="attn_score")(e))  # (batch, time, 1)
+        am = layers.Flatten(name="attn_mean")(layers.Dot(axes=1, name="attn_dot")([w, x]))
+        sq = layers.Flatten(name="attn_sq")(layers.Dot(axes=1, name="attn_dot_sq")([w, layers.Multiply(name="x_sq")([x, x])]))
+        av = layers.Subtract(name="attn_var_raw")([sq, layers.Multiply(name="attn_mean_sq")([am, am])])
+        pooled += [am, layers.ReLU(name="attn_var")(av)]
     x = layers.Concatenate(name="stats")([*pooled, *extra])
     x = layers.Dropout(dropout, name="drop0")(x)
     if dense:
