@@ -312,6 +312,7 @@ def test_tiny_recipe_writes_fold_artifacts_and_evaluate_reproduces_its_table(tmp
     said = []
     rec4 = cv.run_recipe([roots], conf, out, **{**kw, "echo": said.append})
     assert sum("resumed" in line for line in said) == 4                 # 2 folds, loco, final
+    assert said[-1].strip() == cv.format_record(json.loads((out / "cv.json").read_text()))  # the stored table
     assert all((d / "model.keras").read_bytes() == w for d, w in weights.items())
     assert [f["ua"] for f in rec4["cv"]["table"]["folds"]] == pytest.approx([f["ua"] for f in table["folds"]])
     from ser_lib.features import FeatureConfig

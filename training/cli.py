@@ -97,7 +97,7 @@ def evaluate_cli(roots, model_dir, single_split, processes, no_cache, as_json, w
         raise click.UsageError(f"no corpus roots given and {default_corpora_root()} does not exist")
     echo = (lambda *a, **k: None) if as_json else click.echo
     if not single_split:
-        from .cv import evaluate_cv, format_cv_table
+        from .cv import evaluate_cv, format_cv_table, format_record
         try:
             res = evaluate_cv(model_dir, roots, processes=processes, cache=not no_cache, progress=not as_json,
                               echo=echo)
@@ -108,8 +108,7 @@ def evaluate_cli(roots, model_dir, single_split, processes, no_cache, as_json, w
             return
         stored = json.loads((Path(model_dir) / "cv.json").read_text())
         click.echo("\nnow:\n" + format_cv_table(res["table"], res["loco"]))
-        click.echo("\nstored in cv.json:\n" + format_cv_table(stored["cv"]["table"],
-                                                              stored.get("loco", {}).get("turev_4class")))
+        click.echo("\nstored in cv.json:\n" + format_record(stored))
         return
     try:
         res = evaluate_artifact(model_dir, roots, processes=processes, cache=not no_cache,

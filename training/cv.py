@@ -571,6 +571,12 @@ def format_cv_table(table: dict | None, loco: dict | None = None) -> str:
     return "\n".join(lines).lstrip("\n")
 
 
+def format_record(record: dict) -> str:
+    """:func:`format_cv_table` of a ``cv.json`` record: its CV table and LOCO line, either
+    of which may be missing (``ser train --only loco`` writes no CV table)."""
+    return format_cv_table(record.get("cv", {}).get("table"), record.get("loco", {}).get("turev_4class"))
+
+
 def compact_scores(s: dict) -> dict:
     keep = ("ua", "wa", "macro_f1", "n")
     return {"test": {c: {lvl: {k: v[k] for k in keep} for lvl, v in lv.items()} for c, lv in s["test"].items()},
@@ -673,7 +679,7 @@ def run_recipe(roots: Sequence[str | os.PathLike], conf: dict, out: str | os.Pat
                              progress=progress, echo=echo)
     record["total_wall_s"] = round(time.time() - t0, 1)
     write_record(record_path, record)
-    echo("\n" + format_cv_table(record.get("cv", {}).get("table"), record.get("loco", {}).get("turev_4class")))
+    echo("\n" + format_record(record))
     return record
 
 
@@ -811,7 +817,7 @@ def assemble_ensemble(roots: Sequence[str | os.PathLike], conf: dict, out: str |
     if "cv" in record and (out / "cv" / "fold-0" / META_FILE).is_file():
         record = recalibrate(out, roots, folds_path=folds_path, refit=True, processes=processes, cache=cache,
                              progress=progress, echo=echo)
-        echo("\n" + format_cv_table(record.get("cv", {}).get("table"), record.get("loco", {}).get("turev_4class")))
+        echo("\n" + format_record(record))
     return record
 
 
