@@ -13,12 +13,10 @@ then directory renames into ``OUT/<table>/run_date=D/run_id=R/``).
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import logging
 import os
 import sys
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,14 +38,15 @@ from pyspark.sql import types as T
 from jobs import manifest, schemas
 from jobs.balance import balanced_bins, task_cost
 from jobs.call_tables import calls_table, episodes_table
-from jobs.commit import TABLES, LockBusy, Staging, Store, commit, crash_point, new_staging, recover, table_dir
+from jobs.commit import LockBusy, Staging, Store
 from jobs.progress import AnalysisProgress
-from jobs.run_summary import named_inputs, notice_lines, run_summary, source_name
+from jobs.run_summary import notice_lines
+from jobs.runner import RunSpec, check_run_id, default_run_id, run_locked  # noqa: F401 (default_run_id: API)
 from jobs.spark_config import SparkConfig
 from ser_lib import artifact as art
 from ser_lib.config import JobConfig
 from ser_lib.errors import ConfigError, SERError
-from ser_lib.nulls import is_missing, none_if_missing
+from ser_lib.nulls import is_missing
 from ser_lib.process import Segments, Task, check_model, process_task, us
 
 log = logging.getLogger("ser.job")
@@ -144,20 +143,6 @@ class RunContext:
     stage_s: object             # Accumulator[dict] — worker seconds per stage
     progress_addr: tuple | None = None  # where workers send live progress (jobs.progress)
     tasks_per_core: int = 1             # analysis tasks per core (spark.tasks_per_core)
-
-
-_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-
-
-def default_run_id(run_date: str, input_path: str) -> str:
-    """Deterministic run identity: ``YYYYMMDD-<8 hex of sha1(input root)>``.
-
-    The same night over the same input root is the same run, so a run killed at any point
-    and started again (same day) commits under the same id and replaces nothing but its
-    own partitions: the result equals an uninterrupted run, row for row, ``run_id`` included.
-    """
-    root = input_path if "://" in input_path else os.path.abspath(input_path)
-    return run_date.replace("-", "") + "-" + hashlib.sha1(root.rstrip("/").encode()).hexdigest()[:8]
 
 
 # ---------------------------------------------------------------- extract
@@ -392,28 +377,47 @@ def load(df: DataFrame, uri: str) -> None:
     df.write.mode("overwrite").parquet(uri)
 
 
-def _supersede(spark: SparkSession, store: Store, staging: Staging, targets: dict) -> list[dict]:
-    """Stage older partitions without the calls this run analysed again (reprocess, changed
-    or retried inputs): after the commit every call has its rows in exactly one run's
-    partitions, so plain readers never double count. Returns the commit actions."""
-    actions = []
-    for (run_id, run_date), ids in sorted(targets.items()):
-        ids_df = spark.createDataFrame([(c,) for c in sorted(ids)], "call_id string")
-        for table in ("segments", "calls", "episodes"):
-            dst = table_dir(table, run_date, run_id)
-            if not store.exists(dst):
-                continue
-            df = spark.read.parquet(store.uri(dst))
-            if df.join(ids_df, "call_id", "left_semi").limit(1).count() == 0:
-                continue
-            keep = df.join(ids_df, "call_id", "left_anti").select(*df.columns)
-            if keep.limit(1).count() == 0:
-                actions.append({"src": None, "dst": dst})
-            else:
-                src = staging.rewrite(table, run_date, run_id)
-                load(keep, store.uri(src))
-                actions.append({"src": src, "dst": dst})
-    return actions
+class SparkEngine:
+    """The :class:`jobs.runner.Engine` of the job: analysis in ``mapInPandas`` on the
+    executors, tables written by Spark and streamed from the executors (see
+    :func:`write_call_tables`), older partitions rewritten with an anti join."""
+
+    def __init__(self, spark: SparkSession, ctx: RunContext):
+        self.spark, self.ctx, self.rows = spark, ctx, None
+
+    def analyse(self, tasks: list[dict]) -> list[dict]:
+        self.rows, input_rows = _analyse(self.spark, self.ctx, tasks)
+        return input_rows
+
+    def stage(self, store: Store, staging: Staging, run_date: str, run_id: str, facts: list[dict],
+              n_segments: int) -> set[str]:
+        labels, version = self.ctx.meta.labels, self.ctx.meta.version
+        written = set()
+        if n_segments:
+            load(segments_table(self.rows, labels, version), store.uri(staging.table("segments", run_date)))
+            written.add("segments")
+        return written | write_call_tables(store, staging, run_date, self.rows, facts, labels, version)
+
+    def rewrite_without(self, store: Store, src: str, call_ids: set[str], dst: str) -> str:
+        ids_df = self.spark.createDataFrame([(c,) for c in sorted(call_ids)], "call_id string")
+        df = self.spark.read.parquet(store.uri(src))
+        if df.join(ids_df, "call_id", "left_semi").limit(1).count() == 0:
+            return "unchanged"
+        keep = df.join(ids_df, "call_id", "left_anti").select(*df.columns)
+        if keep.limit(1).count() == 0:
+            return "emptied"
+        load(keep, store.uri(dst))
+        return "rewritten"
+
+    def counters(self) -> dict:
+        c = self.ctx
+        return {"model_loads": len(c.model_loads.value), "model_batches": c.model_batches.value,
+                "stage_s": c.stage_s.value}
+
+    def release(self) -> None:
+        if self.rows is not None:
+            self.rows.unpersist()
+            self.rows = None
 
 
 # ---------------------------------------------------------------- main
@@ -443,54 +447,21 @@ def run(input_path: str, output_path: str, conf_path: str | None = None, master:
     t0 = time.time()
     cfg, bundle, meta, run_date, run_id = _prepare(conf_path, model_path, input_path, now, run_id, reprocess)
     spark_cfg = SparkConfig.load(conf_path)
-    t_list = time.time()
     inputs = manifest.list_inputs(input_path)  # FileNotFoundError before any output is touched
-    t_list = time.time() - t_list
 
-    store = Store(output_path)
-    store.lock(wait_s, holder=f"run {run_id}")
-    rows = None
-    try:
-        rolled = recover(store)
+    spec = RunSpec(input_path, run_id, run_date, meta.version, tuple(cfg.extensions), cfg.archives, reprocess,
+                   show_failed, started=t0)
+
+    def make_engine(rid: str):
+        nonlocal spark
         spark = spark or build_spark(spark_cfg, master)
         sc = spark.sparkContext
-        ctx = RunContext(run_id, run_date, cfg, meta, sc.broadcast(bundle),
-                         sc.accumulator(set(), _SetParam()), sc.accumulator(0), sc.accumulator({}, _DictParam()),
-                         tasks_per_core=spark_cfg.tasks_per_core)
-        t_start = time.time()
-        state = manifest.read_state(store, exclude_run=run_id)
-        driver_rows, tasks = manifest.plan(inputs, state, cfg.extensions, cfg.archives, reprocess, run_id)
-        log.info("listed %d inputs under %s in %.1f s: %d to read (files and archives), %d decided without "
-                 "reading (unchanged, not recordings, duplicates, special files)", len(inputs), input_path, t_list,
-                 len(tasks), len(driver_rows))
-        rows, input_rows = _analyse(spark, ctx, tasks)
-        n_segments = int(sum(none_if_missing(r.get("n_segments")) or 0 for r in input_rows))
-        t_write = time.time()
-        records = manifest.run_records(driver_rows, input_rows, run_id, run_date, meta.version)
-        staging = new_staging(run_id)
-        written, actions = _stage(spark, store, staging, ctx, rows if tasks else None, records, n_segments)
-        # older partitions holding calls this run analysed again
-        facts = _facts(records)
-        actions += _supersede(spark, store, staging, manifest.supersede_targets(facts, state, run_id))
+        ctx = RunContext(rid, run_date, cfg, meta, sc.broadcast(bundle), sc.accumulator(set(), _SetParam()),
+                         sc.accumulator(0), sc.accumulator({}, _DictParam()), tasks_per_core=spark_cfg.tasks_per_core)
+        engine = SparkEngine(spark, ctx)
+        return engine, engine.release
 
-        warned = sorted((source_name(r), r["warnings"]) for r in input_rows
-                        if r["status"] == "ok" and isinstance(r.get("warnings"), str))
-        summary = run_summary(records, n_segments, {
-            "run_id": run_id, "run_date": run_date, "input": input_path, "output": store.root,
-            "model_version": meta.version, "wall_s": time.time() - t_start, "startup_s": t_start - t0},
-            {"model_loads": len(ctx.model_loads.value), "model_batches": ctx.model_batches.value,
-             "stage_s": ctx.stage_s.value})
-        summary.update(named_inputs(records, warned, show_failed, store, run_date, run_id))
-        summary["recovered_runs"] = rolled
-        summary["superseded_partitions"] = len(actions) - len(TABLES)
-        crash_point("staged")
-        commit(store, staging, run_date, actions, summary)
-        log.info("written %s and committed run %s in %.1f s", ", ".join(t for t in TABLES if t in written), run_id,
-                 time.time() - t_write)
-    finally:
-        if rows is not None:
-            rows.unpersist()
-        store.unlock()
+    summary = run_locked(output_path, inputs, spec, make_engine, wait_s)
     log.info("run summary %s", json.dumps(summary))
     return summary
 
@@ -503,9 +474,8 @@ def _prepare(conf_path, model_path, input_path: str, now, run_id, reprocess):
     check_model(cfg, meta)
     now = now or dt.datetime.now(dt.timezone.utc)
     run_date = now.astimezone(dt.timezone.utc).strftime("%Y-%m-%d") if now.tzinfo else now.strftime("%Y-%m-%d")
-    run_id = run_id or default_run_id(run_date, input_path)
-    if not _RUN_ID.match(run_id):
-        raise ConfigError(f"run id {run_id!r} must be 1-100 of [A-Za-z0-9_.-], starting alphanumeric")
+    if run_id is not None:
+        check_run_id(run_id)
     for spec in reprocess or []:
         if not spec:
             raise ConfigError("empty --reprocess spec")
@@ -537,34 +507,6 @@ def _analyse(spark: SparkSession, ctx: RunContext, tasks: list[dict]) -> tuple[D
         analysed = exec_rows["status"].eq("ok") & exec_rows["kind"].isin(["file", "member"])
         prog.finish(len(tasks), float(exec_rows.loc[analysed, "duration_s"].fillna(0).sum()))
     return rows, exec_rows.to_dict("records")
-
-
-def _facts(records: list[dict]) -> list[dict]:
-    """The records with a calls row: every analysed or failed recording (driver failures too)."""
-    return [r for r in records if r["status"] in ("ok", "failed") and r["call_id"]]
-
-
-def _stage(spark: SparkSession, store: Store, staging: Staging, ctx: RunContext, rows: DataFrame | None,
-           records: list[dict], n_segments: int) -> tuple[set[str], list[dict]]:
-    """Write the run's tables under ``staging``; return the tables written and the commit
-    actions of this run's partitions (an empty table's partition is removed)."""
-    run_date, labels, version = ctx.run_date, ctx.meta.labels, ctx.meta.version
-    mtable = manifest.to_arrow(records)
-    facts = _facts(records)
-    written = set()
-    if facts:
-        if n_segments:
-            load(segments_table(rows, labels, version), store.uri(staging.table("segments", run_date)))
-            written.add("segments")
-        written |= write_call_tables(store, staging, run_date, rows, facts, labels, version)
-    manifest.write(store, staging.table("manifest", run_date), mtable)
-    written.add("manifest")
-    failed = mtable.filter(pa.compute.equal(mtable["status"], "failed"))
-    if failed.num_rows:
-        manifest.write(store, staging.table("errors", run_date), failed)
-        written.add("errors")
-    return written, [{"src": staging.table(t, run_date) if t in written else None,
-                      "dst": table_dir(t, run_date, ctx.run_id)} for t in TABLES]
 
 
 EXIT_OK, EXIT_FAILED_INPUTS, EXIT_CONFIG, EXIT_INTERNAL, EXIT_LOCKED = 0, 1, 2, 70, 75  # as ser (jobs/cli_errors.py)
