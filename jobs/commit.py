@@ -279,10 +279,19 @@ def recover(store: Store) -> list[str]:
     return rolled
 
 
-def commit(store: Store, staging: Staging, run_date: str, actions: list[dict], summary: dict) -> dict:
-    """Write the commit record (the atomic commit point), then apply it."""
-    prior = records(store)
-    seq = max([r.get("seq", 0) for r in prior if r["run_id"] != staging.run_id] + [0]) + 1
+def next_seq(store: Store) -> int:
+    """The commit order number of the next run: one more than the committed runs' highest."""
+    return max([r.get("seq", 0) for r in records(store)] + [0]) + 1
+
+
+def commit(store: Store, staging: Staging, run_date: str, actions: list[dict], summary: dict,
+           seq: int | None = None) -> dict:
+    """Write the commit record (the atomic commit point), then apply it.
+
+    Args:
+        seq: the run's commit order (:func:`next_seq`, taken under the lock; None: now).
+    """
+    seq = next_seq(store) if seq is None else seq
     rec = {"run_id": staging.run_id, "attempt": staging.attempt, "run_date": run_date, "seq": seq,
            "committed_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
            "state": "committed", "actions": actions, "summary": summary}

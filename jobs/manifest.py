@@ -34,7 +34,7 @@ from ser_lib.archive import archive_kind
 from ser_lib.nulls import is_missing, none_if_missing
 from ser_lib.process import call_id
 
-from .commit import Store, records
+from .commit import Store
 
 log = logging.getLogger("ser.manifest")
 
@@ -163,38 +163,40 @@ def _list_local(root: str) -> list[Input]:
     return sorted(out, key=lambda i: i.path)
 
 
-def read_state(store: Store, exclude_run: str | None = None) -> pd.DataFrame:
-    """Latest committed manifest record per ``(source_path, member)`` (member '' for none).
+def read_state(store: Store, paths=None) -> pd.DataFrame:
+    """Latest committed record per ``(source_path, member)`` (member '' for none).
 
-    Runs are ordered by commit ``seq``; the record of ``exclude_run`` (the run being
-    executed again) is ignored, so a rerun decides exactly as its first attempt did.
+    Args:
+        paths: the listed inputs' paths: only their records are read (see
+            :mod:`jobs.state`: one small file per directory). None: every record.
+
+    Returns:
+        :data:`COLUMNS` plus ``run_id``, ``run_date``, ``seq`` (the commit order of the run
+        that wrote the record) and ``key_member``.
     """
-    recs = [r for r in records(store) if r.get("state") == "applied" and r["run_id"] != exclude_run]
-    frames = []
-    for r in recs:
-        d = f"manifest/run_date={r['run_date']}/run_id={r['run_id']}"
-        for name in store.listdir(d):
-            if name.endswith(".parquet"):
-                with store.fs.open_input_file(store.p(f"{d}/{name}")) as f:
-                    t = pq.read_table(f).to_pandas()
-                t["seq"] = r.get("seq", 0)
-                frames.append(t)
-    if not frames:
-        return pd.DataFrame(columns=COLUMNS + ["seq", "key_member"])
-    df = pd.concat(frames, ignore_index=True)
-    df["key_member"] = df["member"].fillna("")
-    return df.sort_values("seq", kind="stable").drop_duplicates(["source_path", "key_member"], keep="last")
+    from jobs import state as st
+    return st.read(store, paths)
 
 
 _DATE_RANGE = re.compile(r"^(\d{4}-\d{2}-\d{2})?\.\.(\d{4}-\d{2}-\d{2})?$")
 
 
+def known_failure(prior) -> bool:
+    """A committed record of an input that failed and has not been analysed since: its
+    ``failed`` record, or the ``skipped`` records (``error`` kept) of later runs that found
+    it unchanged. Its failed ``calls`` row is in ``output_run_id``."""
+    return (prior is not None and not is_missing(prior.get("error"))
+            and (prior["status"] == "failed"
+                 or (prior["status"] == "skipped" and not is_missing(prior.get("output_run_id")))))
+
+
 def reprocess_matcher(specs):
     """``specs`` → predicate ``(source_path, member, prior_record | None) -> bool``.
 
-    A spec is ``all``; a date range ``FROM..TO`` (inclusive, either end open) of the run
-    date that produced an input's current rows (``output_run_date``); or a glob matched
-    (fnmatch) against the path, or ``path!member`` for archive members.
+    A spec is ``all``; ``failed`` (inputs whose latest record is a failure, see
+    :func:`known_failure`); a date range ``FROM..TO`` (inclusive, either end open) of the
+    run date that produced an input's current rows (``output_run_date``); or a glob
+    matched (fnmatch) against the path, or ``path!member`` for archive members.
     """
     specs = [s for s in (specs or []) if s]
 
@@ -202,6 +204,10 @@ def reprocess_matcher(specs):
         for s in specs:
             if s == "all":
                 return True
+            if s == "failed":
+                if known_failure(prior):
+                    return True
+                continue
             m = _DATE_RANGE.match(s)
             if m:
                 d = None if prior is None else prior.get("output_run_date")
@@ -219,15 +225,15 @@ def _rec(**kw) -> dict:
     return {c: kw.get(c) for c in COLUMNS}
 
 
-def _usable(prior, run_id) -> bool:
-    """A committed ok/skipped record of a recording, whose rows are not in ``run_id``'s partitions."""
+def _usable(prior) -> bool:
+    """A committed ok/skipped record of a recording analysed without error (a baseline)."""
     return (prior is not None and prior["status"] in ("ok", "skipped") and is_missing(prior.get("error"))
-            and not is_missing(prior.get("content_sha256")) and prior.get("output_run_id") != run_id)
+            and not is_missing(prior.get("content_sha256")))
 
 
-def _baseline(prior, run_id=None) -> dict | None:
+def _baseline(prior) -> dict | None:
     """The part of a prior record an executor needs to recognise unchanged content."""
-    if not _usable(prior, run_id):
+    if not _usable(prior):
         return None
     return {"sha": prior["content_sha256"], "out_run": prior["output_run_id"], "out_date": prior["output_run_date"],
             "model": prior["model_version"], "duration_s": prior.get("duration_s")}
@@ -239,16 +245,25 @@ def _ts(x):
     return pd.Timestamp(x).tz_convert("UTC") if pd.Timestamp(x).tzinfo else pd.Timestamp(x, tz="UTC")
 
 
-def plan(inputs: list[Input], state: pd.DataFrame, extensions, archives: bool, reprocess=None,
-         run_id: str | None = None):
+def _carried(prior: dict, **base) -> dict:
+    """This run's record of an input it did not read: the prior record's facts, ``skipped``
+    (``error`` kept for a known failure, see :func:`known_failure`)."""
+    return {**{k: none_if_missing(prior.get(k)) for k in COLUMNS}, **base, "status": "skipped"}
+
+
+def plan(inputs: list[Input], state: pd.DataFrame, extensions, archives: bool, reprocess=None):
     """Decide per input: skip on the driver, or send to an executor.
+
+    An input is skipped without reading when its latest record is ``ok``/``skipped``, or a
+    failure (:func:`known_failure`: a file that failed is not retried until it changes or
+    ``--reprocess failed``), with the same size and modification time, and no
+    ``--reprocess`` spec matches it. An archive is skipped with the members its latest
+    reading recorded.
 
     Returns:
         ``(driver_rows, tasks)``: manifest records decided here (skips, non-recordings,
         special files), and task dicts ``{task_kind, source_path, size_bytes, modified, prior}``
         (``prior`` JSON: the baseline of a file, or ``{member: baseline}`` of an archive).
-        A prior record whose rows live in ``run_id``'s own partitions (this run, executed
-        again, is about to replace them) is no baseline.
     """
     exts = tuple("." + e.lower() for e in extensions)
     force = reprocess_matcher(reprocess)
@@ -274,35 +289,34 @@ def plan(inputs: list[Input], state: pd.DataFrame, extensions, archives: bool, r
             rows.append(_rec(**base, kind="archive" if kind else "file", status="skipped",
                              error=f"duplicate: same file as {inp.duplicate_of}"))
             continue
+        prior = by_key.get((inp.path, ""))
+        # same size and mtime as a record that is a result (ok, unchanged) or a known failure
+        unchanged = (prior is not None and prior["size_bytes"] == inp.size and _ts(prior["modified"]) == _ts(inp.modified)
+                     and (known_failure(prior) or (prior["status"] in ("ok", "skipped") and is_missing(prior.get("error"))))
+                     and not force(inp.path, None, prior))
         if not inp.regular:
+            if unchanged and known_failure(prior):
+                rows.append(_carried(prior, **base))
+                continue
             rows.append(_rec(**base, kind="archive" if kind else "file", call_id=None if kind else call_id(inp.path),
                              status="failed", error="unreadable: not a regular file (broken link, pipe or device)"))
             continue
-        prior = by_key.get((inp.path, ""))
-        same = (_usable(prior, run_id) if kind is None else
-                (prior is not None and prior["status"] in ("ok", "skipped") and prior.get("output_run_id") != run_id))
-        same = same and prior["size_bytes"] == inp.size and _ts(prior["modified"]) == _ts(inp.modified)
         if kind is None:
-            if same and not force(inp.path, None, prior):
-                rows.append(_rec(**base, kind="file", call_id=call_id(inp.path), status="skipped",
-                                 content_sha256=prior["content_sha256"], duration_s=none_if_missing(prior.get("duration_s")),
-                                 output_run_id=prior["output_run_id"], output_run_date=prior["output_run_date"],
-                                 model_version=prior["model_version"]))
+            if unchanged and (known_failure(prior) or _usable(prior)):
+                rows.append(_carried(prior, **base, kind="file", call_id=call_id(inp.path)))
                 continue
-            b = None if force(inp.path, None, prior) else _baseline(prior, run_id)
+            b = None if force(inp.path, None, prior) else _baseline(prior)
             tasks.append(dict(task_kind="file", **{k: base[k] for k in ("source_path", "size_bytes", "modified")},
                               prior=json.dumps(b)))
             continue
-        members = by_archive.get(inp.path, [])
+        # the members the archive's latest reading recorded (not those of older contents)
+        members = [m for m in by_archive.get(inp.path, []) if prior is not None and m.get("seq") == prior.get("seq")]
         forced = {m["key_member"] for m in members if force(inp.path, m["key_member"], m)}
-        if (same and not forced and not any(m["status"] == "failed" for m in members)
-                and not any(m.get("output_run_id") == run_id for m in members)):
-            rows.append(_rec(**base, kind="archive", status="skipped", output_run_id=prior["output_run_id"],
-                             output_run_date=prior["output_run_date"]))
-            for m in members:
-                rows.append({**{k: none_if_missing(m[k]) for k in COLUMNS}, "status": "skipped"})
+        if unchanged and not forced:
+            rows.append(_carried(prior, **base, kind="archive"))
+            rows += [_carried(m) for m in members]
             continue
-        priors = {m["key_member"]: _baseline(m, run_id) for m in members if m["key_member"] not in forced}
+        priors = {m["key_member"]: _baseline(m) for m in members if m["key_member"] not in forced}
         tasks.append(dict(task_kind="archive", **{k: base[k] for k in ("source_path", "size_bytes", "modified")},
                           prior=json.dumps({k: v for k, v in priors.items() if v})))
     return rows, tasks
@@ -322,7 +336,10 @@ def run_records(driver_rows: list[dict], input_rows: list[dict], run_id: str, ru
     Returns:
         dicts with the :data:`COLUMNS` keys; missing values (NaN, NA) are None.
     """
-    out = list(driver_rows)
+    out = [dict(r) for r in driver_rows]
+    for rec in out:  # failed on the driver (not a regular file): its calls row is this run's
+        if rec["status"] == "failed":
+            rec.update(output_run_id=run_id, output_run_date=run_date, model_version=model_version)
     for r in input_rows:
         rec = {c: r.get(c) for c in COLUMNS}
         rec["modified"] = _from_us(r.get("modified_us"))

@@ -15,29 +15,37 @@ def run_summary(records: list[dict], n_segments: int, run: dict, counters: dict)
         records: the run's manifest records (:data:`jobs.manifest.COLUMNS` keys).
         n_segments: segment rows written.
         run: ``run_id``, ``run_date``, ``input``, ``output``, ``model_version`` (copied first),
-            ``wall_s`` and ``startup_s`` (seconds).
+            and three wall times in seconds: ``wall_s``, the whole run from its start to the
+            commit (Spark and model start, listing, planning, analysis, writing);
+            ``startup_s``, its part before planning; ``processing_s``, planning to commit.
         counters: ``model_loads`` (distinct loads), ``model_batches`` (UDF batches) and
             ``stage_s`` (``{stage: seconds}`` summed over Python workers).
     """
     recs = pd.DataFrame(records, columns=manifest.COLUMNS)
-    recording = recs["kind"].isin(["file", "member"]) & ~(recs["status"].eq("skipped") & recs["error"].notna())
+    carried_failure = recs["status"].eq("skipped") & recs["error"].notna() & recs["output_run_id"].notna()
+    ignored = recs["status"].eq("skipped") & recs["error"].notna() & recs["output_run_id"].isna()
+    recording = recs["kind"].isin(["file", "member"]) & ~ignored
     ok = recs["status"].eq("ok") & recording
     n_failed = int(recs["status"].eq("failed").sum())
     n_skipped = int((recs["status"].eq("skipped") & recs["error"].isna() & recording).sum())
     audio_s = float(recs.loc[ok, "duration_s"].fillna(0).sum())
-    wall = run["wall_s"]
+    wall, processing = run["wall_s"], run.get("processing_s", run["wall_s"])
     return {
         **{k: run[k] for k in ("run_id", "run_date", "input", "output", "model_version")},
-        # files = recordings and failed inputs this run accounted for: processed + skipped + failed
-        "files": int(ok.sum()) + n_skipped + n_failed, "processed": int(ok.sum()), "skipped": n_skipped,
-        "failed": n_failed,
-        "ignored": int((recs["status"].eq("skipped") & recs["error"].notna()).sum()),  # not recordings
+        # files = recordings and failed inputs this run accounted for
+        "files": int(ok.sum()) + n_skipped + n_failed + int(carried_failure.sum()), "processed": int(ok.sum()),
+        "skipped": n_skipped,
+        "failed": n_failed,  # failures met by this run (new or changed inputs, or retried): exit code 1
+        "still_failed": int(carried_failure.sum()),  # failed before, unchanged, not retried (--reprocess failed)
+        "ignored": int(ignored.sum()),  # not recordings, hidden, duplicates
         "archives": int(recs["kind"].eq("archive").sum()), "inputs": len(recs),
         "failed_reasons": {k: int(v) for k, v in recs.loc[recs["status"].eq("failed"), "error"]
                            .str.split(":").str[0].value_counts().sort_index().items()},
         "segments": int(n_segments),
         "audio_hours": round(audio_s / 3600, 4), "wall_s": round(wall, 2), "startup_s": round(run["startup_s"], 2),
-        "x_realtime": round(audio_s / wall, 1) if wall > 0 else None,
+        "processing_s": round(processing, 2),
+        # audio analysed per second of processing (Spark and model start excluded)
+        "x_realtime": round(audio_s / processing, 1) if processing > 0 else None,
         "model_loads": counters["model_loads"], "model_batches": counters["model_batches"],
         # seconds summed over Python workers (they run in parallel, so the sum can exceed wall_s)
         "worker_stage_s": {k: round(v, 2) for k, v in sorted(counters["stage_s"].items())},

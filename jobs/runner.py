@@ -19,8 +19,8 @@ from typing import Protocol
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from jobs import manifest
-from jobs.commit import TABLES, Staging, Store, commit, crash_point, new_staging, recover, table_dir
+from jobs import manifest, state as state_index
+from jobs.commit import TABLES, Staging, Store, commit, crash_point, new_staging, next_seq, recover, table_dir
 from jobs.run_summary import named_inputs, run_summary, source_name
 from ser_lib.errors import ConfigError
 from ser_lib.nulls import none_if_missing
@@ -149,8 +149,9 @@ def execute(store: Store, inputs: list, spec: RunSpec, engine: Engine, recovered
     """
     run_id, run_date = spec.run_id, spec.run_date
     t_plan = time.time()
-    state = manifest.read_state(store)
-    driver_rows, tasks = manifest.plan(inputs, state, spec.extensions, spec.archives, spec.reprocess, run_id)
+    seq = next_seq(store)
+    state = manifest.read_state(store, {i.path for i in inputs})
+    driver_rows, tasks = manifest.plan(inputs, state, spec.extensions, spec.archives, spec.reprocess)
     log.info("listed %d inputs under %s: %d to read (files and archives), %d decided without reading "
              "(unchanged, not recordings, duplicates, special files)", len(inputs), spec.input_path, len(tasks),
              len(driver_rows))
@@ -171,6 +172,7 @@ def execute(store: Store, inputs: list, spec: RunSpec, engine: Engine, recovered
         written.add("errors")
     actions = [{"src": staging.table(t, run_date) if t in written else None, "dst": table_dir(t, run_date, run_id)}
                for t in TABLES]
+    actions += state_index.stage(store, staging, records, run_id, run_date, seq)
     own = len(actions)
     actions += supersede(store, staging, engine, manifest.supersede_targets(facts, state, run_id))
 
@@ -178,13 +180,13 @@ def execute(store: Store, inputs: list, spec: RunSpec, engine: Engine, recovered
                     if r["status"] == "ok" and isinstance(r.get("warnings"), str))
     summary = run_summary(records, n_segments, {
         "run_id": run_id, "run_date": run_date, "input": spec.input_path, "output": store.root,
-        "model_version": spec.model_version, "wall_s": time.time() - t_plan,
-        "startup_s": t_plan - spec.started}, engine.counters())
+        "model_version": spec.model_version, "wall_s": time.time() - spec.started,
+        "processing_s": time.time() - t_plan, "startup_s": t_plan - spec.started}, engine.counters())
     summary.update(named_inputs(records, warned, spec.show_failed, store, run_date, run_id))
     summary["recovered_runs"] = list(recovered or [])
     summary["superseded_partitions"] = len(actions) - own
     crash_point("staged")
-    commit(store, staging, run_date, actions, summary)
+    commit(store, staging, run_date, actions, summary, seq)
     log.info("written %s and committed run %s in %.1f s (analysis %.1f s)", ", ".join(t for t in TABLES if t in written),
              run_id, time.time() - t_write, t_write - t_analyse)
     return summary

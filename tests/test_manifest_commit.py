@@ -40,7 +40,7 @@ def _ok(path, member=None, run="r1", sha="aa", size=100, modified=T0, status="ok
 def test_an_unchanged_file_is_skipped_on_the_driver_and_a_touched_one_is_read_with_its_baseline():
     state = _state(_ok("/in/a.wav"), _ok("/in/b.wav"))
     inputs = [_input("/in/a.wav"), _input("/in/b.wav", modified=T0 + dt.timedelta(seconds=1))]
-    rows, tasks = manifest.plan(inputs, state, EXTS, True, run_id="r2")
+    rows, tasks = manifest.plan(inputs, state, EXTS, True)
     assert [(r["source_path"], r["status"], r["output_run_id"]) for r in rows] == [("/in/a.wav", "skipped", "r1")]
     assert rows[0]["call_id"] == call_id("/in/a.wav") and rows[0]["content_sha256"] == "aa"
     assert [t["source_path"] for t in tasks] == ["/in/b.wav"]
@@ -48,14 +48,35 @@ def test_an_unchanged_file_is_skipped_on_the_driver_and_a_touched_one_is_read_wi
                                              "model": "m1", "duration_s": 3.0}
 
 
-def test_reprocess_failed_priors_and_a_rerun_of_the_same_run_read_without_a_baseline():
+def test_reprocess_specs_read_the_inputs_they_match_without_a_baseline():
     state = _state(_ok("/in/a.wav"), _ok("/in/f.wav", status="failed", error="corrupt: x", sha=None),
-                   _ok("/in/own.wav", run="r2"))
-    inputs = [_input(p) for p in ("/in/a.wav", "/in/f.wav", "/in/own.wav")]
-    rows, tasks = manifest.plan(inputs, state, EXTS, True, reprocess=["/in/a*"], run_id="r2")
-    assert not rows
-    assert {t["source_path"]: json.loads(t["prior"]) for t in tasks} == {"/in/a.wav": None, "/in/f.wav": None,
-                                                                         "/in/own.wav": None}
+                   _ok("/in/g.wav"))
+    inputs = [_input(p) for p in ("/in/a.wav", "/in/f.wav", "/in/g.wav")]
+    rows, tasks = manifest.plan(inputs, state, EXTS, True, reprocess=["/in/a*"])
+    assert [r["source_path"] for r in rows] == ["/in/f.wav", "/in/g.wav"]
+    assert {t["source_path"]: json.loads(t["prior"]) for t in tasks} == {"/in/a.wav": None}
+    rows, tasks = manifest.plan(inputs, state, EXTS, True, reprocess=["failed"])
+    assert [t["source_path"] for t in tasks] == ["/in/f.wav"] and json.loads(tasks[0]["prior"]) is None
+    rows, tasks = manifest.plan(inputs, state, EXTS, True, reprocess=["all"])
+    assert not rows and len(tasks) == 3
+
+
+def test_an_unchanged_file_that_failed_is_not_retried_until_it_changes_or_is_asked_for():
+    failed = _ok("/in/f.wav", status="failed", error="corrupt: x", run="r1")
+    rows, tasks = manifest.plan([_input("/in/f.wav")], _state(failed), EXTS, True)
+    assert not tasks and len(rows) == 1
+    (r,) = rows
+    assert (r["status"], r["error"], r["output_run_id"]) == ("skipped", "corrupt: x", "r1")
+    assert manifest.known_failure(r), "its record stays a known failure the next night"
+    rows, tasks = manifest.plan([_input("/in/f.wav")], _state(r), EXTS, True)
+    assert not tasks and rows[0]["output_run_id"] == "r1"
+    changed = _input("/in/f.wav", modified=T0 + dt.timedelta(seconds=1))
+    rows, tasks = manifest.plan([changed], _state(failed), EXTS, True)
+    assert not rows and [t["source_path"] for t in tasks] == ["/in/f.wav"]
+    # a special file that failed on the driver is carried the same way
+    pipe = _ok("/in/p.wav", status="failed", error="unreadable: x", sha=None, size=0)
+    rows, tasks = manifest.plan([_input("/in/p.wav", size=0, regular=False)], _state(pipe), EXTS, True)
+    assert not tasks and rows[0]["status"] == "skipped" and rows[0]["error"] == "unreadable: x"
 
 
 def test_inputs_that_are_not_recordings_are_recorded_not_read():
@@ -69,16 +90,25 @@ def test_inputs_that_are_not_recordings_are_recorded_not_read():
                    "/in/b.wav": ("skipped", "duplicate", None)}
 
 
-def test_an_unchanged_archive_is_skipped_with_its_members_unless_a_member_failed():
+def test_an_unchanged_archive_is_skipped_with_the_members_its_latest_reading_recorded():
     arch = dict(_ok("/in/x.zip"), kind="archive", call_id=None, content_sha256=None)
     good, bad = _ok("/in/x.zip", "a.wav", sha="s1"), _ok("/in/x.zip", "b.wav", status="failed", error="corrupt: y")
-    rows, tasks = manifest.plan([_input("/in/x.zip")], _state(arch, good), EXTS, True, run_id="r2")
+    rows, tasks = manifest.plan([_input("/in/x.zip")], _state(arch, good), EXTS, True)
     assert not tasks and [(r["kind"], r["member"], r["status"]) for r in rows] == [
         ("archive", None, "skipped"), ("member", "a.wav", "skipped")]
-    rows, tasks = manifest.plan([_input("/in/x.zip")], _state(arch, good, bad), EXTS, True, run_id="r2")
+    # a member that failed stays failed, unread, while the archive is unchanged
+    rows, tasks = manifest.plan([_input("/in/x.zip")], _state(arch, good, bad), EXTS, True)
+    assert not tasks and [(r["member"], r["status"], r["error"]) for r in rows] == [
+        (None, "skipped", None), ("a.wav", "skipped", None), ("b.wav", "skipped", "corrupt: y")]
+    rows, tasks = manifest.plan([_input("/in/x.zip")], _state(arch, good, bad), EXTS, True, reprocess=["failed"])
     assert not rows and len(tasks) == 1 and tasks[0]["task_kind"] == "archive"
     assert json.loads(tasks[0]["prior"]) == {"a.wav": {"sha": "s1", "out_run": "r1", "out_date": "2026-11-01",
                                                        "model": "m1", "duration_s": 3.0}}
+    # a member an older content of the archive held is not the archive's now
+    st = _state(arch, good, bad)
+    st.loc[st["member"] == "b.wav", "seq"] = 0
+    rows, tasks = manifest.plan([_input("/in/x.zip")], st, EXTS, True)
+    assert [r["member"] for r in rows] == [None, "a.wav"]
     rows, tasks = manifest.plan([_input("/in/x.zip")], _state(arch, good), EXTS, archives=False)
     assert not tasks and rows[0]["error"].startswith("not_audio")
 
@@ -128,7 +158,7 @@ def _values(store, table, run_date, run_id):
     return manifest.pq.read_table(store.p(f"{cm.table_dir(table, run_date, run_id)}/part-00000.parquet"))["v"].to_pylist()
 
 
-def test_commit_moves_staged_tables_into_place_and_a_rerun_replaces_them(tmp_path):
+def test_commit_moves_staged_tables_into_place_and_a_second_attempt_replaces_them(tmp_path):
     store = cm.Store(str(tmp_path / "OUT"))
     first = cm.Staging("r1", "a")
     cm.commit(store, first, "2026-11-01", [_stage(store, first, "calls", "2026-11-01", [1, 2])], {"n": 1})
@@ -138,7 +168,7 @@ def test_commit_moves_staged_tables_into_place_and_a_rerun_replaces_them(tmp_pat
                                             {"src": None, "dst": cm.table_dir("errors", "2026-11-01", "r1")}], {})
     assert _values(store, "calls", "2026-11-01", "r1") == [3]
     (rec,) = cm.records(store)
-    assert rec["state"] == "applied" and rec["attempt"] == "b" and rec["seq"] == 1
+    assert rec["state"] == "applied" and rec["attempt"] == "b" and rec["seq"] == 2
     assert store.listdir("_staging") == [] and store.listdir("_trash") == []
 
 

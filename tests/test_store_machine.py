@@ -56,6 +56,7 @@ class StoreMachine(RuleBasedStateMachine):
         self.seen: dict[str, tuple[bytes, str, str | None]] = {}  # call_id -> (content, path, member) last analysed
         self.last_run: str | None = None
         self.last_inputs: list | None = None
+        self.stat_at_run: dict[str, tuple] = {}  # path -> (size, mtime) when a committed run last listed it
 
     def teardown(self):
         shutil.rmtree(self.tmp, ignore_errors=True)
@@ -153,8 +154,27 @@ class StoreMachine(RuleBasedStateMachine):
             commit.CRASH_HOOK = None
         return summary, inputs
 
+    def _stat(self, rel: str) -> tuple:
+        st_ = (self.inp / rel).stat()
+        return st_.st_size, st_.st_mtime_ns
+
+    def _expected_failures(self, reprocess) -> tuple[int, int]:
+        """(failures this run meets, failures it carries unchanged): a failed recording is
+        retried when its file (or archive) changed since a committed run listed it, or on
+        ``--reprocess all`` / ``failed``."""
+        new = old = 0
+        items = [(n, d) for n, d in self.files.items()] + [(ARCHIVE, d) for d in self.members.values()]
+        for rel, data in items:
+            if not data.startswith(b"BAD"):
+                continue
+            retried = reprocess is not None or self.stat_at_run.get(rel) != self._stat(rel)
+            new, old = (new + 1, old) if retried else (new, old + 1)
+        return new, old
+
     def _analysed(self):
         """What a committed run over today's IN has seen: every present recording's content."""
+        for rel in list(self.files) + ([ARCHIVE] if self.members else []):
+            self.stat_at_run[rel] = self._stat(rel)
         for name, data in self.files.items():
             p = str(self.inp / name)
             self.seen[call_id(p)] = (data, p, None)
@@ -164,7 +184,10 @@ class StoreMachine(RuleBasedStateMachine):
 
     @rule(delta=st.sampled_from([-2, -1, 0, 0, 1]), reprocess=st.sampled_from([None, None, ["all"], ["failed"]]))
     def run(self, delta, reprocess):
+        expected = self._expected_failures(reprocess)
         summary, inputs = self._run(delta, reprocess)
+        assert (summary["failed"], summary["still_failed"]) == expected, (
+            f"failed/still_failed {summary['failed']}/{summary['still_failed']}, expected {expected}")
         self.day += 1
         self._analysed()
         self.last_run, self.last_inputs = summary["run_id"], inputs
