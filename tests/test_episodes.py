@@ -461,7 +461,8 @@ def test_kill_9_then_rerun_writes_the_same_episodes(spark, zcr_artifact, tmp_pat
     assert not (out / "episodes").exists(), "committed but not applied: the episodes are still staged"
     staged = list((out / "_staging").rglob("episodes/*/*/*.parquet"))
     assert len(staged) == 1
-    assert run(str(d), str(out), **kw)["recovered_runs"] == ["nightly-1"]
+    again = run(str(d), str(out), **{**kw, "run_id": None})  # nightly-1 is committed: a new run
+    assert again["recovered_runs"] == ["nightly-1"] and again["processed"] == 0
     _assert_same(ref, out)
 
     out = tmp_path / "out-staged"
