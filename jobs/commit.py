@@ -13,6 +13,8 @@ Layout under the output root ``OUT``::
     OUT/_staging/<R>.<attempt>/...                   a run's output before it commits
     OUT/_trash/<R>.<attempt>/                        replaced partitions, deleted after commit
     OUT/_lock                                        flock held by the running job (one run at a time)
+    OUT/_commit/head.json, pending.json              the latest applied run; the run committing now
+    OUT/_state/dir=<hash>/                           the latest record of every input (jobs.state)
 
 1. **Stage**: the run writes everything under ``_staging/<R>.<attempt>/`` (outside the
    table directories, and ``_``-prefixed, so Spark ignores it and the documented
@@ -239,6 +241,22 @@ def records(store: Store) -> list[dict]:
     return sorted(out, key=lambda r: (r.get("seq", 0), r["run_id"]))
 
 
+#: The latest applied run (``{"seq", "run_id"}``) and the run about to commit: two small
+#: files that let a run find the next ``seq`` and the one record that can be unapplied
+#: without reading every record (the driver does not grow with the store's history).
+HEAD, PENDING = "_commit/head.json", "_commit/pending.json"
+
+
+def _read_optional(store: Store, rel: str) -> dict | None:
+    return store.read_json(rel) if store.exists(rel) else None
+
+
+def _set_head(store: Store, rec: dict) -> None:
+    h = _read_optional(store, HEAD)
+    if h is None or rec.get("seq", 0) >= h.get("seq", 0):
+        store.write_bytes_atomic(HEAD, json.dumps({"seq": rec.get("seq", 0), "run_id": rec["run_id"]}).encode())
+
+
 def apply(store: Store, rec: dict) -> None:
     """Perform (or finish) a committed record's moves, then mark it applied. Idempotent."""
     trash = f"_trash/{rec['run_id']}.{rec['attempt']}"
@@ -254,6 +272,8 @@ def apply(store: Store, rec: dict) -> None:
     rec = {**rec, "state": "applied"}
     store.write_bytes_atomic(f"_runs/{rec['run_id']}.json", json.dumps(rec, indent=2, default=str).encode())
     crash_point("applied")
+    _set_head(store, rec)
+    store.rmtree(PENDING)
     store.rmtree(trash)
     store.rmtree(f"_staging/{rec['run_id']}.{rec['attempt']}")
 
@@ -261,26 +281,43 @@ def apply(store: Store, rec: dict) -> None:
 def recover(store: Store) -> list[str]:
     """Roll forward committed-but-unapplied runs; discard staging of runs that never committed.
 
+    Runs commit one at a time and each recovers first, so only the run named in
+    ``_commit/pending.json`` can be committed and unapplied; an output root without
+    ``_commit/head.json`` (written before it existed) has every record checked once.
+
     Returns the run ids rolled forward.
     """
     rolled = []
-    for rec in records(store):
+    if _read_optional(store, HEAD) is None:
+        candidates = records(store)
+    else:
+        pending = _read_optional(store, PENDING)
+        rel = f"_runs/{pending['run_id']}.json" if pending else None
+        candidates = [store.read_json(rel)] if rel and store.exists(rel) else []
+    for rec in candidates:
         if rec.get("state") != "applied":
             log.warning("rolling forward committed run %s (attempt %s)", rec["run_id"], rec["attempt"])
             apply(store, rec)
             rolled.append(rec["run_id"])
+        else:
+            _set_head(store, rec)
+    store.rmtree(PENDING)
     for d in ("_staging", "_trash"):
         for name in store.listdir(d):
             log.warning("discarding leftover %s/%s of a run that did not commit", d, name)
             store.rmtree(f"{d}/{name}")
-    for name in store.listdir("_runs"):
-        if ".tmp-" in name:
-            store.rmtree(f"_runs/{name}")
+    for d in ("_runs", "_commit"):
+        for name in store.listdir(d):
+            if ".tmp-" in name:
+                store.rmtree(f"{d}/{name}")
     return rolled
 
 
 def next_seq(store: Store) -> int:
     """The commit order number of the next run: one more than the committed runs' highest."""
+    h = _read_optional(store, HEAD)
+    if h is not None:
+        return int(h["seq"]) + 1
     return max([r.get("seq", 0) for r in records(store)] + [0]) + 1
 
 
@@ -295,6 +332,7 @@ def commit(store: Store, staging: Staging, run_date: str, actions: list[dict], s
     rec = {"run_id": staging.run_id, "attempt": staging.attempt, "run_date": run_date, "seq": seq,
            "committed_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
            "state": "committed", "actions": actions, "summary": summary}
+    store.write_bytes_atomic(PENDING, json.dumps({"run_id": staging.run_id, "attempt": staging.attempt}).encode())
     store.write_bytes_atomic(f"_runs/{staging.run_id}.json", json.dumps(rec, indent=2, default=str).encode())
     crash_point("committed")
     apply(store, rec)

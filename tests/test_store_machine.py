@@ -263,3 +263,37 @@ StoreMachine.TestCase.settings = settings(
     max_examples=int(os.environ.get("SER_STORE_EXAMPLES", "60")), stateful_step_count=25, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 test_any_sequence_of_runs_keeps_every_result = StoreMachine.TestCase
+
+
+def test_an_output_root_written_before_the_state_index_is_indexed_from_its_manifests(tmp_path):
+    """An OUT without ``_state/`` and ``_commit/`` (an older version's) plans from its
+    manifests, and its next run writes the index: the same latest records, nothing lost."""
+    import pandas as pd
+
+    from jobs import state as st
+    inp, out = tmp_path / "in", tmp_path / "out"
+    (inp / "sub").mkdir(parents=True)
+    for i, rel in enumerate(["a.wav", "sub/b.wav", "BAD.wav"]):
+        (inp / rel).write_bytes((b"BAD" if rel.startswith("BAD") else b"ok") + bytes([i]) * (5 + i))
+
+    def run(day, reprocess=None):
+        spec = RunSpec(str(inp), None, f"2026-12-0{day}", "fake-1", EXTS, True, reprocess)
+        return run_locked(str(out), manifest.list_inputs(str(inp)), spec, lambda rid: (FakeEngine(), None))
+
+    run(1)
+    (inp / "a.wav").write_bytes(b"changed")
+    run(2)
+    store = Store(str(out))
+    cols = ["source_path", "member", "status", "output_run_id", "seq"]
+    indexed = st.read(store).sort_values("source_path")[cols].reset_index(drop=True)
+    shutil.rmtree(out / "_state")
+    shutil.rmtree(out / "_commit")
+    legacy = st.read(store).sort_values("source_path")[cols].reset_index(drop=True)
+    pd.testing.assert_frame_equal(indexed, legacy, check_dtype=False)
+    s = run(3)
+    assert (s["processed"], s["skipped"], s["still_failed"]) == (0, 2, 1)
+    assert (out / "_state").exists() and (out / "_commit" / "head.json").exists()
+    again = st.read(store)
+    assert set(again["source_path"]) == set(legacy["source_path"]) and again["seq"].eq(3).all()
+    calls = read_table(out, "calls")
+    assert sorted(r["source_path"].rsplit("/", 1)[1] for r in calls) == ["BAD.wav", "a.wav", "b.wav"]
