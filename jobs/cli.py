@@ -64,10 +64,11 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 @click.option("--model", "model_path", type=click.Path(exists=True, file_okay=False), default=None,
               help="Model artifact directory [default: models/ser-cnn].")
 @click.option("--master", default=None, help="Spark master URL [default: local[*]].")
-@click.option("--run-id", default=None, help="Run identity [default: YYYYMMDD-<hash of IN>]; rerunning an id replaces its output.")
+@click.option("--run-id", default=None, help="Run identity [default: YYYYMMDD-<hash of IN>, then -2, -3 for "
+                                            "later runs of that date]; ids are never reused: a committed id is refused.")
 @click.option("--run-date", default=None, help="Run date YYYY-MM-DD [default: today, UTC].")
 @click.option("--reprocess", multiple=True, metavar="SPEC",
-              help="Force re-analysis: 'all', a path glob (path!member for archive members), or FROM..TO "
+              help="Force re-analysis: 'all', 'failed' (inputs that failed before), a path glob (path!member for archive members), or FROM..TO "
                    "(run dates that produced the current results). Repeatable.")
 @click.option("--wait", "wait_s", default=0.0, type=click.FloatRange(min=0), metavar="SECONDS",
               help="If another run holds OUT, wait up to SECONDS for it to finish [default: 0, exit 75 at once].")
@@ -79,8 +80,9 @@ def analyze(input_path, output_path, conf_path, model_path, master, run_id, run_
     """Analyse new or changed recordings under IN (files and archives); commit segments/,
     calls/, manifest/ and errors/ under OUT atomically.
 
-    Exits 0 when every input is ok or skipped, 1 when any input failed (see OUT/errors),
-    2 on a configuration error, 75 when another run holds OUT (after --wait).
+    Exits 0 when this run met no failure (inputs that failed before and are unchanged are
+    not retried: still_failed), 1 when it did (see OUT/errors), 2 on a configuration error,
+    75 when another run holds OUT (after --wait).
     """
     from jobs.analyze_calls import parse_run_date, run  # imports Spark only for this command
     from jobs.run_summary import notice_lines
