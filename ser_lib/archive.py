@@ -19,7 +19,10 @@ Limits (``archives`` in ``conf/job.yaml``) protect executors from zip bombs and 
 * ``max_ratio``: uncompressed / compressed bytes (per member for zip, running total for a
   compressed tar, checked once more than 1 MiB is out); beyond → failed ``compression_ratio``.
 
-A member's bytes are held in memory while it is analysed (at most ``max_member_bytes``).
+A member is copied out of the archive once, into a spooled temporary file
+(:data:`SPOOL_BYTES` in memory, the rest on the executor's local disk, ``TMPDIR``), and
+decoded from there in chunks: an executor holds at most ``SPOOL_BYTES`` of a member,
+whatever ``max_member_bytes`` allows, and needs that much free temporary disk space.
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ import datetime as dt
 import hashlib
 import io
 import tarfile
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from typing import BinaryIO, Callable, Iterator
@@ -57,19 +61,25 @@ class ArchiveLimits:
     max_ratio: float = 200.0
 
 
+#: Bytes of a member held in memory; the rest of a larger member goes to a temporary file.
+SPOOL_BYTES = 64 << 20
+
+
 @dataclass
 class Member:
     """One entry of an archive.
 
-    ``status`` is ``read`` (``data`` holds its bytes, ``sha256`` their hash), ``failed``
-    (``error`` = ``reason: text``) or ``skipped`` (not a recording: ``error`` says why).
+    ``status`` is ``read`` (``data``: its bytes as a seekable binary file at position 0, a
+    :class:`tempfile.SpooledTemporaryFile` the caller should close; ``sha256`` their hash),
+    ``failed`` (``error`` = ``reason: text``) or ``skipped`` (not a recording: ``error``
+    says why).
     """
 
     name: str
     size: int
     mtime: dt.datetime | None
     status: str
-    data: bytes | None = None
+    data: BinaryIO | None = None
     sha256: str | None = None
     error: str | None = None
 
@@ -80,27 +90,38 @@ def archive_kind(name: str) -> str | None:
     return next((kind for suffix, kind in ARCHIVE_KINDS.items() if n.endswith(suffix)), None)
 
 
-def _read_capped(f: BinaryIO, cap: int, ratio_cap: int | None = None) -> tuple[bytes | None, str | None]:
-    """Read ``f`` to the end but never more than ``cap`` (or ``ratio_cap``) bytes."""
-    buf = io.BytesIO()
+def _read_capped(f: BinaryIO, cap: int, ratio_cap: int | None = None, spool_bytes: int = SPOOL_BYTES):
+    """Copy ``f`` to a spooled temporary file, never more than ``cap`` (or ``ratio_cap``) bytes.
+
+    Returns:
+        ``((file at position 0, bytes, sha256 hex), None)``, or ``(None, reason)`` when a
+        limit was passed (``too_large``, ``compression_ratio``; nothing is kept).
+    """
+    out = tempfile.SpooledTemporaryFile(max_size=spool_bytes)
+    digest, n = hashlib.sha256(), 0
     limit = cap if ratio_cap is None else min(cap, ratio_cap)
     while True:
-        b = f.read(min(1 << 20, limit + 1 - buf.tell()))
+        b = f.read(min(1 << 20, limit + 1 - n))
         if not b:
-            return buf.getvalue(), None
-        buf.write(b)
-        if buf.tell() > limit:
-            if ratio_cap is not None and ratio_cap < cap and buf.tell() > ratio_cap:
+            out.seek(0)
+            return (out, n, digest.hexdigest()), None
+        out.write(b)
+        digest.update(b)
+        n += len(b)
+        if n > limit:
+            out.close()
+            if ratio_cap is not None and ratio_cap < cap and n > ratio_cap:
                 return None, "compression_ratio"
             return None, "too_large"
 
 
-def _member_row(name, mtime, data) -> Member:
-    return Member(name, len(data), mtime, "read", data, hashlib.sha256(data).hexdigest())
+def _member_row(name, mtime, copied) -> Member:
+    data, size, sha = copied
+    return Member(name, size, mtime, "read", data, sha)
 
 
 def iter_members(fileobj: BinaryIO, kind: str, limits: ArchiveLimits,
-                 is_recording: Callable[[str], bool]) -> Iterator[Member]:
+                 is_recording: Callable[[str], bool], spool_bytes: int = SPOOL_BYTES) -> Iterator[Member]:
     """Yield the archive's members in archive order.
 
     Args:
@@ -108,6 +129,7 @@ def iter_members(fileobj: BinaryIO, kind: str, limits: ArchiveLimits,
         kind: ``zip`` or ``tar`` (see :func:`archive_kind`).
         is_recording: name → whether the member should be analysed (by extension);
             other members are yielded as ``skipped`` without reading their bytes.
+        spool_bytes: bytes of a member kept in memory (the rest in a temporary file).
 
     Raises:
         ArchiveError: the archive cannot be read (``corrupt``), or a limit stopped it
@@ -116,9 +138,9 @@ def iter_members(fileobj: BinaryIO, kind: str, limits: ArchiveLimits,
     """
     budget = _Budget(limits)
     if kind == "zip":
-        yield from _zip_members(fileobj, limits, is_recording, budget)
+        yield from _zip_members(fileobj, limits, is_recording, budget, spool_bytes)
     else:
-        yield from _tar_members(fileobj, limits, is_recording, budget)
+        yield from _tar_members(fileobj, limits, is_recording, budget, spool_bytes)
 
 
 class _Budget:
@@ -140,7 +162,8 @@ class _Budget:
                                f"archive expands to more than max_total_bytes={self.limits.max_total_bytes}")
 
 
-def _zip_members(fileobj: BinaryIO, limits: ArchiveLimits, is_recording, budget: _Budget) -> Iterator[Member]:
+def _zip_members(fileobj: BinaryIO, limits: ArchiveLimits, is_recording, budget: _Budget,
+                 spool_bytes: int = SPOOL_BYTES) -> Iterator[Member]:
     """:func:`iter_members` of a zip: read through its central directory."""
     account = budget.account
     try:
@@ -166,7 +189,7 @@ def _zip_members(fileobj: BinaryIO, limits: ArchiveLimits, is_recording, budget:
             ratio_cap = max(ratio_cap, _RATIO_MIN_BYTES) if ratio_cap is not None else None
             try:
                 with zf.open(info) as mf:
-                    data, why = _read_capped(mf, limits.max_member_bytes, ratio_cap)
+                    data, why = _read_capped(mf, limits.max_member_bytes, ratio_cap, spool_bytes)
             except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError, RuntimeError) as err:
                 reason = "encrypted" if "encrypted" in str(err) or "password" in str(err) else "corrupt"
                 yield Member(name, info.file_size, mtime, "failed", error=f"{reason}: cannot read member: {err}")
@@ -177,11 +200,12 @@ def _zip_members(fileobj: BinaryIO, limits: ArchiveLimits, is_recording, budget:
                 yield Member(name, info.file_size, mtime, "failed", error=f"{why}: member {detail}")
                 account(min(limits.max_member_bytes, ratio_cap or limits.max_member_bytes))
                 continue
-            account(len(data))
+            account(data[1])
             yield _member_row(name, mtime, data)
 
 
-def _tar_members(fileobj: BinaryIO, limits: ArchiveLimits, is_recording, budget: _Budget) -> Iterator[Member]:
+def _tar_members(fileobj: BinaryIO, limits: ArchiveLimits, is_recording, budget: _Budget,
+                 spool_bytes: int = SPOOL_BYTES) -> Iterator[Member]:
     """:func:`iter_members` of a tar, plain or compressed, in stream mode: one pass, decompressed once."""
     account = budget.account
     raw = fileobj
@@ -208,12 +232,13 @@ def _tar_members(fileobj: BinaryIO, limits: ArchiveLimits, is_recording, budget:
                                  error=f"too_large: member has {m.size} bytes > max_member_bytes={limits.max_member_bytes}")
                     continue
                 account(m.size)
-                data, why = _read_capped(tf.extractfile(m), limits.max_member_bytes)
+                data, why = _read_capped(tf.extractfile(m), limits.max_member_bytes, spool_bytes=spool_bytes)
                 if data is None:  # pragma: no cover - tar sizes are exact
                     yield Member(m.name, m.size, mtime, "failed", error=f"{why}: member too large")
                     continue
-                if len(data) < m.size:
-                    yield Member(m.name, m.size, mtime, "failed", error=f"corrupt: member truncated ({len(data)} of {m.size} bytes)")
+                if data[1] < m.size:
+                    data[0].close()
+                    yield Member(m.name, m.size, mtime, "failed", error=f"corrupt: member truncated ({data[1]} of {m.size} bytes)")
                     continue
                 total = budget.total
                 if compressed and limits.max_ratio and total > _RATIO_MIN_BYTES:

@@ -264,8 +264,10 @@ class _Work:
                         yield self.skipped(mf, b)
                         continue
                     data, m.data = m.data, None
-                    yield from self.recording(data, mf)
-                    del data
+                    try:
+                        yield from self.recording(data, mf)
+                    finally:
+                        data.close()
         except ArchiveError as err:
             yield self.input_row(arch, "failed", str(err))
             return

@@ -5,6 +5,7 @@ import io
 import tarfile
 import zipfile
 
+import numpy as np
 import pytest
 
 from ser_lib.archive import ArchiveError, ArchiveLimits, archive_kind, iter_members
@@ -36,7 +37,7 @@ def test_members_and_names_are_identifiers_only(kind, build):
     got = list(iter_members(io.BytesIO(data), kind, ArchiveLimits(), IS_REC))
     assert [(m.name, m.status) for m in got] == [("a.wav", "read"), ("../../etc/evil.wav", "read"),
                                                 ("notes.txt", "skipped")]
-    assert got[0].data == b"x" * 100 and len(got[0].sha256) == 64
+    assert got[0].data.read() == b"x" * 100 and len(got[0].sha256) == 64
 
 
 def test_limits():
@@ -68,3 +69,21 @@ def test_corrupt_archive(kind):
                                        ("e.wav", None), ("f.gz", None), ("zip", None), ("g.zip.wav", None)])
 def test_archive_kind_from_the_name_suffix(name, kind):
     assert archive_kind(name) == kind
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar"])
+def test_a_member_larger_than_the_spool_is_copied_to_disk_not_held_in_memory(kind):
+    """The memory cost of a member is bounded by spool_bytes, not by max_member_bytes."""
+    import hashlib
+    import tracemalloc
+    big = np.random.default_rng(0).integers(0, 256, size=24 << 20, dtype=np.uint8).tobytes()  # 24 MiB, incompressible
+    data = _tar({"big.wav": big}, "w") if kind == "tar" else _zip({"big.wav": big})
+    tracemalloc.start()
+    got = list(iter_members(io.BytesIO(data), kind, ArchiveLimits(), IS_REC, spool_bytes=1 << 20))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    (m,) = got
+    assert m.status == "read" and m.size == len(big) and m.sha256 == hashlib.sha256(big).hexdigest()
+    assert peak < 8 << 20, f"{peak / 2**20:.1f} MiB traced while copying a 24 MiB member with a 1 MiB spool"
+    assert m.data.read() == big
+    m.data.close()

@@ -124,7 +124,8 @@ class AudioCache:
                         continue
                     if m.status != "read":
                         raise AudioUnavailable(f"cannot read member {member}: {m.error}")
-                    return m.data
+                    with m.data as data:  # played back whole: bounded by max_member_bytes
+                        return data.read()
         except ArchiveError as err:
             raise AudioUnavailable(f"cannot read archive {path}: {err}") from err
         except OSError as err:
