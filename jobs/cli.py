@@ -230,7 +230,8 @@ def score_calls_cmd(output_path, truth_csv):
     from jobs.report import check_output, read_table, read_truth
     check_output(output_path)
     truth = read_truth(truth_csv)
-    segments = read_table(output_path, "segments")
+    segments = read_table(output_path, "segments",  # only what the scoring reads, not the probabilities
+                          columns=["source_path", "channel", "start_s", "end_s", "emotion_smoothed", "emotion"])
     scores = score_calls(segments, truth_csv) if len(segments) else {"truth_speech_s": 0}
     if not scores["truth_speech_s"]:
         raise CliError(f"none of the {truth['file'].nunique()} calls of {truth_csv} is in {output_path}/segments "

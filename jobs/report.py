@@ -34,9 +34,13 @@ def check_output(out: str) -> None:
         raise ReportError(f"{out} is not an output of ser analyze (no _runs/ in it)")
 
 
-def read_table(out: str, table: str) -> pd.DataFrame:
+def read_table(out: str, table: str, columns: list[str] | None = None) -> pd.DataFrame:
     """One table (``calls``, ``segments``, ``episodes``, ``manifest``, ``errors``) as pandas, with
-    ``run_date`` and ``run_id`` columns, restricted to applied commits."""
+    ``run_date`` and ``run_id`` columns, restricted to applied commits.
+
+    Args:
+        columns: read only these (those a partition has; Parquet column projection).
+    """
     store = Store(out)
     frames = []
     for r in records(store):
@@ -46,10 +50,39 @@ def read_table(out: str, table: str) -> pd.DataFrame:
         for name in store.listdir(d):
             if name.endswith(".parquet") and not name.startswith((".", "_")):
                 with store.fs.open_input_file(store.p(f"{d}/{name}")) as f:
-                    t = pq.read_table(f).to_pandas()
+                    pf = pq.ParquetFile(f)
+                    cols = None if columns is None else [c for c in columns if c in pf.schema_arrow.names]
+                    t = pf.read(columns=cols).to_pandas()
                 t["run_date"], t["run_id"] = r["run_date"], r["run_id"]
                 frames.append(t)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def read_rows(out: str, table: str, call_id: str, run_id: str | None = None) -> pd.DataFrame:
+    """The rows of one call (of one run, if given) of ``table``, applied commits only.
+
+    Reads with the filter pushed down (``pyarrow.dataset``: partition pruning on ``run_id``,
+    Parquet row-group statistics on ``call_id``), so a report on one call does not load the
+    table; partitions written with other columns (older versions) are unified by name.
+    """
+    import pyarrow.dataset as ds
+
+    store = Store(out)
+    applied = {r["run_id"]: r["run_date"] for r in records(store) if r.get("state") == "applied"
+               and (run_id is None or r["run_id"] == run_id)}
+    files = []
+    for rid, date in sorted(applied.items()):
+        d = f"{table}/run_date={date}/run_id={rid}"
+        files += [store.p(f"{d}/{n}") for n in store.listdir(d) if n.endswith(".parquet") and not n.startswith((".", "_"))]
+    if not files:
+        return pd.DataFrame()
+    parts = []
+    for f in files:  # one small dataset per file: schemas of partitions may differ (added columns)
+        t = ds.dataset(f, format="parquet", filesystem=store.fs).to_table(filter=ds.field("call_id") == call_id)
+        if t.num_rows:
+            rid = f.rsplit("/run_id=", 1)[1].split("/", 1)[0]
+            parts.append(t.to_pandas().assign(run_date=applied[rid], run_id=rid))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
 def call_summaries(out: str) -> pd.DataFrame:
@@ -88,10 +121,9 @@ EPISODE_COLUMNS = ["call_id", "channel", "episode_index", "emotion", "start_s", 
 def call_episodes(out: str, call: pd.Series) -> pd.DataFrame:
     """The committed ``episodes`` rows of one call (from its own run), channel then time order;
     an empty frame when there are none (no speech, or a run written before the table existed)."""
-    eps = read_table(out, "episodes")
+    eps = read_rows(out, "episodes", call["call_id"], call["run_id"])
     if eps.empty:
         return pd.DataFrame(columns=EPISODE_COLUMNS)
-    eps = eps[(eps["call_id"] == call["call_id"]) & (eps["run_id"] == call["run_id"])]
     return eps.sort_values(["channel", "start_s"]).reset_index(drop=True)
 
 
@@ -187,8 +219,7 @@ def _alpha(confidence) -> float:
 
 
 def find_call(out: str, call_id: str) -> pd.Series:
-    calls = read_table(out, "calls")
-    hit = calls[calls["call_id"] == call_id] if not calls.empty else calls
+    hit = read_rows(out, "calls", call_id)
     if hit.empty:
         raise KeyError(f"no committed call {call_id!r} under {out}")
     return hit.iloc[0]
