@@ -11,7 +11,9 @@ superseded partitions). Each run is the job's own :func:`jobs.runner.run_locked`
 Measured per run, on the driver: the planning wall time (lock, recover, run id, state
 read, plan: everything before the first task is sent) and the peak of Python memory
 allocated during planning (``tracemalloc``; numpy and pandas buffers are traced).
-Each is planned 5 times (the fastest wall, the highest peak); reported at nights 1, 30 and
+Each is planned 11 times (the fastest wall, the highest peak), and once more counting
+what planning reads from the store (commit records, directory entries, state index
+files: independent of the machine's load); reported at nights 1, 30 and
 365 as the median of that night and its neighbours, and as ratios to night 1. Goal: night 365 within 1.5x of night 1 in both.
 """
 from __future__ import annotations
@@ -79,6 +81,33 @@ def day_inputs(night: int, per_night: int) -> tuple[str, list[Input]]:
     return folder, [Input(f"{folder}/call-{i:05d}.wav", 480_000 + i, mtime, True, False) for i in range(per_night)]
 
 
+class _Counting:
+    """Counts what planning reads from the store: deterministic, whatever the machine's load."""
+
+    def __init__(self):
+        self.n = {"json_files_read": 0, "dir_entries_listed": 0, "state_files_read": 0}
+        self._orig = {}
+
+    def __enter__(self):
+        from jobs import state as st
+        for obj, name, key, size in ((Store, "read_json", "json_files_read", None),
+                                     (Store, "listdir", "dir_entries_listed", len),
+                                     (st, "read_parts", "state_files_read", len)):
+            orig = getattr(obj, name)
+            self._orig[(obj, name)] = orig
+
+            def wrapped(*args, _orig=orig, _key=key, _size=size, **kw):
+                res = _orig(*args, **kw)
+                self.n[_key] += 1 if _size is None else _size(res)
+                return res
+            setattr(obj, name, wrapped)
+        return self
+
+    def __exit__(self, *exc):
+        for (obj, name), orig in self._orig.items():
+            setattr(obj, name, orig)
+
+
 def planning(out: str, folder: str, inputs: list, run_date: str, reprocess) -> tuple[float, int]:
     """Wall seconds and peak traced bytes of what a run does before its first task."""
     tracemalloc.start()
@@ -110,6 +139,7 @@ def main(argv=None) -> dict:
     logging.disable(logging.WARNING)
     marks = sorted({1, min(30, a.nights), a.nights})
     per_night: dict[int, tuple[float, int]] = {}
+    reads: dict[int, dict] = {}
     t_all = time.time()
     with tempfile.TemporaryDirectory(prefix="ser-history-") as tmp:
         out = str(Path(tmp) / "OUT")
@@ -123,8 +153,12 @@ def main(argv=None) -> dict:
                 runs.append(day_inputs(night - 15, a.per_night) + (["all"],))
             for i, (f, inp, reprocess) in enumerate(runs):
                 if i == 0 and any(abs(night - m) <= 1 for m in marks):
-                    tries = [planning(out, f, inp, run_date, reprocess) for _ in range(5)]
+                    tries = [planning(out, f, inp, run_date, reprocess) for _ in range(11)]
                     per_night[night] = (min(w for w, _ in tries), max(b for _, b in tries))
+                    if night in marks:
+                        with _Counting() as c:
+                            planning(out, f, inp, run_date, reprocess)
+                        reads[night] = c.n
                 spec = runner.RunSpec(f, None, run_date, "bench", ("wav",), True, reprocess)
                 runner.run_locked(out, inp, spec, lambda rid: (BenchEngine(), None))
     res = {}
@@ -136,10 +170,12 @@ def main(argv=None) -> dict:
     for m in marks:
         res[m]["planning_ratio"] = round(res[m]["planning_s"] / first["planning_s"], 2)
         res[m]["memory_ratio"] = round(res[m]["planning_peak_mib"] / first["planning_peak_mib"], 2)
+        res[m]["store_reads"] = reads[m]
     last = res[marks[-1]]
     report = {"benchmark": "store_history", "date": dt.date.today().isoformat(), "nights": a.nights,
               "per_night": a.per_night, "machine": f"{platform.machine()}, {platform.python_version()}",
-              "total_wall_s": round(time.time() - t_all, 1), "by_night": {str(k): v for k, v in res.items()},
+              "total_wall_s": round(time.time() - t_all, 1),
+              "load_average_at_end": [round(x, 2) for x in __import__("os").getloadavg()], "by_night": {str(k): v for k, v in res.items()},
               "goal": "night 365 within 1.5x of night 1 in planning wall and planning peak memory",
               "met": last["planning_ratio"] <= 1.5 and last["memory_ratio"] <= 1.5}
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)

@@ -124,9 +124,12 @@ class Store:
                 self.fs.delete_file(self.p(rel))
 
     def write_bytes_atomic(self, rel: str, data: bytes) -> None:
+        """Write ``rel`` whole or not at all: a temporary file in ``_commit/`` (where recovery
+        looks for leftovers, so it never lists the growing ``_runs/``), renamed over ``rel``."""
         parent = rel.rsplit("/", 1)[0]
         self.mkdirs(parent)
-        tmp = f"{rel}.tmp-{uuid.uuid4().hex[:8]}"
+        self.mkdirs("_commit")
+        tmp = f"_commit/{rel.replace('/', '_')}.tmp-{uuid.uuid4().hex[:8]}"
         with self.fs.open_output_stream(self.p(tmp)) as f:
             f.write(data)
         if self.local:
@@ -306,10 +309,9 @@ def recover(store: Store) -> list[str]:
         for name in store.listdir(d):
             log.warning("discarding leftover %s/%s of a run that did not commit", d, name)
             store.rmtree(f"{d}/{name}")
-    for d in ("_runs", "_commit"):
-        for name in store.listdir(d):
-            if ".tmp-" in name:
-                store.rmtree(f"{d}/{name}")
+    for name in store.listdir("_commit"):
+        if ".tmp-" in name:
+            store.rmtree(f"_commit/{name}")
     return rolled
 
 
