@@ -37,8 +37,13 @@ META_FILE = "artifact.json"
 MODEL_FILE = "model.keras"
 #: The model exported for the light inference runtime (LiteRT flatbuffer, dynamic batch).
 RUNTIME_FILE = "model.tflite"
-#: The artifact shipped in the repository, used when no other is given.
-DEFAULT_ARTIFACT = Path(__file__).resolve().parent.parent / "models" / "ser-cnn"
+#: The shipped model inside an installed package (``setup.py`` copies ``models/ser-cnn``'s
+#: serving files there when it builds a wheel).
+PACKAGED_ARTIFACT = Path(__file__).resolve().parent / "default_model"
+#: The shipped model in a checkout (editable install, ``PYTHONPATH``); training writes it.
+SOURCE_ARTIFACT = Path(__file__).resolve().parent.parent / "models" / "ser-cnn"
+#: The artifact used when no other is given: the installed package's copy, else the checkout's.
+DEFAULT_ARTIFACT = PACKAGED_ARTIFACT if (PACKAGED_ARTIFACT / "artifact.json").is_file() else SOURCE_ARTIFACT
 
 
 @dataclass
