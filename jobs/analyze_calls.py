@@ -42,7 +42,7 @@ from jobs.balance import balanced_bins, task_cost
 from jobs.call_tables import calls_table, episodes_table
 from jobs.commit import TABLES, LockBusy, Staging, Store, commit, crash_point, new_staging, recover, table_dir
 from jobs.progress import AnalysisProgress
-from jobs.run_summary import named_inputs, notice_lines, run_summary, source_name
+from jobs.run_summary import exit_code, named_inputs, notice_lines, run_summary, source_name
 from jobs.spark_config import SparkConfig
 from ser_lib import artifact as art
 from ser_lib.config import JobConfig
@@ -574,7 +574,8 @@ def cli_main(argv=None) -> int:
     """Entry point of ``spark-submit jobs/analyze_calls.py``.
 
     Exit codes: 0 every input ok or skipped; 1 some input failed (see the manifest /
-    ``errors``); 2 configuration error (bad YAML, model, run id, missing input); 75 another
+    ``errors``); 3 some recordings failed on an unexpected error (``internal``, a bug; logged
+    with its traceback); 2 configuration error (bad YAML, model, run id, missing input); 75 another
     run holds the output root (``EX_TEMPFAIL``: retry later, or ``--wait SECONDS``); 70
     internal error. Errors are one log line (``-v``: with the traceback).
     """
@@ -614,7 +615,7 @@ def cli_main(argv=None) -> int:
     print(json.dumps(summary, indent=2))
     for line in notice_lines(summary):
         print(line, file=sys.stderr)
-    return EXIT_FAILED_INPUTS if summary["failed"] else EXIT_OK
+    return exit_code(summary)
 
 
 def parse_run_date(s: str | None) -> dt.datetime | None:

@@ -46,8 +46,9 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     """Speech-emotion analytics for call-center recordings.
 
     Errors are one line on stderr. Exit codes: 0 ok; 1 bad input (ser analyze: some
-    inputs failed); 2 usage or configuration error; 70 internal error; 75 another run
-    holds the output root (retry later, or ser analyze --wait).
+    inputs failed); 2 usage or configuration error; 3 ser analyze committed, but some
+    recordings hit an unexpected error (a bug: see the log); 70 internal error; 75 another
+    run holds the output root (retry later, or ser analyze --wait).
     """
     OneLineErrors.show_traceback = verbose
     OneLineErrors.where = f"{ctx.command_path} {ctx.invoked_subcommand}"
@@ -77,13 +78,20 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 def analyze(input_path, output_path, conf_path, model_path, master, run_id, run_date, reprocess, wait_s,
             show_failed):
     """Analyse new or changed recordings under IN (files and archives); commit segments/,
-    calls/, manifest/ and errors/ under OUT atomically.
+    calls/, episodes/, manifest/ and errors/ under OUT atomically.
 
-    Exits 0 when every input is ok or skipped, 1 when any input failed (see OUT/errors),
-    2 on a configuration error, 75 when another run holds OUT (after --wait).
+    \b
+    Exit codes:
+      0   every input ok or skipped
+      1   committed; some inputs failed as bad input (see OUT/errors)
+      2   configuration or usage error; nothing written
+      3   committed; some recordings failed on an unexpected error (a bug, logged with
+          its traceback; counted as "internal" in the summary, "internal: ..." in OUT/errors)
+      70  internal error of the job itself (ser -v prints the traceback)
+      75  another run holds OUT (after --wait); retry later
     """
     from jobs.analyze_calls import parse_run_date, run  # imports Spark only for this command
-    from jobs.run_summary import notice_lines
+    from jobs.run_summary import exit_code, notice_lines
     from ser_lib.errors import SERError
     try:
         summary = run(input_path, output_path, conf_path, master, model_path, now=parse_run_date(run_date),
@@ -96,7 +104,7 @@ def analyze(input_path, output_path, conf_path, model_path, master, run_id, run_
                err=True)
     for line in notice_lines(summary):
         click.echo(line, err=True)
-    sys.exit(1 if summary["failed"] else 0)
+    sys.exit(exit_code(summary))
 
 
 @cli.command()

@@ -7,6 +7,9 @@ Exit codes of every ``ser`` command:
   analysed, ``ser report`` on a directory that is not an output root); ``ser analyze``:
   the run committed but some inputs failed (see ``OUT/errors``).
 * 2: usage or configuration error (bad option, YAML, model, run id, missing input).
+* 3: ``ser analyze``: the run committed, but the analysis of some recordings met an
+  unexpected error (a bug, not bad input): counted as ``internal`` in the run summary,
+  logged with its traceback, its row in ``OUT/errors`` reads ``internal: ...``.
 * 70: internal error (a bug or an environment problem: ``-v`` prints the traceback).
 * 75: temporary failure: another run holds the output root's lock (``EX_TEMPFAIL``,
   so a scheduler retries; ``ser analyze --wait SECONDS`` queues instead).

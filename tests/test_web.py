@@ -244,6 +244,30 @@ def test_audio_of_a_vanished_recording_is_a_clear_404(tmp_path):
                         "audio_format": "WAV/PCM_16"})
 
 
+def test_audio_route_reads_only_under_the_runs_input_roots(web_out, tiny_artifact, conf, tmp_path):
+    """An OUT whose calls rows were edited to point elsewhere (here: at a real WAV outside
+    every run's IN) does not make the server read that file."""
+    import pyarrow.parquet as pq
+
+    from jobs.web import create_app
+    out = tmp_path / "forged"
+    shutil.copytree(web_out["out"], out)
+    elsewhere = write_call(tmp_path / "private" / "secret.wav", 8000, [[("speech", 2)]], seed=11)
+    cid = _id(web_out, "mono16k.wav")
+    import pyarrow.compute as pc
+    for f in (out / "calls").rglob("*.parquet"):
+        t = pq.read_table(f)
+        hit = pc.equal(t["call_id"], cid)
+        if pc.any(hit).as_py():
+            col = pc.if_else(hit, str(elsewhere), t["source_path"])
+            pq.write_table(t.set_column(t.schema.get_field_index("source_path"), "source_path", col), f)
+    app = create_app(str(out), str(tiny_artifact), str(conf), tmpdir=str(tmp_path / "t"))
+    c = app.test_client()
+    r = c.get(f"/calls/{cid}/audio")
+    assert r.status_code == 404 and b"not under the input folders" in r.data
+    assert c.get(f"/calls/{_id(web_out, 'stereo_ulaw.wav')}/audio").status_code == 200  # the others still play
+
+
 def test_segments_csv(client, web_out):
     cid = _id(web_out, "stereo_ulaw.wav")
     r = client.get(f"/calls/{cid}/segments.csv")

@@ -52,7 +52,7 @@ def call(call_id: str):
 def audio(call_id: str):
     c = _call_or_404(call_id)
     try:
-        p = services()["audio"].playable(c)
+        p = services()["audio"].playable(c, services()["results"].input_roots())
     except AudioUnavailable as err:
         abort(404, description=str(err))
     # conditional: Range requests, so the player can seek

@@ -171,6 +171,12 @@ class Results:
                 self._key = key
             return self._runs
 
+    def input_roots(self) -> list[str]:
+        """The input roots (``IN``) that the committed runs recorded in their summaries: the
+        only places the audio route reads recordings from (:func:`jobs.web.audio.under_roots`)."""
+        return sorted({r["summary"]["input"] for r in self.runs()
+                       if isinstance(r.get("summary"), dict) and isinstance(r["summary"].get("input"), str)})
+
     def files(self, table: str, date_from: str | None = None, date_to: str | None = None,
               run_id: str | None = None) -> list[str]:
         """Parquet files of ``table`` in the committed runs (optionally only runs of the
