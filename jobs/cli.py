@@ -147,8 +147,13 @@ def report(output_path, call_id, png_path):
     if call["status"] != "ok":
         click.echo(f"  status {call['status']}: {call['error']} (run {call['run_id']}); no timeline to draw")
         return
-    click.echo(f"  status {call['status']}, {as_float(call['duration_s']):.1f} s, speech {as_float(call['speech_s']):.1f} s, "
-               f"dominant emotion: {call['dominant_emotion']} (model {call['model_version']}, run {call['run_id']})")
+    from ser_lib.labels import NEGATIVE_EMOTIONS
+    from ser_lib.timeline import channel_lines, clock
+    click.echo(f"  status {call['status']}, {clock(as_float(call['duration_s']))} ({as_float(call['duration_s']):.1f} s) "
+               f"(model {call['model_version']}, run {call['run_id']})")
+    for line in channel_lines(call["timeline"], as_float(call["duration_s"]), NEGATIVE_EMOTIONS,
+                              [k[len("share_"):] for k in call.index if k.startswith("share_")]):
+        click.echo(line)
     if isinstance(call.get("warnings"), str):
         click.echo(f"  warnings: {call['warnings']}")
     for line in timeline_lines(call["timeline"]):
@@ -204,9 +209,13 @@ def predict(file, conf_path, model_path, as_json):
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
-    click.echo(f"{file}: {summary['duration_s']:.1f} s, {summary['n_channels']} channel(s), "
-               f"speech {summary['speech_s']:.1f} s, dominant emotion: {summary['dominant_emotion']} "
-               f"(model {summary['model_version']})")
+    from ser_lib.labels import NEGATIVE_EMOTIONS
+    from ser_lib.timeline import channel_lines, clock
+    click.echo(f"{file}: {clock(summary['duration_s'])} ({summary['duration_s']:.1f} s), {summary['n_channels']} "
+               f"channel(s) (model {summary['model_version']})")
+    for line in channel_lines(summary.get("timeline"), summary["duration_s"], NEGATIVE_EMOTIONS,
+                              [k[len("share_"):] for k in summary if k.startswith("share_")]):
+        click.echo(line)
     if summary.get("warnings"):
         click.echo(f"  warnings: {summary['warnings']}")
     for line in timeline_lines(summary["timeline"]):

@@ -176,3 +176,23 @@ def test_wait_takes_the_lock_when_the_holder_finishes(tmp_path):
     second.lock(wait_s=60)   # returns once the first run is done, long before 60 s
     assert time.monotonic() - t0 < 60
     second.unlock()
+
+
+def test_predict_and_report_print_the_same_per_channel_figures(out_with_a_failed_call, tiny_artifact, conf,
+                                                               tmp_path):
+    """One definition of the headline (ser_lib.timeline.channel_figures) in ser predict, ser report
+    --call and the report's list: per channel, never a sum over channels."""
+    from jobs.report import find_call
+    from ser_lib.timeline import clock
+    out, ok, _ = out_with_a_failed_call
+    rep = CliRunner().invoke(cli, ["report", str(out), "--call", ok["call_id"], "--png", str(tmp_path / "x.png")])
+    pred = CliRunner().invoke(cli, ["predict", ok["source_path"], "--model", str(tiny_artifact), "--conf", conf])
+    assert rep.exit_code == 0 and pred.exit_code == 0, (rep.output, pred.output)
+    figures = [ln for ln in pred.stdout.splitlines() if ln.startswith("  mono: ")]
+    assert len(figures) == 1 and figures[0] in rep.stdout.splitlines()
+    call = find_call(str(out), ok["call_id"])
+    speech = dict(call["channel_speech_s"])["mono"]
+    assert f"speech {clock(speech)}" in figures[0] and f"mostly {dict(call['channel_dominant_emotion'])['mono']}" in figures[0]
+    listing = CliRunner().invoke(cli, ["report", str(out)]).stdout
+    row = next(ln for ln in listing.splitlines() if ln.startswith(ok["call_id"]))
+    assert f"mono {clock(speech)}" in row and "speech_per_channel" in listing

@@ -353,6 +353,20 @@ class Results:
         rows.sort(key=lambda r: (rank.get(r["channel"], len(rank)), r["channel"] or "", r["segment_index"]))
         return rows
 
+    def episodes(self, call: dict) -> list[dict]:
+        """The call's ``episodes`` rows (channel, episode_index, emotion, start_s, end_s,
+        duration_s, mean_confidence, peak_confidence) from its own run, channel then time
+        order; empty without speech or for runs written before the table existed."""
+        files = self.files("episodes", run_id=call["run_id"])
+        if not files:
+            return []
+        order = {c: i for i, c in enumerate(dict.fromkeys(e["channel"] for e in call.get("timeline") or []))}
+        rows = self._query(f"SELECT channel, episode_index, emotion, start_s, end_s, duration_s, mean_confidence, "
+                           f"peak_confidence FROM {self._scan()} WHERE call_id = $id",
+                           lambda: {"files": self.files("episodes", run_id=call["run_id"]), "id": call["call_id"]})
+        rows.sort(key=lambda r: (order.get(r["channel"], len(order)), r["channel"] or "", r["start_s"]))
+        return rows
+
     # ---------------------------------------------------------------- runs
     def list_runs(self, max_errors: int = 1000) -> list[dict]:
         """Committed runs, newest first: ``run_id, run_date, committed_at, seq, summary``
