@@ -170,7 +170,8 @@ def report(output_path, call_id, png_path):
 @click.argument("output_path", metavar="OUT", type=click.Path(exists=True, file_okay=False))
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; 0.0.0.0 exposes the results to the network (no authentication).")
-@click.option("--port", default=8050, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--port", default=8050, show_default=True, type=click.IntRange(0, 65535),
+              help="TCP port to listen on; 0 picks a free one (the address is printed).")
 @click.option("--model", "model_path", type=click.Path(exists=True, file_okay=False), default=None,
               help="Model artifact for uploads [default: models/ser-cnn].")
 @click.option("--conf", "conf_path", type=click.Path(exists=True, dir_okay=False), default=None,
@@ -228,7 +229,7 @@ def predict(file, conf_path, model_path, as_json):
               help="Corpus root [default: ../shared/corpora if present, else synthetic audio].")
 @click.option("--calls", "n_calls", default=4, show_default=True, help="Calls per format.")
 @click.option("--minutes", default=3.0, show_default=True, help="Approximate length of each call.")
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", default=0, show_default=True, help="Random seed: the same seed writes the same calls.")
 def make_calls(out_dir, corpora, n_calls, minutes, seed):
     """Build call-like recordings (mono 16 kHz WAV and stereo 8 kHz mu-law WAV) with a truth file."""
     from jobs.demo_calls import build_calls
@@ -240,7 +241,7 @@ def make_calls(out_dir, corpora, n_calls, minutes, seed):
 @click.argument("output_path", metavar="OUT")
 @click.argument("truth_csv", type=click.Path(exists=True, dir_okay=False))
 def score_calls_cmd(output_path, truth_csv):
-    """Compare the timelines in OUT/segments with a truth.csv from ``ser make-calls``."""
+    """Compare the timelines in OUT/segments with a truth.csv written by 'ser make-calls'."""
     from jobs.demo_calls import score_calls
     from jobs.report import check_output, read_table, read_truth
     check_output(output_path)

@@ -70,3 +70,34 @@ def test_help_describes_every_option():
         assert not undocumented, (cmd, undocumented)
     report = CliRunner().invoke(cli, ["report", "--help"]).output
     assert "Print this call's facts and timeline" in " ".join(report.split())
+
+
+def test_every_commands_help_is_plain_portable_and_light():
+    """Every option of every command has a description; no reST markup and no absolute path of
+    this machine in any help; ser analyze names every table and exit code; and printing the
+    training commands' help imports neither scipy nor TensorFlow (it took seconds)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import click
+    repo = str(Path(__file__).resolve().parents[1])
+    ctx = click.Context(cli)
+    for name in cli.list_commands(ctx):
+        cmd = cli.get_command(ctx, name)
+        missing = [p.name for p in cmd.params if isinstance(p, click.Option) and not p.help]
+        assert not missing, (name, missing)
+        res = CliRunner().invoke(cli, [name, "--help"])
+        assert res.exit_code == 0, (name, res.output)
+        assert "``" not in res.output and repo not in res.output, (name, res.output)
+    analyze = " ".join(CliRunner().invoke(cli, ["analyze", "--help"]).output.split())
+    for table in ("segments/", "calls/", "episodes/", "manifest/", "errors/"):
+        assert table in analyze
+    for code in ("0 ", "1 ", "2 ", "3 ", "70 ", "75 "):
+        assert f" {code}" in analyze, code
+    probe = ("import sys; from click.testing import CliRunner; from jobs.cli import cli; "
+             "[CliRunner().invoke(cli, [c, '--help']) for c in ('train', 'evaluate')]; "
+             "print(sorted(m for m in ('scipy', 'tensorflow', 'keras', 'sklearn') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=repo, capture_output=True, text=True, check=True,
+                         env={**__import__("os").environ, "PYTHONPATH": repo})
+    assert out.stdout.strip() == "[]", out.stdout
