@@ -12,6 +12,7 @@ then directory renames into ``OUT/<table>/run_date=D/run_id=R/``).
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -596,13 +597,18 @@ def cli_main(argv=None) -> int:
     p.add_argument("--show-failed", type=int, default=10, metavar="N",
                    help="name the first N failed inputs and recordings with warnings (default 10)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging, tracebacks of errors")
+    p.add_argument("--json", action="store_true",
+                   help="the run summary (JSON) is the only thing on stdout: everything else the run writes "
+                        "there goes to stderr (for jq)")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if a.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from jobs.cli_errors import stdout_to_stderr
     try:
-        now = parse_run_date(a.run_date)
-        summary = run(a.input, a.output, a.conf, a.master, a.model, now=now, run_id=a.run_id, reprocess=a.reprocess,
-                      wait_s=a.wait, show_failed=a.show_failed)
+        with stdout_to_stderr() if a.json else contextlib.nullcontext():
+            now = parse_run_date(a.run_date)
+            summary = run(a.input, a.output, a.conf, a.master, a.model, now=now, run_id=a.run_id,
+                          reprocess=a.reprocess, wait_s=a.wait, show_failed=a.show_failed)
     except LockBusy as err:
         log.error("%s", err)
         return EXIT_LOCKED
@@ -612,7 +618,7 @@ def cli_main(argv=None) -> int:
     except Exception as err:  # noqa: BLE001 - one line for the scheduler's log, not a traceback
         log.error("internal error: %s: %s", type(err).__name__, " ".join(str(err).split()), exc_info=a.verbose)
         return EXIT_INTERNAL
-    print(json.dumps(summary, indent=2))
+    print(json.dumps(summary, indent=2), flush=True)
     for line in notice_lines(summary):
         print(line, file=sys.stderr)
     return exit_code(summary)

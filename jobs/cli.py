@@ -75,8 +75,11 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 @click.option("--show-failed", default=10, show_default=True, type=click.IntRange(min=0), metavar="N",
               help="Name the first N failed inputs and recordings with warnings (the summary gives a query "
                    "for all of them).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Make the run summary (JSON) the only stdout: everything else the run writes there goes to "
+                   "stderr (for jq).")
 def analyze(input_path, output_path, conf_path, model_path, master, run_id, run_date, reprocess, wait_s,
-            show_failed):
+            show_failed, as_json):
     """Analyse new or changed recordings under IN (files and archives); commit segments/,
     calls/, episodes/, manifest/ and errors/ under OUT atomically.
 
@@ -93,9 +96,13 @@ def analyze(input_path, output_path, conf_path, model_path, master, run_id, run_
     from jobs.analyze_calls import parse_run_date, run  # imports Spark only for this command
     from jobs.run_summary import exit_code, notice_lines
     from ser_lib.errors import SERError
+    import contextlib
+
+    from jobs.cli_errors import stdout_to_stderr
     try:
-        summary = run(input_path, output_path, conf_path, master, model_path, now=parse_run_date(run_date),
-                      run_id=run_id, reprocess=list(reprocess) or None, wait_s=wait_s, show_failed=show_failed)
+        with stdout_to_stderr() if as_json else contextlib.nullcontext():
+            summary = run(input_path, output_path, conf_path, master, model_path, now=parse_run_date(run_date),
+                          run_id=run_id, reprocess=list(reprocess) or None, wait_s=wait_s, show_failed=show_failed)
     except (SERError, FileNotFoundError) as err:
         raise CliError(f"configuration error: {err}", EXIT_USAGE) from err
     click.echo(json.dumps(summary, indent=2))

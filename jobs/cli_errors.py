@@ -18,8 +18,10 @@ Tracebacks are printed only with ``ser -v``.
 """
 from __future__ import annotations
 
+import os
 import sys
 import traceback
+from contextlib import contextmanager
 
 import click
 
@@ -93,3 +95,23 @@ class OneLineErrors(click.Group):
     def _fail(text: str, code: int, where: str | None = None) -> None:
         click.echo(f"{where or OneLineErrors.where}: error: {one_line(text)}", err=True)
         sys.exit(code)
+
+
+@contextmanager
+def stdout_to_stderr():
+    """Send everything written to stdout inside the block to stderr, at the file-descriptor
+    level: Python's ``print``, native libraries, and the processes started meanwhile (Spark's
+    gateway JVM and its Python workers inherit fd 1). ``--json`` wraps a run in it, so that the
+    summary printed after the block is the only thing on stdout (``… --json | jq .failed``).
+    """
+    sys.stdout.flush()
+    saved, py_stdout = os.dup(1), sys.stdout
+    try:
+        os.dup2(2, 1)
+        sys.stdout = sys.stderr  # also when sys.stdout is not fd 1 (a test runner's capture)
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stdout = py_stdout
+        os.dup2(saved, 1)
+        os.close(saved)

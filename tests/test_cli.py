@@ -101,3 +101,19 @@ def test_every_commands_help_is_plain_portable_and_light():
     out = subprocess.run([sys.executable, "-c", probe], cwd=repo, capture_output=True, text=True, check=True,
                          env={**__import__("os").environ, "PYTHONPATH": repo})
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_quickstart_closing_hints_name_commands_that_exist():
+    """The quick start ends with what to do next: ser report and ser serve on its results, and
+    ser predict; each hinted command is a real ser command whose arguments it accepts."""
+    import re
+    import shlex
+    from pathlib import Path
+    script = (Path(__file__).resolve().parents[1] / "jobs" / "quickstart.sh").read_text()
+    tail = script[script.rindex('echo "Results:'):]
+    hints = [shlex.split(m.replace("$DEMO", "out/demo")) for m in re.findall(r"\.venv/bin/ser ([^\"(]+)", tail)]
+    assert {h[0] for h in hints} >= {"report", "serve", "predict"}, hints
+    for h in hints:
+        cmd = cli.get_command(None, h[0])
+        cmd.make_context(h[0], h[1:], resilient_parsing=True)  # raises on unknown options / arguments
+        assert [p for p in cmd.params if isinstance(p, __import__("click").Argument)], h
