@@ -638,5 +638,18 @@ def parse_run_date(s: str | None) -> dt.datetime | None:
         raise ConfigError(f"--run-date must be YYYY-MM-DD, got {s!r}") from err
 
 
+def submit_main(argv=None) -> int:
+    """``spark-submit jobs/analyze_calls.py``: :func:`cli_main`, then stop Spark before the
+    Python driver exits. Left to the JVM's shutdown hooks, stopping the SparkContext of a
+    standalone cluster ran into ``ShutdownHookManager``'s timeout, twice: the driver hung
+    about 60 s after the commit (issue 31)."""
+    try:
+        return cli_main(argv)
+    finally:
+        active = SparkSession.getActiveSession()
+        if active is not None:
+            active.stop()
+
+
 if __name__ == "__main__":
-    sys.exit(cli_main())
+    sys.exit(submit_main())

@@ -38,6 +38,16 @@ def _needs_training_extra(name: str, err: ImportError) -> click.Command:
                          context_settings={"ignore_unknown_options": True, "help_option_names": []})
 
 
+def _require(extra: str, command: str, *modules: str) -> None:
+    """Exit 2 with the install line when ``modules`` of the ``[extra]`` install are missing
+    (the plain install is the executors' and ser predict's: setup.cfg)."""
+    import importlib.util
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise CliError(f"ser {command} needs pip install 'ser-calls[{extra}]' (missing: {', '.join(missing)})",
+                       EXIT_USAGE)
+
+
 @click.group(cls=_Commands)
 @click.option("-v", "--verbose", is_flag=True, help="Log more (INFO from the job, DEBUG from ser) and print "
                                                     "tracebacks of errors.")
@@ -93,6 +103,7 @@ def analyze(input_path, output_path, conf_path, model_path, master, run_id, run_
       70  internal error of the job itself (ser -v prints the traceback)
       75  another run holds OUT (after --wait); retry later
     """
+    _require("spark", "analyze", "pyspark")
     from jobs.analyze_calls import parse_run_date, run  # imports Spark only for this command
     from jobs.run_summary import exit_code, notice_lines
     from ser_lib.errors import SERError
@@ -146,6 +157,7 @@ def report(output_path, call_id, png_path):
             for r in warned.itertuples():
                 click.echo(f"  {r.call_id}  {r.source}: {r.warnings}")
         return
+    _require("report", "report --call", "matplotlib")  # the timeline PNG
     try:
         call = find_call(output_path, call_id)
     except KeyError as err:
@@ -192,6 +204,7 @@ def report(output_path, call_id, png_path):
 def serve(output_path, host, port, model_path, conf_path, max_upload_mb, max_concurrent, keep_uploads):
     """Browse OUT in a web browser: calls, each call's timeline with its audio, runs,
     uploads scored like ser predict, and a JSON API. Read-only on OUT."""
+    _require("web", "serve", "flask", "waitress", "duckdb", "plotly")
     from jobs.web.server import serve as run_server
     try:  # OUT not a results root: exit 1; bad --conf / --model: 2 (jobs.cli_errors)
         run_server(output_path, host, port, model_path, conf_path, max_upload_mb, max_concurrent, keep_uploads,

@@ -17,7 +17,7 @@ if [ ! -x .venv/bin/ser ]; then
   echo "Creating .venv and installing the project (a few minutes the first time) ..."
   python3 -m venv .venv
   .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e '.[train,test]'  # everything: serving, training, tests
+  .venv/bin/pip install -q -e '.[all,train,test]'  # everything: executors, driver, report, web, training, tests
 fi
 
 DEMO=out/demo

@@ -1,5 +1,6 @@
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from jobs.cli import cli
@@ -117,3 +118,18 @@ def test_quickstart_closing_hints_name_commands_that_exist():
         cmd = cli.get_command(None, h[0])
         cmd.make_context(h[0], h[1:], resilient_parsing=True)  # raises on unknown options / arguments
         assert [p for p in cmd.params if isinstance(p, __import__("click").Argument)], h
+
+
+@pytest.mark.parametrize("args, extra, module", [
+    (["analyze", "IN", "OUT"], "spark", "pyspark"),
+    (["serve", "."], "web", "flask"),
+    (["report", ".", "--call", "0123456789abcdef"], "report", "matplotlib"),
+])
+def test_a_command_whose_extra_is_missing_says_which_to_install(monkeypatch, tmp_path, args, extra, module):
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == module else real(name, *a))
+    (tmp_path / "_runs").mkdir()
+    args = [str(tmp_path) if a in (".", "OUT") else str(tmp_path / "in") if a == "IN" else a for a in args]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 2 and f"pip install 'ser-calls[{extra}]'" in res.output, res.output

@@ -65,12 +65,19 @@ def _clean_env(venv: Path) -> dict:
     return env
 
 
-def test_serving_install_has_no_tensorflow(serving_venv):
-    pkgs = subprocess.run([str(serving_venv / "bin" / "pip"), "list", "--format", "json"],
+def _installed(venv: Path) -> set[str]:
+    pkgs = subprocess.run([str(venv / "bin" / "pip"), "list", "--format", "json"],
                           capture_output=True, text=True, check=True).stdout
-    names = {p["name"].lower() for p in json.loads(pkgs)}
-    assert "ser-calls" in names and "ai-edge-litert" in names
+    return {p["name"].lower() for p in json.loads(pkgs)}
+
+
+def test_plain_install_is_what_executors_run(serving_venv):
+    """No TensorFlow, and none of the driver's, the report's or the web page's libraries: the
+    packed environment of the cluster recipe is this install."""
+    names = _installed(serving_venv)
+    assert "ser-calls" in names and "ai-edge-litert" in names and "librosa" in names
     assert not names & {"tensorflow", "tensorflow-cpu", "keras", "audiomentations", "tf-keras"}
+    assert not names & {"pyspark", "flask", "waitress", "duckdb", "plotly", "matplotlib"}, names
 
 
 def test_wheel_carries_the_serving_model_only(wheel):
@@ -104,7 +111,7 @@ def test_wheel_predicts_with_no_flags_from_another_folder(serving_venv, tmp_path
     assert Path(where.stdout.strip()).is_relative_to(serving_venv)
 
 
-def test_serving_install_runs_predict_and_analyze(serving_venv, tiny_artifact, tmp_path):
+def test_serving_install_runs_predict_and_analyze(serving_venv, wheel, tiny_artifact, tmp_path):
     assert (tiny_artifact / "model.tflite").is_file()
     calls = tmp_path / "in"
     write_call(calls / "short.wav", 8000, [[("speech", 3.0), ("silence", 1.0), ("speech", 1.0)]])
@@ -116,6 +123,14 @@ def test_serving_install_runs_predict_and_analyze(serving_venv, tiny_artifact, t
     summary = json.loads(pred.stdout)
     assert summary["model_version"] == "tiny-test-1" and summary["speech_s"] > 0
 
+    # the plain install says which extra ser analyze needs, then gets it
+    bare = subprocess.run([ser, "analyze", str(calls), str(tmp_path / "out0")], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert bare.returncode == 2 and "pip install 'ser-calls[spark]'" in bare.stderr, bare.stderr[-2000:]
+    pip = subprocess.run([str(serving_venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check",
+                          f"{wheel}[spark]"], capture_output=True, text=True, timeout=1500)
+    if pip.returncode != 0:
+        _unavailable(f"pip install of the [spark] extra failed: {pip.stderr.strip()[-600:]}")
     if not shutil.which("java", path=env["PATH"]) and "JAVA_HOME" not in env:
         _unavailable("ser analyze needs Java 17 on the PATH or JAVA_HOME")
     out = tmp_path / "out"
