@@ -132,10 +132,12 @@ def test_readme_cluster_recipe_equals_local_mode(checkout, local_run):
     assert len(runs) == 1
     summary = json.loads(runs[0].read_text())["summary"]
     assert summary["failed"] == 0 and summary["processed"] > 0, summary
-    # no shutdown hang: the driver exits within seconds of applying its commit (it used to wait
-    # out ShutdownHookManager's timeout twice, about 60 s)
+    # no shutdown hang: the driver exits soon after applying its commit (issue 31 saw it wait out
+    # ShutdownHookManager's timeout twice, about 60 s). On a shared 2-core machine this took
+    # 17.8 s with this recipe and 26.9 s with the previous one (no 60 s hang there): the bound
+    # catches the hang, not the spread of a loaded machine.
     after_commit = float(stamps.read_text()) - runs[0].stat().st_mtime
-    assert after_commit < 20, f"spark-submit ended {after_commit:.0f} s after the commit"
+    assert after_commit < 45, f"spark-submit ended {after_commit:.0f} s after the commit"
     assert "ShutdownHookManager" not in res.stderr, res.stderr[-3000:]
     # the log4j option: Spark's INFO lines stay off the driver's output
     spark_info = re.findall(r"^\d\d/\d\d/\d\d \d\d:\d\d:\d\d INFO .*$", res.stdout + res.stderr, re.M)
