@@ -12,6 +12,7 @@ then directory renames into ``OUT/<table>/run_date=D/run_id=R/``).
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -40,7 +41,7 @@ from jobs.balance import balanced_bins, task_cost
 from jobs.call_tables import calls_table, episodes_table
 from jobs.commit import LockBusy, Staging, Store
 from jobs.progress import AnalysisProgress
-from jobs.run_summary import notice_lines
+from jobs.run_summary import exit_code, notice_lines
 from jobs.runner import RunSpec, check_run_id, default_run_id, run_locked  # noqa: F401 (default_run_id: API)
 from jobs.spark_config import SparkConfig
 from ser_lib import artifact as art
@@ -516,7 +517,8 @@ def cli_main(argv=None) -> int:
     """Entry point of ``spark-submit jobs/analyze_calls.py``.
 
     Exit codes: 0 every input ok or skipped; 1 some input failed (see the manifest /
-    ``errors``); 2 configuration error (bad YAML, model, run id, missing input); 75 another
+    ``errors``); 3 some recordings failed on an unexpected error (``internal``, a bug; logged
+    with its traceback); 2 configuration error (bad YAML, model, run id, missing input); 75 another
     run holds the output root (``EX_TEMPFAIL``: retry later, or ``--wait SECONDS``); 70
     internal error. Errors are one log line (``-v``: with the traceback).
     """
@@ -537,13 +539,18 @@ def cli_main(argv=None) -> int:
     p.add_argument("--show-failed", type=int, default=10, metavar="N",
                    help="name the first N failed inputs and recordings with warnings (default 10)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging, tracebacks of errors")
+    p.add_argument("--json", action="store_true",
+                   help="the run summary (JSON) is the only thing on stdout: everything else the run writes "
+                        "there goes to stderr (for jq)")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if a.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from jobs.cli_errors import stdout_to_stderr
     try:
-        now = parse_run_date(a.run_date)
-        summary = run(a.input, a.output, a.conf, a.master, a.model, now=now, run_id=a.run_id, reprocess=a.reprocess,
-                      wait_s=a.wait, show_failed=a.show_failed)
+        with stdout_to_stderr() if a.json else contextlib.nullcontext():
+            now = parse_run_date(a.run_date)
+            summary = run(a.input, a.output, a.conf, a.master, a.model, now=now, run_id=a.run_id,
+                          reprocess=a.reprocess, wait_s=a.wait, show_failed=a.show_failed)
     except LockBusy as err:
         log.error("%s", err)
         return EXIT_LOCKED
@@ -553,10 +560,10 @@ def cli_main(argv=None) -> int:
     except Exception as err:  # noqa: BLE001 - one line for the scheduler's log, not a traceback
         log.error("internal error: %s: %s", type(err).__name__, " ".join(str(err).split()), exc_info=a.verbose)
         return EXIT_INTERNAL
-    print(json.dumps(summary, indent=2))
+    print(json.dumps(summary, indent=2), flush=True)
     for line in notice_lines(summary):
         print(line, file=sys.stderr)
-    return EXIT_FAILED_INPUTS if summary["failed"] else EXIT_OK
+    return exit_code(summary)
 
 
 def parse_run_date(s: str | None) -> dt.datetime | None:
@@ -573,5 +580,18 @@ def parse_run_date(s: str | None) -> dt.datetime | None:
         raise ConfigError(f"--run-date must be YYYY-MM-DD, got {s!r}") from err
 
 
+def submit_main(argv=None) -> int:
+    """``spark-submit jobs/analyze_calls.py``: :func:`cli_main`, then stop Spark before the
+    Python driver exits. Left to the JVM's shutdown hooks, stopping the SparkContext of a
+    standalone cluster ran into ``ShutdownHookManager``'s timeout, twice: the driver hung
+    about 60 s after the commit (issue 31)."""
+    try:
+        return cli_main(argv)
+    finally:
+        active = SparkSession.getActiveSession()
+        if active is not None:
+            active.stop()
+
+
 if __name__ == "__main__":
-    sys.exit(cli_main())
+    sys.exit(submit_main())

@@ -38,6 +38,16 @@ def _needs_training_extra(name: str, err: ImportError) -> click.Command:
                          context_settings={"ignore_unknown_options": True, "help_option_names": []})
 
 
+def _require(extra: str, command: str, *modules: str) -> None:
+    """Exit 2 with the install line when ``modules`` of the ``[extra]`` install are missing
+    (the plain install is the executors' and ser predict's: setup.cfg)."""
+    import importlib.util
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise CliError(f"ser {command} needs pip install 'ser-calls[{extra}]' (missing: {', '.join(missing)})",
+                       EXIT_USAGE)
+
+
 @click.group(cls=_Commands)
 @click.option("-v", "--verbose", is_flag=True, help="Log more (INFO from the job, DEBUG from ser) and print "
                                                     "tracebacks of errors.")
@@ -46,8 +56,9 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     """Speech-emotion analytics for call-center recordings.
 
     Errors are one line on stderr. Exit codes: 0 ok; 1 bad input (ser analyze: some
-    inputs failed); 2 usage or configuration error; 70 internal error; 75 another run
-    holds the output root (retry later, or ser analyze --wait).
+    inputs failed); 2 usage or configuration error; 3 ser analyze committed, but some
+    recordings hit an unexpected error (a bug: see the log); 70 internal error; 75 another
+    run holds the output root (retry later, or ser analyze --wait).
     """
     OneLineErrors.show_traceback = verbose
     OneLineErrors.where = f"{ctx.command_path} {ctx.invoked_subcommand}"
@@ -75,21 +86,36 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 @click.option("--show-failed", default=10, show_default=True, type=click.IntRange(min=0), metavar="N",
               help="Name the first N failed inputs and recordings with warnings (the summary gives a query "
                    "for all of them).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Make the run summary (JSON) the only stdout: everything else the run writes there goes to "
+                   "stderr (for jq).")
 def analyze(input_path, output_path, conf_path, model_path, master, run_id, run_date, reprocess, wait_s,
-            show_failed):
+            show_failed, as_json):
     """Analyse new or changed recordings under IN (files and archives); commit segments/,
-    calls/, manifest/ and errors/ under OUT atomically.
+    calls/, episodes/, manifest/ and errors/ under OUT atomically.
 
-    Exits 0 when this run met no failure (inputs that failed before and are unchanged are
-    not retried: still_failed), 1 when it did (see OUT/errors), 2 on a configuration error,
-    75 when another run holds OUT (after --wait).
+    \b
+    Exit codes:
+      0   no input failed in this run (inputs that failed before and are unchanged are
+          not retried: still_failed in the summary; --reprocess failed retries them)
+      1   committed; some inputs failed as bad input (see OUT/errors)
+      2   configuration or usage error; nothing written
+      3   committed; some recordings failed on an unexpected error (a bug, logged with
+          its traceback; counted as "internal" in the summary, "internal: ..." in OUT/errors)
+      70  internal error of the job itself (ser -v prints the traceback)
+      75  another run holds OUT (after --wait); retry later
     """
+    _require("spark", "analyze", "pyspark")
     from jobs.analyze_calls import parse_run_date, run  # imports Spark only for this command
-    from jobs.run_summary import notice_lines
+    from jobs.run_summary import exit_code, notice_lines
     from ser_lib.errors import SERError
+    import contextlib
+
+    from jobs.cli_errors import stdout_to_stderr
     try:
-        summary = run(input_path, output_path, conf_path, master, model_path, now=parse_run_date(run_date),
-                      run_id=run_id, reprocess=list(reprocess) or None, wait_s=wait_s, show_failed=show_failed)
+        with stdout_to_stderr() if as_json else contextlib.nullcontext():
+            summary = run(input_path, output_path, conf_path, master, model_path, now=parse_run_date(run_date),
+                          run_id=run_id, reprocess=list(reprocess) or None, wait_s=wait_s, show_failed=show_failed)
     except (SERError, FileNotFoundError) as err:
         raise CliError(f"configuration error: {err}", EXIT_USAGE) from err
     click.echo(json.dumps(summary, indent=2))
@@ -98,7 +124,7 @@ def analyze(input_path, output_path, conf_path, model_path, master, run_id, run_
                err=True)
     for line in notice_lines(summary):
         click.echo(line, err=True)
-    sys.exit(1 if summary["failed"] else 0)
+    sys.exit(exit_code(summary))
 
 
 @cli.command()
@@ -133,6 +159,7 @@ def report(output_path, call_id, png_path):
             for r in warned.itertuples():
                 click.echo(f"  {r.call_id}  {r.source}: {r.warnings}")
         return
+    _require("report", "report --call", "matplotlib")  # the timeline PNG
     try:
         call = find_call(output_path, call_id)
     except KeyError as err:
@@ -141,8 +168,13 @@ def report(output_path, call_id, png_path):
     if call["status"] != "ok":
         click.echo(f"  status {call['status']}: {call['error']} (run {call['run_id']}); no timeline to draw")
         return
-    click.echo(f"  status {call['status']}, {as_float(call['duration_s']):.1f} s, speech {as_float(call['speech_s']):.1f} s, "
-               f"dominant emotion: {call['dominant_emotion']} (model {call['model_version']}, run {call['run_id']})")
+    from ser_lib.labels import NEGATIVE_EMOTIONS
+    from ser_lib.timeline import channel_lines, clock
+    click.echo(f"  status {call['status']}, {clock(as_float(call['duration_s']))} ({as_float(call['duration_s']):.1f} s) "
+               f"(model {call['model_version']}, run {call['run_id']})")
+    for line in channel_lines(call["timeline"], as_float(call["duration_s"]), NEGATIVE_EMOTIONS,
+                              [k[len("share_"):] for k in call.index if k.startswith("share_")]):
+        click.echo(line)
     if isinstance(call.get("warnings"), str):
         click.echo(f"  warnings: {call['warnings']}")
     for line in timeline_lines(call["timeline"]):
@@ -159,7 +191,8 @@ def report(output_path, call_id, png_path):
 @click.argument("output_path", metavar="OUT", type=click.Path(exists=True, file_okay=False))
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; 0.0.0.0 exposes the results to the network (no authentication).")
-@click.option("--port", default=8050, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--port", default=8050, show_default=True, type=click.IntRange(0, 65535),
+              help="TCP port to listen on; 0 picks a free one (the address is printed).")
 @click.option("--model", "model_path", type=click.Path(exists=True, file_okay=False), default=None,
               help="Model artifact for uploads [default: models/ser-cnn].")
 @click.option("--conf", "conf_path", type=click.Path(exists=True, dir_okay=False), default=None,
@@ -173,6 +206,7 @@ def report(output_path, call_id, png_path):
 def serve(output_path, host, port, model_path, conf_path, max_upload_mb, max_concurrent, keep_uploads):
     """Browse OUT in a web browser: calls, each call's timeline with its audio, runs,
     uploads scored like ser predict, and a JSON API. Read-only on OUT."""
+    _require("web", "serve", "flask", "waitress", "duckdb", "plotly")
     from jobs.web.server import serve as run_server
     try:  # OUT not a results root: exit 1; bad --conf / --model: 2 (jobs.cli_errors)
         run_server(output_path, host, port, model_path, conf_path, max_upload_mb, max_concurrent, keep_uploads,
@@ -198,9 +232,13 @@ def predict(file, conf_path, model_path, as_json):
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
-    click.echo(f"{file}: {summary['duration_s']:.1f} s, {summary['n_channels']} channel(s), "
-               f"speech {summary['speech_s']:.1f} s, dominant emotion: {summary['dominant_emotion']} "
-               f"(model {summary['model_version']})")
+    from ser_lib.labels import NEGATIVE_EMOTIONS
+    from ser_lib.timeline import channel_lines, clock
+    click.echo(f"{file}: {clock(summary['duration_s'])} ({summary['duration_s']:.1f} s), {summary['n_channels']} "
+               f"channel(s) (model {summary['model_version']})")
+    for line in channel_lines(summary.get("timeline"), summary["duration_s"], NEGATIVE_EMOTIONS,
+                              [k[len("share_"):] for k in summary if k.startswith("share_")]):
+        click.echo(line)
     if summary.get("warnings"):
         click.echo(f"  warnings: {summary['warnings']}")
     for line in timeline_lines(summary["timeline"]):
@@ -213,7 +251,7 @@ def predict(file, conf_path, model_path, as_json):
               help="Corpus root [default: ../shared/corpora if present, else synthetic audio].")
 @click.option("--calls", "n_calls", default=4, show_default=True, help="Calls per format.")
 @click.option("--minutes", default=3.0, show_default=True, help="Approximate length of each call.")
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", default=0, show_default=True, help="Random seed: the same seed writes the same calls.")
 def make_calls(out_dir, corpora, n_calls, minutes, seed):
     """Build call-like recordings (mono 16 kHz WAV and stereo 8 kHz mu-law WAV) with a truth file."""
     from jobs.demo_calls import build_calls
@@ -225,7 +263,7 @@ def make_calls(out_dir, corpora, n_calls, minutes, seed):
 @click.argument("output_path", metavar="OUT")
 @click.argument("truth_csv", type=click.Path(exists=True, dir_okay=False))
 def score_calls_cmd(output_path, truth_csv):
-    """Compare the timelines in OUT/segments with a truth.csv from ``ser make-calls``."""
+    """Compare the timelines in OUT/segments with a truth.csv written by 'ser make-calls'."""
     from jobs.demo_calls import score_calls
     from jobs.report import check_output, read_table, read_truth
     check_output(output_path)

@@ -7,6 +7,9 @@ Exit codes of every ``ser`` command:
   analysed, ``ser report`` on a directory that is not an output root); ``ser analyze``:
   the run committed but some inputs failed (see ``OUT/errors``).
 * 2: usage or configuration error (bad option, YAML, model, run id, missing input).
+* 3: ``ser analyze``: the run committed, but the analysis of some recordings met an
+  unexpected error (a bug, not bad input): counted as ``internal`` in the run summary,
+  logged with its traceback, its row in ``OUT/errors`` reads ``internal: ...``.
 * 70: internal error (a bug or an environment problem: ``-v`` prints the traceback).
 * 75: temporary failure: another run holds the output root's lock (``EX_TEMPFAIL``,
   so a scheduler retries; ``ser analyze --wait SECONDS`` queues instead).
@@ -15,8 +18,10 @@ Tracebacks are printed only with ``ser -v``.
 """
 from __future__ import annotations
 
+import os
 import sys
 import traceback
+from contextlib import contextmanager
 
 import click
 
@@ -90,3 +95,23 @@ class OneLineErrors(click.Group):
     def _fail(text: str, code: int, where: str | None = None) -> None:
         click.echo(f"{where or OneLineErrors.where}: error: {one_line(text)}", err=True)
         sys.exit(code)
+
+
+@contextmanager
+def stdout_to_stderr():
+    """Send everything written to stdout inside the block to stderr, at the file-descriptor
+    level: Python's ``print``, native libraries, and the processes started meanwhile (Spark's
+    gateway JVM and its Python workers inherit fd 1). ``--json`` wraps a run in it, so that the
+    summary printed after the block is the only thing on stdout (``… --json | jq .failed``).
+    """
+    sys.stdout.flush()
+    saved, py_stdout = os.dup(1), sys.stdout
+    try:
+        os.dup2(2, 1)
+        sys.stdout = sys.stderr  # also when sys.stdout is not fd 1 (a test runner's capture)
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stdout = py_stdout
+        os.dup2(saved, 1)
+        os.close(saved)

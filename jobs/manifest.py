@@ -184,8 +184,10 @@ _DATE_RANGE = re.compile(r"^(\d{4}-\d{2}-\d{2})?\.\.(\d{4}-\d{2}-\d{2})?$")
 def known_failure(prior) -> bool:
     """A committed record of an input that failed and has not been analysed since: its
     ``failed`` record, or the ``skipped`` records (``error`` kept) of later runs that found
-    it unchanged. Its failed ``calls`` row is in ``output_run_id``."""
+    it unchanged. Its failed ``calls`` row is in ``output_run_id``. An ``internal`` failure
+    (a bug, not the input's fault) is no known failure: every run retries it."""
     return (prior is not None and not is_missing(prior.get("error"))
+            and not str(prior["error"]).startswith("internal:")
             and (prior["status"] == "failed"
                  or (prior["status"] == "skipped" and not is_missing(prior.get("output_run_id")))))
 

@@ -17,7 +17,7 @@ if [ ! -x .venv/bin/ser ]; then
   echo "Creating .venv and installing the project (a few minutes the first time) ..."
   python3 -m venv .venv
   .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e '.[train,test]'  # everything: serving, training, tests
+  .venv/bin/pip install -q -e '.[all,train,test]'  # everything: executors, driver, report, web, training, tests
 fi
 
 DEMO=out/demo
@@ -42,5 +42,7 @@ fi
 echo
 echo "Results: $DEMO/results/segments (one row per window and channel)"
 echo "         $DEMO/results/calls    (one row per recording, with its timeline)"
+echo "Per call:            .venv/bin/ser report $DEMO/results"
+echo "Browse them:         .venv/bin/ser serve $DEMO/results   (then open http://127.0.0.1:8050/)"
 echo "One call's timeline: .venv/bin/ser predict $DEMO/calls/stereo8k/call_000.wav"
 exit $status

@@ -92,8 +92,18 @@ def call_summaries(out: str) -> pd.DataFrame:
     calls["source"] = [p if not isinstance(m, str) else f"{p}!{m}" for p, m in zip(calls["source_path"], calls["member"])]
     for c in ("n_channels", "sample_rate", "n_segments"):  # null for failed calls: keep them integers
         calls[c] = calls[c].astype("Int64")
-    cols = ["call_id", "source", "status", "duration_s", "n_channels", "speech_s", "dominant_emotion", "error",
-            "model_version", "run_id"]
+    # per channel, as the web page and ser predict (ser_lib.timeline.channel_figures): a sum over
+    # channels can exceed the duration, and an emotion "dominant" over both may be neither's
+    from ser_lib.timeline import channel_figures, clock
+    labels = [c[len("share_"):] for c in calls.columns if c.startswith("share_")]
+    figs = [channel_figures(t, d, labels=labels) if s == "ok" else []
+            for t, d, s in zip(calls["timeline"], calls["duration_s"], calls["status"])]
+    calls["duration"] = [clock(d) for d in calls["duration_s"]]
+    calls["speech_per_channel"] = [" ".join(f"{f['channel']} {clock(f['speech_s'])}" for f in fs) or None for fs in figs]
+    calls["dominant_per_channel"] = [" ".join(f"{f['channel']} {f['dominant'] or '-'}" for f in fs) or None
+                                     for fs in figs]
+    cols = ["call_id", "source", "status", "duration", "n_channels", "speech_per_channel", "dominant_per_channel",
+            "error", "model_version", "run_id"]
     if "warnings" in calls:  # partitions written before the column existed have none
         cols.insert(cols.index("error") + 1, "warnings")
     return calls[cols].sort_values("source").reset_index(drop=True)

@@ -2,10 +2,26 @@
 naming its failed inputs, from the run's manifest records (no Spark)."""
 from __future__ import annotations
 
+import os
+
 import pandas as pd
 
 from jobs import manifest
 from jobs.commit import Store, table_dir
+from ser_lib.process import INTERNAL
+
+
+#: exit code of a committed run (``ser analyze``, ``spark-submit jobs/analyze_calls.py``) in
+#: which some recordings failed on an unexpected error (``internal`` > 0; jobs/cli_errors.py)
+EXIT_INTERNAL_INPUTS = 3
+
+
+def exit_code(summary: dict) -> int:
+    """The exit code of a committed run: 3 when any input failed on an unexpected error
+    (``internal``), else 1 when any input failed (bad input), else 0."""
+    if summary.get("internal"):
+        return EXIT_INTERNAL_INPUTS
+    return 1 if summary["failed"] else 0
 
 
 def run_summary(records: list[dict], n_segments: int, run: dict, counters: dict) -> dict:
@@ -26,16 +42,22 @@ def run_summary(records: list[dict], n_segments: int, run: dict, counters: dict)
     ignored = recs["status"].eq("skipped") & recs["error"].notna() & recs["output_run_id"].isna()
     recording = recs["kind"].isin(["file", "member"]) & ~ignored
     ok = recs["status"].eq("ok") & recording
-    n_failed = int(recs["status"].eq("failed").sum())
+    failed = recs["status"].eq("failed")
+    n_failed = int(failed.sum())
+    n_internal = int((failed & recs["error"].fillna("").str.startswith(INTERNAL + ":")).sum())
     n_skipped = int((recs["status"].eq("skipped") & recs["error"].isna() & recording).sum())
     audio_s = float(recs.loc[ok, "duration_s"].fillna(0).sum())
     wall, processing = run["wall_s"], run.get("processing_s", run["wall_s"])
     return {
         **{k: run[k] for k in ("run_id", "run_date", "input", "output", "model_version")},
+        # absolute: ser serve plays recordings only from under the inputs of committed runs
+        "input": run["input"] if "://" in run["input"] else os.path.abspath(run["input"]),
         # files = recordings and failed inputs this run accounted for
         "files": int(ok.sum()) + n_skipped + n_failed + int(carried_failure.sum()), "processed": int(ok.sum()),
         "skipped": n_skipped,
-        "failed": n_failed,  # failures met by this run (new or changed inputs, or retried): exit code 1
+        # failures met by this run (new or changed inputs, or retried): exit code 1; of which
+        # internal: an unexpected error (a bug, logged with its traceback, exit code 3), not bad input
+        "failed": n_failed, "internal": n_internal,
         "still_failed": int(carried_failure.sum()),  # failed before, unchanged, not retried (--reprocess failed)
         "ignored": int(ignored.sum()),  # not recordings, hidden, duplicates
         "archives": int(recs["kind"].eq("archive").sum()), "inputs": len(recs),

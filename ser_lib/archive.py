@@ -28,10 +28,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import io
 import tarfile
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from typing import BinaryIO, Callable, Iterator
 
@@ -162,6 +162,48 @@ class _Budget:
                                f"archive expands to more than max_total_bytes={self.limits.max_total_bytes}")
 
 
+#: ``ZipInfo.create_system`` values whose names ``unzip`` reads as OEM code page 437
+#: (MS-DOS/FAT, OS/2 HPFS, NTFS, VFAT); any other host's names are taken as the bytes they are.
+_OEM_HOSTS = {0, 6, 11, 14}
+_UNICODE_PATH = 0x7075  # Info-ZIP Unicode Path extra field
+
+
+def zip_member_name(info: zipfile.ZipInfo) -> str:
+    """A zip member's name, decoded the way Info-ZIP ``unzip`` 6.0 does (APPNOTE.TXT 4.4.4, 4.6.9).
+
+    1. General purpose bit 11 set: the name is UTF-8 (``zipfile`` already decoded it).
+    2. Else an Info-ZIP Unicode Path extra field (0x7075) whose CRC-32 matches the header
+       name: its UTF-8 name.
+    3. Else a name written on MS-DOS/Windows (``create_system`` 0, 6, 11, 14): OEM code page
+       437, as ``zipfile`` decodes it.
+    4. Else (Unix, macOS, ...: Linux ``zip`` writes raw UTF-8 bytes without the flag): the
+       bytes as UTF-8 if they are valid UTF-8, else code page 437.
+
+    Returns:
+        the name (``str``); never raises for any bytes.
+    """
+    if info.flag_bits & 0x800:
+        return info.filename
+    raw = info.orig_filename.encode("cp437")  # zipfile decoded the header bytes as cp437: lossless
+    extra, i = info.extra or b"", 0
+    while i + 4 <= len(extra):
+        tag, size = int.from_bytes(extra[i:i + 2], "little"), int.from_bytes(extra[i + 2:i + 4], "little")
+        body = extra[i + 4:i + 4 + size]
+        if tag == _UNICODE_PATH and len(body) > 5 and body[0] == 1 \
+                and int.from_bytes(body[1:5], "little") == zlib.crc32(raw):
+            try:
+                return body[5:].decode("utf-8").replace("\\", "/")
+            except UnicodeDecodeError:
+                break
+        i += 4 + size
+    if info.create_system in _OEM_HOSTS:
+        return info.filename
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return info.filename
+
+
 def _zip_members(fileobj: BinaryIO, limits: ArchiveLimits, is_recording, budget: _Budget,
                  spool_bytes: int = SPOOL_BYTES) -> Iterator[Member]:
     """:func:`iter_members` of a zip: read through its central directory."""
@@ -177,7 +219,7 @@ def _zip_members(fileobj: BinaryIO, limits: ArchiveLimits, is_recording, budget:
                 continue
             budget.member()
             mtime = dt.datetime(*info.date_time, tzinfo=dt.timezone.utc) if info.date_time[0] >= 1980 else None
-            name = info.filename
+            name = zip_member_name(info)
             if not is_recording(name):
                 yield Member(name, info.file_size, mtime, "skipped", error="not_audio: member is not a recording (extension)")
                 continue

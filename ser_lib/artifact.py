@@ -20,6 +20,7 @@ import json
 import os
 import sys
 import tempfile
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,8 +38,13 @@ META_FILE = "artifact.json"
 MODEL_FILE = "model.keras"
 #: The model exported for the light inference runtime (LiteRT flatbuffer, dynamic batch).
 RUNTIME_FILE = "model.tflite"
-#: The artifact shipped in the repository, used when no other is given.
-DEFAULT_ARTIFACT = Path(__file__).resolve().parent.parent / "models" / "ser-cnn"
+#: The shipped model inside an installed package (``setup.py`` copies ``models/ser-cnn``'s
+#: serving files there when it builds a wheel).
+PACKAGED_ARTIFACT = Path(__file__).resolve().parent / "default_model"
+#: The shipped model in a checkout (editable install, ``PYTHONPATH``); training writes it.
+SOURCE_ARTIFACT = Path(__file__).resolve().parent.parent / "models" / "ser-cnn"
+#: The artifact used when no other is given: the installed package's copy, else the checkout's.
+DEFAULT_ARTIFACT = PACKAGED_ARTIFACT if (PACKAGED_ARTIFACT / "artifact.json").is_file() else SOURCE_ARTIFACT
 
 
 @dataclass
@@ -173,6 +179,10 @@ def load_meta(path: str | os.PathLike = DEFAULT_ARTIFACT) -> ArtifactMeta:
     return ArtifactMeta.from_json(p.read_text())
 
 
+_SILENCE_LOCK = threading.Lock()
+_silence = {"depth": 0, "saved": -1}
+
+
 @contextmanager
 def native_stderr_silenced():
     """Silence file descriptor 2 while TensorFlow or LiteRT loads, unless ``SER_TF_LOGS=1``.
@@ -182,21 +192,36 @@ def native_stderr_silenced():
     ``TF_CPP_MIN_LOG_LEVEL`` does not stop the absl ones (checked with TF 2.20/2.21): in cron
     mail they read like errors of the job. Python exceptions still propagate; set
     ``SER_TF_LOGS=1`` to see the lines.
+
+    Thread-safe: fd 2 belongs to the process, so overlapping calls (``ser serve`` loads an
+    interpreter per server thread) share one redirection: the first to enter saves fd 2 and
+    points it at ``/dev/null``, the last to leave puts it back, whatever the order they
+    leave in. While any call is inside, every thread's native stderr is silenced.
     """
     if os.environ.get("SER_TF_LOGS") == "1":
         yield
         return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
+    with _SILENCE_LOCK:
+        if _silence["depth"] == 0:
+            sys.stderr.flush()
+            saved = os.dup(2)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(devnull, 2)
+            finally:
+                os.close(devnull)
+            _silence["saved"] = saved
+        _silence["depth"] += 1
     try:
-        os.dup2(devnull, 2)
         yield
     finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+        with _SILENCE_LOCK:
+            _silence["depth"] -= 1
+            if _silence["depth"] == 0:
+                sys.stderr.flush()
+                os.dup2(_silence["saved"], 2)
+                os.close(_silence["saved"])
+                _silence["saved"] = -1
 
 
 def load_model_bytes(model_bytes: bytes):

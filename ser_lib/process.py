@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from dataclasses import dataclass
 from typing import Callable, Iterator
@@ -33,6 +34,19 @@ from .config import JobConfig
 from .errors import ArtifactError, SERError
 from .labels import is_probability_column, probability_column
 from .scoring import ScoredChannel, score_recording, summarize
+
+log = logging.getLogger("ser.process")
+#: ``error`` prefix of an input that failed on an unexpected exception (a bug, not bad input)
+INTERNAL = "internal"
+
+
+def internal_error(fields: dict, err: Exception) -> str:
+    """Log ``err`` with its traceback (the executor's log; ``ser predict``'s stderr) and
+    return the failed row's error text ``internal: Type: message``: counted apart from bad
+    input (the run summary's ``internal``, its own exit code)."""
+    where = fields.get("source_path", "?") + (f"!{fields['member']}" if fields.get("member") else "")
+    log.error("internal error analysing %s", where, exc_info=err)
+    return f"{INTERNAL}: {type(err).__name__}: {err}"
 
 
 def call_id(source_path: str, member: str | None = None) -> str:
@@ -162,7 +176,9 @@ def process_task(task: Task, predictor, cfg: JobConfig, timings: dict | None = N
         on_recording: called with the seconds of audio of each recording analysed.
 
     Never raises for a bad input: decode, archive and read errors become failed rows
-    (``reason: details``; unexpected exceptions ``internal: Type: message``).
+    (``reason: details``). An unexpected exception is a bug, not bad input: it is logged
+    with its traceback (logger ``ser.process``) and its row's error is
+    ``internal: Type: message`` (:func:`internal_error`).
     """
     timings = {} if timings is None else timings
     work = _Work(predictor, cfg, timings, on_recording or (lambda s: None))
@@ -194,8 +210,8 @@ class _Work:
                                   cfg.channel_names, cfg.chunk_s, t, cfg.timeline)
         except SERError as err:
             return [self.input_row(fields, "failed", str(err))]
-        except Exception as err:  # never lose a file to an unexpected decoder failure
-            return [self.input_row(fields, "failed", f"internal: {type(err).__name__}: {err}")]
+        except Exception as err:  # never lose a file to an unexpected failure; log it as the bug it is
+            return [self.input_row(fields, "failed", internal_error(fields, err))]
         out: list[Segments | dict] = []
         for ch in rec.channels:
             cols = {"row_kind": "segment", "call_id": fields["call_id"], "source_path": fields["source_path"],
@@ -275,6 +291,6 @@ class _Work:
             yield self.input_row(arch, "failed", f"unreadable: cannot read {path}: {err.strerror or err}")
             return
         except Exception as err:
-            yield self.input_row(arch, "failed", f"internal: {type(err).__name__}: {err}")
+            yield self.input_row(arch, "failed", internal_error(arch, err))
             return
         yield self.input_row(arch, "ok")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import threading
 
 import numpy as np
 
@@ -46,6 +47,12 @@ class Predictor:
     well under a second) when the artifact has ``model.tflite`` and the package is
     installed, else on Keras/TensorFlow; both give the same probabilities (within 1e-6).
 
+    Thread-safe: a LiteRT interpreter is not (``set_tensor``/``invoke``/``get_tensor`` of
+    two threads interleave, and a resize for one batch size frees the other's tensors), so
+    each thread that calls :meth:`predict` gets its own interpreter over the same model
+    bytes, made on its first call (``ser serve`` scores uploads on several server threads).
+    The Keras path runs one traced ``tf.function``, which TensorFlow allows from any thread.
+
     Args:
         artifact: bytes of an artifact (see :func:`ser_lib.artifact.read_bytes`).
         expected: the feature configuration the caller computes; a mismatch raises.
@@ -66,8 +73,10 @@ class Predictor:
         self._model_bytes, self._model = artifact.model_bytes, None
         fc = self.meta.feature_config
         self.runtime = _pick_runtime(runtime, artifact.runtime_bytes is not None)
+        self._runtime_bytes, self._local = artifact.runtime_bytes, threading.local()
         if self.runtime == "litert":
-            self._call, input_shape = litert_call(artifact.runtime_bytes)
+            self._local.call, input_shape = litert_call(artifact.runtime_bytes)
+            self._call = None
         else:
             input_shape = self.model.input_shape
             self._call = compiled_call(self.model)
@@ -111,8 +120,18 @@ class Predictor:
         for i in range(0, n, self.batch_size):
             m = min(self.batch_size, n - i)
             x = model_input(window_feats[i:i + m], fc, self.meta.norm_mean, self.meta.norm_std)
-            out[i:i + m] = calibrate(self._call(x), self.meta.temperature)
+            out[i:i + m] = calibrate(self._thread_call()(x), self.meta.temperature)
         return out
+
+    def _thread_call(self):
+        """The model call of the current thread (LiteRT: its own interpreter)."""
+        if self._call is not None:
+            return self._call
+        call = getattr(self._local, "call", None)
+        if call is None:
+            call, _ = litert_call(self._runtime_bytes)
+            self._local.call = call
+        return call
 
 
 def calibrate(probs: np.ndarray, temperature: float) -> np.ndarray:
@@ -143,8 +162,8 @@ def _pick_runtime(runtime: str | None, has_runtime_file: bool) -> str:
         return "keras"
     if not has_runtime_file:
         if runtime == "litert":
-            raise ArtifactError(f"runtime litert asked for, but the artifact has no model.tflite "
-                                f"(add it with: ser export-runtime MODEL_DIR)")
+            raise ArtifactError("runtime litert asked for, but the artifact has no model.tflite "
+                                "(add it with: ser export-runtime MODEL_DIR)")
         return "keras"
     try:
         import ai_edge_litert.interpreter  # noqa: F401

@@ -104,3 +104,73 @@ def summarize_call(seg: pd.DataFrame, labels: list[str]) -> dict:
     for lab in labels:
         out[f"share_{lab}"] = float(total[lab] / speech_s) if speech_s > 0 else 0.0
     return out
+
+
+def clock(s) -> str:
+    """Seconds as ``m:ss`` (``h:mm:ss`` from an hour on), rounded to the second; ``-`` for None/NaN."""
+    if s is None or (isinstance(s, float) and s != s):
+        return "-"
+    s = int(round(float(s)))
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
+
+def channel_figures(timeline, duration_s, negative: frozenset | set | tuple = (), labels=()) -> list[dict]:
+    """The headline figures of a call, **per channel**, from its (smoothed) timeline: the one
+    definition the web page, ``ser predict`` and ``ser report`` show.
+
+    Whole-call sums mislead on a stereo call: speech summed over channels can exceed the
+    call's duration (both talk at once), and the emotion with the most speech over both
+    channels can be one that neither channel has most of. So each figure is of one channel.
+
+    Args:
+        timeline: the call's ``timeline`` entries (``channel, start_s, end_s, emotion``;
+            ``emotion`` None for no speech), any iterable of mappings.
+        duration_s: the recording's duration, seconds.
+        negative: labels counted as negative (:data:`ser_lib.labels.NEGATIVE_EMOTIONS`).
+        labels: the model's labels, to break ties of ``dominant`` as ``channel_dominant_emotion``
+            does (the earlier label wins).
+
+    Returns:
+        one dict per channel, first-seen order: ``channel``; ``speech_s`` (seconds of
+        speech on that channel); ``speech_share`` (``speech_s / duration_s``, 0..1; None
+        without a duration); ``dominant`` (the emotion with the most of the channel's
+        speech time, None without speech; ties broken as :func:`summarize_call`);
+        ``dominant_share`` (its share of the channel's speech time); ``negative_share``
+        (share of the channel's speech time with a ``negative`` emotion; None without speech).
+    """
+    per: dict[str, Counter] = {}
+    for e in timeline if timeline is not None else []:
+        cnt = per.setdefault(e["channel"], Counter())
+        emo = none_if_missing(e["emotion"])
+        if emo is not None:
+            cnt[emo] += float(e["end_s"]) - float(e["start_s"])
+    duration_s = none_if_missing(duration_s)
+    out = []
+    for ch, cnt in per.items():
+        speech = float(sum(cnt.values()))
+        labels = list(labels)
+        dom = max(cnt.items(), key=lambda kv: (kv[1], -labels.index(kv[0]) if kv[0] in labels else 0))[0] \
+            if cnt else None
+        out.append({"channel": ch, "speech_s": speech,
+                    "speech_share": speech / float(duration_s) if duration_s else None,
+                    "dominant": dom, "dominant_share": cnt[dom] / speech if dom else None,
+                    "negative_share": sum(v for k, v in cnt.items() if k in negative) / speech if speech else None})
+    return out
+
+
+def channel_lines(timeline, duration_s, negative=(), labels=()) -> list[str]:
+    """:func:`channel_figures` as one printable line per channel (``ser predict``, ``ser report --call``)::
+
+        agent: speech 1:40 (55 % of the call), mostly neutral (62 % of its speech), negative 4 %
+    """
+    out = []
+    for f in channel_figures(timeline, duration_s, negative, labels):
+        if not f["speech_s"]:
+            out.append(f"  {f['channel']}: no speech")
+            continue
+        share = f" ({f['speech_share'] * 100:.0f} % of the call)" if f["speech_share"] is not None else ""
+        out.append(f"  {f['channel']}: speech {clock(f['speech_s'])}{share}, mostly {f['dominant']} "
+                   f"({f['dominant_share'] * 100:.0f} % of its speech), negative {f['negative_share'] * 100:.0f} %")
+    return out

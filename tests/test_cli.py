@@ -1,5 +1,6 @@
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from jobs.cli import cli
@@ -70,3 +71,65 @@ def test_help_describes_every_option():
         assert not undocumented, (cmd, undocumented)
     report = CliRunner().invoke(cli, ["report", "--help"]).output
     assert "Print this call's facts and timeline" in " ".join(report.split())
+
+
+def test_every_commands_help_is_plain_portable_and_light():
+    """Every option of every command has a description; no reST markup and no absolute path of
+    this machine in any help; ser analyze names every table and exit code; and printing the
+    training commands' help imports neither scipy nor TensorFlow (it took seconds)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import click
+    repo = str(Path(__file__).resolve().parents[1])
+    ctx = click.Context(cli)
+    for name in cli.list_commands(ctx):
+        cmd = cli.get_command(ctx, name)
+        missing = [p.name for p in cmd.params if isinstance(p, click.Option) and not p.help]
+        assert not missing, (name, missing)
+        res = CliRunner().invoke(cli, [name, "--help"])
+        assert res.exit_code == 0, (name, res.output)
+        assert "``" not in res.output and repo not in res.output, (name, res.output)
+    analyze = " ".join(CliRunner().invoke(cli, ["analyze", "--help"]).output.split())
+    for table in ("segments/", "calls/", "episodes/", "manifest/", "errors/"):
+        assert table in analyze
+    for code in ("0 ", "1 ", "2 ", "3 ", "70 ", "75 "):
+        assert f" {code}" in analyze, code
+    probe = ("import sys; from click.testing import CliRunner; from jobs.cli import cli; "
+             "[CliRunner().invoke(cli, [c, '--help']) for c in ('train', 'evaluate')]; "
+             "print(sorted(m for m in ('scipy', 'tensorflow', 'keras', 'sklearn') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=repo, capture_output=True, text=True, check=True,
+                         env={**__import__("os").environ, "PYTHONPATH": repo})
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_quickstart_closing_hints_name_commands_that_exist():
+    """The quick start ends with what to do next: ser report and ser serve on its results, and
+    ser predict; each hinted command is a real ser command whose arguments it accepts."""
+    import re
+    import shlex
+    from pathlib import Path
+    script = (Path(__file__).resolve().parents[1] / "jobs" / "quickstart.sh").read_text()
+    tail = script[script.rindex('echo "Results:'):]
+    hints = [shlex.split(m.replace("$DEMO", "out/demo")) for m in re.findall(r"\.venv/bin/ser ([^\"(]+)", tail)]
+    assert {h[0] for h in hints} >= {"report", "serve", "predict"}, hints
+    for h in hints:
+        cmd = cli.get_command(None, h[0])
+        cmd.make_context(h[0], h[1:], resilient_parsing=True)  # raises on unknown options / arguments
+        assert [p for p in cmd.params if isinstance(p, __import__("click").Argument)], h
+
+
+@pytest.mark.parametrize("args, extra, module", [
+    (["analyze", "IN", "OUT"], "spark", "pyspark"),
+    (["serve", "."], "web", "flask"),
+    (["report", ".", "--call", "0123456789abcdef"], "report", "matplotlib"),
+])
+def test_a_command_whose_extra_is_missing_says_which_to_install(monkeypatch, tmp_path, args, extra, module):
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == module else real(name, *a))
+    (tmp_path / "_runs").mkdir()
+    args = [str(tmp_path) if a in (".", "OUT") else str(tmp_path / "in") if a == "IN" else a for a in args]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 2 and f"pip install 'ser-calls[{extra}]'" in res.output, res.output

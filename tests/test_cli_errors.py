@@ -3,6 +3,7 @@ the output lock, and ``ser report`` on failed calls (no Spark: OUT is written by
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 
@@ -176,3 +177,52 @@ def test_wait_takes_the_lock_when_the_holder_finishes(tmp_path):
     second.lock(wait_s=60)   # returns once the first run is done, long before 60 s
     assert time.monotonic() - t0 < 60
     second.unlock()
+
+
+def test_predict_and_report_print_the_same_per_channel_figures(out_with_a_failed_call, tiny_artifact, conf,
+                                                               tmp_path):
+    """One definition of the headline (ser_lib.timeline.channel_figures) in ser predict, ser report
+    --call and the report's list: per channel, never a sum over channels."""
+    from jobs.report import find_call
+    from ser_lib.timeline import clock
+    out, ok, _ = out_with_a_failed_call
+    rep = CliRunner().invoke(cli, ["report", str(out), "--call", ok["call_id"], "--png", str(tmp_path / "x.png")])
+    pred = CliRunner().invoke(cli, ["predict", ok["source_path"], "--model", str(tiny_artifact), "--conf", conf])
+    assert rep.exit_code == 0 and pred.exit_code == 0, (rep.output, pred.output)
+    figures = [ln for ln in pred.stdout.splitlines() if ln.startswith("  mono: ")]
+    assert len(figures) == 1 and figures[0] in rep.stdout.splitlines()
+    call = find_call(str(out), ok["call_id"])
+    speech = dict(call["channel_speech_s"])["mono"]
+    assert f"speech {clock(speech)}" in figures[0] and f"mostly {dict(call['channel_dominant_emotion'])['mono']}" in figures[0]
+    listing = CliRunner().invoke(cli, ["report", str(out)]).stdout
+    row = next(ln for ln in listing.splitlines() if ln.startswith(ok["call_id"]))
+    assert f"mono {clock(speech)}" in row and "speech_per_channel" in listing
+
+
+@pytest.mark.parametrize("entry", ["spark-submit", "ser analyze"])
+def test_json_makes_the_summary_the_only_stdout(entry, monkeypatch, capfd, tmp_path):
+    """With --json, whatever the run writes to stdout (Python, native code, child processes
+    such as Spark's JVM and workers) goes to stderr; stdout is the summary alone, for jq."""
+    import subprocess as sp
+
+    import jobs.analyze_calls as job
+    summary = {"run_id": "r", "output": str(tmp_path / "out"), "processed": 1, "failed": 0, "internal": 0}
+
+    def noisy_run(*args, **kwargs):
+        print("INFO a log line on stdout")
+        os.write(1, b"native write on fd 1\n")
+        sp.run(["echo", "a child process's stdout"], check=True)
+        return summary
+    monkeypatch.setattr(job, "run", noisy_run)
+    if entry == "spark-submit":
+        code = job.cli_main(["--input", str(tmp_path), "--output", str(tmp_path / "out"), "--json"])
+    else:
+        from jobs.cli import cli
+        with pytest.raises(SystemExit) as ex:
+            cli.main(["analyze", str(tmp_path), str(tmp_path / "out"), "--json"], prog_name="ser")
+        code = ex.value.code
+    out, err = capfd.readouterr()
+    assert code == 0
+    assert json.loads(out) == summary, (out, err)
+    for noise in ("INFO a log line on stdout", "native write on fd 1", "a child process's stdout"):
+        assert noise in err and noise not in out

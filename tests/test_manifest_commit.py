@@ -73,6 +73,10 @@ def test_an_unchanged_file_that_failed_is_not_retried_until_it_changes_or_is_ask
     changed = _input("/in/f.wav", modified=T0 + dt.timedelta(seconds=1))
     rows, tasks = manifest.plan([changed], _state(failed), EXTS, True)
     assert not rows and [t["source_path"] for t in tasks] == ["/in/f.wav"]
+    # an unexpected error (a bug) is retried by every run: the input is not at fault
+    bug = _ok("/in/f.wav", status="failed", error="internal: KeyError: x", run="r1")
+    rows, tasks = manifest.plan([_input("/in/f.wav")], _state(bug), EXTS, True)
+    assert not rows and len(tasks) == 1
     # a special file that failed on the driver is carried the same way
     pipe = _ok("/in/p.wav", status="failed", error="unreadable: x", sha=None, size=0)
     rows, tasks = manifest.plan([_input("/in/p.wav", size=0, regular=False)], _state(pipe), EXTS, True)

@@ -59,3 +59,29 @@ def test_silent_call_has_no_dominant_emotion():
     s = summarize_call(_segments("mono", [None, None], [None, None]), list(EMOTIONS))
     assert s["dominant_emotion"] is None and s["speech_s"] == 0
     assert all(s[f"share_{e}"] == 0 for e in EMOTIONS)
+
+
+def test_headline_figures_are_per_channel_and_cannot_exceed_the_call():
+    """The issue's case: both channels talk at once (speech summed over channels > duration) and
+    the whole-call dominant emotion (happy) is neither channel's (agent neutral, customer sad)."""
+    from ser_lib.labels import NEGATIVE_EMOTIONS
+    from ser_lib.timeline import channel_figures, channel_lines
+    seg = pd.concat([
+        _segments("agent", ["neutral"] * 6 + ["happy"] * 5, [0.9] * 11, hop=2.0, window=2.0),
+        _segments("customer", ["sad"] * 6 + ["happy"] * 5, [0.8] * 11, hop=2.0, window=2.0),
+    ])
+    s = summarize_call(seg, list(EMOTIONS))
+    duration = 22.0
+    assert s["speech_s"] > duration and s["dominant_emotion"] == "happy"  # what the old headline showed
+    figs = {f["channel"]: f for f in channel_figures(s["timeline"], duration, NEGATIVE_EMOTIONS, EMOTIONS)}
+    assert {c: f["dominant"] for c, f in figs.items()} == s["channel_dominant_emotion"] == {"agent": "neutral",
+                                                                                           "customer": "sad"}
+    assert {c: f["speech_s"] for c, f in figs.items()} == pytest.approx(s["channel_speech_s"])
+    assert all(0 < f["speech_share"] <= 1 for f in figs.values())
+    assert figs["agent"]["dominant_share"] == pytest.approx(12 / 22)
+    assert figs["customer"]["negative_share"] == pytest.approx(12 / 22) and figs["agent"]["negative_share"] == 0
+    assert channel_lines(s["timeline"], duration, NEGATIVE_EMOTIONS, EMOTIONS) == [
+        "  agent: speech 0:22 (100 % of the call), mostly neutral (55 % of its speech), negative 0 %",
+        "  customer: speech 0:22 (100 % of the call), mostly sad (55 % of its speech), negative 55 %"]
+    silent = summarize_call(_segments("mono", [None, None], [None, None]), list(EMOTIONS))
+    assert channel_lines(silent["timeline"], 3.0) == ["  mono: no speech"]

@@ -7,6 +7,7 @@ import datetime as dt
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -199,6 +200,42 @@ def test_call_page_draws_both_lanes_from_the_timeline(client, web_out):
     assert "/vendor/plotly.min.js" in html and "Download CSV" in html and "confidence" in html
 
 
+def _call_data(html: str) -> dict:
+    return json.loads(html.split('data-role="call-data">', 1)[1].split("</script>", 1)[0])
+
+
+def _with_most_episodes(web_out) -> str:
+    eps = read_table(str(web_out["out"]), "episodes")
+    return eps["call_id"].value_counts().index[0]
+
+
+def test_call_page_agrees_with_the_tables(client, web_out):
+    """Both emotions labelled (raw per window, smoothed as the timeline counts), the call's
+    episodes listed and outlined, and per-channel headline figures equal to the calls row."""
+    from ser_lib.timeline import clock
+    cid = _with_most_episodes(web_out)
+    html = client.get(f"/calls/{cid}").get_data(as_text=True)
+    data = _call_data(html)
+    eps = read_table(str(web_out["out"]), "episodes")
+    mine = eps[eps["call_id"] == cid].sort_values(["channel", "start_s"])
+    assert len(mine) and len(data["episodes"]) == len(mine)
+    assert sorted((e["channel"], e["emotion"], round(e["start_s"], 3)) for e in data["episodes"]) == \
+        sorted(zip(mine["channel"], mine["emotion"], mine["start_s"].round(3)))
+    assert html.count('<tr data-start="') == len(mine)  # the episode list
+    seg = web_out["segments"]
+    seg = seg[seg["call_id"] == cid].sort_values(["channel", "segment_index"])
+    assert [s["emotion_smoothed"] for s in sorted(data["segments"], key=lambda s: (s["channel"], s["segment_index"]))] \
+        == [None if not isinstance(e, str) else e for e in seg["emotion_smoothed"]]
+    assert "emotion (window, raw)" in html and "emotion (smoothed, timeline)" in html
+    call = web_out["calls"].set_index("call_id").loc[cid]
+    assert "Speech, all channels" not in html and "Speech per channel" in html
+    for ch, speech in dict(call["channel_speech_s"]).items():
+        figure = html.split(f'data-channel="{ch}" data-figure="speech">', 1)[1].split("</div>", 1)[0]
+        assert f"<b>{clock(speech)}</b>" in figure and "% of the call" in figure
+        dom = html.split(f'data-channel="{ch}" data-figure="dominant">', 1)[1].split("</div>", 1)[0]
+        assert f">{dict(call['channel_dominant_emotion'])[ch]}</span>" in dom
+
+
 def test_failed_call_page_says_why(client, web_out):
     html = client.get(f"/calls/{_id(web_out, 'corrupt.wav')}").get_data(as_text=True)
     assert "could not be analysed" in html and 'data-role="recording"' not in html
@@ -242,6 +279,30 @@ def test_audio_of_a_vanished_recording_is_a_clear_404(tmp_path):
     with pytest.raises(AudioUnavailable, match="no longer at"):
         cache.playable({"call_id": "0" * 16, "source_path": str(tmp_path / "gone.wav"), "member": None,
                         "audio_format": "WAV/PCM_16"})
+
+
+def test_audio_route_reads_only_under_the_runs_input_roots(web_out, tiny_artifact, conf, tmp_path):
+    """An OUT whose calls rows were edited to point elsewhere (here: at a real WAV outside
+    every run's IN) does not make the server read that file."""
+    import pyarrow.parquet as pq
+
+    from jobs.web import create_app
+    out = tmp_path / "forged"
+    shutil.copytree(web_out["out"], out)
+    elsewhere = write_call(tmp_path / "private" / "secret.wav", 8000, [[("speech", 2)]], seed=11)
+    cid = _id(web_out, "mono16k.wav")
+    import pyarrow.compute as pc
+    for f in (out / "calls").rglob("*.parquet"):
+        t = pq.read_table(f)
+        hit = pc.equal(t["call_id"], cid)
+        if pc.any(hit).as_py():
+            col = pc.if_else(hit, str(elsewhere), t["source_path"])
+            pq.write_table(t.set_column(t.schema.get_field_index("source_path"), "source_path", col), f)
+    app = create_app(str(out), str(tiny_artifact), str(conf), tmpdir=str(tmp_path / "t"))
+    c = app.test_client()
+    r = c.get(f"/calls/{cid}/audio")
+    assert r.status_code == 404 and b"not under the input folders" in r.data
+    assert c.get(f"/calls/{_id(web_out, 'stereo_ulaw.wav')}/audio").status_code == 200  # the others still play
 
 
 def test_segments_csv(client, web_out):
@@ -539,6 +600,43 @@ def test_browser_calls_call_audio_runs_upload(served, web_out, tmp_path):
         assert sorted(lanes["ticks"]) == ["agent", "customer"] and lanes["lanes"] == 2
         assert d.execute_script("return document.querySelector('[data-role=\"result\"] audio').src").startswith("blob:")
         d.save_screenshot(str(SHOTS / "web-upload.png"))
+        errors = [e for e in d.get_log("browser") if e["level"] == "SEVERE"]
+        assert not errors, errors
+    finally:
+        d.quit()
+
+
+@pytest.mark.browser
+def test_browser_call_page_with_episodes(served, web_out):
+    """The call page with episodes in Chromium: one outline per episode on the timeline, the
+    episode list, an m:ss time axis (also after a zoom), and Plotly's toolbar above the lanes."""
+    base, _ = served
+    cid = _with_most_episodes(web_out)
+    n_eps = int((read_table(str(web_out["out"]), "episodes")["call_id"] == cid).sum())
+    d = _chrome()
+    SHOTS.mkdir(exist_ok=True)
+    try:
+        d.set_window_size(1400, 1300)
+        d.get(f"{base}/calls/{cid}")
+        _wait(d, "return document.querySelector('[data-role=\"recording\"][data-ready]')")
+        plot = "document.querySelector('[data-role=\"timeline\"]')"
+        assert d.execute_script(f"return {plot}.dataset.episodes") == str(n_eps)
+        assert d.execute_script(f"return {plot}.layout.shapes.filter(s => s.type === 'rect').length") == n_eps
+        assert len(d.find_elements("css selector", "[data-role='episodes'] tbody tr")) == n_eps
+        ticks = d.execute_script(f"return [...{plot}.querySelectorAll('.xtick text')].map(t => t.textContent)")
+        assert ticks and all(re.fullmatch(r"\d+:\d\d", t) for t in ticks), ticks
+        # the toolbar sits in the top margin, above the plot area (it used to cover the agent lane)
+        d.execute_script(f"{plot}.dispatchEvent(new MouseEvent('mousemove', {{bubbles: true}}))")
+        bar, area = d.execute_script(
+            f"const m = {plot}.querySelector('.modebar'), a = {plot}.querySelector('.nsewdrag');"
+            "return [m.getBoundingClientRect().bottom, a.getBoundingClientRect().top];")
+        assert bar <= area + 1, (bar, area)
+        d.save_screenshot(str(SHOTS / "web-call-episodes.png"))
+        # zoom into the first half: ticks stay m:ss
+        d.execute_script(f"Plotly.relayout({plot}, {{'xaxis.range': [0, {plot}.layout.xaxis.range[1] / 2]}})")
+        time.sleep(0.5)
+        ticks = d.execute_script(f"return [...{plot}.querySelectorAll('.xtick text')].map(t => t.textContent)")
+        assert ticks and all(re.fullmatch(r"\d+:\d\d", t) for t in ticks), ticks
         errors = [e for e in d.get_log("browser") if e["level"] == "SEVERE"]
         assert not errors, errors
     finally:

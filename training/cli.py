@@ -7,21 +7,29 @@ from pathlib import Path
 
 import click
 
-from .config import DEFAULT_CONF, load_conf
-from .corpora import default_corpora_root
-from .train import DEFAULT_OUT, evaluate_artifact, json_default, run, write_evaluation
+# Only click at import time: `ser train --help` must not wait for scipy, TensorFlow or Keras
+# (training.config alone pulls scipy.signal through training.augment); defaults are shown
+# relative to the checkout, not as this machine's absolute paths.
+REPO = Path(__file__).resolve().parents[1]
+CONF_SHOWN, OUT_SHOWN = "conf/train.yaml", "models/ser-cnn"
 
 
 def _default_roots() -> list[Path]:
+    from .corpora import default_corpora_root
     root = default_corpora_root()
     return [root] if root.is_dir() else []
+
+
+def _no_roots() -> click.UsageError:
+    from .corpora import default_corpora_root
+    return click.UsageError(f"no corpus roots given and {default_corpora_root()} does not exist")
 
 
 @click.command("train")
 @click.argument("roots", nargs=-1, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--conf", "conf_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              default=DEFAULT_CONF, show_default=True, help="training configuration YAML")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT, show_default=True,
+              default=None, show_default=CONF_SHOWN, help="training configuration YAML")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, show_default=OUT_SHOWN,
               help="artifact folder to write")
 @click.option("--only", type=click.Choice(["cv", "loco", "final"]), multiple=True,
               help="run only these steps of the recipe (repeatable; default: cv, loco and final)")
@@ -51,9 +59,12 @@ def cli(roots, conf_path, out, only, single_split, family, epochs, compare, forc
     members combined into one model, each member trained in a process of its own.
     An interrupted run resumes: rerun the same command and the runs already finished in
     --out (same configuration, features and Keras) are scored again instead of retrained."""
+    from .config import load_conf
+    from .train import run
+    conf_path, out = conf_path or REPO / CONF_SHOWN, out or REPO / OUT_SHOWN
     roots = list(roots) or _default_roots()
     if not roots:
-        raise click.UsageError(f"no corpus roots given and {default_corpora_root()} does not exist")
+        raise _no_roots()
     conf = load_conf(conf_path)
     if family:
         conf["model"] = family
@@ -75,7 +86,7 @@ def cli(roots, conf_path, out, only, single_split, family, epochs, compare, forc
 @click.command("evaluate")
 @click.argument("roots", nargs=-1, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--model", "model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              default=DEFAULT_OUT, show_default=True, help="artifact folder to score")
+              default=None, show_default=OUT_SHOWN, help="artifact folder to score")
 @click.option("--split", "single_split", is_flag=True,
               help="score a --split artifact on its test partition instead of re-scoring the CV folds")
 @click.option("--processes", type=click.IntRange(min=1), default=2, show_default=True,
@@ -91,10 +102,12 @@ def evaluate_cli(roots, model_dir, single_split, processes, no_cache, as_json, w
     TurEV-DB, and print the CV table next to the one stored in <model>/cv.json."""
     from ser_lib.errors import ArtifactError
     from .evaluate import format_speakers, format_table, summary_rows
+    from .train import evaluate_artifact, json_default, write_evaluation
 
+    model_dir = model_dir or REPO / OUT_SHOWN
     roots = list(roots) or _default_roots()
     if not roots:
-        raise click.UsageError(f"no corpus roots given and {default_corpora_root()} does not exist")
+        raise _no_roots()
     echo = (lambda *a, **k: None) if as_json else click.echo
     if not single_split:
         from .cv import evaluate_cv, format_cv_table, format_record

@@ -1,7 +1,11 @@
 """A call's original recording as something a browser plays, for the call page's player.
 
 The recording is found only through the call's ``calls`` row (``source_path`` and
-``member`` written by the job): nothing from a URL is ever turned into a path. Plain files
+``member`` written by the job): nothing from a URL is ever turned into a path. And the
+row is not trusted either: a ``source_path`` is read only when it lies under an input
+root (``IN``) that a committed run recorded in its summary (:func:`under_roots`,
+symbolic links resolved), so an ``OUT`` written by someone else cannot make the server
+read an arbitrary file. Plain files
 in a format browsers decode are served as they are; archive members are read with the
 job's archive reader (:func:`ser_lib.archive.iter_members`, the configured zip-bomb limits
 apply) and other encodings (mu-law / A-law WAV, 8-bit, ...) are decoded with the job's
@@ -42,6 +46,40 @@ class Playable:
     mimetype: str
 
 
+def under_roots(path: str, roots: list[str]) -> bool:
+    """Whether ``path`` (a recording's ``source_path``) lies under one of ``roots``.
+
+    Local paths are compared after resolving symbolic links and ``..`` (a link inside IN
+    to a file elsewhere does not count); URIs (``hdfs://``, ``s3://``) by prefix after
+    normalising ``..``. A relative root (recorded by runs before input roots were stored
+    absolute) matches a path that has it as a whole-folder part: ``in`` matches
+    ``/work/in/a.wav``, not ``/work/bin/a.wav``.
+    """
+    if "://" in path:
+        if ".." in path.split("/"):
+            return False
+        return any("://" in r and path.startswith(r.rstrip("/") + "/") for r in roots)
+    real = os.path.realpath(path)
+    for root in roots:
+        if "://" in root:
+            continue
+        if os.path.isabs(root):
+            r = os.path.realpath(root)
+            if real == r or real.startswith(r.rstrip(os.sep) + os.sep):
+                return True
+        else:
+            rel = os.path.normpath(root)
+            if rel in (".", "..") or rel.startswith(".." + os.sep):
+                continue  # the run's working folder is unknown here: nothing to anchor to
+            norm = os.path.normpath(path)
+            for p in (norm, real):  # both the path as listed and where it leads
+                if not (os.sep + rel + os.sep in p or p.endswith(os.sep + rel)):
+                    break
+            else:
+                return True
+    return False
+
+
 class AudioCache:
     """Prepares and caches playable audio of calls under ``tmpdir``.
 
@@ -60,13 +98,21 @@ class AudioCache:
         self._lock = threading.Lock()
         self._busy: dict[str, threading.Lock] = {}
 
-    def playable(self, call: dict) -> Playable:
+    def playable(self, call: dict, roots: list[str] | None = None) -> Playable:
         """Playable audio of a ``calls`` row (``call_id, source_path, member, audio_format``).
 
+        Args:
+            roots: the input roots of the committed runs (:meth:`Results.input_roots`); the
+                recording must lie under one of them. None: not checked (library use).
+
         Raises:
-            AudioUnavailable: the recording is gone or cannot be read or decoded.
+            AudioUnavailable: the recording is not under ``roots``, is gone, or cannot be
+                read or decoded.
         """
         cid = call["call_id"]
+        if roots is not None and not under_roots(call["source_path"], roots):
+            raise AudioUnavailable("the recording is not under the input folders of the committed runs "
+                                   "(its calls row may have been edited); it is not served")
         with self._lock:
             hit = self._lru.get(cid)
             if hit is not None and os.path.exists(hit.path):

@@ -8,6 +8,7 @@ from flask import current_app, request
 from jobs.report import COLOURS
 from ser_lib.labels import EMOTIONS, NEGATIVE_EMOTIONS
 from ser_lib.nulls import is_missing
+from ser_lib.timeline import channel_figures, clock
 
 NON_SPEECH_COLOUR = "#e6e6e6"
 
@@ -25,12 +26,7 @@ def wants_json() -> bool:
 
 def duration(s) -> str:
     """Seconds as ``m:ss`` (``h:mm:ss`` from an hour on); ``-`` for None."""
-    if is_missing(s):
-        return "-"
-    s = int(round(float(s)))
-    h, rem = divmod(s, 3600)
-    m, sec = divmod(rem, 60)
-    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+    return "-" if is_missing(s) else clock(s)
 
 
 def source_name(row: dict) -> str:
@@ -47,15 +43,24 @@ def labels_of(row: dict) -> list[str]:
     return found or list(EMOTIONS)
 
 
-def view_model(row: dict, segments: list[dict], audio_url: str | None) -> dict:
-    """What the call page's script draws (timeline, segments, colours, audio URL).
+EPISODE_KEYS = ("channel", "episode_index", "emotion", "start_s", "end_s", "duration_s", "mean_confidence",
+                "peak_confidence")
+
+
+def view_model(row: dict, segments: list[dict], audio_url: str | None, episodes: list[dict] | None = None) -> dict:
+    """What the call page's script draws (timeline, episodes, segments, colours, audio URL).
 
     Args:
         row: a ``calls`` row (:meth:`Results.get_call`) or ``ser predict``'s dict.
         segments: segment rows (``channel, segment_index, start_s, end_s, is_speech,
-            emotion, confidence``).
+            emotion, confidence, emotion_smoothed``): ``emotion`` is the window's own (raw)
+            most probable emotion, ``emotion_smoothed`` what the timeline counts.
         audio_url: URL of the playable recording, or None.
+        episodes: the call's ``episodes`` rows (:meth:`Results.episodes`); None: the row's
+            own ``episodes`` (``ser predict``'s dict has them).
     """
+    if episodes is None:
+        episodes = list(row.get("episodes") or [])
     timeline = [{k: e.get(k) for k in ("channel", "start_s", "end_s", "emotion", "confidence")}
                 for e in (row.get("timeline") or [])]
     channels = list(dict.fromkeys([e["channel"] for e in timeline] + [s["channel"] for s in segments]))
@@ -68,21 +73,22 @@ def view_model(row: dict, segments: list[dict], audio_url: str | None) -> dict:
         "colours": {**{lab: COLOURS.get(lab, "#333333") for lab in labels}, "": NON_SPEECH_COLOUR},
         "timeline": timeline,
         "segments": [{k: s.get(k) for k in ("channel", "segment_index", "start_s", "end_s", "is_speech", "emotion",
-                                               "confidence")} for s in segments],
+                                               "confidence", "emotion_smoothed")} for s in segments],
+        "episodes": [{k: e.get(k) for k in EPISODE_KEYS} for e in episodes],
         "audio_url": audio_url,
     }
 
 
 def summary_of(row: dict) -> dict:
-    """Per-channel and whole-call figures for the call page's summary."""
+    """The call page's headline figures, per channel (:func:`ser_lib.timeline.channel_figures`,
+    the definition ``ser predict`` and ``ser report`` print): each channel's speech time and
+    its share of the call, its dominant emotion and that emotion's share of its speech, its
+    negative share; plus the share bar's per-emotion shares of all speech (``share_<label>``)."""
     labels = labels_of(row)
     shares = {lab: float(row.get(f"share_{lab}") or 0.0) for lab in labels}
-    speech = row.get("speech_s") or 0.0
     return {
-        "channels": [{"name": ch, "speech_s": s, "dominant": (row.get("channel_dominant_emotion") or {}).get(ch)}
-                     for ch, s in (row.get("channel_speech_s") or {}).items()],
+        "channels": channel_figures(row.get("timeline"), row.get("duration_s"), NEGATIVE_EMOTIONS, labels),
         "shares": [(lab, shares[lab]) for lab in labels if shares[lab] > 0],
-        "negative_share": (sum(v for k, v in shares.items() if k in NEGATIVE_EMOTIONS) if speech > 0 else None),
     }
 
 

@@ -42,17 +42,19 @@ def _call_or_404(call_id: str) -> dict:
 @bp.get("/calls/<call_id>")
 def call(call_id: str):
     c = _call_or_404(call_id)
-    segments = services()["results"].segments(c) if c["status"] == "ok" else []
-    audio_url = url_for("pages.audio", call_id=c["call_id"]) if c["status"] == "ok" else None
+    ok = c["status"] == "ok"
+    segments = services()["results"].segments(c) if ok else []
+    episodes = services()["results"].episodes(c) if ok else []
+    audio_url = url_for("pages.audio", call_id=c["call_id"]) if ok else None
     return render_template("call.html", call=c, name=source_name(c), summary=summary_of(c),
-                           data=view_model(c, segments, audio_url), upload=False)
+                           data=view_model(c, segments, audio_url, episodes), upload=False)
 
 
 @bp.get("/calls/<call_id>/audio")
 def audio(call_id: str):
     c = _call_or_404(call_id)
     try:
-        p = services()["audio"].playable(c)
+        p = services()["audio"].playable(c, services()["results"].input_roots())
     except AudioUnavailable as err:
         abort(404, description=str(err))
     # conditional: Range requests, so the player can seek

@@ -171,6 +171,12 @@ class Results:
                 self._key = key
             return self._runs
 
+    def input_roots(self) -> list[str]:
+        """The input roots (``IN``) that the committed runs recorded in their summaries: the
+        only places the audio route reads recordings from (:func:`jobs.web.audio.under_roots`)."""
+        return sorted({r["summary"]["input"] for r in self.runs()
+                       if isinstance(r.get("summary"), dict) and isinstance(r["summary"].get("input"), str)})
+
     def files(self, table: str, date_from: str | None = None, date_to: str | None = None,
               run_id: str | None = None) -> list[str]:
         """Parquet files of ``table`` in the committed runs (optionally only runs of the
@@ -345,6 +351,20 @@ class Results:
                            lambda: {"files": self.files("segments", run_id=call["run_id"]), "id": call["call_id"]})
         rank = {c: i for i, c in enumerate(order)}
         rows.sort(key=lambda r: (rank.get(r["channel"], len(rank)), r["channel"] or "", r["segment_index"]))
+        return rows
+
+    def episodes(self, call: dict) -> list[dict]:
+        """The call's ``episodes`` rows (channel, episode_index, emotion, start_s, end_s,
+        duration_s, mean_confidence, peak_confidence) from its own run, channel then time
+        order; empty without speech or for runs written before the table existed."""
+        files = self.files("episodes", run_id=call["run_id"])
+        if not files:
+            return []
+        order = {c: i for i, c in enumerate(dict.fromkeys(e["channel"] for e in call.get("timeline") or []))}
+        rows = self._query(f"SELECT channel, episode_index, emotion, start_s, end_s, duration_s, mean_confidence, "
+                           f"peak_confidence FROM {self._scan()} WHERE call_id = $id",
+                           lambda: {"files": self.files("episodes", run_id=call["run_id"]), "id": call["call_id"]})
+        rows.sort(key=lambda r: (order.get(r["channel"], len(order)), r["channel"] or "", r["start_s"]))
         return rows
 
     # ---------------------------------------------------------------- runs

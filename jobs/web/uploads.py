@@ -88,15 +88,27 @@ class Scorer:
         try:
             with open(path, "wb") as f:
                 shutil.copyfileobj(stream, f, 1 << 20)
-            self._check(path, filename)
-            from ser_lib.one_recording import predict_source
             try:
-                return predict_source(path, self.cfg, self.predictor())
-            except SERError as err:
-                raise UploadError(f"cannot analyse this recording: {err}") from err
+                self._check(path, filename)
+                from ser_lib.one_recording import predict_source
+                try:
+                    return predict_source(path, self.cfg, self.predictor())
+                except SERError as err:
+                    raise UploadError(f"cannot analyse this recording: {err}") from err
+            except UploadError as err:  # the messages of libsndfile and the decoder name the temp file
+                raise UploadError(self._scrub(str(err), path, filename)) from err.__cause__
         finally:
             self._slots.release()
             self._dispose(path, filename)
+
+    def _scrub(self, message: str, path: str, filename: str | None) -> str:
+        """``message`` with no server path in it: the upload's temp file reads as the
+        client's file name, any other path under the upload directory as ``upload``."""
+        shown = os.path.basename(filename or "") or "upload"
+        message = message.replace(path, shown).replace(os.path.realpath(path), shown)
+        for d in {self.dir, os.path.realpath(self.dir)}:
+            message = message.replace(d + os.sep, "").replace(d, "upload")
+        return message
 
     @staticmethod
     def _check(path: str, filename: str | None) -> None:

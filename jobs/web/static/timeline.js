@@ -10,6 +10,22 @@
     return m + ':' + (s < 10 ? '0' : '') + s.toFixed(1);
   }
 
+  // Whole seconds as m:ss (h:mm:ss from an hour on): the time axis, as the page's durations.
+  function clock(t) {
+    t = Math.round(t);
+    const h = Math.floor(t / 3600), m = Math.floor(t % 3600 / 60), s = t % 60;
+    return (h ? h + ':' + (m < 10 ? '0' : '') : '') + m + ':' + (s < 10 ? '0' : '') + s;
+  }
+
+  // Tick positions (s) and m:ss labels for the visible range [lo, hi]: about 6-12 ticks.
+  const STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200];
+  function ticks(lo, hi) {
+    const step = STEPS.find(s => (hi - lo) / s <= 12) || STEPS[STEPS.length - 1];
+    const vals = [];
+    for (let t = Math.ceil(Math.max(0, lo) / step) * step; t <= hi + 1e-9; t += step) vals.push(t);
+    return {tickvals: vals, ticktext: vals.map(clock)};
+  }
+
   // Hex colour + confidence -> rgba: stronger colour = more confident (0.25 .. 1 opacity).
   function shade(hex, conf) {
     const n = parseInt(hex.slice(1), 16);
@@ -31,9 +47,10 @@
       out.push({
         type: 'bar', orientation: 'h', name: speech ? k : 'no speech',
         y: g.map(e => e.channel), base: g.map(e => e.start_s), x: g.map(e => e.end_s - e.start_s),
-        customdata: g.map(e => [k || 'no speech', e.end_s, e.confidence === null ? '-' : e.confidence.toFixed(2)]),
-        hovertemplate: '%{y}: <b>%{customdata[0]}</b><br>%{base:.1f} – %{customdata[1]:.1f} s' +
-          (speech ? '<br>confidence %{customdata[2]}' : '') + '<extra></extra>',
+        customdata: g.map(e => [k || 'no speech', fmt(e.start_s), fmt(e.end_s),
+                                e.confidence === null ? '-' : e.confidence.toFixed(2)]),
+        hovertemplate: '%{y}: <b>%{customdata[0]}</b> (smoothed)<br>%{customdata[1]} – %{customdata[2]}' +
+          (speech ? '<br>confidence %{customdata[3]}' : '') + '<extra></extra>',
         marker: speech
           ? {color: g.map(e => shade(data.colours[k] || '#333333', e.confidence)), line: {width: 0}}
           : {color: data.colours[''], pattern: {shape: '/', fgcolor: '#b0b0b0', size: 6}, line: {width: 0}},
@@ -48,18 +65,32 @@
     const plot = section.querySelector('[data-role="timeline"]');
     const audio = section.querySelector('audio');
     const end = Math.max(data.duration_s || 0, ...data.timeline.map(e => e.end_s), 1);
+    // episodes: an outline around their stretch of the channel's lane (shapes[0] is the time marker)
+    const episodes = (data.episodes || []).filter(e => data.channels.includes(e.channel)).map(e => {
+      const i = data.channels.indexOf(e.channel);
+      return {type: 'rect', xref: 'x', yref: 'y', x0: e.start_s, x1: e.end_s, y0: i - 0.45, y1: i + 0.45,
+              line: {color: '#111111', width: 1.5}, fillcolor: 'rgba(0,0,0,0)', layer: 'above'};
+    });
     const layout = {
-      height: 110 + 55 * Math.max(1, data.channels.length),
-      margin: {l: 80, r: 16, t: 8, b: 40}, barmode: 'overlay', showlegend: false, dragmode: 'zoom',
-      xaxis: {title: {text: 'time (s)'}, range: [0, end], zeroline: false, showgrid: true},
+      // the top margin holds Plotly's toolbar, so that it never covers the first lane
+      height: 134 + 55 * Math.max(1, data.channels.length),
+      margin: {l: 80, r: 16, t: 32, b: 40}, barmode: 'overlay', showlegend: false, dragmode: 'zoom',
+      xaxis: Object.assign({title: {text: 'time (m:ss)'}, range: [0, end], zeroline: false, showgrid: true,
+                            tickmode: 'array'}, ticks(0, end)),
       yaxis: {type: 'category', categoryorder: 'array', categoryarray: data.channels, autorange: 'reversed',
               fixedrange: true},
       shapes: [{type: 'line', xref: 'x', yref: 'paper', x0: 0, x1: 0, y0: 0, y1: 1,
-                line: {color: '#111111', width: 2}}],
+                line: {color: '#111111', width: 2}}].concat(episodes),
       plot_bgcolor: '#ffffff', paper_bgcolor: '#ffffff', font: {size: 12},
     };
     Plotly.newPlot(plot, traces(data), layout,
                    {displaylogo: false, responsive: true, modeBarButtonsToRemove: ['select2d', 'lasso2d']});
+    plot.dataset.episodes = episodes.length;
+    plot.on('plotly_relayout', ev => {  // zoom / reset: m:ss ticks for the new range
+      if (!('xaxis.range[0]' in ev || 'xaxis.range' in ev || 'xaxis.autorange' in ev)) return;
+      const r = plot.layout.xaxis.range, t = ticks(r[0], r[1]);
+      Plotly.relayout(plot, {'xaxis.tickvals': t.tickvals, 'xaxis.ticktext': t.ticktext});
+    });
 
     let shown = -1;
     function mark(t) {  // move the current-time marker
@@ -104,7 +135,7 @@
         const tr = document.createElement('tr');
         if (!s.is_speech) tr.className = 'nonspeech';
         tr.dataset.start = s.start_s;
-        for (let i = 0; i < 6; i++) tr.appendChild(document.createElement('td'));
+        for (let i = 0; i < 7; i++) tr.appendChild(document.createElement('td'));
         const td = tr.children;
         td[0].textContent = s.channel;
         td[1].textContent = s.segment_index;
@@ -116,11 +147,23 @@
         if (s.emotion) chip.style.setProperty('--c', data.colours[s.emotion] || '#333333');
         td[4].appendChild(chip);
         td[5].textContent = s.confidence === null ? '-' : s.confidence.toFixed(2);
+        const smooth = document.createElement('span');
+        smooth.className = s.emotion_smoothed ? 'chip' : 'muted';
+        smooth.textContent = s.emotion_smoothed || (s.emotion ? '-' : 'no speech');
+        if (s.emotion_smoothed) smooth.style.setProperty('--c', data.colours[s.emotion_smoothed] || '#333333');
+        td[6].appendChild(smooth);
         for (const i of [1, 2, 3, 5]) td[i].className = 'num';
         rows.push(tr);
       }
       tbody.replaceChildren(...rows);
       tbody.addEventListener('click', ev => {
+        const tr = ev.target.closest('tr');
+        if (tr && tr.dataset.start !== undefined) seek(parseFloat(tr.dataset.start));
+      });
+    }
+    const eps = section.querySelector('[data-role="episodes"] tbody');
+    if (eps) {
+      eps.addEventListener('click', ev => {
         const tr = ev.target.closest('tr');
         if (tr && tr.dataset.start !== undefined) seek(parseFloat(tr.dataset.start));
       });
