@@ -84,10 +84,29 @@ def spark():
     session.stop()
 
 
+#: The user documentation: the README (one screen) and the pages of docs/, in this order.
+DOC_FILES = ["README.md", "docs/running.md", "docs/nightly-operation.md", "docs/cluster.md", "docs/output-tables.md",
+             "docs/queries.md", "docs/web.md", "docs/configuration.md", "docs/model.md", "docs/demo-calls.md",
+             "docs/how-it-works.md", "docs/development.md"]
+
+
+def doc_text() -> str:
+    """The README and every page of docs/ (tests run the commands and queries they show)."""
+    missing = sorted(set(p.relative_to(REPO).as_posix() for p in (REPO / "docs").glob("*.md")) - set(DOC_FILES))
+    assert not missing, f"docs pages not in DOC_FILES (their commands would go untested): {missing}"
+    return "\n\n".join((REPO / f).read_text() for f in DOC_FILES)
+
+
+def doc_section(heading: str) -> str:
+    """The text under a ``## heading`` of the docs, up to the next ``## `` heading."""
+    return doc_text().split(heading, 1)[1].split("\n## ", 1)[0]
+
+
 def readme_sql_blocks() -> dict[str, list[str]]:
-    """The README's ```sql blocks, by engine, split into statements (comment-only pieces dropped)."""
+    """The ```sql blocks of docs/queries.md, by engine, split into statements (comment-only
+    pieces dropped); the README's one query is checked to be one of them."""
     out = {}
-    for block in re.findall(r"```sql\n(.*?)```", (REPO / "README.md").read_text(), flags=re.S):
+    for block in re.findall(r"```sql\n(.*?)```", (REPO / "docs" / "queries.md").read_text(), flags=re.S):
         statements = [s.strip() for s in block.split(";")]
         statements = [s for s in statements if any(ln.strip() and not ln.strip().startswith("--")
                                                    for ln in s.splitlines())]

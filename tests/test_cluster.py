@@ -25,6 +25,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.conftest import doc_section, doc_text  # noqa: F401
+
 pytestmark = pytest.mark.cluster
 REPO = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -49,7 +51,7 @@ def _clean_env() -> dict:
 
 def _block(marker: str) -> str:
     """The README bash block containing ``marker``, comments dropped."""
-    blocks = [b for b in re.findall(r"```bash\n(.*?)```", (REPO / "README.md").read_text(), re.S) if marker in b]
+    blocks = [b for b in re.findall(r"```bash\n(.*?)```", doc_text(), re.S) if marker in b]
     assert len(blocks) == 1, (marker, blocks)
     return "\n".join(ln.split("  #", 1)[0].rstrip() for ln in blocks[0].splitlines()
                      if ln.strip() and not ln.startswith("#"))

@@ -23,6 +23,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.conftest import doc_section, doc_text  # noqa: F401
+
 spark = pytest.mark.spark  # the tests that run the job or the shipped model
 LOCAL_SUBMIT = r"spark-submit --master 'local\[\*\]' (--driver-java-options \S+ )?jobs/analyze_calls\.py"
 REPO = Path(__file__).resolve().parents[1]
@@ -30,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def readme_lines(pattern: str) -> list[str]:
     """Command lines of the README's bash blocks that match ``pattern``."""
-    blocks = re.findall(r"```bash\n(.*?)```", (REPO / "README.md").read_text(), re.S)
+    blocks = re.findall(r"```bash\n(.*?)```", doc_text(), re.S)
     return [ln for b in blocks for ln in b.splitlines() if re.search(pattern, ln) and not ln.startswith("#")]
 
 
@@ -175,8 +177,7 @@ def test_readme_serve_line(checkout, demo):
 
 def _nightly_queries() -> list[str]:
     """The DuckDB statements of the Nightly operation's "Queries" block."""
-    text = (REPO / "README.md").read_text()
-    section = text.split("## Nightly operation", 1)[1].split("\n## ", 1)[0]
+    section = doc_section("## Nightly operation")
     block = re.search(r"\*\*Queries\*\*.*?```\w*\n(.*?)```", section, re.S).group(1)
     return [s.strip() for s in block.split(";") if any(ln.strip() and not ln.strip().startswith("--")
                                                         for ln in s.splitlines())]
@@ -197,7 +198,7 @@ def test_readme_cron_line_and_nightly_queries(checkout, demo, tmp_path):
     """The cron line's command with its paths moved under tmp_path: the day's directory with
     one good and one empty recording; exit 1, a log naming the failure, and the nightly
     queries find it."""
-    text = (REPO / "README.md").read_text()
+    text = doc_text()
     cron = re.findall(r"(?m)^30 2 \* \* \* +(.*)$", text)
     assert len(cron) == 1, cron
     data, logs = tmp_path / "data", tmp_path / "log"
@@ -224,7 +225,7 @@ def test_readme_cron_line_and_nightly_queries(checkout, demo, tmp_path):
 def test_readme_airflow_dag_passes_only_options_the_job_takes():
     """The Airflow example needs Airflow to run; here: it is valid Python and every option it
     passes to jobs/analyze_calls.py is one the job's argument parser declares."""
-    block = re.search(r"```python\n(from airflow.*?)```", (REPO / "README.md").read_text(), re.S).group(1)
+    block = re.search(r"```python\n(from airflow.*?)```", doc_text(), re.S).group(1)
     tree = ast.parse(block)
     args = next(kw.value for node in ast.walk(tree) if isinstance(node, ast.Call)
                 for kw in node.keywords if kw.arg == "application_args")
@@ -252,8 +253,45 @@ COVERED = {
 
 
 def test_every_readme_command_is_run_by_a_test():
-    blocks = re.findall(r"```bash\n(.*?)```", (REPO / "README.md").read_text(), re.S)
+    blocks = re.findall(r"```bash\n(.*?)```", doc_text(), re.S)
     lines = [ln.split("  #", 1)[0].strip() for b in blocks for ln in b.splitlines()]
     lines = [ln for ln in lines if ln and not ln.startswith("#")]
     uncovered = [ln for ln in lines if not any(re.search(p, ln) for p in COVERED)]
     assert not uncovered, f"README commands no test runs (add a test and list it in COVERED): {uncovered}"
+
+
+def test_readme_fits_a_screen_or_two_and_links_every_docs_page():
+    readme = (REPO / "README.md").read_text()
+    assert len(readme.splitlines()) <= 200
+    for page in sorted((REPO / "docs").glob("*.md")):
+        assert f"docs/{page.name}" in readme, f"the README does not link {page.name}"
+
+
+def test_readme_query_is_one_of_the_tested_queries():
+    """The README's one SQL query is a statement of docs/queries.md's DuckDB block (which
+    tests/test_job.py runs), over the table read_parquet names."""
+    from tests.conftest import readme_sql_blocks
+    (query,) = re.findall(r"```sql\n(.*?)```", (REPO / "README.md").read_text(), re.S)
+    select = " ".join(query.split()).rstrip(";")
+    select = select.replace("FROM read_parquet('out/demo/results/calls/*/*/*.parquet', hive_partitioning = true)",
+                            "FROM calls")
+    assert any(" ".join(s.split()) == select for s in readme_sql_blocks()["duckdb"]), select
+
+
+def test_docs_links_resolve():
+    """Every relative link of the README and docs/ names a file that exists (and a heading of it)."""
+    import re as _re
+
+    def slug(h):
+        return _re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+    files = [REPO / "README.md"] + sorted((REPO / "docs").glob("*.md"))
+    for f in files:
+        for target in _re.findall(r"\]\(([^)\s]+)\)", f.read_text()):
+            if target.startswith(("http://", "https://")):
+                continue
+            path, _, anchor = target.partition("#")
+            dest = (f.parent / path).resolve() if path else f
+            assert dest.exists(), f"{f.name}: link to missing {target}"
+            if anchor and dest.suffix == ".md":
+                heads = {slug(ln.lstrip("#")) for ln in dest.read_text().splitlines() if ln.startswith("#")}
+                assert anchor in heads, f"{f.name}: no heading #{anchor} in {dest.name}"

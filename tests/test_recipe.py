@@ -402,9 +402,9 @@ def test_readme_model_card_and_artifact_agree():
     meta = json.loads((SHIPPED / "artifact.json").read_text())
     record = json.loads((SHIPPED / "cv.json").read_text())
     table = results_table(meta, record)
-    readme = (REPO / "README.md").read_text()
+    readme = (REPO / "docs" / "model.md").read_text()
     block = re.search(r"<!-- cv-results:begin -->\n(.*?)\n<!-- cv-results:end -->", readme, flags=re.S)
-    assert block, "README has no cv-results block"
+    assert block, "docs/model.md has no cv-results block"
     assert table in block.group(1)
     assert (SHIPPED / "README.md").read_text() == render(SHIPPED)
     # the artifact's summary is the mean of cv.json's folds

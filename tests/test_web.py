@@ -490,7 +490,8 @@ def test_readme_curl_examples_work(served, web_out, tmp_path, tiny_artifact, con
     if not shutil.which("curl"):
         pytest.skip("curl is not installed")
     from ser_lib.one_recording import predict_file
-    section = (REPO / "README.md").read_text().split("## Browsing results", 1)[1].split("\n## ", 1)[0]
+    from tests.conftest import doc_section
+    section = doc_section("## Browsing results")
     lines = [ln.split("  #", 1)[0].strip() for ln in section.splitlines() if ln.startswith("curl ")]
     assert len(lines) == 4, lines
     base, _ = served
