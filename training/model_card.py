@@ -4,8 +4,8 @@
 card from ``artifact.json`` (version, training record, calibration, CV summary),
 ``cv.json`` (per-fold table, leave-one-corpus-out) and the latest
 ``bench/results/robustness-*.json`` (level invariance, detector coverage), so the card,
-the artifact and the README's results table (:func:`results_table`, tested against the
-README) cannot disagree. ``--check`` exits 1 when the committed card differs.
+the artifact and the results table of docs/model.md (:func:`results_table`, tested against
+that page) cannot disagree. ``--check`` exits 1 when the committed card differs.
 """
 from __future__ import annotations
 
