@@ -245,11 +245,22 @@ COVERED = {
     r"^\.venv/bin/ser score-calls ": "test_readme_score_calls_line",
     r"^\.venv/bin/ser serve out/demo/results$": "test_readme_serve_line",
     r"^curl ": "tests/test_web.py::test_readme_curl_examples_work",
+    r"^PYSPARK_PYTHON=\.venv/bin/python \.venv/bin/spark-sql ": "test_readme_spark_sql_line",
     # the cluster recipe
     r"^\.venv/bin/pip wheel |^python3 -m venv dist/exec-env |^dist/exec-env/bin/venv-pack |^export SPARK_HOME="
     r"|^\$SPARK_HOME/sbin/spark-daemon\.sh |spark-submit --master spark://127\.0\.0\.1:7077 ":
         "tests/test_cluster.py::test_readme_cluster_recipe_equals_local_mode",
 }
+
+
+@spark
+def test_readme_spark_sql_line(checkout, demo):
+    """The spark-sql line, in a fresh shell: it counts the quick start's calls and leaves
+    no Hive metastore files in the working folder."""
+    res = sh(readme_line(r"spark-sql --properties-file"), checkout, timeout=600)
+    assert res.returncode == 0, (res.stdout[-2000:], res.stderr[-3000:])
+    assert f"ok\t{len(demo['calls'])}" in res.stdout, res.stdout[-2000:]
+    assert not (checkout / "derby.log").exists() and not (checkout / "metastore_db").exists()
 
 
 def test_every_readme_command_is_run_by_a_test():
