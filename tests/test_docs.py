@@ -4,6 +4,7 @@ it is stale."""
 from __future__ import annotations
 
 import ast
+import importlib.util
 import re
 from pathlib import Path
 
@@ -42,3 +43,30 @@ if __name__ == "__main__":
     text = PAGE.read_text()
     PAGE.write_text(BLOCK.sub(lambda m: m.group(1) + layout() + m.group(3), text))
     print(f"wrote the layout of {PAGE.relative_to(REPO)}")
+
+
+def _is_submodule(mod, name: str) -> bool:
+    return hasattr(mod, "__path__") and importlib.util.find_spec(f"{mod.__name__}.{name}") is not None
+
+
+def test_every_run_record_script_reruns_or_names_the_commit_it_ran_against():
+    """A models/runs/ script either imports only names that exist today, or says at its top
+    which commit it ran against."""
+    import importlib
+    stale = []
+    for f in sorted((REPO / "models" / "runs").rglob("*.py")):
+        tree = ast.parse(f.read_text())
+        doc = ast.get_docstring(tree) or ""
+        missing = []
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in PACKAGES:
+                try:
+                    mod = importlib.import_module(node.module)
+                except ImportError as err:
+                    missing.append(f"{node.module} ({err})")
+                    continue
+                missing += [f"{node.module}.{a.name}" for a in node.names if not hasattr(mod, a.name)
+                            and not _is_submodule(mod, a.name)]
+        if missing and not re.search(r"Ran against commit [0-9a-f]{7,40}", doc):
+            stale.append((f.relative_to(REPO).as_posix(), missing))
+    assert not stale, stale

@@ -1,5 +1,7 @@
 """Experiment (2026-11-23): RAVDESS held-out UA against the number of RAVDESS training actors.
 
+Ran against commit 332eee4 (2026-11-23). The training code has changed since: training.train no longer has _normalise, _val_score and load_conf (configuration is training.config now), so this script does not run on today's code; to rerun it, `git worktree add /tmp/2026-11-23-learning-curve 332eee4` and run it there.
+
 The question: is the missed UA target (0.70) a matter of how many speakers the model
 learns from? The cnn1d of conf/train.yaml is trained exactly as `ser train` does, on
 the published split, but with only the first k RAVDESS training actors (k/2 male,

@@ -1,5 +1,7 @@
 """Experiment (2026-11-23): per-speaker feature normalisation before the usual global one.
 
+Ran against commit 31b148c (2026-11-23). The training code has changed since: training.train no longer has _normalise, _val_score and load_conf (configuration is training.config now), so this script does not run on today's code; to rerun it, `git worktree add /tmp/2026-11-23-speaker-norm 31b148c` and run it there.
+
 Each partition's windows are standardised per speaker (mean and std of every frame
 feature over all of that speaker's windows in the partition, augmented copies included;
 the telephone test set on its own), then the cnn1d of conf/train.yaml is trained and

@@ -1,5 +1,7 @@
 """Experiment (2026-11-23): retrain on the training + validation speakers.
 
+Ran against commit fe25238 (2026-11-23). The training code has changed since: training.train no longer has _normalise, _val_score and load_conf (configuration is training.config now), so this script does not run on today's code; to rerun it, `git worktree add /tmp/2026-11-23-train-plus-val fe25238` and run it there.
+
 The question: does the obvious last step, retraining on all 14 non-test RAVDESS actors
 (12 training + 2 validation) after the configuration has been selected, reach the UA
 target (0.70)? The learning curve (../2026-11-23-learning-curve/) fits ~0.61 for 14 actors.
