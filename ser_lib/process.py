@@ -203,7 +203,7 @@ class _Work:
             out.append(Segments(cols, len(ch)))
         # the task holds the whole call: summarise it here rather than shuffle its windows
         t1 = time.perf_counter()
-        summary = summarize(rec, self.labels, cfg.episodes)
+        summary = summarize(rec, self.labels, cfg.episodes, cfg.talk)
         t["summary_s"] = t.get("summary_s", 0.0) + time.perf_counter() - t1
         info = rec.info
         self.on_recording(rec.duration_s)

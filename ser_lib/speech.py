@@ -221,6 +221,17 @@ def is_speech(window_feats: np.ndarray, cfg: SpeechConfig = SpeechConfig()) -> n
     Returns:
         ``np.ndarray[shape=(n_windows,), dtype=bool]``.
     """
+    return speech_decisions(window_feats, cfg)[0]
+
+
+def speech_decisions(window_feats: np.ndarray, cfg: SpeechConfig = SpeechConfig()) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`is_speech`'s window flags and the frame decisions they came from.
+
+    Returns:
+        ``(speech, active)``: ``bool (n_windows,)`` window flags and ``bool (n_windows,
+        n_frames)`` active frames (:func:`active_frames`, step 2), one per 10 ms frame hop.
+        :mod:`ser_lib.talk` turns the active frames of speech windows into talk spurts.
+    """
     active = active_frames(window_feats, cfg)
     speech = active.mean(axis=1) >= cfg.min_active_ratio if active.size else np.zeros(len(active), bool)
     if speech.any():
@@ -231,4 +242,4 @@ def is_speech(window_feats: np.ndarray, cfg: SpeechConfig = SpeechConfig()) -> n
         steady = ((spectral_change(feats, act, cfg, 1) < cfg.min_change_10ms_db)
                   | (spectral_change(feats, act, cfg, 4) < cfg.min_change_40ms_db))
         speech[cand[steady]] = False
-    return speech
+    return speech, active
