@@ -125,8 +125,10 @@ def main(argv=None) -> int:
     p.add_argument("--corpora", default=os.environ.get("SER_CORPORA", str(Path(__file__).resolve().parents[2]
                                                                               / "shared" / "corpora")))
     p.add_argument("--out", default=None)
+    p.add_argument("--talk", action="append", default=[], metavar="KEY=VALUE",
+                   help="a talk setting other than conf/job.yaml's (e.g. margin_db=8)")
     a = p.parse_args(argv)
-    cfg = JobConfig.load(None)
+    cfg = JobConfig.load(None, {"talk": {k: float(v) for k, v in (kv.split("=", 1) for kv in a.talk)}})
     predictor = load_predictor(cfg)
     labels = list(predictor.labels)
     actors = ravdess_actors(Path(a.corpora))
@@ -149,7 +151,7 @@ def main(argv=None) -> int:
                 path = Path(tmp) / f"{name}-{i}.wav"
                 sf.write(path, audio, SR, subtype="PCM_16")
                 rec = score_recording(str(path), predictor, predictor.meta.feature_config, cfg.hop_s, cfg.speech,
-                                      cfg.channel_names, cfg.chunk_s, smoothing=cfg.timeline)
+                                      cfg.channel_names, cfg.chunk_s, smoothing=cfg.timeline, talk=cfg.talk)
                 s = summarize(rec, labels, cfg.episodes, cfg.talk)
                 found = {c: np.asarray([(t["start_s"], t["end_s"]) for t in s["turns"] if t["channel"] == c],
                                        dtype=float).reshape(-1, 2) for c in ("agent", "customer")}

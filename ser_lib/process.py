@@ -191,7 +191,7 @@ class _Work:
         cfg, t = self.cfg, self.timings
         try:
             rec = score_recording(source, self.predictor, self.predictor.meta.feature_config, cfg.hop_s, cfg.speech,
-                                  cfg.channel_names, cfg.chunk_s, t, cfg.timeline)
+                                  cfg.channel_names, cfg.chunk_s, t, cfg.timeline, cfg.talk)
         except SERError as err:
             return [self.input_row(fields, "failed", str(err))]
         except Exception as err:  # never lose a file to an unexpected decoder failure

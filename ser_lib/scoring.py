@@ -77,7 +77,7 @@ class ScoredRecording:
 
 def score_recording(source: Source, predictor, fcfg: FeatureConfig, hop_s: float, speech_cfg: SpeechConfig,
                     channel_names, chunk_s: float, timings: dict | None = None,
-                    smoothing: SmoothingConfig | None = None) -> ScoredRecording:
+                    smoothing: SmoothingConfig | None = None, talk: TalkConfig | None = None) -> ScoredRecording:
     """Decode, window and score ``source`` chunk by chunk.
 
     Args:
@@ -90,6 +90,7 @@ def score_recording(source: Source, predictor, fcfg: FeatureConfig, hop_s: float
             :class:`~ser_lib.stream.StreamAnalyzer`) and ``model_s`` wall seconds are added to it.
         smoothing: how each channel's labels are smoothed (default: ``SmoothingConfig()``,
             the ``timeline`` defaults of ``conf/job.yaml``).
+        talk: the talk-frame margin (default ``TalkConfig()``, :mod:`ser_lib.talk`).
 
     Returns:
         :class:`ScoredRecording`, channels in the file's order.
@@ -100,7 +101,8 @@ def score_recording(source: Source, predictor, fcfg: FeatureConfig, hop_s: float
     """
     labels = np.asarray(predictor.labels, dtype=object)
     n_labels = len(labels)
-    sa = StreamAnalyzer(source, fcfg, hop_s, speech_cfg, channel_names, chunk_s, timings)
+    sa = StreamAnalyzer(source, fcfg, hop_s, speech_cfg, channel_names, chunk_s, timings,
+                        (talk or TalkConfig()).margin_db)
     parts: dict[str, list] = {}
     acts: dict[str, list] = {}
     for chunk in sa:

@@ -136,6 +136,8 @@ class StreamAnalyzer:
         source: path, bytes or seekable binary file object.
         chunk_s: seconds of audio decoded at a time (bounds memory, not results).
         timings: if given, ``decode_s`` and ``features_s`` are added to it.
+        talk_margin_db: margin of the frame decisions in :attr:`ChannelWindows.active`
+            (:func:`ser_lib.speech.speech_decisions`; None: the speech rule's own).
 
     Raises (while iterating):
         AudioError: as :func:`ser_lib.audio.read_audio` (``empty``, ``unreadable``,
@@ -143,8 +145,10 @@ class StreamAnalyzer:
     """
 
     def __init__(self, source: Source, fcfg: FeatureConfig, hop_s: float, speech_cfg: SpeechConfig,
-                 channel_names, chunk_s: float = 60.0, timings: dict | None = None):
+                 channel_names, chunk_s: float = 60.0, timings: dict | None = None,
+                 talk_margin_db: float | None = None):
         self.source, self.fcfg, self.hop_s, self.speech_cfg = source, fcfg, hop_s, speech_cfg
+        self.talk_margin_db = talk_margin_db
         self.channel_names, self.chunk_s = channel_names, chunk_s
         self.timings = timings if timings is not None else {}
         self.info: AudioInfo | None = None
@@ -153,12 +157,11 @@ class StreamAnalyzer:
         #: None when gated out: :class:`ser_lib.talk.LoudnessMeter`), known once iterated
         self.loudness_lufs: list[float | None] = []
 
-    @staticmethod
-    def _emit(names, states, results, speech_cfg: SpeechConfig) -> list[ChannelWindows]:
+    def _emit(self, names, states, results, speech_cfg: SpeechConfig) -> list[ChannelWindows]:
         out = []
         for name, st, (feats, starts) in zip(names, states, results):
             start_s, end_s = st.grid.bounds_s(st.total, starts)
-            speech, active = speech_decisions(feats, speech_cfg)
+            speech, active = speech_decisions(feats, speech_cfg, self.talk_margin_db)
             out.append(ChannelWindows(name, feats, start_s, end_s, speech, active, starts // st.fh))
         return out
 

@@ -48,7 +48,7 @@ def trimmed(y: np.ndarray, top_db: float = 30.0) -> np.ndarray:
 
 def conversation_plan(rng: np.random.Generator, n_turns: int = 12, turn_s=(1.5, 6.0), gap_s=(1.0, 30.0),
                       overlap_s=(0.3, 3.0), p_overlap: float = 0.35, avoid_s: tuple | None = None,
-                      lead_s: float = 1.0) -> list[tuple[int, float, float]]:
+                      lead_s: float = 1.0, min_pause_s: float = 1.0) -> list[tuple[int, float, float]]:
     """Turns of two alternating speakers with placed gaps and overlaps.
 
     Each turn after the first follows the previous one either after a gap (uniform in
@@ -56,7 +56,9 @@ def conversation_plan(rng: np.random.Generator, n_turns: int = 12, turn_s=(1.5, 
     probability ``p_overlap``, starts ``overlap`` s (uniform in ``overlap_s``) before the
     previous turn ends. ``avoid_s=(lo, hi)``: overlaps inside it are redrawn (e.g. around
     the 2 s of the interruption rule, where placement and detection can disagree by
-    a frame).
+    a frame). A turn never starts less than ``min_pause_s`` after its own channel's previous
+    turn ended (else the two would be one talk spurt, and an overlap is shortened or
+    becomes a gap).
 
     Returns:
         ``[(channel 0|1, start_s, end_s)]`` in start order, seconds; the first turn starts
@@ -67,12 +69,16 @@ def conversation_plan(rng: np.random.Generator, n_turns: int = 12, turn_s=(1.5, 
         d = float(rng.uniform(*turn_s))
         if i:
             prev = turns[-1]
-            if rng.random() < p_overlap:
+            # a channel's next turn starts at least min_pause_s after its previous one ended
+            room = prev[2] - (turns[-2][2] + min_pause_s if len(turns) > 1 else prev[1])
+            if rng.random() < p_overlap and min(room, 0.8 * (prev[2] - prev[1])) >= overlap_s[0]:
                 while True:
                     o = float(rng.uniform(*overlap_s))
                     if avoid_s is None or not avoid_s[0] < o < avoid_s[1]:
                         break
-                o = min(o, 0.8 * (prev[2] - prev[1]))
+                o = min(o, 0.8 * (prev[2] - prev[1]), room)
+                if avoid_s is not None and avoid_s[0] < o < avoid_s[1]:
+                    o = avoid_s[0]
                 d = max(d, o / 0.8)
                 t = prev[2] - o
             else:

@@ -3,9 +3,10 @@
 Voice activity comes from the speech detector the job already runs
 (:mod:`ser_lib.speech`), at its frame resolution: **10 ms frames** (the feature frame hop,
 :class:`ser_lib.features.FeatureConfig` ``hop_length`` 80 samples at 8 kHz; each frame
-spans 32 ms). A frame *talks* when it is active (level ``margin_db`` over its window's
-noise floor, :func:`ser_lib.speech.active_frames`) in at least one of the analysis windows
-that hold it *and* that window is speech (spectral change: tones and hum are not). The 2 s
+spans 32 ms). A frame *talks* when it is active (its level ``talk.margin_db``, 2 dB, over
+its window's noise floor: :func:`ser_lib.speech.active_frames` with the talk margin) in at
+least one of the analysis windows that hold it *and* that window is speech (the speech
+rule unchanged: 8 dB margin, spectral change; tones and hum are not). The 2 s
 window flags alone are too coarse for overtalk; the frame decisions inside speech windows
 are not. Frame ``i`` stands for the 10 ms from ``i * 0.01 + 0.011`` s (the middle 10 ms
 of its 32 ms span).
@@ -59,6 +60,12 @@ class TalkConfig:
     """``talk`` section of ``conf/job.yaml`` (rules of the module docstring).
 
     Attributes:
+        margin_db: a frame of a speech window talks when its level is this many dB over
+            the window's noise floor (the speech rule's step 2, :func:`ser_lib.speech.active_frames`,
+            with its own margin: the rule's 8 dB, meant to find speech *windows*, missed the
+            soft parts of words of a channel 20 dB under the other, in line noise. On
+            bench/talk.py's calls 2 dB was best of 8, 3, 2 and 1.5 (1.5 dB began to
+            lengthen spurts into the line noise; bench/README.md "Talk spurts").
         hangover_s: pauses shorter than this (s) do not end a talk spurt.
         min_spurt_s: spurts shorter than this (s, after the hangover) are dropped.
         interruption_s: a channel starting while another talks interrupts it when the
@@ -68,13 +75,15 @@ class TalkConfig:
         ConfigError: a negative value, or ``interruption_s`` not > 0.
     """
 
+    margin_db: float = 2.0
     hangover_s: float = 0.3
     min_spurt_s: float = 0.15
     interruption_s: float = 2.0
 
     def __post_init__(self):
-        if self.hangover_s < 0 or self.min_spurt_s < 0 or not self.interruption_s > 0:
-            raise ConfigError("talk.hangover_s and talk.min_spurt_s must be >= 0, talk.interruption_s > 0")
+        if self.margin_db < 0 or self.hangover_s < 0 or self.min_spurt_s < 0 or not self.interruption_s > 0:
+            raise ConfigError("talk.margin_db, talk.hangover_s and talk.min_spurt_s must be >= 0, "
+                              "talk.interruption_s > 0")
 
     @classmethod
     def from_dict(cls, d: dict) -> "TalkConfig":
