@@ -199,6 +199,27 @@ def test_call_page_draws_both_lanes_from_the_timeline(client, web_out):
     assert "/vendor/plotly.min.js" in html and "Download CSV" in html and "confidence" in html
 
 
+def test_call_page_shows_talk_spurts_and_conversation_measures(client, web_out):
+    """The turns table's spurts go to the plot (a talk lane per channel) and the calls row's
+    measures to a card; an upload gets its own spurts from the scoring."""
+    import pandas as pd
+    cid = _id(web_out, "stereo_ulaw.wav")
+    html = client.get(f"/calls/{cid}").get_data(as_text=True)
+    data = json.loads(html.split('data-role="call-data">', 1)[1].split("</script>", 1)[0])
+    turns = pd.read_parquet(web_out["out"] / "turns")
+    want = sorted((r.channel, r.start_s, r.end_s) for r in turns[turns["call_id"] == cid].itertuples())
+    assert want and sorted((t["channel"], t["start_s"], t["end_s"]) for t in data["turns"]) == want
+    assert {t["channel"] for t in data["turns"]} == {"agent", "customer"}
+    card = html.split('data-role="conversation"', 1)[1].split("</div></div>", 1)[0]
+    call = next(c for c in web_out["calls"].to_dict("records") if c["call_id"] == cid)
+    from jobs.web.common import duration
+    assert f">{duration(call['non_talk_s'])}<" in card and "overtalk" in card and "interruption" in card
+    assert "LUFS" in card
+    mono = _id(web_out, "mono16k.wav")
+    card = client.get(f"/calls/{mono}").get_data(as_text=True).split('data-role="conversation"', 1)[1]
+    assert "overtalk" not in card.split("</div></div>", 1)[0] and "interruption" not in card.split("</div></div>", 1)[0]
+
+
 def test_failed_call_page_says_why(client, web_out):
     html = client.get(f"/calls/{_id(web_out, 'corrupt.wav')}").get_data(as_text=True)
     assert "could not be analysed" in html and 'data-role="recording"' not in html
@@ -292,6 +313,7 @@ def test_upload_page_shows_the_timeline_of_a_file_checked_by_content(client, tmp
     data = json.loads(html.split('data-role="call-data">', 1)[1].split("</script>", 1)[0])
     assert data["channels"] == ["mono"] and data["segments"] and data["audio_url"] is None
     assert "nothing of it is kept" in html
+    assert data["turns"] and all(t["channel"] == "mono" and t["end_s"] <= 5.0 for t in data["turns"])
 
 
 @pytest.mark.parametrize("payload, name, status, words", [

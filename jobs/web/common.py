@@ -47,14 +47,16 @@ def labels_of(row: dict) -> list[str]:
     return found or list(EMOTIONS)
 
 
-def view_model(row: dict, segments: list[dict], audio_url: str | None) -> dict:
-    """What the call page's script draws (timeline, segments, colours, audio URL).
+def view_model(row: dict, segments: list[dict], audio_url: str | None, turns: list[dict] | None = None) -> dict:
+    """What the call page's script draws (timeline, talk spurts, segments, colours, audio URL).
 
     Args:
         row: a ``calls`` row (:meth:`Results.get_call`) or ``ser predict``'s dict.
         segments: segment rows (``channel, segment_index, start_s, end_s, is_speech,
             emotion, confidence``).
         audio_url: URL of the playable recording, or None.
+        turns: talk spurts (``channel, start_s, end_s``; :meth:`Results.turns`); None: the
+            row's own ``turns`` (``ser predict``'s dict), if any.
     """
     timeline = [{k: e.get(k) for k in ("channel", "start_s", "end_s", "emotion", "confidence")}
                 for e in (row.get("timeline") or [])]
@@ -67,6 +69,8 @@ def view_model(row: dict, segments: list[dict], audio_url: str | None) -> dict:
         "labels": labels,
         "colours": {**{lab: COLOURS.get(lab, "#333333") for lab in labels}, "": NON_SPEECH_COLOUR},
         "timeline": timeline,
+        "turns": [{k: t.get(k) for k in ("channel", "start_s", "end_s")}
+                  for t in (turns if turns is not None else row.get("turns") or [])],
         "segments": [{k: s.get(k) for k in ("channel", "segment_index", "start_s", "end_s", "is_speech", "emotion",
                                                "confidence")} for s in segments],
         "audio_url": audio_url,
@@ -83,6 +87,10 @@ def summary_of(row: dict) -> dict:
                      for ch, s in (row.get("channel_speech_s") or {}).items()],
         "shares": [(lab, shares[lab]) for lab in labels if shares[lab] > 0],
         "negative_share": (sum(v for k, v in shares.items() if k in NEGATIVE_EMOTIONS) if speech > 0 else None),
+        # conversation measures (README "Conversation measures"); absent in calls written before them
+        "talk": [{"name": ch, "talk_s": s, "interruptions": (row.get("channel_interruptions") or {}).get(ch),
+                  "lufs": (row.get("channel_loudness_lufs") or {}).get(ch)}
+                 for ch, s in (row.get("channel_talk_s") or {}).items()],
     }
 
 

@@ -43,9 +43,10 @@ def _call_or_404(call_id: str) -> dict:
 def call(call_id: str):
     c = _call_or_404(call_id)
     segments = services()["results"].segments(c) if c["status"] == "ok" else []
+    turns = services()["results"].turns(c) if c["status"] == "ok" else []
     audio_url = url_for("pages.audio", call_id=c["call_id"]) if c["status"] == "ok" else None
     return render_template("call.html", call=c, name=source_name(c), summary=summary_of(c),
-                           data=view_model(c, segments, audio_url), upload=False)
+                           data=view_model(c, segments, audio_url, turns), upload=False)
 
 
 @bp.get("/calls/<call_id>/audio")
