@@ -531,7 +531,9 @@ def test_browser_calls_call_audio_runs_upload(served, web_out, tmp_path):
 
         d.find_element("link text", "queue1/stereo_ulaw.wav").click()
         lanes = _wait(d, "return (function(){" + LANES + "})()")
-        assert sorted(lanes["ticks"]) == ["agent", "customer"] and lanes["lanes"] == 2 and lanes["bars"] >= 4
+        # each channel's emotion lane, then its talk lane (the turns table's spurts)
+        assert sorted(lanes["ticks"]) == ["agent", "agent talk", "customer", "customer talk"] and lanes["lanes"] == 4 \
+            and lanes["bars"] >= 6
         assert _wait(d, "return document.querySelector('audio').readyState >= 1")
         d.execute_script("document.querySelector('audio').play()")
         _wait(d, "return document.querySelector('audio').currentTime > 1.0", 30)
@@ -558,7 +560,7 @@ def test_browser_calls_call_audio_runs_upload(served, web_out, tmp_path):
         d.find_element("css selector", "input[type=file]").send_keys(str(path))
         d.find_element("css selector", "form.upload button").click()
         lanes = _wait(d, "return (function(){" + LANES + "})()", 60)
-        assert sorted(lanes["ticks"]) == ["agent", "customer"] and lanes["lanes"] == 2
+        assert sorted(lanes["ticks"]) == ["agent", "agent talk", "customer", "customer talk"] and lanes["lanes"] == 4
         assert d.execute_script("return document.querySelector('[data-role=\"result\"] audio').src").startswith("blob:")
         d.save_screenshot(str(SHOTS / "web-upload.png"))
         errors = [e for e in d.get_log("browser") if e["level"] == "SEVERE"]
