@@ -38,7 +38,7 @@ from pyspark.sql import types as T
 
 from jobs import manifest, schemas
 from jobs.balance import balanced_bins, task_cost
-from jobs.call_tables import calls_table, episodes_table
+from jobs.call_tables import calls_table, episodes_table, turns_table
 from jobs.commit import LockBusy, Staging, Store
 from jobs.progress import AnalysisProgress
 from jobs.run_summary import exit_code, notice_lines
@@ -303,12 +303,12 @@ def summary_columns(labels: list[str]) -> list[str]:
     """The input rows' call-summary columns (``n_segments`` aside): what only the calls and
     episodes tables need, and what grows with calls' length (timeline, quarters, episodes)."""
     return [f.name for f in schemas.call_summary_schema(labels).fields
-            if f.name not in ("call_id", "n_segments")] + ["episodes"]
+            if f.name not in ("call_id", "n_segments")] + ["episodes", "turns"]
 
 
 def write_call_tables(store: Store, staging: Staging, run_date: str, rows: DataFrame | None, facts: list[dict],
                       labels: list[str], model_version: str, batch_calls: int = 1000) -> set[str]:
-    """Write the ``calls`` and ``episodes`` tables of ``facts`` (one ``part-00000.parquet``
+    """Write the ``calls``, ``episodes`` and ``turns`` tables of ``facts`` (one ``part-00000.parquet``
     each, one row group per batch) without holding every call's summary on the driver.
 
     The summaries come from the executors' input rows ``batch_calls`` calls at a time
@@ -323,7 +323,8 @@ def write_call_tables(store: Store, staging: Staging, run_date: str, rows: DataF
         facts: manifest records of analysed or failed recordings (``call_id`` set).
 
     Returns:
-        the tables written (``calls``, and ``episodes`` when any call has episodes).
+        the tables written (``calls``, and ``episodes`` / ``turns`` when any call has episodes /
+        talk spurts).
     """
     import pyarrow.parquet as pq
     by_id = {f["call_id"]: f for f in facts}
@@ -342,6 +343,7 @@ def write_call_tables(store: Store, staging: Staging, run_date: str, rows: DataF
     def flush(batch: list[dict], summaries: dict) -> None:
         put("calls", calls_table(batch, summaries, labels, model_version))
         put("episodes", episodes_table(batch, summaries, model_version))
+        put("turns", turns_table(batch, summaries, model_version))
 
     try:
         batch, summaries = [], {}

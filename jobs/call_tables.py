@@ -1,4 +1,4 @@
-"""The ``calls`` and ``episodes`` tables of one run as Arrow tables (no Spark session).
+"""The ``calls``, ``episodes`` and ``turns`` tables of one run as Arrow tables (no Spark session).
 
 Built on the driver from the manifest facts of the analysed and failed recordings and
 their input rows' call summaries (see :func:`jobs.analyze_calls.write_call_tables`,
@@ -47,6 +47,19 @@ def episodes_table(facts: list[dict], summaries: dict[str, dict], model_version:
             e = e.asDict() if hasattr(e, "asDict") else dict(e)
             rows.append({"call_id": f["call_id"], **{k: _py(v) for k, v in e.items()}, "model_version": model_version})
     return pa.Table.from_pylist(rows, schema=to_arrow_schema(schemas.episodes_table()))
+
+
+def turns_table(facts: list[dict], summaries: dict[str, dict], model_version: str) -> pa.Table:
+    """The ``turns`` table (one run's partition): the talk spurts of the analysed calls among
+    ``facts``, from their input rows' ``turns`` (see :func:`calls_table`), in call order."""
+    from pyspark.sql.pandas.types import to_arrow_schema
+    rows = []
+    for f in facts:
+        turns = summaries.get(f["call_id"], {}).get("turns") if f["status"] == "ok" else None
+        for e in turns if isinstance(turns, (list, np.ndarray)) else []:
+            e = e.asDict() if hasattr(e, "asDict") else dict(e)
+            rows.append({"call_id": f["call_id"], **{k: _py(v) for k, v in e.items()}, "model_version": model_version})
+    return pa.Table.from_pylist(rows, schema=to_arrow_schema(schemas.turns_table()))
 
 
 def _py(v):

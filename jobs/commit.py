@@ -8,7 +8,7 @@ partitions and *replaces* a few older ones:
 
 Layout under the output root ``OUT``::
 
-    OUT/<table>/run_date=D/run_id=R/part-*.parquet   tables: segments, calls, episodes, manifest, errors
+    OUT/<table>/run_date=D/run_id=R/part-*.parquet   tables: segments, calls, episodes, turns, manifest, errors
     OUT/_runs/<R>.json                               commit record + run summary (one per run)
     OUT/_staging/<R>.<attempt>/...                   a run's output before it commits
     OUT/_trash/<R>.<attempt>/                        replaced partitions, deleted after commit
@@ -60,7 +60,7 @@ from pyarrow import fs
 
 log = logging.getLogger("ser.commit")
 
-TABLES = ("segments", "calls", "episodes", "manifest", "errors")
+TABLES = ("segments", "calls", "episodes", "turns", "manifest", "errors")
 
 #: Test hook: ``SER_CRASH_AFTER=<step>`` makes the driver kill itself with SIGKILL right
 #: after ``<step>`` (``staged``, ``committed``, ``moved``, ``applied``), exactly like an

@@ -28,7 +28,7 @@ from ser_lib.nulls import none_if_missing
 log = logging.getLogger("ser.job")
 
 #: tables whose rows belong to a call (rewritten without a call analysed again elsewhere)
-CALL_TABLES = ("segments", "calls", "episodes")
+CALL_TABLES = ("segments", "calls", "episodes", "turns")
 
 
 class Engine(Protocol):
@@ -40,7 +40,7 @@ class Engine(Protocol):
 
     def stage(self, store: Store, staging: Staging, run_date: str, run_id: str, facts: list[dict],
               n_segments: int) -> set[str]:
-        """Write this run's ``segments``/``calls``/``episodes`` under ``staging``; return the
+        """Write this run's ``segments``/``calls``/``episodes``/``turns`` under ``staging``; return the
         tables written."""
 
     def rewrite_without(self, store: Store, src: str, call_ids: set[str], dst: str) -> str:

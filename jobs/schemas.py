@@ -1,4 +1,4 @@
-"""Spark schemas of the job's intermediate rows and its two output tables."""
+"""Spark schemas of the job's intermediate rows and its output tables."""
 from __future__ import annotations
 
 from pyspark.sql import types as T
@@ -56,13 +56,24 @@ def quarter_entry(labels: list[str]) -> T.StructType:
                          T.StructField("start_s", T.DoubleType(), True),
                          T.StructField("end_s", T.DoubleType(), True),
                          T.StructField("speech_s", T.DoubleType(), True)]
-                        + [T.StructField(f"share_{lab}", T.DoubleType(), True) for lab in labels])
+                        + [T.StructField(f"share_{lab}", T.DoubleType(), True) for lab in labels]
+                        # ser_lib.talk: this channel's talk spurts, and the call's non-talk and
+                        # overtalk (all channels; null overlap for mono) in the quarter, s
+                        + [T.StructField(c, T.DoubleType(), True) for c in ("talk_s", "non_talk_s", "overlap_s")])
 
 
 #: per-channel call measures (:func:`ser_lib.measures.channel_measures`), maps channel -> value
 CHANNEL_MEASURES = [("channel_negative_episodes", T.IntegerType()), ("channel_longest_negative_s", T.DoubleType()),
                     ("channel_first_negative_s", T.DoubleType()), ("channel_end_negative_share", T.DoubleType()),
                     ("channel_ends_negative", T.BooleanType())]
+
+
+#: conversation measures (:func:`ser_lib.scoring.conversation_fields`, :mod:`ser_lib.talk`)
+CONVERSATION_MEASURES = [("channel_talk_s", T.MapType(T.StringType(), T.DoubleType())),
+                         ("non_talk_s", T.DoubleType()), ("longest_non_talk_s", T.DoubleType()),
+                         ("overlap_s", T.DoubleType()),
+                         ("channel_interruptions", T.MapType(T.StringType(), T.IntegerType())),
+                         ("channel_loudness_lufs", T.MapType(T.StringType(), T.DoubleType()))]
 
 
 def call_summary_schema(labels: list[str]) -> T.StructType:
@@ -76,6 +87,7 @@ def call_summary_schema(labels: list[str]) -> T.StructType:
          T.StructField("channel_dominant_emotion", T.MapType(T.StringType(), T.StringType()), True)]
         + [T.StructField(f"share_{lab}", T.DoubleType(), True) for lab in labels]
         + [T.StructField(name, T.MapType(T.StringType(), t), True) for name, t in CHANNEL_MEASURES]
+        + [T.StructField(name, t, True) for name, t in CONVERSATION_MEASURES]
         + [T.StructField("quarters", T.ArrayType(quarter_entry(labels)), True),
            T.StructField("timeline", T.ArrayType(TIMELINE_ENTRY), True)])
 
@@ -98,6 +110,20 @@ def episodes_table() -> T.StructType:
                         + [T.StructField("model_version", T.StringType(), False)])
 
 
+TURN_ENTRY = T.StructType([
+    T.StructField("channel", T.StringType(), True),
+    T.StructField("turn_index", T.IntegerType(), True),
+    T.StructField("start_s", T.DoubleType(), True),
+    T.StructField("end_s", T.DoubleType(), True),
+])
+
+
+def turns_table() -> T.StructType:
+    """The ``turns`` table: one row per talk spurt of a channel (:mod:`ser_lib.talk`)."""
+    return T.StructType([T.StructField("call_id", T.StringType(), False)] + TURN_ENTRY.fields
+                        + [T.StructField("model_version", T.StringType(), False)])
+
+
 def analysis_rows(labels: list[str]) -> T.StructType:
     """Rows of the fused analysis pass (``jobs.analyze_calls.analyze_udf``).
 
@@ -114,6 +140,7 @@ def analysis_rows(labels: list[str]) -> T.StructType:
     summary = [f for f in call_summary_schema(labels).fields if f.name != "call_id"]
     return T.StructType([T.StructField("row_kind", T.StringType(), False)] + fields + summary + [
         T.StructField("episodes", T.ArrayType(EPISODE_ENTRY), True),  # the call's episodes: the episodes table
+        T.StructField("turns", T.ArrayType(TURN_ENTRY), True),        # the call's talk spurts: the turns table
         T.StructField("warnings", T.StringType(), True),             # analysed, but: "truncated: ..."
         T.StructField("kind", T.StringType(), True),                 # file | archive | member
         T.StructField("member", T.StringType(), True),

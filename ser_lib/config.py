@@ -18,6 +18,7 @@ from .episodes import EpisodeConfig
 from .errors import ConfigError
 from .smoothing import SmoothingConfig
 from .speech import SpeechConfig
+from .talk import TalkConfig
 
 DEFAULT_JOB_CONF = Path(__file__).resolve().parent.parent / "conf" / "job.yaml"
 #: sections of ``conf/job.yaml`` read by the Spark runner, not by this library
@@ -32,6 +33,7 @@ DEFAULTS: dict[str, Any] = {
     "speech": SpeechConfig().to_dict(),
     "timeline": SmoothingConfig().to_dict(),
     "episodes": EpisodeConfig().to_dict(),
+    "talk": TalkConfig().to_dict(),
     "model": {"path": "", "batch_size": 512},
 }
 
@@ -91,6 +93,7 @@ class JobConfig:
     batch_size: int
     timeline: SmoothingConfig = SmoothingConfig()
     episodes: EpisodeConfig = EpisodeConfig()
+    talk: TalkConfig = TalkConfig()
 
     @classmethod
     def load(cls, path: str | Path | None = None, overrides: dict | None = None) -> "JobConfig":
@@ -116,6 +119,7 @@ class JobConfig:
                 model_path=str(d["model"]["path"] or ""), batch_size=int(d["model"]["batch_size"]),
                 timeline=SmoothingConfig.from_dict(d["timeline"]),
                 episodes=EpisodeConfig.from_dict(d["episodes"]),
+                talk=TalkConfig.from_dict(d["talk"]),
             )
         except (TypeError, ValueError, AttributeError) as err:
             raise ConfigError(f"invalid job configuration: {err}") from err

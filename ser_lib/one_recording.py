@@ -57,9 +57,9 @@ def predict_source(source: Source, cfg: JobConfig, predictor: Predictor) -> dict
     """
     labels = predictor.labels
     rec = score_recording(source, predictor, predictor.meta.feature_config, cfg.hop_s, cfg.speech,
-                          cfg.channel_names, cfg.chunk_s, smoothing=cfg.timeline)
+                          cfg.channel_names, cfg.chunk_s, smoothing=cfg.timeline, talk=cfg.talk)
     rows = [r for ch in rec.channels for r in segment_records(segment_columns(ch, labels))]
-    summary = summarize(rec, labels, cfg.episodes)
+    summary = summarize(rec, labels, cfg.episodes, cfg.talk)
     summary.update(duration_s=rec.duration_s, n_channels=rec.info.n_channels, sample_rate=rec.info.sample_rate,
                    model_version=predictor.meta.version, warnings=rec.info.warnings, segments=rows)
     return summary

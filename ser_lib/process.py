@@ -207,7 +207,7 @@ class _Work:
         cfg, t = self.cfg, self.timings
         try:
             rec = score_recording(source, self.predictor, self.predictor.meta.feature_config, cfg.hop_s, cfg.speech,
-                                  cfg.channel_names, cfg.chunk_s, t, cfg.timeline)
+                                  cfg.channel_names, cfg.chunk_s, t, cfg.timeline, cfg.talk)
         except SERError as err:
             return [self.input_row(fields, "failed", str(err))]
         except Exception as err:  # never lose a file to an unexpected failure; log it as the bug it is
@@ -219,7 +219,7 @@ class _Work:
             out.append(Segments(cols, len(ch)))
         # the task holds the whole call: summarise it here rather than shuffle its windows
         t1 = time.perf_counter()
-        summary = summarize(rec, self.labels, cfg.episodes)
+        summary = summarize(rec, self.labels, cfg.episodes, cfg.talk)
         t["summary_s"] = t.get("summary_s", 0.0) + time.perf_counter() - t1
         info = rec.info
         self.on_recording(rec.duration_s)

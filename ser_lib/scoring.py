@@ -24,6 +24,7 @@ from .measures import channel_measures, quarter_shares
 from .smoothing import SmoothingConfig, smooth
 from .speech import SpeechConfig
 from .stream import StreamAnalyzer
+from .talk import FRAME_S, TalkConfig, conversation_measures, frame_talk, talk_spurts
 from .timeline import cells, summarize_call
 
 
@@ -42,6 +43,10 @@ class ScoredChannel:
         confidence: ``float32 (n,)`` its probability, NaN where not speech.
         smoothed: ``int64 (n,)`` label index after smoothing (:func:`ser_lib.smoothing.smooth`),
             -1 where not speech; emotion_smoothed: ``object (n,)`` that label, None where not speech.
+        talk_frames: ``bool (ceil(duration_s / 0.01),)`` talk decision per 10 ms frame
+            (:func:`ser_lib.talk.frame_talk`); None when not computed.
+        loudness_lufs: ITU-R BS.1770 integrated loudness, LUFS (:class:`ser_lib.talk.LoudnessMeter`);
+            None when gated out (silence) or not computed.
     """
 
     channel: str
@@ -53,6 +58,8 @@ class ScoredChannel:
     confidence: np.ndarray
     smoothed: np.ndarray
     emotion_smoothed: np.ndarray
+    talk_frames: np.ndarray | None = None
+    loudness_lufs: float | None = None
 
     def __len__(self) -> int:
         return len(self.start_s)
@@ -70,7 +77,7 @@ class ScoredRecording:
 
 def score_recording(source: Source, predictor, fcfg: FeatureConfig, hop_s: float, speech_cfg: SpeechConfig,
                     channel_names, chunk_s: float, timings: dict | None = None,
-                    smoothing: SmoothingConfig | None = None) -> ScoredRecording:
+                    smoothing: SmoothingConfig | None = None, talk: TalkConfig | None = None) -> ScoredRecording:
     """Decode, window and score ``source`` chunk by chunk.
 
     Args:
@@ -83,6 +90,7 @@ def score_recording(source: Source, predictor, fcfg: FeatureConfig, hop_s: float
             :class:`~ser_lib.stream.StreamAnalyzer`) and ``model_s`` wall seconds are added to it.
         smoothing: how each channel's labels are smoothed (default: ``SmoothingConfig()``,
             the ``timeline`` defaults of ``conf/job.yaml``).
+        talk: the talk-frame margin (default ``TalkConfig()``, :mod:`ser_lib.talk`).
 
     Returns:
         :class:`ScoredRecording`, channels in the file's order.
@@ -93,8 +101,10 @@ def score_recording(source: Source, predictor, fcfg: FeatureConfig, hop_s: float
     """
     labels = np.asarray(predictor.labels, dtype=object)
     n_labels = len(labels)
-    sa = StreamAnalyzer(source, fcfg, hop_s, speech_cfg, channel_names, chunk_s, timings)
+    sa = StreamAnalyzer(source, fcfg, hop_s, speech_cfg, channel_names, chunk_s, timings,
+                        (talk or TalkConfig()).margin_db)
     parts: dict[str, list] = {}
+    acts: dict[str, list] = {}
     for chunk in sa:
         for ch in chunk:
             probs = np.full((len(ch.start_s), n_labels), np.nan, dtype=np.float32)
@@ -104,9 +114,16 @@ def score_recording(source: Source, predictor, fcfg: FeatureConfig, hop_s: float
                 if timings is not None:
                     timings["model_s"] = timings.get("model_s", 0.0) + time.perf_counter() - t0
             parts.setdefault(ch.channel, []).append((ch.start_s, ch.end_s, ch.speech, probs))
+            act = acts.setdefault(ch.channel, [])
+            if ch.active is not None and ch.speech.any():  # frame decisions of speech windows only
+                act.append((ch.start_frame[ch.speech], ch.active[ch.speech]))
     channels = []
-    for name, chunks in parts.items():
+    n_frames = int(np.ceil(round(sa.duration_s / FRAME_S, 6)))
+    for c, (name, chunks) in enumerate(parts.items()):
         start, end, speech, probs = (np.concatenate(x) for x in zip(*chunks))
+        pieces = acts.get(name) or []
+        talk = frame_talk(np.concatenate([p[0] for p in pieces]) if pieces else np.zeros(0, np.int64),
+                          np.concatenate([p[1] for p in pieces]) if pieces else np.zeros((0, 0), bool), n_frames)
         n = len(start)
         best = np.nanargmax(np.where(speech[:, None], probs, 0), axis=1)
         smoothed = smooth(probs, speech, smoothing or SmoothingConfig())
@@ -114,16 +131,19 @@ def score_recording(source: Source, predictor, fcfg: FeatureConfig, hop_s: float
             name, start, end, speech, probs,
             emotion=np.where(speech, labels[best], None),
             confidence=np.where(speech, probs[np.arange(n), best], np.nan).astype(np.float32),
-            smoothed=smoothed, emotion_smoothed=np.where(smoothed >= 0, labels[np.maximum(smoothed, 0)], None)))
+            smoothed=smoothed, emotion_smoothed=np.where(smoothed >= 0, labels[np.maximum(smoothed, 0)], None),
+            talk_frames=talk, loudness_lufs=sa.loudness_lufs[c] if c < len(sa.loudness_lufs) else None))
     return ScoredRecording(sa.info, sa.duration_s, channels)
 
 
-def summarize(rec: ScoredRecording, labels: list[str], episodes: EpisodeConfig | None = None) -> dict:
+def summarize(rec: ScoredRecording, labels: list[str], episodes: EpisodeConfig | None = None,
+              talk: TalkConfig | None = None) -> dict:
     """The call summary of a scored recording, from its **smoothed** labels (``{}`` without windows).
 
     Args:
         rec: from :func:`score_recording`; labels: the model's labels (columns of ``probs``);
-        episodes: episode and call-measure rules (default ``EpisodeConfig()``).
+        episodes: episode and call-measure rules (default ``EpisodeConfig()``);
+        talk: talk-spurt rules (default ``TalkConfig()``).
 
     Returns:
         :func:`ser_lib.timeline.summarize_call`'s dict over the smoothed labels (timeline
@@ -131,7 +151,9 @@ def summarize(rec: ScoredRecording, labels: list[str], episodes: EpisodeConfig |
         weighted), plus ``quarters`` (:func:`ser_lib.measures.quarter_shares`), the
         :func:`ser_lib.measures.channel_measures` maps, and ``episodes``: ``[{channel,
         episode_index, emotion, start_s, end_s, duration_s, mean_confidence,
-        peak_confidence}]`` (:func:`ser_lib.episodes.channel_episodes`).
+        peak_confidence}]`` (:func:`ser_lib.episodes.channel_episodes`), the conversation
+        measures of :func:`conversation_fields` and ``turns``: ``[{channel, turn_index,
+        start_s, end_s}]`` (talk spurts, :func:`ser_lib.talk.talk_spurts`).
     """
     if not any(len(ch) for ch in rec.channels):
         return {}
@@ -149,4 +171,32 @@ def summarize(rec: ScoredRecording, labels: list[str], episodes: EpisodeConfig |
     out["quarters"] = quarter_shares(out["timeline"], rec.duration_s, labels)
     out.update(channel_measures(out["timeline"], per_channel, ecfg.end_speech_s))
     out["episodes"] = [{"channel": ch, **e} for ch, eps in per_channel.items() for e in eps]
+    out.update(conversation_fields(rec, out["quarters"], talk or TalkConfig()))
+    return out
+
+
+def conversation_fields(rec: ScoredRecording, quarters: list[dict], cfg: TalkConfig) -> dict:
+    """The conversation columns of the ``calls`` table and the call's ``turns``.
+
+    Args:
+        rec: a scored recording whose channels carry ``talk_frames`` and ``loudness_lufs``.
+        quarters: :func:`ser_lib.measures.quarter_shares` entries; ``talk_s``,
+            ``non_talk_s`` and ``overlap_s`` are added to each, in place
+            (:func:`ser_lib.talk.conversation_measures`).
+
+    Returns:
+        ``channel_talk_s``, ``non_talk_s``, ``longest_non_talk_s``, ``overlap_s``,
+        ``channel_interruptions``, ``channel_loudness_lufs`` (channel → LUFS, None where
+        gated out) and ``turns`` (see :func:`summarize`; bounds rounded to 1 ms).
+    """
+    spurts = {ch.channel: talk_spurts(ch.talk_frames if ch.talk_frames is not None else np.zeros(0, bool), cfg)
+              for ch in rec.channels}
+    m = conversation_measures(spurts, rec.duration_s, cfg)
+    for q in quarters:
+        q.update(m["quarter_talk"].get((q["channel"], q["quarter"]), {}))
+    out = {k: m[k] for k in ("channel_talk_s", "non_talk_s", "longest_non_talk_s", "overlap_s",
+                             "channel_interruptions")}
+    out["channel_loudness_lufs"] = {ch.channel: ch.loudness_lufs for ch in rec.channels}
+    out["turns"] = [{"channel": c, "turn_index": i, "start_s": round(float(a), 3), "end_s": round(float(b), 3)}
+                    for c, sp in spurts.items() for i, (a, b) in enumerate(sp)]
     return out

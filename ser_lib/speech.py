@@ -148,19 +148,23 @@ class SpeechConfig:
             raise ConfigError(f"invalid speech configuration: {err}") from err
 
 
-def active_frames(window_feats: np.ndarray, cfg: SpeechConfig = SpeechConfig()) -> np.ndarray:
+def active_frames(window_feats: np.ndarray, cfg: SpeechConfig = SpeechConfig(),
+                  margins_db: tuple[float, ...] | None = None) -> np.ndarray | list[np.ndarray]:
     """Active frames of each window (steps 1-2 of the module docstring).
 
     Args:
         window_feats: ``np.ndarray[shape=(n_windows, n_frames, n_features)]``.
+        margins_db: if given, one decision per margin (dB over the window's noise floor)
+            instead of ``cfg.margin_db``, the floor computed once.
 
     Returns:
-        ``np.ndarray[shape=(n_windows, n_frames), dtype=bool]``.
+        ``np.ndarray[shape=(n_windows, n_frames), dtype=bool]``; with ``margins_db`` a list
+        of them, one per margin.
     """
     level = window_feats[:, :, RMS_DB_COLUMN]
     floor = row_percentile(level, cfg.noise_percentile) if len(level) else np.zeros(0, np.float32)
-    thr = np.maximum(floor + cfg.margin_db, cfg.floor_db)
-    return level > thr[:, None]
+    out = [level > np.maximum(floor + m, cfg.floor_db)[:, None] for m in (margins_db or (cfg.margin_db,))]
+    return out if margins_db is not None else out[0]
 
 
 def spectral_change(window_feats: np.ndarray, active: np.ndarray, cfg: SpeechConfig = SpeechConfig(),
@@ -221,7 +225,28 @@ def is_speech(window_feats: np.ndarray, cfg: SpeechConfig = SpeechConfig()) -> n
     Returns:
         ``np.ndarray[shape=(n_windows,), dtype=bool]``.
     """
-    active = active_frames(window_feats, cfg)
+    return speech_decisions(window_feats, cfg)[0]
+
+
+def speech_decisions(window_feats: np.ndarray, cfg: SpeechConfig = SpeechConfig(),
+                     talk_margin_db: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`is_speech`'s window flags and the frame decisions behind them.
+
+    Args:
+        talk_margin_db: the margin over the window's noise floor of the frame decisions
+            returned (step 2 with another margin: :mod:`ser_lib.talk`'s talk frames);
+            None: ``cfg.margin_db``, the decisions the window flags use.
+
+    Returns:
+        ``(speech, active)``: ``bool (n_windows,)`` window flags (whatever
+        ``talk_margin_db``) and ``bool (n_windows, n_frames)`` active frames
+        (:func:`active_frames`), one per 10 ms frame hop. :mod:`ser_lib.talk` turns the
+        active frames of speech windows into talk spurts.
+    """
+    if talk_margin_db is None or talk_margin_db == cfg.margin_db:
+        active = talk = active_frames(window_feats, cfg)
+    else:
+        active, talk = active_frames(window_feats, cfg, (cfg.margin_db, talk_margin_db))
     speech = active.mean(axis=1) >= cfg.min_active_ratio if active.size else np.zeros(len(active), bool)
     if speech.any():
         cand = np.flatnonzero(speech)
@@ -231,4 +256,4 @@ def is_speech(window_feats: np.ndarray, cfg: SpeechConfig = SpeechConfig()) -> n
         steady = ((spectral_change(feats, act, cfg, 1) < cfg.min_change_10ms_db)
                   | (spectral_change(feats, act, cfg, 4) < cfg.min_change_40ms_db))
         speech[cand[steady]] = False
-    return speech
+    return speech, talk

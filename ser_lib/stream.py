@@ -31,7 +31,8 @@ import soxr
 
 from .audio import AudioInfo, AudioReader, Source
 from .features import FeatureConfig, frame_features, window_features
-from .speech import SpeechConfig, is_speech
+from .speech import SpeechConfig, speech_decisions
+from .talk import LoudnessMeter
 
 
 @dataclass
@@ -44,6 +45,9 @@ class ChannelWindows:
         start_s, end_s: ``(n_windows,)`` float64 window bounds, seconds; ``end_s`` is
             clipped to the channel's duration.
         speech: ``(n_windows,)`` bool speech flags.
+        active: ``(n_windows, frames_per_window)`` bool frame decisions behind the flags
+            (:func:`ser_lib.speech.speech_decisions`), 10 ms apart.
+        start_frame: ``(n_windows,)`` int64 index of each window's first frame.
     """
 
     channel: str
@@ -51,6 +55,8 @@ class ChannelWindows:
     start_s: np.ndarray
     end_s: np.ndarray
     speech: np.ndarray
+    active: np.ndarray | None = None
+    start_frame: np.ndarray | None = None
 
 
 class _Channel:
@@ -130,6 +136,8 @@ class StreamAnalyzer:
         source: path, bytes or seekable binary file object.
         chunk_s: seconds of audio decoded at a time (bounds memory, not results).
         timings: if given, ``decode_s`` and ``features_s`` are added to it.
+        talk_margin_db: margin of the frame decisions in :attr:`ChannelWindows.active`
+            (:func:`ser_lib.speech.speech_decisions`; None: the speech rule's own).
 
     Raises (while iterating):
         AudioError: as :func:`ser_lib.audio.read_audio` (``empty``, ``unreadable``,
@@ -137,19 +145,24 @@ class StreamAnalyzer:
     """
 
     def __init__(self, source: Source, fcfg: FeatureConfig, hop_s: float, speech_cfg: SpeechConfig,
-                 channel_names, chunk_s: float = 60.0, timings: dict | None = None):
+                 channel_names, chunk_s: float = 60.0, timings: dict | None = None,
+                 talk_margin_db: float | None = None):
         self.source, self.fcfg, self.hop_s, self.speech_cfg = source, fcfg, hop_s, speech_cfg
+        self.talk_margin_db = talk_margin_db
         self.channel_names, self.chunk_s = channel_names, chunk_s
         self.timings = timings if timings is not None else {}
         self.info: AudioInfo | None = None
         self.duration_s: float | None = None
+        #: per channel, ITU-R BS.1770 integrated loudness of the model-rate signal (LUFS,
+        #: None when gated out: :class:`ser_lib.talk.LoudnessMeter`), known once iterated
+        self.loudness_lufs: list[float | None] = []
 
-    @staticmethod
-    def _emit(names, states, results, speech_cfg: SpeechConfig) -> list[ChannelWindows]:
+    def _emit(self, names, states, results, speech_cfg: SpeechConfig) -> list[ChannelWindows]:
         out = []
         for name, st, (feats, starts) in zip(names, states, results):
             start_s, end_s = st.grid.bounds_s(st.total, starts)
-            out.append(ChannelWindows(name, feats, start_s, end_s, is_speech(feats, speech_cfg)))
+            speech, active = speech_decisions(feats, speech_cfg, self.talk_margin_db)
+            out.append(ChannelWindows(name, feats, start_s, end_s, speech, active, starts // st.fh))
         return out
 
     def __iter__(self) -> Iterator[list[ChannelWindows]]:
@@ -162,11 +175,14 @@ class StreamAnalyzer:
             states = [_Channel(self.fcfg, self.hop_s) for _ in range(n_ch)]
             rs = None if sr_in == self.fcfg.sample_rate else soxr.ResampleStream(
                 sr_in, self.fcfg.sample_rate, n_ch, dtype="float32", quality="HQ")
+            meters = [LoudnessMeter(self.fcfg.sample_rate) for _ in range(n_ch)]
             t0 = time.perf_counter()
             for data, last in reader.blocks(self.chunk_s * sr_in):
                 if rs is not None:
                     data = rs.resample_chunk(data, last=last)
                 t1 = time.perf_counter()
+                for c, m in enumerate(meters):
+                    m.push(data[:, c])
                 results = [st.push(np.ascontiguousarray(data[:, c])) for c, st in enumerate(states)]
                 t["decode_s"] = t.get("decode_s", 0.0) + (t1 - t0)
                 t["features_s"] = t.get("features_s", 0.0) + (time.perf_counter() - t1)
@@ -178,6 +194,7 @@ class StreamAnalyzer:
         t["features_s"] = t.get("features_s", 0.0) + (time.perf_counter() - t1)
         self.info = reader.info
         self.duration_s = states[0].total / self.fcfg.sample_rate
+        self.loudness_lufs = [m.lufs() for m in meters]
         if any(len(r[1]) for r in results):
             yield self._emit(names, states, results, speech_cfg)
 

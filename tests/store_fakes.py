@@ -25,6 +25,7 @@ CALLS = pa.schema([("call_id", pa.string()), ("source_path", pa.string()), ("mem
                    ("content_sha256", pa.string()), ("status", pa.string()), ("n_segments", pa.int64())])
 SEGMENTS = pa.schema([("call_id", pa.string()), ("segment_index", pa.int64())])
 EPISODES = pa.schema([("call_id", pa.string()), ("episode_index", pa.int64())])
+TURNS = pa.schema([("call_id", pa.string()), ("turn_index", pa.int64())])
 
 
 def fake_segments(content: bytes) -> int:
@@ -70,7 +71,7 @@ class FakeEngine:
 
     def stage(self, store: Store, staging: Staging, run_date: str, run_id: str, facts: list[dict],
               n_segments: int) -> set[str]:
-        calls, segs, eps = [], [], []
+        calls, segs, eps, turns = [], [], [], []
         for f in facts:
             n = none_if_missing(f.get("duration_s"))
             n = int(n) if f["status"] == "ok" and n else 0
@@ -78,8 +79,10 @@ class FakeEngine:
                           "content_sha256": f["content_sha256"], "status": f["status"], "n_segments": n})
             segs += [{"call_id": f["call_id"], "segment_index": i} for i in range(n)]
             eps += [{"call_id": f["call_id"], "episode_index": 0}] if n >= 2 else []
+            turns += [{"call_id": f["call_id"], "turn_index": i} for i in range(n - 1)]  # a talk spurt per pause
         written = set()
-        for name, rows, schema in (("calls", calls, CALLS), ("segments", segs, SEGMENTS), ("episodes", eps, EPISODES)):
+        for name, rows, schema in (("calls", calls, CALLS), ("segments", segs, SEGMENTS), ("episodes", eps, EPISODES),
+                                   ("turns", turns, TURNS)):
             if rows:
                 _write(store, staging.table(name, run_date), pa.Table.from_pylist(rows, schema))
                 written.add(name)

@@ -1,4 +1,4 @@
-"""calls/ and episodes/ written in bounded batches (the driver never holds every call's
+"""calls/, episodes/ and turns/ written in bounded batches (the driver never holds every call's
 summary): a run whose batches hold 2 calls writes the same tables as one whole batch."""
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def test_batched_call_tables_equal_one_batch(spark, calls_dir, tiny_artifact, tm
     whole = _run(spark, calls_dir, tiny_artifact, tmp_path / "whole", monkeypatch)
     small = _run(spark, calls_dir, tiny_artifact, tmp_path / "small", monkeypatch, batch_calls=2)
     assert whole["processed"] == small["processed"] == 6 and whole["failed"] == small["failed"] == 1
-    for table in ("calls", "episodes"):
+    for table in ("calls", "episodes", "turns"):
         a, b = _files(tmp_path / "whole", table), _files(tmp_path / "small", table)
         assert len(a) == len(b) == 1, (a, b)
         ta, tb = pq.read_table(a[0]), pq.read_table(b[0])

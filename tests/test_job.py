@@ -31,14 +31,17 @@ def calls_dir(tmp_path_factory) -> Path:
     write_call(d / "short.wav", 8000, [[("speech", 0.8)]], seed=4)          # shorter than one window
     write_call(d / "silent.wav", 8000, [[("silence", 5)]], seed=5)          # valid, no speech
     write_call(d / "UPPER.WAV", 11025, [[("speech", 2.5)]], seed=6)         # extension case
+    # 13 s of dead air (4-17 s); the customer starts at 2 s while the agent talks until 3 s: an interruption
+    write_call(d / "dead_air.wav", 8000, [[("speech", 3), ("silence", 14), ("speech", 3)],
+                                          [("silence", 2), ("speech", 2), ("silence", 16)]], seed=7)
     (d / "corrupt.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" * 20)
     (d / "empty.wav").write_bytes(b"")
     (d / "notes.txt").write_text("not a recording: ignored by extension")
     return d
 
 
-AUDIO = {"mono16k.wav", "stereo_ulaw.wav", "call.flac", "short.wav", "silent.wav", "UPPER.WAV", "corrupt.wav",
-         "empty.wav"}
+AUDIO = {"mono16k.wav", "stereo_ulaw.wav", "call.flac", "short.wav", "silent.wav", "UPPER.WAV", "dead_air.wav",
+         "corrupt.wav", "empty.wav"}
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +130,7 @@ def test_calls_schema_and_timelines(job_output):
         assert shares == pytest.approx(1.0 if call.speech_s > 0 else 0.0)
 
 
-@pytest.mark.parametrize("name", ["stereo_ulaw.wav", "mono16k.wav", "short.wav"])
+@pytest.mark.parametrize("name", ["stereo_ulaw.wav", "mono16k.wav", "short.wav", "dead_air.wav"])
 def test_ser_predict_gives_the_jobs_segments_and_summary(job_output, calls_dir, tiny_artifact, name):
     """One scoring path: ``ser predict`` (no Spark) and the job agree row for row."""
     from ser_lib.one_recording import predict_file
@@ -150,6 +153,25 @@ def test_ser_predict_gives_the_jobs_segments_and_summary(job_output, calls_dir, 
     assert res["speech_s"] == pytest.approx(call["speech_s"])
     assert res["duration_s"] == pytest.approx(call["duration_s"])
     assert [dict(t, confidence=None) for t in res["timeline"]] == [dict(t, confidence=None) for t in call["timeline"]]
+    # the conversation measures and talk spurts too (same summarize path)
+    for col in ["non_talk_s", "longest_non_talk_s", "overlap_s"]:
+        assert (res[col] is None and pd.isna(call[col])) or res[col] == pytest.approx(call[col]), col
+    for col in ["channel_talk_s", "channel_loudness_lufs"]:
+        assert res[col] == pytest.approx(dict(call[col])), col
+    assert res["channel_interruptions"] == (None if call["channel_interruptions"] is None
+                                            else dict(call["channel_interruptions"]))
+    turns = pd.read_parquet(out_of(job_output) / "turns")
+    mine_turns = sorted((t["channel"], t["turn_index"], t["start_s"], t["end_s"]) for t in res["turns"])
+    job_turns = sorted((r.channel, r.turn_index, r.start_s, r.end_s)
+                       for r in turns[turns["call_id"] == call["call_id"]].itertuples())
+    assert mine_turns == job_turns
+    assert [{k: q[k] for k in ("talk_s", "non_talk_s", "overlap_s")} for q in res["quarters"]] == \
+        [{k: (None if q[k] is None or pd.isna(q[k]) else pytest.approx(q[k])) for k in ("talk_s", "non_talk_s", "overlap_s")}
+         for q in call["quarters"]]
+
+
+def out_of(job_output) -> Path:
+    return job_output[3]
 
 
 def test_tables_read_back_in_spark_with_the_declared_schema(spark, job_output):
@@ -235,6 +257,53 @@ def test_readme_queries(spark, job_output):
         assert set(re.findall(r"\bshare_(\w+)", negative_sql)) == NEGATIVE_EMOTIONS
     failed = duck_results[4]
     assert sorted(Path(p).name for p in failed["source_path"]) == ["corrupt.wav", "empty.wav"]
+
+
+def test_readme_conversation_queries(spark, job_output):
+    """The README's dead-air, interruption and before/after-silence queries (Spark SQL and
+    DuckDB) agree with pandas over the turns, calls and segments tables."""
+    import duckdb
+    _, segments, calls, out = job_output
+    turns = pd.read_parquet(out / "turns")
+    name = calls.set_index("call_id")["source_path"].map(lambda p: Path(p).name)
+    silences = []
+    for cid, g in turns.sort_values(["start_s", "end_s"]).groupby("call_id"):
+        last = -np.inf
+        for r in g.itertuples():
+            if np.isfinite(last) and r.start_s - last > 10:  # before the first spurt: not a silence
+                silences.append((cid, last, r.start_s))
+            last = max(last, r.end_s)
+    assert [(name[c], round(b - a)) for c, a, b in silences] == [("dead_air.wav", 13)], silences
+    ok = calls[(calls["status"] == "ok") & calls["channel_interruptions"].notna()]
+    want_int = {r.call_id: dict(r.channel_interruptions)["agent"] for r in ok.itertuples()}
+    by_name = {name[r.call_id]: dict(r.channel_interruptions) for r in ok.itertuples()}
+    assert by_name["dead_air.wav"] == {"agent": 0, "customer": 1} and by_name["stereo_ulaw.wav"]["customer"] == 1
+    want_side = {}
+    for cid, a, b in silences:
+        g = segments[(segments["call_id"] == cid) & segments["is_speech"]]
+        mid = (g["start_s"] + g["end_s"]) / 2
+        for r, m in zip(g.itertuples(), mid):
+            side = "before" if a - 10 <= m <= a else "after" if b <= m <= b + 10 else None
+            if side:
+                key = (cid, r.channel, side, r.emotion_smoothed)
+                want_side[key] = want_side.get(key, 0) + 1
+    assert {(k[1], k[2]) for k in want_side} == {("agent", "before"), ("customer", "before"), ("agent", "after")}
+
+    def check(dead, interruptions, sides):
+        assert [(c, round(a, 3), round(b, 3)) for c, a, b in zip(dead["call_id"], dead["silence_start_s"],
+                                                                   dead["silence_end_s"])] == \
+            [(c, round(a, 3), round(b, 3)) for c, a, b in silences]
+        assert dict(zip(interruptions["call_id"], interruptions["agent_interruptions"])) == want_int
+        assert {(r.call_id, r.channel, r.side, r.emotion): r.windows for r in sides.itertuples()} == want_side
+
+    blocks = readme_sql_blocks()
+    markers = ("AS silence_s", "agent_interruptions", "WITH silences")
+    spark_res = [spark.sql(s.replace("out/demo/results", str(out))).toPandas() for s in blocks["spark"]]
+    check(*[next(r for s, r in zip(blocks["spark"], spark_res) if m in s) for m in markers])
+    con = duckdb.connect()
+    duck_res = [con.sql(s.replace("out/demo/results", str(out))) for s in blocks["duckdb"]]
+    duck_res = [r.df() if r is not None else None for r in duck_res]
+    check(*[next(r for s, r in zip(blocks["duckdb"], duck_res) if m in s) for m in markers])
 
 
 def test_a_local_run_gets_the_local_jvm_options(spark):

@@ -219,6 +219,7 @@ class StoreMachine(RuleBasedStateMachine):
         calls = read_table(self.out, "calls")
         segments = read_table(self.out, "segments")
         episodes = read_table(self.out, "episodes")
+        turns = read_table(self.out, "turns")
         by_call = Counter(r["call_id"] for r in calls)
         assert not [c for c, n in by_call.items() if n > 1], "a call has rows in more than one run"
         assert set(by_call) == set(self.seen), (
@@ -237,6 +238,9 @@ class StoreMachine(RuleBasedStateMachine):
             assert sum(v for (c, _), v in segs.items() if c == cid) == n, f"{path}!{member}: segments of two runs"
             eps = [e for e in episodes if e["call_id"] == cid]
             assert all(e["run_id"] == r["run_id"] for e in eps) and len(eps) == (1 if n >= 2 else 0)
+            tn = [t for t in turns if t["call_id"] == cid]
+            assert all(t["run_id"] == r["run_id"] for t in tn), f"{path}!{member}: turns of an older run"
+            assert sorted(t["turn_index"] for t in tn) == list(range(max(n - 1, 0))), f"{path}!{member}: turns"
         # manifest: this run accounted for every input it listed, once
         m = [x for x in read_table(self.out, "manifest") if x["run_id"] == summary["run_id"]]
         listed = {(i.path, None) for i in self.last_inputs}

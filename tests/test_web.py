@@ -236,6 +236,27 @@ def test_call_page_agrees_with_the_tables(client, web_out):
         assert f">{dict(call['channel_dominant_emotion'])[ch]}</span>" in dom
 
 
+def test_call_page_shows_talk_spurts_and_conversation_measures(client, web_out):
+    """The turns table's spurts go to the plot (a talk lane per channel) and the calls row's
+    measures to a card; an upload gets its own spurts from the scoring."""
+    import pandas as pd
+    cid = _id(web_out, "stereo_ulaw.wav")
+    html = client.get(f"/calls/{cid}").get_data(as_text=True)
+    data = json.loads(html.split('data-role="call-data">', 1)[1].split("</script>", 1)[0])
+    turns = pd.read_parquet(web_out["out"] / "turns")
+    want = sorted((r.channel, r.start_s, r.end_s) for r in turns[turns["call_id"] == cid].itertuples())
+    assert want and sorted((t["channel"], t["start_s"], t["end_s"]) for t in data["turns"]) == want
+    assert {t["channel"] for t in data["turns"]} == {"agent", "customer"}
+    card = html.split('data-role="conversation"', 1)[1].split("</div></div>", 1)[0]
+    call = next(c for c in web_out["calls"].to_dict("records") if c["call_id"] == cid)
+    from jobs.web.common import duration
+    assert f">{duration(call['non_talk_s'])}<" in card and "overtalk" in card and "interruption" in card
+    assert "LUFS" in card
+    mono = _id(web_out, "mono16k.wav")
+    card = client.get(f"/calls/{mono}").get_data(as_text=True).split('data-role="conversation"', 1)[1]
+    assert "overtalk" not in card.split("</div></div>", 1)[0] and "interruption" not in card.split("</div></div>", 1)[0]
+
+
 def test_failed_call_page_says_why(client, web_out):
     html = client.get(f"/calls/{_id(web_out, 'corrupt.wav')}").get_data(as_text=True)
     assert "could not be analysed" in html and 'data-role="recording"' not in html
@@ -353,6 +374,7 @@ def test_upload_page_shows_the_timeline_of_a_file_checked_by_content(client, tmp
     data = json.loads(html.split('data-role="call-data">', 1)[1].split("</script>", 1)[0])
     assert data["channels"] == ["mono"] and data["segments"] and data["audio_url"] is None
     assert "nothing of it is kept" in html
+    assert data["turns"] and all(t["channel"] == "mono" and t["end_s"] <= 5.0 for t in data["turns"])
 
 
 @pytest.mark.parametrize("payload, name, status, words", [
@@ -571,7 +593,9 @@ def test_browser_calls_call_audio_runs_upload(served, web_out, tmp_path):
 
         d.find_element("link text", "queue1/stereo_ulaw.wav").click()
         lanes = _wait(d, "return (function(){" + LANES + "})()")
-        assert sorted(lanes["ticks"]) == ["agent", "customer"] and lanes["lanes"] == 2 and lanes["bars"] >= 4
+        # each channel's emotion lane, then its talk lane (the turns table's spurts)
+        assert sorted(lanes["ticks"]) == ["agent", "agent talk", "customer", "customer talk"] and lanes["lanes"] == 4 \
+            and lanes["bars"] >= 6
         assert _wait(d, "return document.querySelector('audio').readyState >= 1")
         d.execute_script("document.querySelector('audio').play()")
         _wait(d, "return document.querySelector('audio').currentTime > 1.0", 30)
@@ -598,7 +622,7 @@ def test_browser_calls_call_audio_runs_upload(served, web_out, tmp_path):
         d.find_element("css selector", "input[type=file]").send_keys(str(path))
         d.find_element("css selector", "form.upload button").click()
         lanes = _wait(d, "return (function(){" + LANES + "})()", 60)
-        assert sorted(lanes["ticks"]) == ["agent", "customer"] and lanes["lanes"] == 2
+        assert sorted(lanes["ticks"]) == ["agent", "agent talk", "customer", "customer talk"] and lanes["lanes"] == 4
         assert d.execute_script("return document.querySelector('[data-role=\"result\"] audio').src").startswith("blob:")
         d.save_screenshot(str(SHOTS / "web-upload.png"))
         errors = [e for e in d.get_log("browser") if e["level"] == "SEVERE"]

@@ -47,8 +47,9 @@ EPISODE_KEYS = ("channel", "episode_index", "emotion", "start_s", "end_s", "dura
                 "peak_confidence")
 
 
-def view_model(row: dict, segments: list[dict], audio_url: str | None, episodes: list[dict] | None = None) -> dict:
-    """What the call page's script draws (timeline, episodes, segments, colours, audio URL).
+def view_model(row: dict, segments: list[dict], audio_url: str | None, episodes: list[dict] | None = None,
+               turns: list[dict] | None = None) -> dict:
+    """What the call page's script draws (timeline, episodes, talk spurts, segments, colours, audio URL).
 
     Args:
         row: a ``calls`` row (:meth:`Results.get_call`) or ``ser predict``'s dict.
@@ -58,6 +59,8 @@ def view_model(row: dict, segments: list[dict], audio_url: str | None, episodes:
         audio_url: URL of the playable recording, or None.
         episodes: the call's ``episodes`` rows (:meth:`Results.episodes`); None: the row's
             own ``episodes`` (``ser predict``'s dict has them).
+        turns: talk spurts (``channel, start_s, end_s``; :meth:`Results.turns`); None: the
+            row's own ``turns`` (``ser predict``'s dict), if any.
     """
     if episodes is None:
         episodes = list(row.get("episodes") or [])
@@ -72,6 +75,8 @@ def view_model(row: dict, segments: list[dict], audio_url: str | None, episodes:
         "labels": labels,
         "colours": {**{lab: COLOURS.get(lab, "#333333") for lab in labels}, "": NON_SPEECH_COLOUR},
         "timeline": timeline,
+        "turns": [{k: t.get(k) for k in ("channel", "start_s", "end_s")}
+                  for t in (turns if turns is not None else row.get("turns") or [])],
         "segments": [{k: s.get(k) for k in ("channel", "segment_index", "start_s", "end_s", "is_speech", "emotion",
                                                "confidence", "emotion_smoothed")} for s in segments],
         "episodes": [{k: e.get(k) for k in EPISODE_KEYS} for e in episodes],
@@ -89,6 +94,10 @@ def summary_of(row: dict) -> dict:
     return {
         "channels": channel_figures(row.get("timeline"), row.get("duration_s"), NEGATIVE_EMOTIONS, labels),
         "shares": [(lab, shares[lab]) for lab in labels if shares[lab] > 0],
+        # conversation measures (docs/output-tables.md); absent in calls written before them
+        "talk": [{"name": ch, "talk_s": s, "interruptions": (row.get("channel_interruptions") or {}).get(ch),
+                  "lufs": (row.get("channel_loudness_lufs") or {}).get(ch)}
+                 for ch, s in (row.get("channel_talk_s") or {}).items()],
     }
 
 

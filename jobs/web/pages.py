@@ -45,9 +45,10 @@ def call(call_id: str):
     ok = c["status"] == "ok"
     segments = services()["results"].segments(c) if ok else []
     episodes = services()["results"].episodes(c) if ok else []
+    turns = services()["results"].turns(c) if ok else []
     audio_url = url_for("pages.audio", call_id=c["call_id"]) if ok else None
     return render_template("call.html", call=c, name=source_name(c), summary=summary_of(c),
-                           data=view_model(c, segments, audio_url, episodes), upload=False)
+                           data=view_model(c, segments, audio_url, episodes, turns), upload=False)
 
 
 @bp.get("/calls/<call_id>/audio")

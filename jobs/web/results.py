@@ -367,6 +367,15 @@ class Results:
         rows.sort(key=lambda r: (order.get(r["channel"], len(order)), r["channel"] or "", r["start_s"]))
         return rows
 
+    def turns(self, call: dict) -> list[dict]:
+        """The call's ``turns`` rows (talk spurts: ``channel, turn_index, start_s, end_s``) from
+        its own run partition, in channel then time order (none before the table existed)."""
+        if not self.files("turns", run_id=call["run_id"]):
+            return []
+        return self._query(f"SELECT channel, turn_index, start_s, end_s FROM {self._scan()} WHERE call_id = $id "
+                           "ORDER BY channel, turn_index",
+                           lambda: {"files": self.files("turns", run_id=call["run_id"]), "id": call["call_id"]})
+
     # ---------------------------------------------------------------- runs
     def list_runs(self, max_errors: int = 1000) -> list[dict]:
         """Committed runs, newest first: ``run_id, run_date, committed_at, seq, summary``

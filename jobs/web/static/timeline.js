@@ -57,7 +57,22 @@
         width: 0.7,
       });
     }
+    const turns = data.turns || [];
+    if (turns.length) {  // talk spurts: a thin lane under each channel's emotion lane
+      out.push({
+        type: 'bar', orientation: 'h', name: 'talk', y: turns.map(t => t.channel + ' talk'),
+        base: turns.map(t => t.start_s), x: turns.map(t => t.end_s - t.start_s),
+        customdata: turns.map(t => t.end_s),
+        hovertemplate: '%{y}: %{base:.2f} – %{customdata:.2f} s<extra></extra>',
+        marker: {color: '#444444', line: {width: 0}}, width: 0.35,
+      });
+    }
     return out;
+  }
+
+  function lanes(data) {  // each channel, then its talk lane when the call has talk spurts
+    if (!(data.turns || []).length) return data.channels;
+    return data.channels.flatMap(c => [c, c + ' talk']);
   }
 
   function renderCall(section, override) {
@@ -73,11 +88,11 @@
     });
     const layout = {
       // the top margin holds Plotly's toolbar, so that it never covers the first lane
-      height: 134 + 55 * Math.max(1, data.channels.length),
+      height: 134 + 55 * Math.max(1, lanes(data).length),
       margin: {l: 80, r: 16, t: 32, b: 40}, barmode: 'overlay', showlegend: false, dragmode: 'zoom',
       xaxis: Object.assign({title: {text: 'time (m:ss)'}, range: [0, end], zeroline: false, showgrid: true,
                             tickmode: 'array'}, ticks(0, end)),
-      yaxis: {type: 'category', categoryorder: 'array', categoryarray: data.channels, autorange: 'reversed',
+      yaxis: {type: 'category', categoryorder: 'array', categoryarray: lanes(data), autorange: 'reversed',
               fixedrange: true},
       shapes: [{type: 'line', xref: 'x', yref: 'paper', x0: 0, x1: 0, y0: 0, y1: 1,
                 line: {color: '#111111', width: 2}}].concat(episodes),

@@ -1,0 +1,118 @@
+"""What the conversation measures cost in the job's per-recording path (issue 32: ≤ 5 % throughput).
+
+``python -m bench.talk_cost [--minutes M] [--repeat R] [--out FILE]`` scores a synthetic stereo
+8 kHz call of ``M`` minutes (:func:`ser_lib.synth.placed_call`) through
+:func:`ser_lib.scoring.score_recording` + :func:`ser_lib.scoring.summarize` with the shipped
+model, and times, on the same audio, each piece the measures added:
+
+* ``loudness_s``: :class:`ser_lib.talk.LoudnessMeter` over both channels (K-weighting + blocks);
+* ``talk_margin_s``: :func:`ser_lib.speech.speech_decisions` with the talk margin minus
+  without it (the second frame threshold), over every window of both channels;
+* ``spurts_s``: :func:`ser_lib.talk.frame_talk` from the windows' decisions, then
+  :func:`ser_lib.scoring.conversation_fields` (spurts, measures, quarters, turns).
+
+Times are CPU seconds of this process (``time.process_time``, the median of ``R`` repeats), so
+other processes on a shared machine disturb them less than wall time; the loss is
+``added / (total - added)``, the throughput a path without the measures would have over the
+one with them. Results: ``bench/results/talk-cost-<date>.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from ser_lib.config import JobConfig
+from ser_lib.features import window_features
+from ser_lib.one_recording import load_predictor
+from ser_lib.scoring import conversation_fields, score_recording, summarize
+from ser_lib.speech import speech_decisions
+from ser_lib.synth import conversation_plan, placed_call
+from ser_lib.talk import LoudnessMeter, frame_talk
+
+SR = 8000
+
+
+def cpu(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t0 = time.process_time()
+        fn()
+        times.append(time.process_time() - t0)
+    return float(np.median(times))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--minutes", type=float, default=10.0)
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--out", default=None)
+    a = p.parse_args(argv)
+    cfg = JobConfig.load(None)
+    predictor = load_predictor(cfg)
+    labels = list(predictor.labels)
+    fc = predictor.meta.feature_config
+    rng = np.random.default_rng(5)
+    plan, t = [], 1.0
+    while t < a.minutes * 60 - 40:
+        more = conversation_plan(rng, n_turns=12, lead_s=t)
+        plan += more
+        t = max(e for _, _, e in more) + 5.0
+    audio, _ = placed_call(plan, SR, rng)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "call.wav")
+        sf.write(path, audio, SR, subtype="PCM_16")
+        audio = sf.read(path, dtype="float32")[0]
+        state = {}
+
+        def full():
+            rec = score_recording(path, predictor, fc, cfg.hop_s, cfg.speech, cfg.channel_names, cfg.chunk_s,
+                                  smoothing=cfg.timeline, talk=cfg.talk)
+            state["rec"] = rec
+            summarize(rec, labels, cfg.episodes, cfg.talk)
+
+        total = cpu(full, a.repeat)
+
+        def loudness():
+            for c in range(2):
+                m = LoudnessMeter(SR)
+                for piece in np.array_split(audio[:, c], max(1, len(audio) // (SR * 60))):
+                    m.push(piece)
+                m.lufs()
+
+        wins = [window_features(audio[:, c], fc, cfg.hop_s) for c in range(2)]
+        with_margin = cpu(lambda: [speech_decisions(f, cfg.speech, cfg.talk.margin_db) for f, _ in wins], a.repeat)
+        without = cpu(lambda: [speech_decisions(f, cfg.speech) for f, _ in wins], a.repeat)
+        decisions = [speech_decisions(f, cfg.speech, cfg.talk.margin_db) for f, _ in wins]
+        n_frames = int(np.ceil(len(audio) / fc.hop_length))
+
+        def spurts():
+            for (_, starts), (sp, act) in zip(wins, decisions):
+                frame_talk((starts // fc.hop_length)[sp], act[sp], n_frames)
+            conversation_fields(state["rec"], [dict(q) for q in summarize(state["rec"], labels)["quarters"]], cfg.talk)
+
+        # summarize() inside spurts() is timed too: subtract a bare summarize
+        bare_summary = cpu(lambda: summarize(state["rec"], labels), a.repeat)
+        parts = {"loudness_s": cpu(loudness, a.repeat), "talk_margin_s": max(0.0, with_margin - without),
+                 "spurts_s": max(0.0, cpu(spurts, a.repeat) - bare_summary)}
+    added = sum(parts.values())
+    res = {"date": dt.date.today().isoformat(), "audio_s": len(audio) / SR, "channels": 2, "repeat": a.repeat,
+           "load_average": os.getloadavg(), "total_cpu_s": total, **parts, "added_cpu_s": added,
+           "throughput_loss": added / max(total - added, 1e-9)}
+    print(json.dumps(res, indent=2))
+    out = Path(a.out or Path(__file__).resolve().parent / "results" / f"talk-cost-{res['date']}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=2))
+    print(f"written {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

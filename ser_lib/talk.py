@@ -1,0 +1,309 @@
+"""Talk spurts and conversation measures of a call (``calls`` columns, ``OUT/turns/``).
+
+Voice activity comes from the speech detector the job already runs
+(:mod:`ser_lib.speech`), at its frame resolution: **10 ms frames** (the feature frame hop,
+:class:`ser_lib.features.FeatureConfig` ``hop_length`` 80 samples at 8 kHz; each frame
+spans 32 ms). A frame *talks* when it is active (its level ``talk.margin_db``, 2 dB, over
+its window's noise floor: :func:`ser_lib.speech.active_frames` with the talk margin) in at
+least one of the analysis windows that hold it *and* that window is speech (the speech
+rule unchanged: 8 dB margin, spectral change; tones and hum are not). The 2 s
+window flags alone are too coarse for overtalk; the frame decisions inside speech windows
+are not. Frame ``i`` stands for the 10 ms from ``i * 0.01 + 0.011`` s (the middle 10 ms
+of its 32 ms span).
+
+Talk frames become **talk spurts** (:func:`talk_spurts`) by two rules (:class:`TalkConfig`):
+
+* **hangover**: a pause shorter than ``hangover_s`` between talk frames does not end a
+  spurt (pauses between words and syllables; Brady 1968 filled gaps under 200 ms, we hold
+  300 ms because the frame rule misses the weakest frames at a word's edges). The spurt
+  still ends at its last talk frame: the hangover is not added to talk time;
+* **minimum spurt**: a spurt shorter than ``min_spurt_s`` after the hangover is dropped
+  (clicks, breaths, line bursts; a "mm" backchannel is longer).
+
+From the spurts of each channel (:func:`conversation_measures`), seconds:
+
+* ``channel_talk_s``: each channel's spurt time;
+* ``non_talk_s``: time inside the call when no channel talks, **leading and trailing
+  silence excluded**: counted from the first spurt's start to the last spurt's end (any
+  channel); ``longest_non_talk_s``: the longest such stretch;
+* ``overlap_s``: time when two or more channels talk at once;
+* ``channel_interruptions``: how often a channel started a spurt while another channel
+  was talking and that other channel's spurt ended within ``interruption_s`` (2 s) after
+  the start (the definition of issue 32; at most one per spurt);
+* ``quarters``: per channel and quarter of the call, ``talk_s``; per quarter, the call's
+  ``non_talk_s`` and ``overlap_s`` (the same in each channel's entry of that quarter).
+
+A mono recording has no overtalk: ``overlap_s``, ``channel_interruptions`` and the
+quarters' ``overlap_s`` are None (null), not 0. A call without any spurt has no
+conversation span: ``non_talk_s`` and ``longest_non_talk_s`` are None.
+
+Loudness (:class:`LoudnessMeter`): integrated loudness per ITU-R BS.1770-4 (K-weighting,
+400 ms blocks with 75 % overlap, absolute gate -70 LUFS, relative gate -10 LU), with the
+K-weighting filters of ``pyloudnorm`` run chunk by chunk, so a 2-hour call needs no more
+memory than one chunk; measured on the signal the model hears (8 kHz, i.e. the 0-4 kHz
+telephone band). ``tests/test_talk.py`` checks it against ``pyloudnorm.Meter``.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .errors import ConfigError
+
+#: seconds per frame decision (the feature frame hop: 80 samples at 8 kHz)
+FRAME_S = 0.01
+
+
+@dataclass(frozen=True)
+class TalkConfig:
+    """``talk`` section of ``conf/job.yaml`` (rules of the module docstring).
+
+    Attributes:
+        margin_db: a frame of a speech window talks when its level is this many dB over
+            the window's noise floor (the speech rule's step 2, :func:`ser_lib.speech.active_frames`,
+            with its own margin: the rule's 8 dB, meant to find speech *windows*, missed the
+            soft parts of words of a channel 20 dB under the other, in line noise. On
+            bench/talk.py's calls 2 dB was best of 8, 3, 2 and 1.5 (1.5 dB began to
+            lengthen spurts into the line noise; bench/README.md "Talk spurts").
+        hangover_s: pauses shorter than this (s) do not end a talk spurt.
+        min_spurt_s: spurts shorter than this (s, after the hangover) are dropped.
+        interruption_s: a channel starting while another talks interrupts it when the
+            other's spurt ends within this many seconds (issue 32: 2 s).
+
+    Raises:
+        ConfigError: a negative value, or ``interruption_s`` not > 0.
+    """
+
+    margin_db: float = 2.0
+    hangover_s: float = 0.3
+    min_spurt_s: float = 0.15
+    interruption_s: float = 2.0
+
+    def __post_init__(self):
+        if self.margin_db < 0 or self.hangover_s < 0 or self.min_spurt_s < 0 or not self.interruption_s > 0:
+            raise ConfigError("talk.margin_db, talk.hangover_s and talk.min_spurt_s must be >= 0, "
+                              "talk.interruption_s > 0")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TalkConfig":
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ConfigError(f"unknown talk config keys: {sorted(unknown)}")
+        return cls(**{k: float(v) for k, v in d.items()})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def frame_talk(starts_frame: np.ndarray, active: np.ndarray, n_frames: int) -> np.ndarray:
+    """A channel's talk frames from its speech windows' frame decisions.
+
+    Args:
+        starts_frame: ``int64 (n_windows,)`` index of each speech window's first frame
+            (window start sample // frame hop).
+        active: ``bool (n_windows, frames_per_window)`` the frame decisions of those
+            windows (:func:`ser_lib.speech.active_frames`).
+        n_frames: frames of the channel (duration / 10 ms, rounded up); decisions past it
+            (a short recording's padded window) are dropped.
+
+    Returns:
+        ``bool (n_frames,)``: True where a frame is active in at least one speech window.
+    """
+    out = np.zeros(n_frames, dtype=bool)
+    for s, row in zip(np.asarray(starts_frame, dtype=np.int64), active):
+        stop = min(n_frames, s + len(row))
+        if stop > s:
+            out[s:stop] |= row[:stop - s]
+    return out
+
+
+def talk_spurts(frames: np.ndarray, cfg: TalkConfig = TalkConfig(), frame_s: float = FRAME_S,
+                offset_s: float = 0.011) -> np.ndarray:
+    """Talk spurts of one channel (hangover and minimum-spurt rules of the module docstring).
+
+    Args:
+        frames: ``bool (n_frames,)`` talk frame decisions (:func:`frame_talk`).
+        frame_s: seconds between frames (10 ms).
+        offset_s: start of frame 0's slot, s (the middle ``frame_s`` of a 32 ms frame: 11 ms).
+
+    Returns:
+        ``float64 (n_spurts, 2)``: ``[start_s, end_s]`` per spurt, in time order, seconds.
+    """
+    f = np.asarray(frames, dtype=bool)
+    if not f.any():
+        return np.zeros((0, 2))
+    edges = np.diff(np.concatenate([[0], f.astype(np.int8), [0]]))
+    on, off = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)   # [on, off) frame runs
+    max_gap = int(round(cfg.hangover_s / frame_s))
+    keep = (on[1:] - off[:-1]) >= max_gap                                   # pauses that end a spurt
+    on = np.concatenate([on[:1], on[1:][keep]])
+    off = np.concatenate([off[:-1][keep], off[-1:]])
+    long = (off - on) * frame_s >= cfg.min_spurt_s - 1e-9
+    return np.stack([on[long] * frame_s + offset_s, off[long] * frame_s + offset_s], axis=1)
+
+
+def _coverage(spurts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Elementary intervals of the union of all spurts: ``(bounds (m+1,), count (m,))``,
+    how many channels talk between consecutive bounds."""
+    if not any(len(s) for s in spurts):
+        return np.zeros(0), np.zeros(0, dtype=np.int64)
+    allsp = np.concatenate([s for s in spurts if len(s)])
+    t = np.concatenate([allsp[:, 0], allsp[:, 1]])
+    d = np.concatenate([np.ones(len(allsp), np.int64), -np.ones(len(allsp), np.int64)])
+    order = np.lexsort((d, t))  # at equal times, ends before starts
+    bounds, steps = t[order], d[order]
+    count = np.cumsum(steps)[:-1]
+    return bounds, count
+
+
+def _clip_len(a: np.ndarray, b: np.ndarray, lo: float, hi: float) -> float:
+    """Total length of intervals ``[a_i, b_i]`` inside ``[lo, hi]``, s."""
+    return float(np.clip(np.minimum(b, hi) - np.maximum(a, lo), 0, None).sum()) if len(a) else 0.0
+
+
+def talk_events(spurts: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The call's non-talk stretches and overlaps as intervals.
+
+    Args:
+        spurts: channel → ``float64 (n, 2)`` spurts, seconds.
+
+    Returns:
+        ``(non_talk (k, 2), overlap (m, 2))`` float64 ``[start_s, end_s]`` rows, time order:
+        stretches between the first spurt's start and the last one's end when no channel
+        talks, and stretches when two or more do (touching pieces joined).
+    """
+    bounds, count = _coverage(list(spurts.values()))
+    if not len(bounds):
+        return np.zeros((0, 2)), np.zeros((0, 2))
+
+    def runs(mask):
+        a, b = bounds[:-1][mask], bounds[1:][mask]
+        keep = b > a
+        a, b = a[keep], b[keep]
+        if not len(a):
+            return np.zeros((0, 2))
+        new = np.concatenate([[True], a[1:] > b[:-1]])
+        starts = a[new]
+        ends = np.maximum.reduceat(b, np.flatnonzero(new))
+        return np.stack([starts, ends], axis=1)
+    return runs(count == 0), runs(count >= 2)
+
+
+def interruptions(spurts: dict[str, np.ndarray], within_s: float = 2.0) -> dict[str, int]:
+    """Interruptions per channel (module docstring): spurts of a channel that start while
+    another channel's spurt runs and that spurt ends at most ``within_s`` s later.
+
+    Args:
+        spurts: channel → ``float64 (n, 2)`` spurts (:func:`talk_spurts`).
+
+    Returns:
+        channel → count (int), every channel of ``spurts``.
+    """
+    out = {}
+    for ch, sp in spurts.items():
+        others = [o for c, o in spurts.items() if c != ch and len(o)]
+        n = 0
+        for s in sp[:, 0] if len(sp) else []:
+            if any(((o[:, 0] < s) & (s < o[:, 1]) & (o[:, 1] - s <= within_s)).any() for o in others):
+                n += 1
+        out[ch] = n
+    return out
+
+
+def conversation_measures(spurts: dict[str, np.ndarray], duration_s: float,
+                          cfg: TalkConfig = TalkConfig()) -> dict:
+    """The call's conversation measures (module docstring).
+
+    Args:
+        spurts: channel → ``float64 (n, 2)`` spurts, seconds, in the file's channel order.
+        duration_s: the call's duration, s (its quarters).
+
+    Returns:
+        ``channel_talk_s`` (channel → s), ``non_talk_s``, ``longest_non_talk_s`` (s; None
+        without any spurt), ``overlap_s`` (s; None for one channel), ``channel_interruptions``
+        (channel → int; None for one channel) and ``quarter_talk``: ``{(channel, quarter):
+        {talk_s, non_talk_s, overlap_s}}`` (quarters 1-4 of ``[0, duration_s]``;
+        ``overlap_s`` None for one channel).
+    """
+    chans = list(spurts)
+    multi = len(chans) > 1
+    bounds, count = _coverage(list(spurts.values()))
+    out: dict = {"channel_talk_s": {c: float((s[:, 1] - s[:, 0]).sum()) if len(s) else 0.0
+                                    for c, s in spurts.items()}}
+    if len(bounds):
+        a, b = bounds[:-1], bounds[1:]
+        quiet = count == 0
+        qa, qb = a[quiet], b[quiet]                     # gaps between first start and last end
+        over_a, over_b = a[count >= 2], b[count >= 2]
+        gaps = qb - qa
+        out["non_talk_s"] = float(gaps.sum())
+        out["longest_non_talk_s"] = float(gaps.max()) if len(gaps) else 0.0
+        out["overlap_s"] = float((over_b - over_a).sum()) if multi else None
+    else:
+        qa = qb = over_a = over_b = np.zeros(0)
+        out.update(non_talk_s=None, longest_non_talk_s=None, overlap_s=0.0 if multi else None)
+    out["channel_interruptions"] = interruptions(spurts, cfg.interruption_s) if multi else None
+    qt = {}
+    for q in range(1, 5):
+        lo, hi = duration_s * (q - 1) / 4, duration_s * q / 4
+        nt = _clip_len(qa, qb, lo, hi) if len(bounds) else None
+        ov = _clip_len(over_a, over_b, lo, hi) if multi else None
+        for c, s in spurts.items():
+            talk = _clip_len(s[:, 0], s[:, 1], lo, hi) if len(s) else 0.0
+            qt[(c, q)] = {"talk_s": talk, "non_talk_s": nt, "overlap_s": ov}
+    out["quarter_talk"] = qt
+    return out
+
+
+class LoudnessMeter:
+    """Integrated loudness (ITU-R BS.1770-4) of one channel, fed chunk by chunk.
+
+    The K-weighting stages are ``pyloudnorm.Meter(rate)``'s filters, run with
+    ``scipy.signal.lfilter`` keeping their state between chunks; the mean square of each
+    100 ms step is kept (36,000 floats for an hour), 400 ms gating blocks are four
+    consecutive steps (75 % overlap), gated at -70 LUFS and then 10 LU under the
+    ungated-block loudness (BS.1770-4 eq. 1-7, channel weight 1).
+
+    Args:
+        rate: sample rate, Hz.
+    """
+
+    def __init__(self, rate: int):
+        import pyloudnorm
+        from scipy.signal import lfilter_zi
+        self.rate, self.step = rate, int(round(rate * 0.1))
+        self.stages = [(f.passband_gain, np.asarray(f.b, float), np.asarray(f.a, float))
+                       for f in pyloudnorm.Meter(rate)._filters.values()]
+        self.state = [lfilter_zi(b, a) * 0.0 for _, b, a in self.stages]
+        self.rest = np.zeros(0)
+        self.steps: list[np.ndarray] = []
+
+    def push(self, y: np.ndarray) -> None:
+        """Add samples (``float (n,)``, full scale 1.0)."""
+        from scipy.signal import lfilter
+        x = np.asarray(y, dtype=np.float64)
+        for i, (g, b, a) in enumerate(self.stages):
+            x, self.state[i] = lfilter(b, a, x, zi=self.state[i])
+            x = g * x
+        x = np.concatenate([self.rest, x])
+        m = len(x) // self.step
+        if m:
+            self.steps.append((x[:m * self.step] ** 2).reshape(m, self.step).sum(axis=1))
+        self.rest = x[m * self.step:]
+
+    def lufs(self) -> float | None:
+        """Integrated loudness, LUFS; None when no 400 ms block passes the gates (silence,
+        or shorter than 400 ms)."""
+        sq = np.concatenate(self.steps) if self.steps else np.zeros(0)
+        if len(sq) < 4:
+            return None
+        z = (sq[:-3] + sq[1:-2] + sq[2:-1] + sq[3:]) / (4 * self.step)
+        with np.errstate(divide="ignore"):
+            lj = -0.691 + 10 * np.log10(z)
+        g = z[lj >= -70.0]
+        if not len(g):
+            return None
+        rel = -0.691 + 10 * np.log10(g.mean()) - 10.0
+        g = z[(lj > rel) & (lj > -70.0)]
+        return float(-0.691 + 10 * np.log10(g.mean())) if len(g) else None

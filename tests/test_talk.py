@@ -1,0 +1,216 @@
+"""Talk spurts and conversation measures (ser_lib/talk.py): the rules on hand-made frames and
+spurts, BS.1770 loudness against pyloudnorm, and the issue's targets on synthetic stereo calls
+with placed turns, through the job's own scoring path."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from ser_lib.config import JobConfig
+from ser_lib.synth import conversation_plan, event_errors, placed_call
+from ser_lib.talk import (LoudnessMeter, TalkConfig, conversation_measures, frame_talk, interruptions, talk_events,
+                          talk_spurts)
+
+CFG = TalkConfig()
+
+
+def frames(*runs, n=1000):
+    """Talk frames: True on each ``(first, last + 1)`` frame run."""
+    f = np.zeros(n, bool)
+    for a, b in runs:
+        f[a:b] = True
+    return f
+
+
+# ---------------------------------------------------------------- spurt rules
+def test_a_pause_shorter_than_the_hangover_does_not_end_a_spurt():
+    # 29 frames (0.29 s) of pause: one spurt; 30 (0.30 s): two
+    one = talk_spurts(frames((100, 200), (229, 300)), CFG)
+    two = talk_spurts(frames((100, 200), (230, 300)), CFG)
+    assert one.shape == (1, 2) and one[0] == pytest.approx([1.011, 3.011])
+    assert two.shape == (2, 2) and two[:, 0] == pytest.approx([1.011, 2.311]) and two[:, 1] == pytest.approx([2.011, 3.011])
+
+
+def test_the_hangover_is_not_added_to_talk_time():
+    sp = talk_spurts(frames((100, 150)), CFG)
+    assert sp[0, 1] - sp[0, 0] == pytest.approx(0.5)
+
+
+def test_spurts_shorter_than_the_minimum_are_dropped():
+    sp = talk_spurts(frames((100, 114), (400, 416), (700, 715)), CFG)   # 0.14 s, 0.16 s, 0.15 s
+    assert sp[:, 0] == pytest.approx([4.011, 7.011])
+    assert len(talk_spurts(frames(), CFG)) == 0
+
+
+def test_frame_talk_ors_the_windows_and_drops_padding():
+    active = np.zeros((2, 197), bool)
+    active[0, 150:197] = True     # frames 150-196 of window 0
+    active[1, 0:20] = True        # frames 100-119 of window 1 (starts at frame 100)
+    out = frame_talk(np.array([0, 100]), active, n_frames=180)
+    assert out.sum() == 20 + 30 and out[100:120].all() and out[150:180].all() and not out[120:150].any()
+
+
+# ---------------------------------------------------------------- measures
+def sp(*pairs):
+    return np.asarray(pairs, dtype=float).reshape(-1, 2)
+
+
+def test_measures_of_a_hand_made_call():
+    # agent 2-10 s and 30-40 s; customer 9-15 s (starts 1 s before the agent stops: an
+    # interruption) and 35-50 s (starts 5 s before the agent stops: overtalk, no interruption)
+    spurts = {"agent": sp((2, 10), (30, 40)), "customer": sp((9, 15), (35, 50))}
+    m = conversation_measures(spurts, 60.0, CFG)
+    assert m["channel_talk_s"] == pytest.approx({"agent": 18.0, "customer": 21.0})
+    assert m["non_talk_s"] == pytest.approx(15.0)          # 15-30; 0-2 and 50-60 are leading/trailing
+    assert m["longest_non_talk_s"] == pytest.approx(15.0)
+    assert m["overlap_s"] == pytest.approx(1.0 + 5.0)
+    assert m["channel_interruptions"] == {"agent": 0, "customer": 1}
+    q = m["quarter_talk"]                                   # quarters of 15 s
+    assert q[("agent", 1)] == pytest.approx({"talk_s": 8.0, "non_talk_s": 0.0, "overlap_s": 1.0})
+    assert q[("customer", 1)]["talk_s"] == pytest.approx(6.0)
+    assert q[("agent", 2)] == pytest.approx({"talk_s": 0.0, "non_talk_s": 15.0, "overlap_s": 0.0})
+    assert q[("agent", 3)] == pytest.approx({"talk_s": 10.0, "non_talk_s": 0.0, "overlap_s": 5.0})
+    assert q[("customer", 4)] == pytest.approx({"talk_s": 5.0, "non_talk_s": 0.0, "overlap_s": 0.0})
+    gaps, over = talk_events(spurts)
+    assert gaps.tolist() == [[15.0, 30.0]] and over.tolist() == [[9.0, 10.0], [35.0, 40.0]]
+
+
+@pytest.mark.parametrize("lead, counted", [(1.99, 1), (2.0, 1), (2.01, 0)])
+def test_an_interruption_is_a_start_while_the_other_talks_that_stops_within_2_s(lead, counted):
+    spurts = {"agent": sp((0, 10)), "customer": sp((10 - lead, 20))}
+    assert interruptions(spurts, 2.0) == {"agent": 0, "customer": counted}
+
+
+def test_a_start_after_the_other_stopped_is_no_interruption():
+    assert interruptions({"agent": sp((0, 10)), "customer": sp((10, 12), (10.5, 11))}, 2.0)["customer"] == 0
+
+
+def test_mono_gets_talk_and_non_talk_only():
+    m = conversation_measures({"mono": sp((1, 3), (8, 9))}, 10.0, CFG)
+    assert m["channel_talk_s"] == {"mono": pytest.approx(3.0)} and m["non_talk_s"] == pytest.approx(5.0)
+    assert m["overlap_s"] is None and m["channel_interruptions"] is None
+    assert all(v["overlap_s"] is None for v in m["quarter_talk"].values())
+
+
+def test_a_call_without_talk_has_no_non_talk_figure():
+    m = conversation_measures({"agent": sp(), "customer": sp()}, 10.0, CFG)
+    assert m["non_talk_s"] is None and m["longest_non_talk_s"] is None
+    assert m["channel_talk_s"] == {"agent": 0.0, "customer": 0.0} and m["overlap_s"] == 0.0
+    assert m["channel_interruptions"] == {"agent": 0, "customer": 0}
+
+
+# ---------------------------------------------------------------- loudness
+def test_streamed_loudness_equals_pyloudnorm():
+    import pyloudnorm
+    rng = np.random.default_rng(3)
+    sr = 8000
+    y = np.concatenate([rng.standard_normal(sr * 3) * 0.05, np.zeros(sr * 2), rng.standard_normal(sr * 4) * 0.2])
+    want = pyloudnorm.Meter(sr).integrated_loudness(y)
+    m = LoudnessMeter(sr)
+    for piece in np.array_split(y, [1234, 20000, 20001, 50000]):
+        m.push(piece)
+    assert m.lufs() == pytest.approx(want, abs=0.05)
+    quieter = LoudnessMeter(sr)
+    quieter.push(y * 0.1)
+    assert quieter.lufs() == pytest.approx(want - 20, abs=0.05)
+
+
+def test_silence_has_no_loudness():
+    m = LoudnessMeter(8000)
+    m.push(np.zeros(8000 * 3))
+    assert m.lufs() is None
+    short = LoudnessMeter(8000)
+    short.push(np.ones(1000) * 0.1)
+    assert short.lufs() is None
+
+
+# ---------------------------------------------------------------- synthetic calls, the job's path
+@pytest.fixture(scope="module")
+def predictor(tiny_artifact):
+    from ser_lib.one_recording import load_predictor
+    return load_predictor(JobConfig.load(), str(tiny_artifact))
+
+
+def analyse(path, predictor, chunk_s=None):
+    from ser_lib.scoring import score_recording, summarize
+    cfg = JobConfig.load()
+    rec = score_recording(str(path), predictor, predictor.meta.feature_config, cfg.hop_s, cfg.speech,
+                          cfg.channel_names, chunk_s or cfg.chunk_s, smoothing=cfg.timeline, talk=cfg.talk)
+    return rec, summarize(rec, list(predictor.labels), cfg.episodes, cfg.talk)
+
+
+def spurts_of(summary, names=("agent", "customer")):
+    return {c: sp(*[(t["start_s"], t["end_s"]) for t in summary["turns"] if t["channel"] == c]) for c in names}
+
+
+def truth_of(truth):
+    return {c: sp(*[(s, e) for ch, s, e in truth if ch == k]) for k, c in enumerate(("agent", "customer"))}
+
+
+@pytest.mark.parametrize("seed, noise_db", [(1, None), (2, None), (3, -50.0), (4, -50.0)])
+def test_placed_turns_are_found_within_the_targets(tmp_path, predictor, seed, noise_db):
+    """Speech-like turns, gaps 1-30 s, overlaps 0.3-3 s (none within 1.6-2.6 s: the 2 s
+    interruption rule), the customer 20 dB under the agent, with and without -50 dBFS line
+    noise: talk time within 5 %, every non-talk stretch and overlap within 0.3 s, interruptions
+    exact."""
+    rng = np.random.default_rng(seed)
+    plan = conversation_plan(rng, n_turns=8, gap_s=(1.0, 30.0), avoid_s=(1.6, 2.6))
+    audio, placed = placed_call(plan, 8000, rng, levels_db=(-20.0, -40.0), noise_db=noise_db)
+    sf.write(tmp_path / "call.wav", audio, 8000, subtype="PCM_16")
+    _, s = analyse(tmp_path / "call.wav", predictor)
+    truth, found = truth_of(placed), spurts_of(s)
+    want = conversation_measures(truth, 0.0, CFG)
+    assert (talk_events(truth)[1]).size, "the plan has overlaps"
+    for c in truth:
+        assert s["channel_talk_s"][c] == pytest.approx(want["channel_talk_s"][c], rel=0.05), c
+    (tg, to), (fg, fo) = talk_events(truth), talk_events(found)
+    assert event_errors(tg, fg).max() <= 0.3, (tg, fg)
+    assert event_errors(to, fo).max() <= 0.3, (to, fo)
+    assert sum(want["channel_interruptions"].values()) > 0 or seed != 1
+    assert s["channel_interruptions"] == want["channel_interruptions"]
+    assert s["non_talk_s"] == pytest.approx(want["non_talk_s"], abs=0.3 * len(tg))
+    assert s["overlap_s"] == pytest.approx(want["overlap_s"], abs=0.3 * len(to))
+    lufs = s["channel_loudness_lufs"]
+    if noise_db is None:  # with line noise the quiet channel's noise blocks pass the relative gate too
+        assert lufs["agent"] - lufs["customer"] == pytest.approx(20.0, abs=1.5)
+    else:
+        assert 15.0 < lufs["agent"] - lufs["customer"] < 25.0
+
+
+def test_the_targets_fail_when_a_rule_is_broken(tmp_path, predictor):
+    """The same check over the same call fails with a hangover that splits words (0.05 s) or
+    an interruption window of 0.1 s: the test above can fail."""
+    rng = np.random.default_rng(1)
+    plan = conversation_plan(rng, n_turns=8, avoid_s=(1.6, 2.6))
+    audio, placed = placed_call(plan, 8000, rng, noise_db=-50.0)
+    truth = truth_of(placed)
+    sf.write(tmp_path / "call.wav", audio, 8000, subtype="PCM_16")
+    rec, s = analyse(tmp_path / "call.wav", predictor)
+    want = conversation_measures(truth, 0.0, CFG)
+    split = {ch.channel: talk_spurts(ch.talk_frames, TalkConfig(hangover_s=0.05)) for ch in rec.channels}
+    assert event_errors(talk_events(truth)[0], talk_events(split)[0]).max() > 0.3
+    assert interruptions(spurts_of(s), 0.1) != want["channel_interruptions"]
+
+
+def test_chunking_changes_no_spurt_and_no_loudness(tmp_path, predictor):
+    rng = np.random.default_rng(7)
+    audio, _ = placed_call(conversation_plan(rng, n_turns=5), 8000, rng)
+    sf.write(tmp_path / "call.wav", audio, 8000, subtype="PCM_16")
+    _, whole = analyse(tmp_path / "call.wav", predictor, chunk_s=600.0)
+    _, chunked = analyse(tmp_path / "call.wav", predictor, chunk_s=2.3)
+    assert whole["turns"] == chunked["turns"]
+    for c, v in whole["channel_loudness_lufs"].items():
+        assert chunked["channel_loudness_lufs"][c] == pytest.approx(v, abs=1e-6)
+
+
+def test_a_mono_call_has_no_overlap_and_no_interruptions(tmp_path, predictor):
+    rng = np.random.default_rng(8)
+    audio, placed = placed_call([(0, 1.0, 4.0), (0, 9.0, 12.0)], 8000, rng)
+    sf.write(tmp_path / "mono.wav", audio[:, 0], 8000, subtype="PCM_16")
+    _, s = analyse(tmp_path / "mono.wav", predictor)
+    assert s["overlap_s"] is None and s["channel_interruptions"] is None
+    assert s["non_talk_s"] == pytest.approx(placed[1][1] - placed[0][2], abs=0.3)
+    assert set(s["channel_talk_s"]) == {"mono"} and all(q["overlap_s"] is None for q in s["quarters"])
+    assert [q["quarter"] for q in s["quarters"]] == [1, 2, 3, 4]
+    assert sum(q["talk_s"] for q in s["quarters"]) == pytest.approx(s["channel_talk_s"]["mono"])
