@@ -55,7 +55,9 @@ def test_serving_install_has_no_tensorflow(serving_venv):
                           capture_output=True, text=True, check=True).stdout
     names = {p["name"].lower() for p in json.loads(pkgs)}
     assert "ser-calls" in names and "ai-edge-litert" in names
-    assert not names & {"tensorflow", "tensorflow-cpu", "keras", "audiomentations", "tf-keras"}
+    assert not names & {"tensorflow", "tensorflow-cpu", "keras", "audiomentations", "tf-keras", "torch",
+                        "resemblyzer"}
+    assert "onnxruntime" in names  # the pretrained speech encoder's runtime (ser_lib/encoder.py)
 
 
 def test_serving_install_runs_predict_and_analyze(serving_venv, tiny_artifact, tmp_path):
