@@ -87,6 +87,25 @@ def acoustic_feats(clips, variant: str, cache: Path) -> tuple[np.ndarray, dict]:
     return feats, out
 
 
+def cnn_fold_probs(clips, cache: Path) -> np.ndarray:
+    """Each RAVDESS clip's probabilities from the shipped CV fold model that tested its actor
+    (models/ser-cnn/cv/fold-<i>, training/folds.json); NaN for the other corpora."""
+    from ser_lib.runtime import Predictor
+    from training.cv import FOLDS_PATH, load_folds
+
+    fcfg, scfg = FeatureConfig(), SpeechConfig()
+    ws = build_windows(clips, fcfg, scfg, 0.5, ["clean"], seed=TEL_SEED, cache_dir=cache, processes=2,
+                       desc="probe-clean", progress=False)
+    out = np.full((len(clips), 7), np.nan)
+    for i, actors in enumerate(load_folds(FOLDS_PATH)["ravdess"]["test"]):
+        pick = [k for k, c in enumerate(clips) if c.corpus == "ravdess" and c.speaker.split(":")[1] in actors]
+        m = np.isin(ws.clip, pick)
+        probs = Predictor.from_path(f"models/ser-cnn/cv/fold-{i}", expected=fcfg).predict(ws.x[m])
+        for k in pick:
+            out[k] = probs[ws.clip[m] == k].mean(0)
+    return out
+
+
 def main(cache: str) -> None:
     cache = Path(cache)
     cache.mkdir(parents=True, exist_ok=True)
@@ -103,6 +122,8 @@ def main(cache: str) -> None:
             ac, cnn = acoustic_feats(clips, variant, cache / "windows")
             np.savez(cache / f"ac-{cond}.npz", ac=ac, **cnn)
             print(f"acoustic {cond}: {ac.shape} in {time.time() - t0:.0f} s", flush=True)
+    if "cnnfolds" in which:
+        np.save(cache / "cnn-folds-wide.npy", cnn_fold_probs(clips, cache / "windows"))
     if "encoder" in which:
         enc = SpeechEncoder(onnx, threads=1)
         timing = {}

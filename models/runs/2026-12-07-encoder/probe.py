@@ -226,6 +226,41 @@ def main(cache: str, out_json: str, what: str = "screen") -> None:
                   f"emovo ua7 {r['emovo']['ua7']['mean']:.3f} ua4 {r['emovo']['ua4']['mean']:.3f} arousal "
                   f"{r['emovo']['arousal_auc']['mean']:.3f}  [{time.time() - t0:.0f}s]", flush=True)
             save()
+    if what in ("late", "all"):
+        # late fusion, weights fixed in advance (no fitting, nothing chosen on test data): the mean of
+        # the encoder head's probabilities and the shipped CNN's for clips that CNN never trained on
+        lf = results.setdefault("late_fusion_with_cnn", {})
+        folds_p = np.load(Path(cache) / "cnn-folds-wide.npy")
+        for cond, name, norm in (("wide", "enc_l2", "spk"), ("tel", "enc_l2", "spk"), ("wide", "enc", "spk")):
+            key = f"{cond}|{name}|{norm}"
+            X = normed(feats[cond][name], speaker, norm)
+            entry = {}
+            for p, tc, cnn_p in (("turev", PROTOCOLS["turev"], cnn[cond]["loco"]),
+                                 ("emovo", PROTOCOLS["emovo"], cnn[cond]["final"])):
+                tr, te = np.isin(corpus, tc), corpus == p
+                C = results["screen_lr"][key][p]["C"]
+                pe = fit_predict("lr", X[tr], y[tr], weights(corpus[tr], y[tr]), X[te], C)
+                entry[p] = {"C": C, **{f"w_cnn={wc}": score((1 - wc) * pe + wc * cnn_p[te], y[te])
+                                       for wc in (0.0, 0.5, 1.0)}}
+            if cond == "wide":
+                cv = {f"w_cnn={wc}": [] for wc in (0.0, 0.5, 1.0)}
+                C = results["ravdess_cv_lr"].get(key, {}).get("C", 0.003)
+                for test_actors in load_folds(FOLDS_PATH)["ravdess"]["test"]:
+                    te = np.isin(speaker, [f"ravdess:{a}" for a in test_actors])
+                    pe = fit_predict("lr", X[~te], y[~te], weights(corpus[~te], y[~te]), X[te], C)
+                    for wc in (0.0, 0.5, 1.0):
+                        pf = (1 - wc) * pe + wc * folds_p[te]
+                        cv[f"w_cnn={wc}"].append(float(balanced_accuracy_score(y[te], pf.argmax(1))))
+                entry["ravdess_cv"] = {k: {"folds": v, "mean": float(np.mean(v)), "std": float(np.std(v, ddof=1))}
+                                       for k, v in cv.items()}
+            lf[key] = entry
+            t, e = entry["turev"]["w_cnn=0.5"], entry["emovo"]["w_cnn=0.5"]
+            print(f"LATE {key:30s} turev ua4 {t['ua4']:.3f} arousal {t['arousal_auc']:.3f} anger {t['anger_auc']:.3f} | "
+                  f"emovo ua7 {e['ua7']:.3f} ua4 {e['ua4']:.3f} arousal {e['arousal_auc']:.3f} anger "
+                  f"{e['anger_auc']:.3f}" + (f" | CV {entry['ravdess_cv']['w_cnn=0.5']['mean']:.3f} "
+                                             f"(CNN folds {entry['ravdess_cv']['w_cnn=1.0']['mean']:.3f})"
+                                             if "ravdess_cv" in entry else ""), flush=True)
+            save()
     if what in ("cgrid", "all"):
         # the screen's C was mostly its smallest (0.003): the grid widened downwards
         cg = results.setdefault("screen_lr_wider_c_grid", {})
