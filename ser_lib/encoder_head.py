@@ -13,6 +13,10 @@ An encoder-head artifact is a folder::
     ENCODER_LICENSE.txt   its Apache-2.0 notice (required: loading refuses a folder without it)
     encoder_head.json     the head: labels, scaler, weights, the preprocessing settings
 
+The probe's most accurate model is the *late fusion* of this head with the shipped CNN: the
+mean of the two models' probabilities per window (``cnn_weight`` 0.5, fixed before it was
+measured; :meth:`EncoderModel.predict_channel` with ``cnn_probs``).
+
 Serving needs numpy, librosa, soxr and onnxruntime: no PyTorch, no TensorFlow. The head is
 applied with numpy (the softmax of an affine map), the same arithmetic as scikit-learn's
 ``LogisticRegression.predict_proba`` for a multinomial model.
@@ -106,6 +110,8 @@ class EncoderHead:
         coef: ``(n_labels, d)``; intercept: ``(n_labels,)``.
         settings: :class:`SegmentSettings`.
         speaker_norm: whether rows are standardised per speaker / channel first.
+        cnn_weight: the CNN's weight when the head is fused with the CNN's probabilities
+            (:func:`fuse`).
         training: provenance (free-form JSON).
     """
 
@@ -116,6 +122,7 @@ class EncoderHead:
     intercept: np.ndarray
     settings: SegmentSettings = field(default_factory=SegmentSettings)
     speaker_norm: bool = True
+    cnn_weight: float = 0.5
     training: dict = field(default_factory=dict)
 
     def predict(self, features: np.ndarray) -> np.ndarray:
@@ -136,7 +143,7 @@ class EncoderHead:
         d = {"format": HEAD_FORMAT, "format_version": HEAD_FORMAT_VERSION, "labels": list(self.labels),
              "mean": self.mean.tolist(), "scale": self.scale.tolist(), "coef": self.coef.tolist(),
              "intercept": self.intercept.tolist(), "settings": asdict(self.settings),
-             "speaker_norm": self.speaker_norm, "training": self.training}
+             "speaker_norm": self.speaker_norm, "cnn_weight": self.cnn_weight, "training": self.training}
         return json.dumps(d) + "\n"
 
     @classmethod
@@ -149,7 +156,8 @@ class EncoderHead:
                 raise ArtifactError(f"not a {HEAD_FORMAT} v{HEAD_FORMAT_VERSION} file")
             head = cls(list(d["labels"]), np.array(d["mean"], float), np.array(d["scale"], float),
                        np.array(d["coef"], float), np.array(d["intercept"], float),
-                       SegmentSettings(**d["settings"]), bool(d["speaker_norm"]), d.get("training", {}))
+                       SegmentSettings(**d["settings"]), bool(d["speaker_norm"]), float(d.get("cnn_weight", 0.5)),
+                       d.get("training", {}))
         except (ValueError, KeyError, TypeError) as err:
             raise ArtifactError(f"bad {HEAD_FILE}: {err}") from None
         n, dim = head.coef.shape
@@ -157,6 +165,20 @@ class EncoderHead:
                 or head.scale.shape != (dim,):
             raise ArtifactError(f"bad {HEAD_FILE}: shapes do not agree")
         return head
+
+
+def fuse(cnn_probs: np.ndarray, head_probs: np.ndarray, cnn_weight: float) -> np.ndarray:
+    """Late fusion: ``cnn_weight * cnn_probs + (1 - cnn_weight) * head_probs``, float32 ``(n, k)``.
+
+    Raises:
+        ValueError: shapes differ or ``cnn_weight`` is outside [0, 1].
+    """
+    cnn_probs, head_probs = np.asarray(cnn_probs, np.float32), np.asarray(head_probs, np.float32)
+    if cnn_probs.shape != head_probs.shape:
+        raise ValueError(f"cannot fuse probabilities of shapes {cnn_probs.shape} and {head_probs.shape}")
+    if not 0.0 <= cnn_weight <= 1.0:
+        raise ValueError(f"cnn_weight must be in [0, 1], got {cnn_weight}")
+    return (cnn_weight * cnn_probs + (1.0 - cnn_weight) * head_probs).astype(np.float32)
 
 
 class EncoderModel:
@@ -183,13 +205,19 @@ class EncoderModel:
         """:func:`segment_features` of every segment (window) of one channel, ``(n, 512)``."""
         return np.stack([segment_features(self.encoder, w, sample_rate, self.head.settings) for w in segments])
 
-    def predict_channel(self, segments, sample_rate: int) -> np.ndarray:
+    def predict_channel(self, segments, sample_rate: int, cnn_probs: np.ndarray | None = None) -> np.ndarray:
         """Emotion probabilities of one channel's segments (its speech windows), standardised
         together as one speaker: ``(n, n_labels)`` float32.
 
+        Args:
+            cnn_probs: the CNN's probabilities of the same windows, ``(n, n_labels)`` in
+                :attr:`labels` order (:class:`ser_lib.runtime.Predictor`); given, the result is
+                their :func:`fuse` with the head's at ``head.cnn_weight``.
+
         Raises:
-            ValueError: no segments.
+            ValueError: no segments, or ``cnn_probs`` of another shape.
         """
         if len(segments) == 0:
             raise ValueError("predict_channel needs at least one segment")
-        return self.head.predict_speaker(self.features(segments, sample_rate))
+        probs = self.head.predict_speaker(self.features(segments, sample_rate))
+        return probs if cnn_probs is None else fuse(cnn_probs, probs, self.head.cnn_weight)

@@ -10,7 +10,8 @@ import pytest
 import soundfile as sf
 
 from ser_lib.encoder import ENCODER_LICENSE_FILE
-from ser_lib.encoder_head import HEAD_FILE, EncoderHead, EncoderModel, SegmentSettings, prepare, speaker_standardize
+from ser_lib.encoder_head import (HEAD_FILE, EncoderHead, EncoderModel, SegmentSettings, fuse, prepare,
+                                  speaker_standardize)
 from ser_lib.errors import ArtifactError
 from ser_lib.labels import EMOTIONS
 from ser_lib.synth import speech_like
@@ -114,5 +115,20 @@ def test_artifact_serves_what_training_fitted(tmp_path):
         assert got.shape == (len(idx), len(EMOTIONS)) and np.allclose(got.sum(1), 1, atol=1e-5)
     # emotions the corpus lacks are never predicted
     assert np.all(want[:, [EMOTIONS.index(e) for e in ("disgust", "fear", "surprise")]] < 1e-6)
+    # late fusion with the CNN's probabilities of the same windows: the weighted mean
+    idx = [i for i, c in enumerate(clips) if c.speaker == "ravdess:01"]
+    cnn = np.random.default_rng(0).dirichlet(np.ones(len(EMOTIONS)), size=len(idx)).astype(np.float32)
+    fused = model.predict_channel([clip_samples(clips[i].path, 16000) for i in idx], 16000, cnn_probs=cnn)
+    np.testing.assert_allclose(fused, 0.5 * cnn + 0.5 * want[idx], atol=1e-5)
     with pytest.raises(ValueError):
         model.predict_channel([], 16000)
+
+
+def test_fuse_is_the_weighted_mean_and_checks_its_inputs():
+    a, b = np.eye(3, dtype=np.float32), np.full((3, 3), 1 / 3, np.float32)
+    np.testing.assert_allclose(fuse(a, b, 0.25), 0.25 * a + 0.75 * b)
+    np.testing.assert_allclose(fuse(a, b, 1.0), a)
+    with pytest.raises(ValueError, match="shapes"):
+        fuse(a, b[:2], 0.5)
+    with pytest.raises(ValueError, match="cnn_weight"):
+        fuse(a, b, 1.5)

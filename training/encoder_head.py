@@ -86,7 +86,8 @@ def fit_head(x: np.ndarray, y: np.ndarray, groups: Sequence[str], c: float = C,
     coef[lr.classes_] = lr.coef_
     intercept[lr.classes_] = lr.intercept_
     return EncoderHead(list(EMOTIONS), sc.mean_.copy(), sc.scale_.copy(), coef, intercept,
-                       settings or SegmentSettings(), True, {"C": c, "n_train": int(len(y)), **(training or {})})
+                       settings=settings or SegmentSettings(), speaker_norm=True,
+                       training={"C": c, "n_train": int(len(y)), **(training or {})})
 
 
 def build(out: str | os.PathLike, roots: Sequence[str | os.PathLike], progress: bool = True) -> Path:
