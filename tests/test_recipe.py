@@ -293,7 +293,7 @@ def test_tiny_recipe_writes_fold_artifacts_and_evaluate_reproduces_its_table(tmp
     assert (out / "cv" / "loco-emovo" / "artifact.json").is_file() and emo["run"] == "loco-emovo"
     assert emo["emovo_7class"]["n"] == 10 and emo["emovo_4class"]["n"] == 8   # fear is not one of the 4
     assert 0 <= emo["transfer"]["arousal"] <= 1 and emo["transfer"]["n"] == 10
-    assert "Leave-one-corpus-out, emovo" in cv.format_record(record)
+    assert "Leave-one-corpus-out, EMOVO (not trained on): 7 classes" in cv.format_record(record)
     # the shipped artifact: trained on everything, with the folds' median epoch and temperature;
     # each fold model carries the median of the other folds' temperatures
     final = json.loads((out / "artifact.json").read_text())

@@ -672,7 +672,8 @@ def _loco_line(rec: dict) -> str:
              f"4 classes: clip UA **{four['ua']:.3f}**",
              *(f"{name} AUC {t[name]:.3f}" for name in ("arousal", "anger", "negative") if t.get(name) is not None),
              f"{four['n'] if not seven else seven['n']} clips"]
-    return f"\nLeave-one-corpus-out, {corpus} (not trained on): " + ", ".join(p for p in parts if p)
+    name = {"emovo": "EMOVO", "turev": "TurEV-DB", "cremad": "CREMA-D", "savee": "SAVEE"}.get(corpus, corpus)
+    return f"\nLeave-one-corpus-out, {name} (not trained on): " + ", ".join(p for p in parts if p)
 
 
 def loco_metrics(record: dict) -> dict:
