@@ -6,17 +6,17 @@ low-arousal, neutral-valence renditions of the same sentences; most
 RAVDESS work merges or drops calm, see Livingstone & Russo 2018, PLoS ONE
 13(5): e0196391). Corpora with fewer categories contribute what they have.
 
-=========  =====================  ========  ===========  =========  ==========
-product    RAVDESS (code)         CREMA-D   TESS         SAVEE      TurEV-DB
-=========  =====================  ========  ===========  =========  ==========
-angry      05 angry               ANG       angry        a          kz
-disgust    07 disgust             DIS       disgust      d          --
-fear       06 fearful             FEA       fear         f          --
-happy      03 happy               HAP       happy        h          mt
-neutral    01 neutral, 02 calm    NEU       neutral      n          sk (calm)
-sad        04 sad                 SAD       sad          sa         hl
-surprise   08 surprised           --        ps           su         --
-=========  =====================  ========  ===========  =========  ==========
+=========  =====================  ========  ===========  =========  ==========  =========
+product    RAVDESS (code)         CREMA-D   TESS         SAVEE      TurEV-DB    EMOVO
+=========  =====================  ========  ===========  =========  ==========  =========
+angry      05 angry               ANG       angry        a          kz          rab
+disgust    07 disgust             DIS       disgust      d          --          dis
+fear       06 fearful             FEA       fear         f          --          pau
+happy      03 happy               HAP       happy        h          mt          gio (joy)
+neutral    01 neutral, 02 calm    NEU       neutral      n          sk (calm)   neu
+sad        04 sad                 SAD       sad          sa         hl          tri
+surprise   08 surprised           --        ps           su         --          sor
+=========  =====================  ========  ===========  =========  ==========  =========
 """
 from __future__ import annotations
 
@@ -39,6 +39,11 @@ TESS_EMOTIONS: dict[str, str] = {
 }
 #: TurEV-DB (Turkish) emotion codes; calm is neutral, as RAVDESS calm.
 TUREV_EMOTIONS: dict[str, str] = {"kz": "angry", "sk": "neutral", "mt": "happy", "hl": "sad"}
+#: EMOVO (Italian; Costantini et al. 2014, LREC, pp. 3501-3504) emotion codes: rabbia, disgusto,
+#: paura, gioia, neutrale, tristezza, sorpresa.
+EMOVO_EMOTIONS: dict[str, str] = {
+    "rab": "angry", "dis": "disgust", "pau": "fear", "gio": "happy", "neu": "neutral", "tri": "sad", "sor": "surprise",
+}
 SAVEE_EMOTIONS: dict[str, str] = {
     "a": "angry", "d": "disgust", "f": "fear", "h": "happy", "n": "neutral", "sa": "sad", "su": "surprise",
 }

@@ -25,6 +25,7 @@ from training.corpora import (
     detect_corpus,
     discover,
     load_cremad,
+    load_emovo,
     load_ravdess,
     load_savee,
     load_tess,
@@ -142,6 +143,24 @@ SAVEE_BAD = {
     "AudioData/DC/a1.wav": "bad_name",
 }
 
+EMOVO_OK = {
+    "f1/dis-f1-l3.wav": ("emovo:f1", "disgust", "l3", "dis"),
+    "f2/gio-f2-b1.flac": ("emovo:f2", "happy", "b1", "gio"),
+    "f3/neu-f3-n5.wav": ("emovo:f3", "neutral", "n5", "neu"),
+    "m1/pau-m1-d2.wav": ("emovo:m1", "fear", "d2", "pau"),
+    "m2/RAB-M2-L1.WAV": ("emovo:m2", "angry", "l1", "rab"),       # codes read case-insensitively
+    "m3/sor-m3-n1.flac": ("emovo:m3", "surprise", "n1", "sor"),
+    "m3/tri-m3-b3.wav": ("emovo:m3", "sad", "b3", "tri"),
+    "loose/tri-f1-d1.wav": ("emovo:f1", "sad", "d1", "tri"),      # no actor folder: speaker from the name
+}
+EMOVO_BAD = {
+    "f1/dis-f2-l3.wav": "label_conflict",    # f2's clip in f1's folder
+    "f1/noi-f1-l3.wav": "unknown_emotion",   # no such code
+    "f1/dis-f4-l3.wav": "bad_name",          # no actor f4
+    "f1/dis-f1-x9.wav": "bad_name",          # no such sentence
+    "f1/dis_f1_l3.wav": "bad_name",
+}
+
 # junk present in every synthetic corpus: name -> reason
 JUNK = {
     "README.txt": "not_audio",
@@ -155,6 +174,7 @@ SPECS = {
     "cremad": (CREMAD_OK, CREMAD_BAD, load_cremad),
     "tess": (TESS_OK, TESS_BAD, load_tess),
     "savee": (SAVEE_OK, SAVEE_BAD, load_savee),
+    "emovo": (EMOVO_OK, EMOVO_BAD, load_emovo),
 }
 
 
@@ -182,11 +202,12 @@ def corpora_root(tmp_path: Path) -> Path:
     _text(cremad / "AudioWAV/1007_DFA_ANG_XX.wav", b"")  # empty file
     _build(parent / "tess", "tess")
     _build(parent / "Savee", "savee")
+    _build(parent / "EMOVO", "emovo")
     return parent
 
 
 CREMAD_EXTRA = {"AudioWAV/1005_DFA_ANG_XX.wav": "lfs_pointer", "AudioWAV/1007_DFA_ANG_XX.wav": "empty"}
-FOLDERS = {"ravdess": "RAVDESS", "cremad": "CREMA-D", "tess": "tess", "savee": "Savee"}
+FOLDERS = {"ravdess": "RAVDESS", "cremad": "CREMA-D", "tess": "tess", "savee": "Savee", "emovo": "EMOVO"}
 
 
 # --------------------------------------------------------------------------- loaders
@@ -227,7 +248,7 @@ def test_loaders_accept_relative_root_and_return_absolute_paths(corpora_root: Pa
     assert all(os.path.isabs(c.path) and Path(c.path).is_file() for c in result)
 
 
-@pytest.mark.parametrize("loader", [load_ravdess, load_cremad, load_tess, load_savee, discover])
+@pytest.mark.parametrize("loader", [load_ravdess, load_cremad, load_tess, load_savee, load_emovo, discover])
 def test_missing_root_raises(tmp_path: Path, loader):
     with pytest.raises(FileNotFoundError):
         loader(tmp_path / "nope")
@@ -262,7 +283,9 @@ def test_discover_sniffs_unnamed_folders_and_deduplicates(corpora_root: Path, tm
     shutil.copytree(corpora_root / "RAVDESS", plain / "data_a")
     shutil.copytree(corpora_root / "tess", plain / "TESS Toronto emotional speech set data")
     shutil.copytree(corpora_root / "Savee", plain / "s1")
+    shutil.copytree(corpora_root / "EMOVO", plain / "italian")
     assert detect_corpus(plain / "data_a") == "ravdess"
+    assert detect_corpus(plain / "italian") == "emovo"
     assert detect_corpus(plain / "TESS Toronto emotional speech set data") == "tess"
     assert detect_corpus(plain / "s1") == "savee"
     assert detect_corpus(plain) is None  # several corpora below
@@ -270,7 +293,7 @@ def test_discover_sniffs_unnamed_folders_and_deduplicates(corpora_root: Path, tm
 
     result = discover(plain)  # a single path is accepted too
     assert Counter(c.corpus for c in result.clips) == {
-        "ravdess": len(RAVDESS_OK), "tess": len(TESS_OK), "savee": len(SAVEE_OK)}
+        "ravdess": len(RAVDESS_OK), "tess": len(TESS_OK), "savee": len(SAVEE_OK), "emovo": len(EMOVO_OK)}
     by_name = {Path(c.path).name: c for c in result.clips if c.corpus == "tess"}
     assert by_name["OA_bite_neutral.wav"].speaker == "tess:OAF"
 
@@ -283,7 +306,7 @@ def test_summarize_counts_per_corpus_and_emotion(corpora_root: Path):
     clips = discover(corpora_root).clips
     table = summarize(clips)
     assert list(table.columns) == [*EMOTIONS, "total", "speakers"]
-    assert list(table.index) == ["ravdess", "cremad", "tess", "savee", "total"]
+    assert list(table.index) == ["ravdess", "cremad", "tess", "savee", "emovo", "total"]
     for corpus in SPECS:
         want = Counter(e for (_, e, _, _) in SPECS[corpus][0].values())
         row = table.loc[corpus]
@@ -367,6 +390,8 @@ def test_partition_of_synthetic_corpora(corpora_root: Path):
         "ravdess:07": "val", "cremad:1001": "test", "cremad:1091": "test", "cremad:1002": "val",
         "cremad:1012": "val", "cremad:1003": "train", "cremad:1040": "train",
         "savee:DC": "train", "savee:JE": "train", "savee:JK": "val", "savee:KL": "test",
+        "emovo:f1": "train", "emovo:f2": "train", "emovo:m1": "train", "emovo:m2": "train",
+        "emovo:f3": "val", "emovo:m3": "test",
     }
     for clip in clips:
         if clip.corpus == "tess":
@@ -479,3 +504,17 @@ def test_real_ravdess_and_tess():
         assert all(c.speaker.split(":")[1] in split["ravdess"][p] for c in parts[p] if c.corpus == "ravdess")
         assert all(c.text in split["tess"][p] for c in parts[p] if c.corpus == "tess")
     assert sum(len(v) for v in parts.values()) == len(ravdess.clips) + len(tess.clips)
+
+
+@pytest.mark.corpora
+@pytest.mark.skipif(not (SHARED_CORPORA / "emovo").is_dir(),
+                    reason=f"EMOVO not found at {SHARED_CORPORA / 'emovo'} (set SER_CORPORA to its parent folder)")
+def test_real_emovo_is_complete_and_balanced():
+    """Properties of the real copy: 6 actors x 7 emotions x 14 sentences, nothing skipped."""
+    emovo = load_emovo(SHARED_CORPORA / "emovo")
+    assert emovo.skipped == {}
+    assert {c.speaker for c in emovo.clips} == {f"emovo:{s}" for s in corpora.EMOVO_SPEAKERS}
+    cells = Counter((c.speaker, c.emotion) for c in emovo.clips)
+    assert set(cells.values()) == {14} and len(cells) == 6 * len(EMOTIONS)
+    assert {c.text for c in emovo.clips} == set(corpora.EMOVO_SENTENCES)
+    assert detect_corpus(SHARED_CORPORA / "emovo") == "emovo"

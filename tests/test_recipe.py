@@ -9,7 +9,8 @@ import soundfile as sf
 from ser_lib.labels import EMOTIONS
 from ser_lib.synth import speech_like
 from training.corpora import Clip, default_corpora_root, discover, load_turev
-from training.cv import FOLDS_PATH, assign, build_folds, cv_table, format_cv_table, load_folds, subset_scores
+from training.cv import (FOLDS_PATH, assign, build_folds, cv_table, format_cv_table, load_folds, loco_runs,
+                         subset_scores, transfer_aucs)
 from training.dataset import WindowSet
 from training.evaluate import calibration, ece_if_calibrated, fit_temperature
 from training.fit import sample_weights
@@ -79,8 +80,10 @@ def test_every_run_keeps_test_validation_and_training_speakers_apart():
     folds = load_folds(FOLDS_PATH)
     clips = ([_clip("ravdess", f"{a:02d}") for a in range(1, 25)]
              + [_clip("tess", s, w) for s in ("OAF", "YAF") for w in ("bite", folds["tess"]["val_words"][0])]
-             + [_clip("turev", s) for s in ("1157", "1234", "1984")])
-    for run in [*range(6), "loco"]:
+             + [_clip("turev", s) for s in ("1157", "1234", "1984")]
+             + [_clip("emovo", s) for s in ("f1", "m3")])
+    assert loco_runs(folds) == {"loco": "turev", "loco-emovo": "emovo"}
+    for run in [*range(6), "loco", "loco-emovo"]:
         parts = {}
         for c in clips:
             parts.setdefault(assign(c, folds, run), set()).add((c.corpus, c.speaker if c.corpus != "tess" else c.text))
@@ -92,6 +95,13 @@ def test_every_run_keeps_test_validation_and_training_speakers_apart():
     assert sorted(tested) == sorted(c.speaker for c in clips if c.corpus == "ravdess")
     # leave-one-corpus-out tests on all of TurEV-DB and trains on none of it
     assert {assign(c, folds, "loco") for c in clips if c.corpus == "turev"} == {"test"}
+    # ... and on all of EMOVO in its own run, where TurEV-DB is as in the folds; EMOVO trains elsewhere
+    assert {assign(c, folds, "loco-emovo") for c in clips if c.corpus == "emovo"} == {"test"}
+    assert {assign(c, folds, "loco-emovo") for c in clips if c.corpus == "turev"} == {"train", "val"}
+    assert {assign(c, folds, run) for run in [*range(6), "loco"] for c in clips if c.corpus == "emovo"} == {"train"}
+    assert not any(assign(c, folds, "loco-emovo") == "test" for c in clips if c.corpus != "emovo")
+    with pytest.raises(KeyError):
+        assign(clips[0], folds, "loco-nope")
     assert {assign(c, folds, "final") for c in clips} == {"train"}
 
 
@@ -234,6 +244,9 @@ def _write_corpora(root: Path) -> None:
     for spk in ("1157", "1234"):
         for code, folder in (("kz", "Angry"), ("hl", "Sad")):
             _touch_audio(root / "turev" / folder / f"{spk}_{code}_kelime.wav", 0.6, int(rng.integers(1 << 30)))
+    for spk in ("f1", "m1"):
+        for code in ("rab", "gio", "neu", "tri", "pau"):
+            _touch_audio(root / "emovo" / spk / f"{code}-{spk}-b1.wav", 0.8, int(rng.integers(1 << 30)))
 
 
 def _tiny_recipe(tmp_path, monkeypatch, ensemble_seeds=None):
@@ -275,6 +288,12 @@ def test_tiny_recipe_writes_fold_artifacts_and_evaluate_reproduces_its_table(tmp
     assert all(r["clips"] == 48 for r in table["folds"])               # 12 actors x 4 clips per fold
     assert table["mean"]["ua"] == pytest.approx(np.mean([r["ua"] for r in table["folds"]]))
     assert record["loco"]["turev_4class"]["n"] == 4                     # all of TurEV-DB, 4 clips
+    # EMOVO left out in a run of its own: 7-class (5 emotions present) and 4-class scores, transfer AUCs
+    emo = record["loco_emovo"]
+    assert (out / "cv" / "loco-emovo" / "artifact.json").is_file() and emo["run"] == "loco-emovo"
+    assert emo["emovo_7class"]["n"] == 10 and emo["emovo_4class"]["n"] == 8   # fear is not one of the 4
+    assert 0 <= emo["transfer"]["arousal"] <= 1 and emo["transfer"]["n"] == 10
+    assert "Leave-one-corpus-out, EMOVO (not trained on): 7 classes" in cv.format_record(record)
     # the shipped artifact: trained on everything, with the folds' median epoch and temperature;
     # each fold model carries the median of the other folds' temperatures
     final = json.loads((out / "artifact.json").read_text())
@@ -297,6 +316,8 @@ def test_tiny_recipe_writes_fold_artifacts_and_evaluate_reproduces_its_table(tmp
         for k in ("ua", "wa", "macro_f1", "telephone_ua", "ece", "clips"):
             assert got[k] == pytest.approx(want[k], abs=1e-9), (got["fold"], k)
     assert again["loco"]["ua"] == pytest.approx(record["loco"]["turev_4class"]["ua"])
+    assert again["extra_loco"][0]["emovo_7class"]["ua"] == pytest.approx(emo["emovo_7class"]["ua"])
+    assert final["metrics"]["loco_emovo"]["7class"]["ua"] == pytest.approx(emo["emovo_7class"]["ua"])
 
     # post-hoc recalibration from the recorded temperatures is idempotent, and refitting them
     # on the validation windows finds the temperatures the recipe fitted
@@ -311,7 +332,7 @@ def test_tiny_recipe_writes_fold_artifacts_and_evaluate_reproduces_its_table(tmp
     weights = {d: (d / "model.keras").read_bytes() for d in [out / "cv" / "fold-0", out / "cv" / "loco", out]}
     said = []
     rec4 = cv.run_recipe([roots], conf, out, **{**kw, "echo": said.append})
-    assert sum("resumed" in line for line in said) == 4                 # 2 folds, loco, final
+    assert sum("resumed" in line for line in said) == 5                 # 2 folds, 2 loco, final
     assert said[-1].strip() == cv.format_record(json.loads((out / "cv.json").read_text()))  # the stored table
     assert all((d / "model.keras").read_bytes() == w for d, w in weights.items())
     assert [f["ua"] for f in rec4["cv"]["table"]["folds"]] == pytest.approx([f["ua"] for f in table["folds"]])
@@ -492,3 +513,26 @@ def test_model_card_gain_table_reports_the_in_range_share():
                                                  "per_format": {"PCM_16": per_gain(False)}}})
     assert "not measured | not measured |" in old and "peaking in range*" not in old
     assert "*Smoothed emotion*" not in old and "rescaled" not in old
+
+
+def test_transfer_aucs_rank_clips_by_their_summed_probabilities():
+    """Arousal / anger / negative AUCs against scikit-learn's, on clips built by hand."""
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(0)
+    labels = [EMOTIONS.index(e) for e in ("angry", "happy", "sad", "neutral", "disgust", "fear", "sad", "surprise")]
+    ws = _windowset(["emovo"] * len(labels), labels)
+    probs = rng.dirichlet(np.ones(len(EMOTIONS)), size=len(labels))
+    got = transfer_aucs(ws, probs)
+    lab = np.array(labels)
+    idx = lambda names: [EMOTIONS.index(e) for e in names]  # noqa: E731
+    keep = lab != EMOTIONS.index("disgust")
+    hi = idx(["angry", "happy", "fear", "surprise"])
+    assert got["arousal"] == pytest.approx(roc_auc_score(np.isin(lab[keep], hi), probs[keep][:, hi].sum(1)))
+    assert got["anger"] == pytest.approx(roc_auc_score(lab == 0, probs[:, 0]))
+    neg = idx(["angry", "disgust", "fear", "sad"])
+    assert got["negative"] == pytest.approx(roc_auc_score(np.isin(lab, neg), probs[:, neg].sum(1)))
+    # a perfect ranking scores 1, one side missing gives None
+    assert transfer_aucs(ws, np.eye(len(EMOTIONS))[labels])["anger"] == 1.0
+    only_sad = _windowset(["emovo"] * 2, [EMOTIONS.index("sad")] * 2)
+    assert transfer_aucs(only_sad, probs[:2]) == {"arousal": None, "anger": None, "negative": None, "n": 2}

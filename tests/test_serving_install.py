@@ -76,7 +76,9 @@ def test_plain_install_is_what_executors_run(serving_venv):
     packed environment of the cluster recipe is this install."""
     names = _installed(serving_venv)
     assert "ser-calls" in names and "ai-edge-litert" in names and "librosa" in names
-    assert not names & {"tensorflow", "tensorflow-cpu", "keras", "audiomentations", "tf-keras"}
+    assert not names & {"tensorflow", "tensorflow-cpu", "keras", "audiomentations", "tf-keras", "torch",
+                        "resemblyzer"}
+    assert "onnxruntime" in names  # the pretrained speech encoder's runtime (ser_lib/encoder.py)
     assert not names & {"pyspark", "flask", "waitress", "duckdb", "plotly", "matplotlib"}, names
 
 

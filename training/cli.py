@@ -32,7 +32,8 @@ def _no_roots() -> click.UsageError:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, show_default=OUT_SHOWN,
               help="artifact folder to write")
 @click.option("--only", type=click.Choice(["cv", "loco", "final"]), multiple=True,
-              help="run only these steps of the recipe (repeatable; default: cv, loco and final)")
+              help="run only these steps of the recipe (repeatable; default: cv, loco and final; "
+                   "loco: TurEV-DB left out, and EMOVO left out when present)")
 @click.option("--split", "single_split", is_flag=True,
               help="train once on the fixed split of training/split.json instead of the cross-validated recipe")
 @click.option("--model", "family", type=click.Choice(["cnn1d", "cnn2d"]), default=None,
@@ -120,7 +121,7 @@ def evaluate_cli(roots, model_dir, single_split, processes, no_cache, as_json, w
             click.echo(json.dumps(res, indent=1, default=json_default))
             return
         stored = json.loads((Path(model_dir) / "cv.json").read_text())
-        click.echo("\nnow:\n" + format_cv_table(res["table"], res["loco"]))
+        click.echo("\nnow:\n" + format_cv_table(res["table"], res["loco"], res["extra_loco"]))
         click.echo("\nstored in cv.json:\n" + format_record(stored))
         return
     try:

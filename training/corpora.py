@@ -1,5 +1,5 @@
 """Find and label the clips of the acted emotional-speech training corpora: the four the
-product is specified for (RAVDESS, CREMA-D, TESS, SAVEE) and TurEV-DB (Turkish).
+product is specified for (RAVDESS, CREMA-D, TESS, SAVEE), TurEV-DB (Turkish) and EMOVO (Italian).
 
 Every clip is described by a :class:`Clip` (absolute path, corpus, corpus-prefixed
 speaker, product emotion, spoken text id and the corpus's own emotion code). Labels
@@ -24,7 +24,8 @@ Skip reasons (the part after the colon):
                       recordings, which duplicates the audio-only 03 takes)
 ``unknown_speaker``   SAVEE file whose speaker is not DC, JE, JK or KL (or unknown)
 ``label_conflict``    TESS file whose emotion disagrees with its ``<speaker>_<emotion>`` folder,
-                      or TurEV-DB file whose emotion code disagrees with its folder
+                      TurEV-DB file whose emotion code disagrees with its folder, or EMOVO file
+                      whose speaker disagrees with its ``f1``..``m3`` folder
 ``unrecognized``      (corpus ``unknown``) audio that :func:`discover` could not attribute
 
 Product labels come from :mod:`ser_lib.labels` (``RAVDESS_EMOTIONS`` etc.), so RAVDESS
@@ -42,6 +43,7 @@ from typing import Callable, Iterable, Iterator
 from ser_lib.labels import (
     CREMAD_EMOTIONS,
     EMOTIONS,
+    EMOVO_EMOTIONS,
     RAVDESS_EMOTIONS,
     SAVEE_EMOTIONS,
     TESS_EMOTIONS,
@@ -53,12 +55,14 @@ __all__ = [
     "CORPORA",
     "CREMAD_SENTENCES",
     "Clip",
+    "EMOVO_SPEAKERS",
     "LoadResult",
     "SAVEE_SPEAKERS",
     "default_corpora_root",
     "detect_corpus",
     "discover",
     "load_cremad",
+    "load_emovo",
     "load_ravdess",
     "load_savee",
     "load_tess",
@@ -67,7 +71,7 @@ __all__ = [
 ]
 
 #: Corpus identifiers, in report order.
-CORPORA: tuple[str, ...] = ("ravdess", "cremad", "tess", "savee", "turev")
+CORPORA: tuple[str, ...] = ("ravdess", "cremad", "tess", "savee", "turev", "emovo")
 
 #: Accepted audio file extensions (compared lower-cased).
 AUDIO_EXTENSIONS: frozenset[str] = frozenset({".wav", ".flac"})
@@ -81,6 +85,7 @@ _FOLDER_ALIASES: dict[str, str] = {
     "savee": "savee",
     "turev": "turev",
     "turevdb": "turev",
+    "emovo": "emovo",
 }
 
 _MAX_EMPTY_BYTES = 44  # canonical WAV header with no samples
@@ -93,7 +98,7 @@ class Clip:
 
     Attributes:
         path: absolute path of the audio file.
-        corpus: ``"ravdess"``, ``"cremad"``, ``"tess"``, ``"savee"`` or ``"turev"``.
+        corpus: ``"ravdess"``, ``"cremad"``, ``"tess"``, ``"savee"``, ``"turev"`` or ``"emovo"``.
         speaker: corpus-prefixed speaker id, e.g. ``"ravdess:01"``, ``"cremad:1001"``,
             ``"tess:OAF"``, ``"savee:DC"``.
         emotion: product label, one of :data:`ser_lib.labels.EMOTIONS`.
@@ -471,6 +476,53 @@ def load_turev(root: str | os.PathLike) -> LoadResult:
     return _load(root, "turev", _parse_turev)
 
 
+# --------------------------------------------------------------------------- EMOVO
+
+#: The six EMOVO actors (3 female, 3 male).
+EMOVO_SPEAKERS: frozenset[str] = frozenset({"f1", "f2", "f3", "m1", "m2", "m3"})
+#: The fourteen EMOVO sentences: b1-b3 (short), l1-l4 (long), n1-n5 (nonsense), d1-d2 (questions).
+EMOVO_SENTENCES: frozenset[str] = frozenset(
+    {"b1", "b2", "b3", "l1", "l2", "l3", "l4", "n1", "n2", "n3", "n4", "n5", "d1", "d2"})
+_EMOVO_RE = re.compile(r"^([a-z]{3})-([a-z]\d)-([a-z]\d)$", re.IGNORECASE)
+
+
+def _parse_emovo(path: Path) -> _Parsed | str:
+    m = _EMOVO_RE.match(path.stem)
+    if not m:
+        return "bad_name"
+    code, speaker, sentence = (g.lower() for g in m.groups())
+    if speaker not in EMOVO_SPEAKERS or sentence not in EMOVO_SENTENCES:
+        return "bad_name"
+    if code not in EMOVO_EMOTIONS:
+        return "unknown_emotion"
+    folder = path.parent.name.lower()
+    if folder in EMOVO_SPEAKERS and folder != speaker:
+        return "label_conflict"
+    return speaker, EMOVO_EMOTIONS[code], sentence, code
+
+
+def load_emovo(root: str | os.PathLike) -> LoadResult:
+    """Load the EMOVO clips under ``root`` (searched recursively).
+
+    Naming scheme (Costantini, Iaderola, Paoloni & Todisco 2014, "EMOVO Corpus: an Italian
+    Emotional Speech Database", Proc. LREC, pp. 3501-3504): folders ``f1`` … ``m3`` (the six
+    actors, 3 female, 3 male) holding ``<emotion>-<speaker>-<sentence>.wav``: emotion codes
+    dis disgust, gio joy (``happy``), neu neutral, pau fear, rab anger, sor surprise,
+    tri sadness; sentences b1-b3, l1-l4, n1-n5, d1-d2 (14 per actor and emotion). Names are
+    read case-insensitively. A file whose speaker disagrees with its actor folder is skipped
+    as ``emovo:label_conflict``.
+
+    Returns:
+        :class:`LoadResult` whose clips have speaker ``"emovo:<f1..m3>"``, text the sentence
+        id (``"b1"``) and original_label the code (``"gio"`` …).
+
+    Raises:
+        FileNotFoundError: ``root`` does not exist.
+        NotADirectoryError: ``root`` is not a directory.
+    """
+    return _load(root, "emovo", _parse_emovo)
+
+
 # --------------------------------------------------------------------------- discovery
 
 _LOADERS: dict[str, Callable[[str | os.PathLike], LoadResult]] = {
@@ -479,6 +531,7 @@ _LOADERS: dict[str, Callable[[str | os.PathLike], LoadResult]] = {
     "tess": load_tess,
     "savee": load_savee,
     "turev": load_turev,
+    "emovo": load_emovo,
 }
 _PARSERS: dict[str, _Parser] = {
     "ravdess": _parse_ravdess,
@@ -486,6 +539,7 @@ _PARSERS: dict[str, _Parser] = {
     "tess": _parse_tess,
     "savee": _parse_savee,
     "turev": _parse_turev,
+    "emovo": _parse_emovo,
 }
 
 
@@ -514,7 +568,7 @@ def detect_corpus(root: str | os.PathLike) -> str | None:
     """Guess which corpus directory ``root`` holds.
 
     By folder name first (``ravdess``, ``cremad``, ``crema-d``, ``crema_d``, ``tess``,
-    ``savee``, any case), else by file names: the corpus whose parser accepts the
+    ``savee``, ``turev``, ``emovo``, any case), else by file names: the corpus whose parser accepts the
     audio files under ``root`` if exactly one corpus matches.
 
     Returns:

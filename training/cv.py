@@ -15,7 +15,11 @@ when present):
    Each fold's model is written as a complete artifact (``<out>/cv/fold-<i>/``) and
    scored through :class:`ser_lib.runtime.Predictor` exactly as the job scores.
 3. **Leave-one-corpus-out**: the same recipe trained without TurEV-DB, tested on all of
-   it (4 classes: argmax over angry / happy / neutral / sad).
+   it (4 classes: argmax over angry / happy / neutral / sad), run ``loco``; and, when
+   EMOVO (Italian, all 7 emotions) is found, trained without EMOVO and tested on all of it
+   (7 classes, and 4 as TurEV-DB), run ``loco-emovo`` (:data:`EXTRA_LOCO_CORPORA`). In
+   every other run EMOVO is training data. Each LOCO run also reports the transfer AUCs
+   of :func:`transfer_aucs` (arousal, anger, negative).
 4. **The shipped artifact**: trained on every clip, for the median of the folds' best
    epochs, with the median of the folds' temperatures (nothing is left over to choose
    them on; cross-validation chose them). Each fold model is then scored with the median
@@ -43,7 +47,7 @@ import numpy as np
 from ser_lib.artifact import META_FILE, MODEL_FILE, RUNTIME_FILE
 from ser_lib.errors import ConfigError
 from ser_lib.features import FeatureConfig, level_normalize, model_input
-from ser_lib.labels import EMOTIONS
+from ser_lib.labels import EMOTIONS, NEGATIVE_EMOTIONS
 from ser_lib.speech import SpeechConfig
 
 from .config import augmentation
@@ -55,6 +59,32 @@ from .split import load_split
 FOLDS_PATH = Path(__file__).resolve().with_name("folds.json")
 #: The four classes TurEV-DB has (its held-out score is the argmax over these).
 TUREV_CLASSES = ("angry", "happy", "neutral", "sad")
+#: Corpora left out in a LOCO run of their own (``loco-<corpus>``) besides the fold file's
+#: ``loco.test_corpus`` (run ``loco``); kept out of ``folds.json`` so that its checksum, which
+#: ``ser evaluate`` compares with the artifacts', stays that of the shipped folds.
+EXTRA_LOCO_CORPORA = ("emovo",)
+#: High-arousal emotions against the low-arousal ones (disgust is left out of the arousal AUC:
+#: its arousal is mixed); the grouping of the issue and of Russell's circumplex.
+HIGH_AROUSAL = ("angry", "happy", "fear", "surprise")
+LOW_AROUSAL = ("neutral", "sad")
+
+
+def loco_runs(folds: dict) -> dict[str, str]:
+    """The leave-one-corpus-out runs: ``{run name: left-out corpus}``, ``"loco"`` first
+    (the fold file's ``loco.test_corpus``), then ``"loco-<corpus>"`` per :data:`EXTRA_LOCO_CORPORA`."""
+    runs = {"loco": folds["loco"]["test_corpus"]}
+    runs.update({f"loco-{c}": c for c in EXTRA_LOCO_CORPORA if c != runs["loco"]})
+    return runs
+
+
+def is_loco(run: int | str) -> bool:
+    """Whether ``run`` names a leave-one-corpus-out run (``"loco"``, ``"loco-emovo"``)."""
+    return isinstance(run, str) and (run == "loco" or run.startswith("loco-"))
+
+
+def record_key(run: str) -> str:
+    """The ``cv.json`` key of a LOCO run's record: ``"loco"``, ``"loco_emovo"``."""
+    return run.replace("-", "_")
 
 
 # --------------------------------------------------------------------------- folds
@@ -115,26 +145,29 @@ def load_folds(path: str | os.PathLike = FOLDS_PATH) -> dict:
 
 def assign(clip: Clip, folds: dict, run: int | str) -> str:
     """Partition (``"train"``, ``"val"``, ``"test"`` or ``"unused"``) of a clip in a run:
-    fold index ``0..k-1``, ``"loco"`` or ``"final"`` (everything trains)."""
+    fold index ``0..k-1``, a LOCO run (:func:`loco_runs`) or ``"final"`` (everything trains).
+
+    Raises:
+        KeyError: an unknown LOCO run name."""
     if run == "final":
         return "train"
     actor = clip.speaker.split(":", 1)[1]
     loco = folds["loco"]
-    if run == "loco":
-        if clip.corpus == loco["test_corpus"]:
+    if is_loco(run):
+        if clip.corpus == loco_runs(folds)[run]:
             return "test"
         fold = int(loco["val_fold"])
     else:
         fold = int(run)
     if clip.corpus == "ravdess":
-        if run != "loco" and actor in folds["ravdess"]["test"][fold]:
+        if not is_loco(run) and actor in folds["ravdess"]["test"][fold]:
             return "test"
         return "val" if actor in folds["ravdess"]["val"][fold] else "train"
     if clip.corpus == "tess":
         return "val" if clip.text in folds["tess"]["val_words"] else "train"
     if clip.corpus == "turev":
         return "val" if actor in folds["turev"]["val_speakers"] else "train"
-    return "train"  # CREMA-D / SAVEE when present: training data of every run
+    return "train"  # CREMA-D / SAVEE / EMOVO when present: training data of every run but their LOCO
 
 
 # --------------------------------------------------------------------------- windows
@@ -198,8 +231,8 @@ def _run_test_windows(clips: Sequence[Clip], folds: dict, run: int | str, conf: 
     from .prepare import test_windows
 
     test = [c for c in clips if assign(c, folds, run) == "test"]
-    if run == "loco":
-        return build_windows(test, fcfg, scfg, float(conf["hop_s"]), desc="loco-test", **kw), None
+    if is_loco(run):
+        return build_windows(test, fcfg, scfg, float(conf["hop_s"]), desc=f"{run}-test", **kw), None
     return test_windows(test, conf, fcfg, scfg, **kw)
 
 
@@ -222,22 +255,75 @@ def subset_scores(ws: WindowSet, probs: np.ndarray, classes: Sequence[str]) -> d
     return scores(y, cp[keep].argmax(1), len(idx))
 
 
+def _auc(y: np.ndarray, score: np.ndarray) -> float | None:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y, score)) if 0 < int(y.sum()) < len(y) else None
+
+
+def transfer_aucs(ws: WindowSet, probs: np.ndarray) -> dict:
+    """The outputs that transfer across corpora, as clip-level ROC AUCs (scikit-learn's
+    ``roc_auc_score``) of the clips' mean window probabilities:
+
+    - ``arousal``: clips of :data:`HIGH_AROUSAL` against :data:`LOW_AROUSAL` emotions (disgust
+      clips left out), scored by the summed probability of the high-arousal emotions;
+    - ``anger``: angry clips against all others, scored by ``p_angry``;
+    - ``negative``: clips of :data:`ser_lib.labels.NEGATIVE_EMOTIONS` against the others,
+      scored by their summed probability.
+
+    Args:
+        ws: the windows (``clip``, ``clip_label`` per :class:`training.dataset.WindowSet`).
+        probs: float ``(len(ws), len(EMOTIONS))`` window probabilities.
+
+    Returns:
+        ``{"arousal", "anger", "negative"}`` -> AUC in [0, 1], or None where a side has no clips;
+        ``"n"``: the number of clips.
+    """
+    from .evaluate import clip_probabilities
+
+    cp = clip_probabilities(probs, ws.clip, ws.n_clips)
+    lab = np.asarray(ws.clip_label)
+    idx = lambda names: [EMOTIONS.index(e) for e in names]  # noqa: E731
+    hi, lo, neg = idx(HIGH_AROUSAL), idx(LOW_AROUSAL), idx(sorted(NEGATIVE_EMOTIONS))
+    ar = np.isin(lab, hi + lo)
+    return {"arousal": _auc(np.isin(lab[ar], hi).astype(int), cp[ar][:, hi].sum(1)),
+            "anger": _auc((lab == EMOTIONS.index("angry")).astype(int), cp[:, EMOTIONS.index("angry")]),
+            "negative": _auc(np.isin(lab, neg).astype(int), cp[:, neg].sum(1)),
+            "n": int(len(lab))}
+
+
 def score_run(pred, test: WindowSet, tel: WindowSet | None) -> dict:
     """Score a run's test windows through ``pred`` (a :class:`ser_lib.runtime.Predictor`).
 
     Returns:
         ``{"test": evaluate_probs, "test_telephone": evaluate_probs | None,
-        "calibration": calibration of the test windows, "four_class": {corpus: subset_scores}}``.
+        "calibration": calibration of the test windows, "four_class": {corpus: subset_scores},
+        "transfer": {corpus: transfer_aucs}}``.
     """
     from .evaluate import calibration, evaluate_probs
 
     probs = pred.predict(test.x)
     out = {"test": evaluate_probs(test, probs), "calibration": calibration(probs, test.y),
            "test_telephone": evaluate_probs(tel, pred.predict(tel.x)) if tel is not None and len(tel) else None,
-           "four_class": {}}
+           "four_class": {}, "transfer": {}}
     for corpus in sorted(set(test.clip_corpus.tolist())):
         m = test.clip_corpus == corpus
-        out["four_class"][corpus] = subset_scores(test.subset_clips(m), probs[m[test.clip]], TUREV_CLASSES)
+        sub, sub_probs = test.subset_clips(m), probs[m[test.clip]]
+        out["four_class"][corpus] = subset_scores(sub, sub_probs, TUREV_CLASSES)
+        out["transfer"][corpus] = transfer_aucs(sub, sub_probs)
+    return out
+
+
+def loco_record(run: str, folds: dict, scores: dict) -> dict:
+    """What ``cv.json`` keeps of a LOCO run's scores besides the run record: for the left-out
+    corpus ``c``, ``"<c>_4class"`` (:func:`subset_scores`), ``"<c>_7class"`` (the clip scores
+    over every emotion; only for a corpus with more than the 4 classes) and ``"transfer"``
+    (:func:`transfer_aucs`)."""
+    c = loco_runs(folds)[run]
+    out = {f"{c}_4class": scores["four_class"][c], "transfer": scores["transfer"][c]}
+    clip = scores["test"][c]["clip"]
+    if len(set(np.flatnonzero(np.asarray(clip["confusion"]).sum(1)).tolist())) > len(TUREV_CLASSES):
+        out[f"{c}_7class"] = {k: clip[k] for k in ("ua", "wa", "macro_f1", "n")}
     return out
 
 
@@ -297,24 +383,24 @@ def recalibrate(out: str | os.PathLike, roots: Sequence[str | os.PathLike], *,
     else:
         fitted = [float(runs[i].get("temperature_fitted", runs[i]["temperature"])) for i in range(k)]
     recs = []
-    for run in [*range(k), "loco"]:
-        d = out / "cv" / (f"fold-{run}" if run != "loco" else "loco")
+    for run in [*range(k), *loco_runs(folds)]:
+        d = out / "cv" / (f"fold-{run}" if not is_loco(run) else run)
         if not (d / "artifact.json").is_file():
             continue
-        t = float(np.median([f for j, f in enumerate(fitted) if j != run])) if run != "loco" else \
+        t = float(np.median([f for j, f in enumerate(fitted) if j != run])) if not is_loco(run) else \
             float(np.median(fitted))
         meta = json.loads((d / "artifact.json").read_text())
         meta["calibration"]["temperature"] = t
         meta["calibration"]["fitted_on"] = ("median of the other CV folds' temperatures (each fitted on its "
-                                            "validation speakers)" if run != "loco" else
+                                            "validation speakers)" if not is_loco(run) else
                                             "median of the CV folds' temperatures")
         (d / "artifact.json").write_text(json.dumps(meta, indent=2) + "\n")
         pred = Predictor.from_path(d, expected=fcfg)
         scores = score_run(pred, *_run_test_windows(found.clips, folds, run, conf, fcfg, scfg, kw))
         echo(f"[{run}] T={t:.3f} " + _line(scores))
-        if run == "loco":
-            record["loco"].update(temperature=t, turev_4class=scores["four_class"]["turev"],
-                                  scores=compact_scores(scores))
+        if is_loco(run):
+            record.setdefault(record_key(run), {"run": run, "dir": str(d)}).update(
+                temperature=t, **loco_record(run, folds, scores), scores=compact_scores(scores))
         else:
             runs[run].update(temperature=t, temperature_fitted=fitted[run], scores=compact_scores(scores))
             recs.append({"run": run, "best_epoch": runs[run]["best_epoch"], "temperature": t, "scores": scores})
@@ -356,6 +442,7 @@ def _recalibrate_final(final: Path, record: dict, temperature: float) -> None:
     if record.get("loco"):
         meta["metrics"]["loco_turev_4class"] = {k2: record["loco"]["turev_4class"].get(k2)
                                                 for k2 in ("ua", "wa", "macro_f1", "n")}
+    meta["metrics"].update(loco_metrics(record))
     final.write_text(json.dumps(meta, indent=2) + "\n")
     if "final" in record:
         record["final"]["temperature"] = meta["calibration"]["temperature"]
@@ -366,7 +453,7 @@ def _recalibrate_final(final: Path, record: dict, temperature: float) -> None:
 def train_run(run: int | str, pool: Pool, folds: dict, conf: dict, fcfg: FeatureConfig, scfg: SpeechConfig,
               out: Path, *, epochs: int | None = None, temperature: float | None = None,
               progress: bool = True, echo=print) -> dict:
-    """Train, calibrate, save and score one run of the recipe (a fold, ``"loco"`` or ``"final"``).
+    """Train, calibrate, save and score one run of the recipe (a fold, a LOCO run or ``"final"``).
 
     Returns:
         the run record: ``{"run", "dir", "best_epoch", "temperature", "fit_s", "n_train", "scores"}``
@@ -404,7 +491,7 @@ def train_run(run: int | str, pool: Pool, folds: dict, conf: dict, fcfg: Feature
         # date and UTC time of the training: two models trained the same day get different
         # versions (every output row carries it; reprocessing by model relies on it)
         version=f"{family}-{_dt.datetime.now(_dt.timezone.utc):%Y.%m.%d.%H%M}"
-                + ("" if run == "final" else f"-{'fold' + str(run) if run != 'loco' else 'loco'}"),
+                + ("" if run == "final" else f"-{'fold' + str(run) if not is_loco(run) else run.replace('-', '')}"),
         labels=list(EMOTIONS), feature_config=fcfg, speech_config=scfg, norm_mean=mean, norm_std=std,
         temperature=float(temperature), metrics={},
         training={"recipe": "training/cv.py", "run": run, "family": family, "seed": int(conf["seed"]),
@@ -495,8 +582,11 @@ def _line(s: dict) -> str:
     if s.get("test_telephone"):
         parts.append(f"telephone {s['test_telephone']['pooled']['clip']['ua']:.3f}")
     for corpus, sc in s["four_class"].items():
-        if corpus == "turev":
-            parts.append(f"turev 4-class UA {sc['ua']:.3f}")
+        if corpus in ("turev", *EXTRA_LOCO_CORPORA):
+            parts.append(f"{corpus} 4-class UA {sc['ua']:.3f}")
+    for corpus, t in s.get("transfer", {}).items():
+        if corpus in ("turev", *EXTRA_LOCO_CORPORA) and t.get("arousal") is not None:
+            parts.append(f"{corpus} arousal AUC {t['arousal']:.3f}")
     parts.append(f"ECE {s['calibration']['ece']:.3f}")
     return ", ".join(parts)
 
@@ -547,9 +637,10 @@ def cv_metrics(table: dict) -> dict:
     return {k: table[k] for k in ("mean", "std", "folds", "pooled") if k in table}
 
 
-def format_cv_table(table: dict | None, loco: dict | None = None) -> str:
+def format_cv_table(table: dict | None, loco: dict | None = None, extra_loco: Sequence[dict] = ()) -> str:
     """Markdown table of :func:`cv_table` and the leave-one-corpus-out line; either may be
-    ``None`` (``ser train --only loco`` into a fresh folder has no CV table)."""
+    ``None`` (``ser train --only loco`` into a fresh folder has no CV table). ``extra_loco``:
+    the ``cv.json`` records of the other LOCO runs (``loco_emovo``), one line each."""
     lines = []
     if table is not None:
         lines += ["| fold | RAVDESS clip UA | WA | macro-F1 | telephone UA | ECE |", "|---|---|---|---|---|---|"]
@@ -568,13 +659,43 @@ def format_cv_table(table: dict | None, loco: dict | None = None) -> str:
     if loco:
         lines.append(f"\nLeave-one-corpus-out, TurEV-DB (not trained on), 4 classes: clip UA **{loco['ua']:.3f}**, "
                      f"WA {loco['wa']:.3f}, macro-F1 {loco['macro_f1']:.3f}, {loco['n']} clips")
+    for rec in extra_loco:
+        lines.append(_loco_line(rec))
     return "\n".join(lines).lstrip("\n")
+
+
+def _loco_line(rec: dict) -> str:
+    """One line of a ``loco-<corpus>`` record: its 7- and 4-class UAs and transfer AUCs."""
+    corpus = next(k[:-len("_4class")] for k in rec if k.endswith("_4class"))
+    four, seven, t = rec[f"{corpus}_4class"], rec.get(f"{corpus}_7class"), rec.get("transfer", {})
+    parts = [f"7 classes: clip UA **{seven['ua']:.3f}**" if seven else None,
+             f"4 classes: clip UA **{four['ua']:.3f}**",
+             *(f"{name} AUC {t[name]:.3f}" for name in ("arousal", "anger", "negative") if t.get(name) is not None),
+             f"{four['n'] if not seven else seven['n']} clips"]
+    name = {"emovo": "EMOVO", "turev": "TurEV-DB", "cremad": "CREMA-D", "savee": "SAVEE"}.get(corpus, corpus)
+    return f"\nLeave-one-corpus-out, {name} (not trained on): " + ", ".join(p for p in parts if p)
+
+
+def loco_metrics(record: dict) -> dict:
+    """The artifact ``metrics`` of the extra LOCO runs in ``record``: ``{"loco_<corpus>": {"4class",
+    "7class", "transfer"}}`` (UA, WA, macro-F1, n of each; the AUCs of :func:`transfer_aucs`)."""
+    out = {}
+    for key, rec in record.items():
+        if not (key.startswith("loco_") and isinstance(rec, dict)):
+            continue
+        corpus = key[len("loco_"):]
+        pick = lambda d: {k: d.get(k) for k in ("ua", "wa", "macro_f1", "n")} if d else None  # noqa: E731
+        out[key] = {"4class": pick(rec.get(f"{corpus}_4class")), "7class": pick(rec.get(f"{corpus}_7class")),
+                    "transfer": rec.get("transfer")}
+    return out
 
 
 def format_record(record: dict) -> str:
     """:func:`format_cv_table` of a ``cv.json`` record: its CV table and LOCO line, either
     of which may be missing (``ser train --only loco`` writes no CV table)."""
-    return format_cv_table(record.get("cv", {}).get("table"), record.get("loco", {}).get("turev_4class"))
+    extra = [record[k] for k in sorted(record) if k.startswith("loco_") and isinstance(record[k], dict)
+             and any(x.endswith("_4class") for x in record[k])]
+    return format_cv_table(record.get("cv", {}).get("table"), record.get("loco", {}).get("turev_4class"), extra)
 
 
 def compact_scores(s: dict) -> dict:
@@ -583,7 +704,8 @@ def compact_scores(s: dict) -> dict:
             "test_telephone": ({c: {lvl: {k: v[k] for k in keep} for lvl, v in lv.items()}
                                 for c, lv in s["test_telephone"].items()} if s.get("test_telephone") else None),
             "ece": s["calibration"]["ece"],
-            "four_class": {c: {k: v[k] for k in keep} for c, v in s["four_class"].items()}}
+            "four_class": {c: {k: v[k] for k in keep} for c, v in s["four_class"].items()},
+            "transfer": s.get("transfer", {})}
 
 
 # --------------------------------------------------------------------------- the recipe
@@ -657,11 +779,14 @@ def run_recipe(roots: Sequence[str | os.PathLike], conf: dict, out: str | os.Pat
         _plot_cv_confusions(recs, out / "confusion.png")
         write_record(record_path, record)
     if "loco" in only:
-        r = run_or_resume("loco", pool, folds, conf, fcfg, scfg, out / "cv" / "loco", resume=resume,
-                          progress=progress, echo=echo)
-        record["loco"] = {**{k: v for k, v in r.items() if k not in ("scores", "history")},
-                          "turev_4class": r["scores"]["four_class"]["turev"], "scores": compact_scores(r["scores"])}
-        write_record(record_path, record)
+        for run, corpus in loco_runs(folds).items():
+            if run != "loco" and not any(c.corpus == corpus for c in pool.clips):
+                continue  # an extra corpus that is not there (EMOVO): no run
+            r = run_or_resume(run, pool, folds, conf, fcfg, scfg, out / "cv" / run, resume=resume,
+                              progress=progress, echo=echo)
+            record[record_key(run)] = {**{k: v for k, v in r.items() if k not in ("scores", "history")},
+                                       **loco_record(run, folds, r["scores"]), "scores": compact_scores(r["scores"])}
+            write_record(record_path, record)
     if "final" in only and resume and "final" in record and finished_run(out, "final", conf, fcfg, scfg):
         echo(f"[final] resumed: {out} holds the final artifact of an earlier run with this configuration")
     elif "final" in only:
@@ -797,7 +922,8 @@ def assemble_ensemble(roots: Sequence[str | os.PathLike], conf: dict, out: str |
     members = [out / MEMBERS_DIR / f"seed-{s}" for s in seeds]
     record = json.loads((members[0] / "cv.json").read_text())
     k = len(load_folds(folds_path)["ravdess"]["test"])
-    subs = [Path("cv") / f"fold-{i}" for i in range(k)] + [Path("cv") / "loco", Path(".")]
+    subs = [Path("cv") / f"fold-{i}" for i in range(k)] + [Path("cv") / run for run in loco_runs(load_folds(folds_path))] \
+        + [Path(".")]
     stamp = f"{conf['model']}-{_dt.datetime.now(_dt.timezone.utc):%Y.%m.%d.%H%M}"
     for sub in subs:
         if not all((m / sub / META_FILE).is_file() for m in members):
@@ -808,8 +934,9 @@ def assemble_ensemble(roots: Sequence[str | os.PathLike], conf: dict, out: str |
         combine_artifacts([m / sub for m in members], out / sub, version=stamp + suffix)
     for r in record.get("cv", {}).get("runs", []):
         r["dir"] = str(out / "cv" / f"fold-{r['run']}")
-    if "loco" in record:
-        record["loco"]["dir"] = str(out / "cv" / "loco")
+    for run in loco_runs(load_folds(folds_path)):
+        if record_key(run) in record:
+            record[record_key(run)]["dir"] = str(out / "cv" / run)
     record["conf"] = conf
     record["ensemble"] = {"seeds": seeds, "members": [str(m.relative_to(out)) for m in members],
                           "rule": "mean of the members' probabilities, then the ensemble's temperature"}
@@ -856,8 +983,10 @@ def publish_final(out: Path, stage: Path, record: dict, epochs: int, temp: float
     meta["metrics"] = {"cv": cv_metrics(table),
                        "loco_turev_4class": {k: record.get("loco", {}).get("turev_4class", {}).get(k)
                                              for k in ("ua", "wa", "macro_f1", "n")},
+                       **loco_metrics(record),
                        "protocol": "RAVDESS actor 6-fold CV (training/folds.json), clip level; calibration "
-                                   "ECE on the test folds' windows; leave-one-corpus-out on TurEV-DB"}
+                                   "ECE on the test folds' windows; leave-one-corpus-out on TurEV-DB (and on EMOVO "
+                                   "when present)"}
     meta["training"].update({"epochs_rule": "median best epoch over the CV folds", "epochs": epochs,
                              "temperature_rule": "median fold temperature", "folds_sha256": record["folds_sha256"],
                              "corpora": record["corpora"]})
@@ -888,7 +1017,8 @@ def evaluate_cv(artifact_dir: str | os.PathLike, roots: Sequence[str | os.PathLi
     through :class:`ser_lib.runtime.Predictor`, so this reproduces ``cv.json``'s table.
 
     Returns:
-        ``{"table": cv_table, "loco": TurEV 4-class scores or None}``.
+        ``{"table": cv_table, "loco": TurEV 4-class scores or None, "extra_loco": [the
+        :func:`loco_record` of every other LOCO run whose artifact and corpus are there]}``.
 
     Raises:
         FileNotFoundError: no fold artifacts. ValueError: no clips, or a fold file that
@@ -920,10 +1050,15 @@ def evaluate_cv(artifact_dir: str | os.PathLike, roots: Sequence[str | os.PathLi
         recs.append({"run": i, "scores": score_run(pred, *_run_test_windows(found.clips, folds, i, conf, fcfg,
                                                                             scfg, kw))})
         echo(f"[{i}] " + _line(recs[-1]["scores"]))
-    loco = None
-    if (d / "cv" / "loco" / "artifact.json").is_file():
-        if any(assign(c, folds, "loco") == "test" for c in found.clips):
-            pred = Predictor.from_path(d / "cv" / "loco", expected=fcfg)
-            loco = score_run(pred, *_run_test_windows(found.clips, folds, "loco", conf, fcfg, scfg, kw)
-                             )["four_class"][folds["loco"]["test_corpus"]]
-    return {"table": cv_table(recs), "loco": loco}
+    loco, extra = None, []
+    for run in loco_runs(folds):
+        if not (d / "cv" / run / "artifact.json").is_file():
+            continue
+        if any(assign(c, folds, run) == "test" for c in found.clips):
+            pred = Predictor.from_path(d / "cv" / run, expected=fcfg)
+            scores = score_run(pred, *_run_test_windows(found.clips, folds, run, conf, fcfg, scfg, kw))
+            if run == "loco":
+                loco = scores["four_class"][folds["loco"]["test_corpus"]]
+            else:
+                extra.append(loco_record(run, folds, scores))
+    return {"table": cv_table(recs), "loco": loco, "extra_loco": extra}

@@ -171,6 +171,13 @@ def build_split(tess_words: Iterable[str]) -> Split:
             "val": ["1157"],
             "test": ["1984"],
         },
+        "emovo": {
+            "unit": "speaker",
+            "rule": "test m3, val f3, train f1 f2 m1 m2",
+            "train": ["f1", "f2", "m1", "m2"],
+            "val": ["f3"],
+            "test": ["m3"],
+        },
     }
 
 

@@ -1,0 +1,223 @@
+"""An emotion head on the frozen speech encoder (:mod:`ser_lib.encoder`): the serving side.
+
+The model of ``models/runs/2026-12-07-encoder`` (its best configuration on the held-out
+corpora): for each recording (a corpus clip in training, a window of a call channel in
+serving) the last LSTM layer's state of every 1.6 s partial, mean and std pooled
+(:func:`segment_features`, 512 values); each *speaker's* (in serving: each call channel's)
+features standardised by that speaker's own mean and std (:func:`speaker_standardize`); then
+a global standardisation and a multinomial logistic regression (:class:`EncoderHead`).
+
+An encoder-head artifact is a folder::
+
+    encoder.onnx          the converted encoder (training/encoder_export.py)
+    ENCODER_LICENSE.txt   its Apache-2.0 notice (required: loading refuses a folder without it)
+    encoder_head.json     the head: labels, scaler, weights, the preprocessing settings
+
+The probe's most accurate model is the *late fusion* of this head with the shipped CNN: the
+mean of the two models' probabilities per window (``cnn_weight`` 0.5, fixed before it was
+measured; :meth:`EncoderModel.predict_channel` with ``cnn_probs``).
+
+Serving needs numpy, librosa, soxr and onnxruntime: no PyTorch, no TensorFlow. The head is
+applied with numpy (the softmax of an affine map), the same arithmetic as scikit-learn's
+``LogisticRegression.predict_proba`` for a multinomial model.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .encoder import ENCODER_FILE, ENCODER_LICENSE_FILE, SpeechEncoder, pool_stats
+from .errors import ArtifactError
+
+HEAD_FILE = "encoder_head.json"
+HEAD_FORMAT = "ser-encoder-head"
+HEAD_FORMAT_VERSION = 1
+
+
+@dataclass
+class SegmentSettings:
+    """How a recording is turned into encoder input.
+
+    Attributes:
+        layer: LSTM layer whose last state is pooled (0-2; 2 = the last, the best in the probe).
+        level_dbfs: the audio is scaled to this RMS (resemblyzer's -30 dBFS), so input gain
+            does not matter.
+        trim_db: leading/trailing audio quieter than the peak by this much is trimmed
+            (``librosa.effects.trim``); 0 = no trimming.
+        rate, min_coverage: partials per second and the last partial's minimum coverage
+            (:func:`ser_lib.encoder.partial_slices`).
+    """
+
+    layer: int = 2
+    level_dbfs: float = -30.0
+    trim_db: float = 35.0
+    rate: float = 1.3
+    min_coverage: float = 0.75
+
+
+def prepare(wav: np.ndarray, settings: SegmentSettings) -> np.ndarray:
+    """Trim and level-scale one recording (float32 ``(n,)`` in, float32 out; a recording that
+    trims to under 0.1 s at 16 kHz is kept whole; silence stays silence)."""
+    import librosa
+
+    wav = np.asarray(wav, dtype=np.float32)
+    if settings.trim_db > 0 and len(wav):
+        t, _ = librosa.effects.trim(wav, top_db=settings.trim_db)
+        wav = t if len(t) >= 1600 else wav
+    rms = float(np.sqrt(np.mean(wav.astype(np.float64) ** 2))) if len(wav) else 0.0
+    if rms <= 0:
+        return wav
+    return (wav * (10 ** (settings.level_dbfs / 20) / (rms + 1e-9))).astype(np.float32)
+
+
+def segment_features(encoder: SpeechEncoder, wav: np.ndarray, sample_rate: int,
+                     settings: SegmentSettings) -> np.ndarray:
+    """The head's input for one recording: mean and std over its partials of the chosen
+    layer's state, float32 ``(512,)``.
+
+    Args:
+        wav: float ``(n,)`` mono samples at ``sample_rate`` (8 kHz telephone audio is
+            resampled to the encoder's 16 kHz).
+    """
+    p = encoder.partials(prepare(wav, settings), sample_rate, settings.rate, settings.min_coverage)
+    return pool_stats(p.hidden[:, settings.layer])
+
+
+def speaker_standardize(features: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """Standardise the rows of one speaker (one call channel) by their own mean and std per
+    column: ``(n, d)`` -> ``(n, d)`` float32. One row gives zeros (nothing to compare with).
+
+    Raises:
+        ValueError: no rows.
+    """
+    x = np.asarray(features, dtype=np.float32)
+    if x.ndim != 2 or len(x) == 0:
+        raise ValueError(f"speaker_standardize needs (n >= 1, d) rows, got shape {x.shape}")
+    return ((x - x.mean(0)) / (x.std(0) + eps)).astype(np.float32)
+
+
+@dataclass
+class EncoderHead:
+    """The logistic-regression head (what ``encoder_head.json`` holds).
+
+    Attributes:
+        labels: output classes in order.
+        mean, scale: ``(d,)`` global standardisation after the speaker standardisation.
+        coef: ``(n_labels, d)``; intercept: ``(n_labels,)``.
+        settings: :class:`SegmentSettings`.
+        speaker_norm: whether rows are standardised per speaker / channel first.
+        cnn_weight: the CNN's weight when the head is fused with the CNN's probabilities
+            (:func:`fuse`).
+        training: provenance (free-form JSON).
+    """
+
+    labels: list[str]
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    intercept: np.ndarray
+    settings: SegmentSettings = field(default_factory=SegmentSettings)
+    speaker_norm: bool = True
+    cnn_weight: float = 0.5
+    training: dict = field(default_factory=dict)
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """Class probabilities of already speaker-standardised rows: float ``(n, d)`` ->
+        ``(n, n_labels)`` float32, rows summing to 1."""
+        z = (np.asarray(features, dtype=np.float64) - self.mean) / self.scale
+        logits = z @ self.coef.T + self.intercept
+        logits -= logits.max(1, keepdims=True)
+        e = np.exp(logits)
+        return (e / e.sum(1, keepdims=True)).astype(np.float32)
+
+    def predict_speaker(self, features: np.ndarray) -> np.ndarray:
+        """:meth:`predict` of one speaker's (one channel's) rows after :func:`speaker_standardize`
+        (when ``speaker_norm``)."""
+        return self.predict(speaker_standardize(features) if self.speaker_norm else features)
+
+    def to_json(self) -> str:
+        d = {"format": HEAD_FORMAT, "format_version": HEAD_FORMAT_VERSION, "labels": list(self.labels),
+             "mean": self.mean.tolist(), "scale": self.scale.tolist(), "coef": self.coef.tolist(),
+             "intercept": self.intercept.tolist(), "settings": asdict(self.settings),
+             "speaker_norm": self.speaker_norm, "cnn_weight": self.cnn_weight, "training": self.training}
+        return json.dumps(d) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> "EncoderHead":
+        """Raises: ArtifactError: not an encoder-head file, another format version, or
+        inconsistent shapes."""
+        try:
+            d = json.loads(text)
+            if d.get("format") != HEAD_FORMAT or d.get("format_version") != HEAD_FORMAT_VERSION:
+                raise ArtifactError(f"not a {HEAD_FORMAT} v{HEAD_FORMAT_VERSION} file")
+            head = cls(list(d["labels"]), np.array(d["mean"], float), np.array(d["scale"], float),
+                       np.array(d["coef"], float), np.array(d["intercept"], float),
+                       SegmentSettings(**d["settings"]), bool(d["speaker_norm"]), float(d.get("cnn_weight", 0.5)),
+                       d.get("training", {}))
+        except (ValueError, KeyError, TypeError) as err:
+            raise ArtifactError(f"bad {HEAD_FILE}: {err}") from None
+        n, dim = head.coef.shape
+        if n != len(head.labels) or head.intercept.shape != (n,) or head.mean.shape != (dim,) \
+                or head.scale.shape != (dim,):
+            raise ArtifactError(f"bad {HEAD_FILE}: shapes do not agree")
+        return head
+
+
+def fuse(cnn_probs: np.ndarray, head_probs: np.ndarray, cnn_weight: float) -> np.ndarray:
+    """Late fusion: ``cnn_weight * cnn_probs + (1 - cnn_weight) * head_probs``, float32 ``(n, k)``.
+
+    Raises:
+        ValueError: shapes differ or ``cnn_weight`` is outside [0, 1].
+    """
+    cnn_probs, head_probs = np.asarray(cnn_probs, np.float32), np.asarray(head_probs, np.float32)
+    if cnn_probs.shape != head_probs.shape:
+        raise ValueError(f"cannot fuse probabilities of shapes {cnn_probs.shape} and {head_probs.shape}")
+    if not 0.0 <= cnn_weight <= 1.0:
+        raise ValueError(f"cnn_weight must be in [0, 1], got {cnn_weight}")
+    return (cnn_weight * cnn_probs + (1.0 - cnn_weight) * head_probs).astype(np.float32)
+
+
+class EncoderModel:
+    """An encoder-head artifact loaded for serving: the ONNX encoder and the head.
+
+    Raises:
+        ArtifactError: the folder lacks the encoder, its licence notice or the head.
+    """
+
+    def __init__(self, path: str | os.PathLike, threads: int = 1):
+        path = Path(path)
+        for name in (ENCODER_FILE, ENCODER_LICENSE_FILE, HEAD_FILE):
+            if not (path / name).is_file():
+                raise ArtifactError(f"{path} is not an encoder-head artifact: {name} is missing")
+        self.path = path
+        self.head = EncoderHead.from_json((path / HEAD_FILE).read_text())
+        self.encoder = SpeechEncoder(path / ENCODER_FILE, threads=threads)
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.head.labels)
+
+    def features(self, segments, sample_rate: int) -> np.ndarray:
+        """:func:`segment_features` of every segment (window) of one channel, ``(n, 512)``."""
+        return np.stack([segment_features(self.encoder, w, sample_rate, self.head.settings) for w in segments])
+
+    def predict_channel(self, segments, sample_rate: int, cnn_probs: np.ndarray | None = None) -> np.ndarray:
+        """Emotion probabilities of one channel's segments (its speech windows), standardised
+        together as one speaker: ``(n, n_labels)`` float32.
+
+        Args:
+            cnn_probs: the CNN's probabilities of the same windows, ``(n, n_labels)`` in
+                :attr:`labels` order (:class:`ser_lib.runtime.Predictor`); given, the result is
+                their :func:`fuse` with the head's at ``head.cnn_weight``.
+
+        Raises:
+            ValueError: no segments, or ``cnn_probs`` of another shape.
+        """
+        if len(segments) == 0:
+            raise ValueError("predict_channel needs at least one segment")
+        probs = self.head.predict_speaker(self.features(segments, sample_rate))
+        return probs if cnn_probs is None else fuse(cnn_probs, probs, self.head.cnn_weight)
