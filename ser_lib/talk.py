@@ -259,8 +259,8 @@ def conversation_measures(spurts: dict[str, np.ndarray], duration_s: float,
 class LoudnessMeter:
     """Integrated loudness (ITU-R BS.1770-4) of one channel, fed chunk by chunk.
 
-    The K-weighting stages are ``pyloudnorm.Meter(rate)``'s filters, run with
-    ``scipy.signal.lfilter`` keeping their state between chunks; the mean square of each
+    The K-weighting stages are ``pyloudnorm.Meter(rate)``'s filters, run as one cascade of
+    second-order sections with ``scipy.signal.sosfilt`` keeping its state between chunks; the mean square of each
     100 ms step is kept (36,000 floats for an hour), 400 ms gating blocks are four
     consecutive steps (75 % overlap), gated at -70 LUFS and then 10 LU under the
     ungated-block loudness (BS.1770-4 eq. 1-7, channel weight 1).
@@ -271,21 +271,20 @@ class LoudnessMeter:
 
     def __init__(self, rate: int):
         import pyloudnorm
-        from scipy.signal import lfilter_zi
         self.rate, self.step = rate, int(round(rate * 0.1))
-        self.stages = [(f.passband_gain, np.asarray(f.b, float), np.asarray(f.a, float))
-                       for f in pyloudnorm.Meter(rate)._filters.values()]
-        self.state = [lfilter_zi(b, a) * 0.0 for _, b, a in self.stages]
+        # the stages as one cascade of second-order sections, each stage's passband gain folded
+        # into its numerator: scipy's sosfilt runs it about twice as fast as one lfilter per
+        # stage (the loudness was the largest cost of the conversation measures)
+        self.sos = np.vstack([np.concatenate([f.passband_gain * np.asarray(f.b, float), np.asarray(f.a, float)])
+                              for f in pyloudnorm.Meter(rate)._filters.values()])
+        self.state = np.zeros((len(self.sos), 2))
         self.rest = np.zeros(0)
         self.steps: list[np.ndarray] = []
 
     def push(self, y: np.ndarray) -> None:
         """Add samples (``float (n,)``, full scale 1.0)."""
-        from scipy.signal import lfilter
-        x = np.asarray(y, dtype=np.float64)
-        for i, (g, b, a) in enumerate(self.stages):
-            x, self.state[i] = lfilter(b, a, x, zi=self.state[i])
-            x = g * x
+        from scipy.signal import sosfilt
+        x, self.state = sosfilt(self.sos, np.asarray(y, dtype=np.float64), zi=self.state)
         x = np.concatenate([self.rest, x])
         m = len(x) // self.step
         if m:
