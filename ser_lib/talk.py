@@ -284,6 +284,8 @@ class LoudnessMeter:
     def push(self, y: np.ndarray) -> None:
         """Add samples (``float (n,)``, full scale 1.0)."""
         from scipy.signal import sosfilt
+        if not len(y):  # an empty chunk (a header without samples): sosfilt cannot take it
+            return
         x, self.state = sosfilt(self.sos, np.asarray(y, dtype=np.float64), zi=self.state)
         x = np.concatenate([self.rest, x])
         m = len(x) // self.step

@@ -214,3 +214,16 @@ def test_a_mono_call_has_no_overlap_and_no_interruptions(tmp_path, predictor):
     assert set(s["channel_talk_s"]) == {"mono"} and all(q["overlap_s"] is None for q in s["quarters"])
     assert [q["quarter"] for q in s["quarters"]] == [1, 2, 3, 4]
     assert sum(q["talk_s"] for q in s["quarters"]) == pytest.approx(s["channel_talk_s"]["mono"])
+
+
+def test_loudness_meter_takes_empty_chunks():
+    """A recording whose header promises samples it does not have streams empty chunks."""
+    from ser_lib.talk import LoudnessMeter
+    m = LoudnessMeter(8000)
+    m.push(np.zeros(0))
+    y = 0.1 * np.sin(2 * np.pi * 440 * np.arange(8000) / 8000)
+    m.push(y)
+    m.push(np.zeros(0))
+    ref = LoudnessMeter(8000)
+    ref.push(y)
+    assert m.lufs() == ref.lufs() is not None
