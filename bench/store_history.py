@@ -118,9 +118,7 @@ def planning(out: str, folder: str, inputs: list, run_date: str, reprocess) -> t
     try:
         commit.recover(store)
         rid = runner.resolve_run_id(store, run_date, folder, None)
-        commit.next_seq(store)
-        state = manifest.read_state(store, {i.path for i in inputs})
-        manifest.plan(inputs, state, ("wav",), True, reprocess)
+        runner.plan_run(store, inputs, runner.RunSpec(folder, rid, run_date, "bench", ("wav",), True, reprocess))
     finally:
         store.unlock()
     wall = time.perf_counter() - t0

@@ -260,6 +260,19 @@ def _set_head(store: Store, rec: dict) -> None:
         store.write_bytes_atomic(HEAD, json.dumps({"seq": rec.get("seq", 0), "run_id": rec["run_id"]}).encode())
 
 
+def applied_files(store: Store, table: str, run_id: str | None = None):
+    """``(record, path)`` of every Parquet file of ``table`` in the runs whose record says
+    ``applied`` (of ``run_id`` only, if given), oldest commit first: what readers that need
+    a snapshot of committed output read. ``path`` is relative to the output root."""
+    for r in records(store):
+        if r.get("state") != "applied" or (run_id is not None and r["run_id"] != run_id):
+            continue
+        d = table_dir(table, r["run_date"], r["run_id"])
+        for name in store.listdir(d):
+            if name.endswith(".parquet") and not name.startswith((".", "_")):
+                yield r, f"{d}/{name}"
+
+
 def apply(store: Store, rec: dict) -> None:
     """Perform (or finish) a committed record's moves, then mark it applied. Idempotent."""
     trash = f"_trash/{rec['run_id']}.{rec['attempt']}"

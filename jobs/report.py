@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 from ser_lib.errors import SERError
 from ser_lib.nulls import is_missing
 
-from .commit import Store, records
+from .commit import Store, applied_files
 
 #: colours of the emotions in timeline plots; non-speech is drawn light grey
 COLOURS = {"angry": "#d62728", "disgust": "#8c564b", "fear": "#9467bd", "happy": "#2ca02c", "neutral": "#7f7f7f",
@@ -43,18 +43,13 @@ def read_table(out: str, table: str, columns: list[str] | None = None) -> pd.Dat
     """
     store = Store(out)
     frames = []
-    for r in records(store):
-        if r.get("state") != "applied":
-            continue
-        d = f"{table}/run_date={r['run_date']}/run_id={r['run_id']}"
-        for name in store.listdir(d):
-            if name.endswith(".parquet") and not name.startswith((".", "_")):
-                with store.fs.open_input_file(store.p(f"{d}/{name}")) as f:
-                    pf = pq.ParquetFile(f)
-                    cols = None if columns is None else [c for c in columns if c in pf.schema_arrow.names]
-                    t = pf.read(columns=cols).to_pandas()
-                t["run_date"], t["run_id"] = r["run_date"], r["run_id"]
-                frames.append(t)
+    for r, rel in applied_files(store, table):
+        with store.fs.open_input_file(store.p(rel)) as f:
+            pf = pq.ParquetFile(f)
+            cols = None if columns is None else [c for c in columns if c in pf.schema_arrow.names]
+            t = pf.read(columns=cols).to_pandas()
+        t["run_date"], t["run_id"] = r["run_date"], r["run_id"]
+        frames.append(t)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
@@ -68,20 +63,13 @@ def read_rows(out: str, table: str, call_id: str, run_id: str | None = None) -> 
     import pyarrow.dataset as ds
 
     store = Store(out)
-    applied = {r["run_id"]: r["run_date"] for r in records(store) if r.get("state") == "applied"
-               and (run_id is None or r["run_id"] == run_id)}
-    files = []
-    for rid, date in sorted(applied.items()):
-        d = f"{table}/run_date={date}/run_id={rid}"
-        files += [store.p(f"{d}/{n}") for n in store.listdir(d) if n.endswith(".parquet") and not n.startswith((".", "_"))]
-    if not files:
-        return pd.DataFrame()
     parts = []
-    for f in files:  # one small dataset per file: schemas of partitions may differ (added columns)
-        t = ds.dataset(f, format="parquet", filesystem=store.fs).to_table(filter=ds.field("call_id") == call_id)
+    for r, rel in applied_files(store, table, run_id):
+        # one small dataset per file: schemas of partitions may differ (added columns)
+        t = ds.dataset(store.p(rel), format="parquet", filesystem=store.fs).to_table(
+            filter=ds.field("call_id") == call_id)
         if t.num_rows:
-            rid = f.rsplit("/run_id=", 1)[1].split("/", 1)[0]
-            parts.append(t.to_pandas().assign(run_date=applied[rid], run_id=rid))
+            parts.append(t.to_pandas().assign(run_date=r["run_date"], run_id=r["run_id"]))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 

@@ -14,7 +14,7 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -24,6 +24,9 @@ from jobs.commit import TABLES, Staging, Store, commit, crash_point, new_staging
 from jobs.run_summary import named_inputs, run_summary, source_name
 from ser_lib.errors import ConfigError
 from ser_lib.nulls import none_if_missing
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger("ser.job")
 
@@ -137,6 +140,16 @@ def run_locked(output_path: str, inputs: list, spec: RunSpec, make_engine, wait_
         store.unlock()
 
 
+def plan_run(store: Store, inputs: list, spec: RunSpec) -> tuple[int, "pd.DataFrame", list[dict], list[dict]]:
+    """What a run decides before its first task: ``(seq, state, driver_rows, tasks)``, its
+    commit order, the latest committed records of the listed inputs
+    (:func:`jobs.manifest.read_state`) and :func:`jobs.manifest.plan`'s decision."""
+    seq = next_seq(store)
+    state = manifest.read_state(store, {i.path for i in inputs})
+    driver_rows, tasks = manifest.plan(inputs, state, spec.extensions, spec.archives, spec.reprocess)
+    return seq, state, driver_rows, tasks
+
+
 def execute(store: Store, inputs: list, spec: RunSpec, engine: Engine, recovered: list[str] | None = None) -> dict:
     """Plan, analyse, stage and commit one run over ``store`` (locked and recovered by the caller).
 
@@ -149,9 +162,7 @@ def execute(store: Store, inputs: list, spec: RunSpec, engine: Engine, recovered
     """
     run_id, run_date = spec.run_id, spec.run_date
     t_plan = time.time()
-    seq = next_seq(store)
-    state = manifest.read_state(store, {i.path for i in inputs})
-    driver_rows, tasks = manifest.plan(inputs, state, spec.extensions, spec.archives, spec.reprocess)
+    seq, state, driver_rows, tasks = plan_run(store, inputs, spec)
     log.info("listed %d inputs under %s: %d to read (files and archives), %d decided without reading "
              "(unchanged, not recordings, duplicates, special files)", len(inputs), spec.input_path, len(tasks),
              len(driver_rows))

@@ -22,7 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from jobs.commit import Staging, Store, records
+from jobs.commit import Staging, Store, applied_files
 
 INDEX = "_state"
 EXTRA = [("run_id", pa.string()), ("run_date", pa.string()), ("seq", pa.int64())]
@@ -94,16 +94,11 @@ def read(store: Store, paths=None) -> pd.DataFrame:
 def from_manifests(store: Store) -> pd.DataFrame:
     """The latest record per input from every applied run's manifest (the index's source)."""
     frames = []
-    for r in records(store):
-        if r.get("state") != "applied":
-            continue
-        d = f"manifest/run_date={r['run_date']}/run_id={r['run_id']}"
-        for name in store.listdir(d):
-            if name.endswith(".parquet"):
-                with store.fs.open_input_file(store.p(f"{d}/{name}")) as f:
-                    t = pq.read_table(f).to_pandas()
-                t["run_id"], t["run_date"], t["seq"] = r["run_id"], r["run_date"], int(r.get("seq", 0))
-                frames.append(t)
+    for r, rel in applied_files(store, "manifest"):
+        with store.fs.open_input_file(store.p(rel)) as f:
+            t = pq.read_table(f).to_pandas()
+        t["run_id"], t["run_date"], t["seq"] = r["run_id"], r["run_date"], int(r.get("seq", 0))
+        frames.append(t)
     if not frames:
         return _empty()
     df = pd.concat(frames, ignore_index=True)

@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from jobs.commit import Staging, Store
+from jobs.runner import read_parquet_dir
 from ser_lib.config import JobConfig
 from ser_lib.nulls import none_if_missing
 from ser_lib.process import Task, _Work, process_task  # noqa: F401  (process_task: the path _Work serves)
@@ -89,7 +90,7 @@ class FakeEngine:
         return written
 
     def rewrite_without(self, store: Store, src: str, call_ids: set[str], dst: str) -> str:
-        t = read_dir(store, src)
+        t = read_parquet_dir(store, src)
         if t is None:
             return "unchanged"
         drop = pc.is_in(t["call_id"], pa.array(sorted(call_ids)))
@@ -109,11 +110,6 @@ def _write(store: Store, rel: str, table: pa.Table) -> None:
     store.mkdirs(rel)
     with store.fs.open_output_stream(store.p(f"{rel}/part-00000.parquet")) as f:
         pq.write_table(table, f)
-
-
-def read_dir(store: Store, rel: str) -> pa.Table | None:
-    parts = [pq.read_table(store.p(f"{rel}/{n}")) for n in store.listdir(rel) if n.endswith(".parquet")]
-    return pa.concat_tables(parts) if parts else None
 
 
 def read_table(out: Path, table: str) -> list[dict]:
