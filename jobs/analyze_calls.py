@@ -42,7 +42,7 @@ from jobs.call_tables import calls_table, episodes_table, turns_table
 from jobs.commit import LockBusy, Staging, Store
 from jobs.progress import AnalysisProgress
 from jobs.run_summary import exit_code, notice_lines
-from jobs.runner import RunSpec, check_run_id, default_run_id, run_locked  # noqa: F401 (default_run_id: API)
+from jobs.runner import RunSpec, check_run_id, run_locked
 from jobs.spark_config import SparkConfig
 from ser_lib import artifact as art
 from ser_lib.config import JobConfig
@@ -431,8 +431,8 @@ def run(input_path: str, output_path: str, conf_path: str | None = None, master:
 
     Args:
         now: the run's time; its UTC date is ``run_date`` (default: now).
-        run_id: the run's identity (default :func:`default_run_id`: run date + input root).
-            Running an id again replaces exactly that run's output.
+        run_id: the run's identity (default: :func:`jobs.runner.resolve_run_id`, from the run
+            date and input root, never reused); an id already committed is a ConfigError.
         reprocess: specs forcing re-analysis (see :func:`jobs.manifest.reprocess_matcher`):
             ``["all"]``, globs, or ``FROM..TO`` run-date ranges.
         wait_s: seconds to wait for another run holding ``output_path`` (see :meth:`Store.lock`).

@@ -91,10 +91,13 @@ def read(store: Store, paths=None) -> pd.DataFrame:
     return _finish(df) if len(df) else _empty()
 
 
-def from_manifests(store: Store) -> pd.DataFrame:
-    """The latest record per input from every applied run's manifest (the index's source)."""
+def from_manifests(store: Store, exclude_run: str | None = None) -> pd.DataFrame:
+    """The latest record per input from every applied run's manifest (the index's source);
+    ``exclude_run``: leave that run's records out (``bench/store_old_logic.py``)."""
     frames = []
     for r, rel in applied_files(store, "manifest"):
+        if r["run_id"] == exclude_run:
+            continue
         with store.fs.open_input_file(store.p(rel)) as f:
             t = pq.read_table(f).to_pandas()
         t["run_id"], t["run_date"], t["seq"] = r["run_id"], r["run_date"], int(r.get("seq", 0))
