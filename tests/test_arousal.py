@@ -233,3 +233,24 @@ def test_readme_arousal_query(spark, arousal_run):
     duck_sql = [s for s in blocks["duckdb"] if "arousal_rise" in s or s.startswith("CREATE VIEW calls")]
     res = [con.sql(s.replace("out/demo/results", str(out))) for s in duck_sql][-1].df()
     assert list(res["call_id"]) == want and res["arousal_rise"].iloc[0] > 0.6
+
+
+def test_ser_predict_and_report_print_the_arousal(arousal_run, zcr_artifact):
+    from click.testing import CliRunner
+
+    from jobs.cli import cli
+    from jobs.report import arousal_lines
+    d, out, _, calls = arousal_run
+    call = calls.loc["rise.wav"]
+    lines = arousal_lines(call)
+    cust = next(ln for ln in lines if ln.startswith("  customer arousal"))
+    q = {e["quarter"]: e["arousal"] for e in call["quarters"] if e["channel"] == "customer"}
+    assert cust.endswith("by quarter " + " ".join(f"{q[k]:.2f}" for k in range(1, 5)))
+    assert f"mean {dict(call['channel_arousal_mean'])['customer']:.2f}" in cust
+    quiet = arousal_lines(calls.loc["quiet.wav"])
+    assert [ln.split(" arousal")[0].strip() for ln in quiet] == ["agent"]  # a silent channel has no line
+    assert arousal_lines(pd.Series({"quarters": None})) == []  # a partition from before the columns
+    res = CliRunner().invoke(cli, ["report", str(out), "--call", call["call_id"], "--png", str(out / "r.png")])
+    assert res.exit_code == 0 and cust in res.output, res.output
+    res = CliRunner().invoke(cli, ["predict", str(d / "rise.wav"), "--model", str(zcr_artifact)])
+    assert res.exit_code == 0 and "customer arousal: mean" in res.output, res.output
