@@ -254,3 +254,43 @@ def test_ser_predict_and_report_print_the_arousal(arousal_run, zcr_artifact):
     assert res.exit_code == 0 and cust in res.output, res.output
     res = CliRunner().invoke(cli, ["predict", str(d / "rise.wav"), "--model", str(zcr_artifact)])
     assert res.exit_code == 0 and "customer arousal: mean" in res.output, res.output
+
+
+def test_the_arousal_query_reads_partitions_written_before_the_columns(spark, arousal_run, tmp_path):
+    """Additive schema: a calls partition without the arousal columns (nor quarters[].arousal)
+    beside a new one; the docs' views (mergeSchema, union_by_name) read both, old rows null."""
+    import shutil
+
+    import duckdb
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tests.conftest import readme_sql_blocks
+    _, out, _, calls = arousal_run
+    shutil.copytree(out / "calls", tmp_path / "calls")
+    new = pq.ParquetFile(next((out / "calls").rglob("*.parquet"))).read()
+    drop = {"channel_arousal_mean", "channel_arousal_peak", "arousal_mean", "arousal_peak"}
+    qt = new.schema.field("quarters").type.value_type
+    old_q = pa.list_(pa.struct([f for f in qt if f.name != "arousal"]))
+    schema = pa.schema([pa.field(f.name, old_q) if f.name == "quarters" else f
+                        for f in new.schema if f.name not in drop])
+    rows = []
+    for r in new.to_pylist():
+        r = {k: v for k, v in r.items() if k not in drop}
+        r["call_id"] = "old-" + r["call_id"]
+        r["quarters"] = [{k: v for k, v in q.items() if k != "arousal"} for q in r["quarters"] or []] or None
+        rows.append(r)
+    old_dir = tmp_path / "calls" / "run_date=2026-11-01" / "run_id=20261101-old"
+    old_dir.mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), old_dir / "part-0.parquet")
+    want = [calls.loc["rise.wav", "call_id"]]
+    blocks = readme_sql_blocks()
+    root = str(tmp_path)
+    spark_sql = [s for s in blocks["spark"] if "arousal_rise" in s or "TEMPORARY VIEW calls" in s]
+    res = [spark.sql(s.replace("out/demo/results", root)).toPandas() for s in spark_sql][-1]
+    assert list(res["call_id"]) == want
+    con = duckdb.connect()
+    duck_sql = [s for s in blocks["duckdb"] if "arousal_rise" in s or s.startswith("CREATE VIEW calls")]
+    assert list([con.sql(s.replace("out/demo/results", root)) for s in duck_sql][-1].df()["call_id"]) == want
+    old = con.sql("SELECT channel_arousal_mean, arousal_mean FROM calls WHERE call_id LIKE 'old-%'").fetchall()
+    assert len(old) == len(rows) and all(m is None and a is None for m, a in old)
