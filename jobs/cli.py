@@ -138,8 +138,8 @@ def report(output_path, call_id, png_path):
     Exits 1 when OUT is not an output of ser analyze or the call is not in it."""
     import pandas as pd
 
-    from jobs.report import (as_float, call_episodes, call_summaries, check_output, episode_lines, find_call,
-                             render_timeline, timeline_lines)
+    from jobs.report import (arousal_lines, as_float, call_episodes, call_summaries, check_output, episode_lines,
+                             find_call, render_timeline, timeline_lines)
     check_output(output_path)
     if call_id is None:
         s = call_summaries(output_path)
@@ -174,6 +174,8 @@ def report(output_path, call_id, png_path):
                f"(model {call['model_version']}, run {call['run_id']})")
     for line in channel_lines(call["timeline"], as_float(call["duration_s"]), NEGATIVE_EMOTIONS,
                               [k[len("share_"):] for k in call.index if k.startswith("share_")]):
+        click.echo(line)
+    for line in arousal_lines(call):
         click.echo(line)
     if isinstance(call.get("warnings"), str):
         click.echo(f"  warnings: {call['warnings']}")
@@ -226,7 +228,7 @@ def predict(file, conf_path, model_path, as_json):
     """Analyse one recording locally (no Spark) and print its emotion timeline.
 
     Exits 1 with the reason on one line when the recording cannot be analysed."""
-    from jobs.report import timeline_lines
+    from jobs.report import arousal_lines, timeline_lines
     from ser_lib.one_recording import predict_file
     summary = predict_file(file, conf_path, model_path)
     if as_json:
@@ -238,6 +240,8 @@ def predict(file, conf_path, model_path, as_json):
                f"channel(s) (model {summary['model_version']})")
     for line in channel_lines(summary.get("timeline"), summary["duration_s"], NEGATIVE_EMOTIONS,
                               [k[len("share_"):] for k in summary if k.startswith("share_")]):
+        click.echo(line)
+    for line in arousal_lines(summary):
         click.echo(line)
     if summary.get("warnings"):
         click.echo(f"  warnings: {summary['warnings']}")

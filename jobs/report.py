@@ -112,6 +112,32 @@ def timeline_lines(timeline) -> list[str]:
     return out
 
 
+def _as_map(v) -> dict:
+    """A map cell as a dict: a dict, pairs (how pandas reads a Parquet map) or null → ``{}``."""
+    return {} if is_missing(v) else dict(v)
+
+
+def arousal_lines(row) -> list[str]:
+    """One printable line per channel with speech: its mean and peak arousal and its arousal
+    per quarter (``-`` where it did not speak), from a call's ``channel_arousal_mean``,
+    ``channel_arousal_peak`` and ``quarters`` (a ``calls`` row or a ``ser predict`` summary);
+    no lines for a call written before those columns existed::
+
+        customer arousal: mean 0.42, peak 0.81; by quarter 0.20 0.35 - 0.80
+    """
+    mean, peak = _as_map(row.get("channel_arousal_mean")), _as_map(row.get("channel_arousal_peak"))
+    quarters = row.get("quarters")
+    quarters = [] if is_missing(quarters) else [dict(q) for q in quarters]
+    out = []
+    for ch, m in mean.items():
+        if is_missing(m):
+            continue
+        qs = {q["quarter"]: q.get("arousal") for q in quarters if q["channel"] == ch}
+        by_q = " ".join("-" if is_missing(qs.get(k)) else f"{qs[k]:.2f}" for k in range(1, 5))
+        out.append(f"  {ch} arousal: mean {m:.2f}, peak {as_float(peak.get(ch)):.2f}; by quarter {by_q}")
+    return out
+
+
 EPISODE_COLUMNS = ["call_id", "channel", "episode_index", "emotion", "start_s", "end_s", "duration_s",
                    "mean_confidence", "peak_confidence", "model_version", "run_date", "run_id"]
 

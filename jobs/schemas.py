@@ -26,12 +26,15 @@ def segment_rows(labels: list[str]) -> T.StructType:
         T.StructField("emotion", T.StringType(), True),          # null for non-speech
         T.StructField("confidence", T.FloatType(), True),
         T.StructField("emotion_smoothed", T.StringType(), True),  # timeline.smoothing's label; null for non-speech
+        # ser_lib.dimensions: from the window's raw probabilities, in [0, 1]; null for non-speech
+        T.StructField("arousal", T.FloatType(), True),
+        T.StructField("valence", T.FloatType(), True),
     ] + [T.StructField(probability_column(lab), T.FloatType(), True) for lab in labels])
 
 
 #: the ``segments`` table's columns before the probabilities (and ``model_version``, last)
 SEGMENT_COLUMNS = ["call_id", "source_path", "channel", "segment_index", "start_s", "end_s", "is_speech",
-                   "emotion", "confidence", "emotion_smoothed"]
+                   "emotion", "confidence", "emotion_smoothed", "arousal", "valence"]
 
 
 def segments_columns(labels: list[str]) -> list[str]:
@@ -59,13 +62,22 @@ def quarter_entry(labels: list[str]) -> T.StructType:
                         + [T.StructField(f"share_{lab}", T.DoubleType(), True) for lab in labels]
                         # ser_lib.talk: this channel's talk spurts, and the call's non-talk and
                         # overtalk (all channels; null overlap for mono) in the quarter, s
-                        + [T.StructField(c, T.DoubleType(), True) for c in ("talk_s", "non_talk_s", "overlap_s")])
+                        + [T.StructField(c, T.DoubleType(), True) for c in ("talk_s", "non_talk_s", "overlap_s")]
+                        # ser_lib.measures.arousal_measures: mean arousal of the channel's speech
+                        # windows in the quarter; null without speech there
+                        + [T.StructField("arousal", T.DoubleType(), True)])
 
 
 #: per-channel call measures (:func:`ser_lib.measures.channel_measures`), maps channel -> value
 CHANNEL_MEASURES = [("channel_negative_episodes", T.IntegerType()), ("channel_longest_negative_s", T.DoubleType()),
                     ("channel_first_negative_s", T.DoubleType()), ("channel_end_negative_share", T.DoubleType()),
-                    ("channel_ends_negative", T.BooleanType())]
+                    ("channel_ends_negative", T.BooleanType()),
+                    # ser_lib.measures.arousal_measures: mean and peak (90th percentile) of the
+                    # channel's speech-window arousal; null for a channel without speech
+                    ("channel_arousal_mean", T.DoubleType()), ("channel_arousal_peak", T.DoubleType())]
+
+#: per-call arousal (:func:`ser_lib.measures.arousal_measures`, every channel's speech windows)
+CALL_AROUSAL = ["arousal_mean", "arousal_peak"]
 
 
 #: conversation measures (:func:`ser_lib.scoring.conversation_fields`, :mod:`ser_lib.talk`)
@@ -88,6 +100,7 @@ def call_summary_schema(labels: list[str]) -> T.StructType:
         + [T.StructField(f"share_{lab}", T.DoubleType(), True) for lab in labels]
         + [T.StructField(name, T.MapType(T.StringType(), t), True) for name, t in CHANNEL_MEASURES]
         + [T.StructField(name, t, True) for name, t in CONVERSATION_MEASURES]
+        + [T.StructField(name, T.DoubleType(), True) for name in CALL_AROUSAL]
         + [T.StructField("quarters", T.ArrayType(quarter_entry(labels)), True),
            T.StructField("timeline", T.ArrayType(TIMELINE_ENTRY), True)])
 

@@ -7,10 +7,15 @@
   (s) and when the first one starts (s).
 * **Ends negative**: the channel's last ``end_speech_s`` seconds of speech (counted back
   from its last speech, pauses not counted) are more than half negative.
+* **Arousal** (:func:`arousal_measures`, from the per-window ``arousal`` of
+  :mod:`ser_lib.dimensions`): mean and peak per channel and per call, and the mean per
+  channel and quarter (the trend through the call).
 """
 from __future__ import annotations
 
 from collections import defaultdict
+
+import numpy as np
 
 from .labels import NEGATIVE_EMOTIONS
 
@@ -87,3 +92,46 @@ def channel_measures(timeline: list[dict], episodes: dict[str, list[dict]], end_
         out["channel_end_negative_share"][ch] = share
         out["channel_ends_negative"][ch] = None if share is None else bool(share > 0.5)
     return out
+
+
+#: The quantile of a channel's speech-window arousal reported as its peak: high enough to show
+#: the most aroused stretch, robust to single windows (single windows are noisy, see the
+#: model card): at least a tenth of the speech windows reach it (at ``hop_s`` 1 s, 30 s of a
+#: channel's 300 s of speech), so one misfired window cannot set it.
+PEAK_QUANTILE = 0.9
+
+
+def arousal_measures(windows: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], quarters: list[dict],
+                     peak_quantile: float = PEAK_QUANTILE) -> dict:
+    """Arousal per channel, per call and per channel and quarter, from raw window arousal.
+
+    Args:
+        windows: channel -> ``(start_s, end_s, arousal)`` of its **speech** windows
+            (``float (n,)`` each; seconds and :func:`ser_lib.dimensions.arousal` in [0, 1]);
+            every channel of the call, an empty channel with empty arrays.
+        quarters: :func:`quarter_shares` entries; ``arousal`` is added to each, in place: the
+            mean arousal of the channel's speech windows in the quarter, each window weighted
+            by the seconds it overlaps the quarter (as the shares weight the timeline); None
+            where the channel has no speech window there.
+        peak_quantile: see :data:`PEAK_QUANTILE`.
+
+    Returns:
+        ``channel_arousal_mean`` and ``channel_arousal_peak`` (maps channel -> mean and
+        ``peak_quantile`` quantile (numpy's linear interpolation) of its speech windows'
+        arousal; None for a channel without speech) and the call's ``arousal_mean`` and
+        ``arousal_peak`` (the same over every channel's speech windows; None without speech).
+    """
+    mean, peak = {}, {}
+    for ch, (_, _, a) in windows.items():
+        a = np.asarray(a, dtype=np.float64)
+        mean[ch] = float(a.mean()) if len(a) else None
+        peak[ch] = float(np.quantile(a, peak_quantile)) if len(a) else None
+    for q in quarters:
+        start, end, a = windows.get(q["channel"], (np.zeros(0), np.zeros(0), np.zeros(0)))
+        w = np.clip(np.minimum(np.asarray(end, float), q["end_s"]) - np.maximum(np.asarray(start, float), q["start_s"]),
+                    0.0, None)
+        q["arousal"] = float(np.dot(w, a) / w.sum()) if w.sum() > 0 else None
+    every = np.concatenate([np.asarray(a, dtype=np.float64) for _, _, a in windows.values()] or [np.zeros(0)])
+    return {"channel_arousal_mean": mean, "channel_arousal_peak": peak,
+            "arousal_mean": float(every.mean()) if len(every) else None,
+            "arousal_peak": float(np.quantile(every, peak_quantile)) if len(every) else None}

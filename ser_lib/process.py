@@ -31,6 +31,7 @@ import pandas as pd
 
 from .archive import ArchiveError, archive_kind, iter_members
 from .config import JobConfig
+from .dimensions import arousal, valence
 from .errors import ArtifactError, SERError
 from .labels import is_probability_column, probability_column
 from .scoring import ScoredChannel, score_recording, summarize
@@ -72,11 +73,15 @@ def segment_columns(ch: ScoredChannel, labels: list[str]) -> dict:
     """The ``segments`` columns of one scored channel: ``channel`` (str), ``segment_index``
     (int32), ``start_s``/``end_s`` (float64 seconds), ``is_speech`` (bool), ``emotion``
     (object, None where not speech), ``confidence`` (float32, NaN where not speech),
-    ``emotion_smoothed`` and one float32 ``p_<label>`` column per label
+    ``emotion_smoothed``, ``arousal`` and ``valence`` (float32 in [0, 1] from the window's raw
+    probabilities, :func:`ser_lib.dimensions.arousal` / :func:`~ser_lib.dimensions.valence`;
+    NaN where not speech) and one float32 ``p_<label>`` column per label
     (:func:`ser_lib.labels.probability_column`), in that order; arrays of ``len(ch)``."""
     cols = {"channel": ch.channel, "segment_index": np.arange(len(ch), dtype=np.int32), "start_s": ch.start_s,
             "end_s": ch.end_s, "is_speech": ch.speech, "emotion": ch.emotion, "confidence": ch.confidence,
-            "emotion_smoothed": ch.emotion_smoothed}
+            "emotion_smoothed": ch.emotion_smoothed,
+            "arousal": arousal(ch.probs, labels).astype(np.float32),
+            "valence": valence(ch.probs, labels).astype(np.float32)}
     for j, lab in enumerate(labels):
         cols[probability_column(lab)] = ch.probs[:, j]
     return cols
@@ -84,7 +89,8 @@ def segment_columns(ch: ScoredChannel, labels: list[str]) -> dict:
 
 def segment_records(cols: dict) -> list[dict]:
     """:func:`segment_columns` as one dict of Python values per window (JSON-ready):
-    ``confidence`` and the probabilities are None where ``is_speech`` is False."""
+    ``confidence``, ``arousal``, ``valence`` and the probabilities are None where ``is_speech``
+    is False."""
     speech = cols["is_speech"]
     out = []
     for i in range(len(speech)):
@@ -93,7 +99,7 @@ def segment_records(cols: dict) -> list[dict]:
         for k, v in cols.items():
             if not isinstance(v, np.ndarray):
                 row[k] = v
-            elif k == "confidence" or is_probability_column(k):
+            elif k in ("confidence", "arousal", "valence") or is_probability_column(k):
                 row[k] = float(v[i]) if s else None
             elif v.dtype == object:
                 row[k] = v[i]

@@ -20,7 +20,8 @@ import pandas as pd
 from .audio import AudioInfo, Source
 from .episodes import EpisodeConfig, channel_episodes
 from .features import FeatureConfig
-from .measures import channel_measures, quarter_shares
+from .dimensions import arousal
+from .measures import arousal_measures, channel_measures, quarter_shares
 from .smoothing import SmoothingConfig, smooth
 from .speech import SpeechConfig
 from .stream import StreamAnalyzer
@@ -149,7 +150,9 @@ def summarize(rec: ScoredRecording, labels: list[str], episodes: EpisodeConfig |
         :func:`ser_lib.timeline.summarize_call`'s dict over the smoothed labels (timeline
         entry confidence: the raw window probability of the smoothed emotion, duration
         weighted), plus ``quarters`` (:func:`ser_lib.measures.quarter_shares`), the
-        :func:`ser_lib.measures.channel_measures` maps, and ``episodes``: ``[{channel,
+        :func:`ser_lib.measures.channel_measures` maps, the arousal measures of
+        :func:`ser_lib.measures.arousal_measures` (from the **raw** window probabilities'
+        :func:`ser_lib.dimensions.arousal`; ``arousal`` added to each quarter), and ``episodes``: ``[{channel,
         episode_index, emotion, start_s, end_s, duration_s, mean_confidence,
         peak_confidence}]`` (:func:`ser_lib.episodes.channel_episodes`), the conversation
         measures of :func:`conversation_fields` and ``turns``: ``[{channel, turn_index,
@@ -172,6 +175,9 @@ def summarize(rec: ScoredRecording, labels: list[str], episodes: EpisodeConfig |
     out.update(channel_measures(out["timeline"], per_channel, ecfg.end_speech_s))
     out["episodes"] = [{"channel": ch, **e} for ch, eps in per_channel.items() for e in eps]
     out.update(conversation_fields(rec, out["quarters"], talk or TalkConfig()))
+    out.update(arousal_measures({ch.channel: (ch.start_s[ch.speech], ch.end_s[ch.speech],
+                                              arousal(ch.probs[ch.speech], labels)) for ch in rec.channels},
+                                out["quarters"]))
     return out
 
 

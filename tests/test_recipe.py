@@ -318,6 +318,35 @@ def test_tiny_recipe_writes_fold_artifacts_and_evaluate_reproduces_its_table(tmp
     assert again["loco"]["ua"] == pytest.approx(record["loco"]["turev_4class"]["ua"])
     assert again["extra_loco"][0]["emovo_7class"]["ua"] == pytest.approx(emo["emovo_7class"]["ua"])
     assert final["metrics"]["loco_emovo"]["7class"]["ua"] == pytest.approx(emo["emovo_7class"]["ua"])
+    # the transfer AUCs it re-scores are the recipe's, and ser evaluate --write stores them where ser train does
+    t = again["transfer"]
+    assert [f["arousal"] for f in t["folds"]] == pytest.approx(
+        [r["scores"]["transfer"]["ravdess"]["arousal"] for r in record["cv"]["runs"]])
+    assert t["loco"]["loco"]["transfer"] == pytest.approx(record["loco"]["transfer"])
+    assert t["loco"]["loco-emovo"]["transfer"] == pytest.approx(emo["transfer"]) and t["unseen"] == {}
+    bare = json.loads(json.dumps(record))
+    for r in bare["cv"]["runs"]:
+        del r["scores"]["transfer"]
+    del bare["loco"]["transfer"], bare["loco_emovo"]["transfer"]
+    assert cv.transfer_table(bare) == ""   # a record from before the AUCs: no table
+    stored = cv.store_transfer(bare, t, "2026-12-07")
+    assert stored["transfer_rescored"] == "2026-12-07" and cv.transfer_table(stored) == cv.transfer_table(record)
+    rows = cv.transfer_table(record).splitlines()[2:]
+    assert [r.split(" | ")[0] for r in rows] == ["| RAVDESS, actors held out (2-fold CV, mean ± std)",
+                                                 "| TurEV-DB (Turkish, leave-one-corpus-out run)",
+                                                 "| EMOVO (Italian, leave-one-corpus-out run)"]
+    assert rows[2].split(" | ")[1:4] == [str(emo["transfer"]["n"]), f"{emo['transfer']['arousal']:.3f}",
+                                         f"{emo['transfer']['anger']:.3f}"]
+    # a corpus the shipped artifact never trained on is scored whole by it ("unseen")
+    import shutil
+    older = tmp_path / "older"
+    shutil.copytree(out, older)
+    rec = json.loads((older / "cv.json").read_text())
+    del rec["corpora"]["emovo"]
+    (older / "cv.json").write_text(json.dumps(rec))
+    unseen = cv.evaluate_cv(older, [roots], **kw)["transfer"]["unseen"]
+    assert list(unseen) == ["emovo"] and unseen["emovo"]["emovo_7class"]["n"] == 10
+    assert unseen["emovo"]["transfer"]["n"] == 10 and 0 <= unseen["emovo"]["transfer"]["arousal"] <= 1
 
     # post-hoc recalibration from the recorded temperatures is idempotent, and refitting them
     # on the validation windows finds the temperatures the recipe fitted

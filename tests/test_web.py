@@ -257,6 +257,21 @@ def test_call_page_shows_talk_spurts_and_conversation_measures(client, web_out):
     assert "overtalk" not in card.split("</div></div>", 1)[0] and "interruption" not in card.split("</div></div>", 1)[0]
 
 
+def test_call_page_shows_arousal_per_channel(client, web_out):
+    """The calls row's arousal measures go to a card: mean, peak and the four quarters per channel."""
+    cid = _id(web_out, "stereo_ulaw.wav")
+    html = client.get(f"/calls/{cid}").get_data(as_text=True)
+    card = html.split('data-role="arousal"', 1)[1].split('<div class="sub">', 1)[0]
+    call = next(c for c in web_out["calls"].to_dict("records") if c["call_id"] == cid)
+    mean, peak = dict(call["channel_arousal_mean"]), dict(call["channel_arousal_peak"])
+    for ch in ("agent", "customer"):
+        line = card.split(f'data-channel="{ch}" data-figure="arousal">', 1)[1].split("</div>", 1)[0]
+        qs = [q["arousal"] for q in call["quarters"] if q["channel"] == ch]
+        assert f"<b>{mean[ch]:.2f}</b>" in line and f"peak {peak[ch]:.2f}" in line
+        assert line.split("by quarter ", 1)[1].split("<", 1)[0] == " ".join(
+            "-" if q is None or q != q else f"{q:.2f}" for q in qs)
+
+
 def test_failed_call_page_says_why(client, web_out):
     html = client.get(f"/calls/{_id(web_out, 'corrupt.wav')}").get_data(as_text=True)
     assert "could not be analysed" in html and 'data-role="recording"' not in html

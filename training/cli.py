@@ -95,7 +95,8 @@ def cli(roots, conf_path, out, only, single_split, family, epochs, compare, forc
 @click.option("--no-cache", is_flag=True, help="do not read or write the window cache (.cache/windows)")
 @click.option("--json", "as_json", is_flag=True, help="print the full results as JSON")
 @click.option("--write", is_flag=True, help="with --split: store the results in the artifact folder "
-              "(artifact.json test metrics, evaluation.json, confusion.png)")
+              "(artifact.json test metrics, evaluation.json, confusion.png); without: store the transfer "
+              "AUCs (arousal, anger, negative) per fold, LOCO run and unseen corpus in cv.json")
 def evaluate_cli(roots, model_dir, single_split, processes, no_cache, as_json, write):
     """Score a model artifact again on held-out speakers in corpus ROOTS (default:
     ../shared/corpora). By default: re-score the cross-validation fold artifacts
@@ -117,6 +118,13 @@ def evaluate_cli(roots, model_dir, single_split, processes, no_cache, as_json, w
                               echo=echo)
         except (ValueError, ArtifactError, FileNotFoundError) as err:
             raise click.ClickException(str(err)) from err
+        if write:
+            import datetime as dt
+
+            from .cv import store_transfer, write_record
+            path = Path(model_dir) / "cv.json"
+            write_record(path, store_transfer(json.loads(path.read_text()), res["transfer"],
+                                              dt.date.today().isoformat()))
         if as_json:
             click.echo(json.dumps(res, indent=1, default=json_default))
             return

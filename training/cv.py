@@ -47,7 +47,8 @@ import numpy as np
 from ser_lib.artifact import META_FILE, MODEL_FILE, RUNTIME_FILE
 from ser_lib.errors import ConfigError
 from ser_lib.features import FeatureConfig, level_normalize, model_input
-from ser_lib.labels import EMOTIONS, NEGATIVE_EMOTIONS
+from ser_lib.dimensions import HIGH_AROUSAL, LOW_AROUSAL, arousal, valence
+from ser_lib.labels import EMOTIONS
 from ser_lib.speech import SpeechConfig
 
 from .config import augmentation
@@ -63,10 +64,9 @@ TUREV_CLASSES = ("angry", "happy", "neutral", "sad")
 #: ``loco.test_corpus`` (run ``loco``); kept out of ``folds.json`` so that its checksum, which
 #: ``ser evaluate`` compares with the artifacts', stays that of the shipped folds.
 EXTRA_LOCO_CORPORA = ("emovo",)
-#: High-arousal emotions against the low-arousal ones (disgust is left out of the arousal AUC:
-#: its arousal is mixed); the grouping of the issue and of Russell's circumplex.
-HIGH_AROUSAL = ("angry", "happy", "fear", "surprise")
-LOW_AROUSAL = ("neutral", "sad")
+# HIGH_AROUSAL / LOW_AROUSAL (imported above) are ser_lib.dimensions': the grouping of the
+# served ``arousal`` column and of Russell's circumplex; disgust clips are left out of the
+# arousal AUC (their arousal is mixed).
 
 
 def loco_runs(folds: dict) -> dict[str, str]:
@@ -263,13 +263,16 @@ def _auc(y: np.ndarray, score: np.ndarray) -> float | None:
 
 def transfer_aucs(ws: WindowSet, probs: np.ndarray) -> dict:
     """The outputs that transfer across corpora, as clip-level ROC AUCs (scikit-learn's
-    ``roc_auc_score``) of the clips' mean window probabilities:
+    ``roc_auc_score``) of the clips' mean window probabilities, scored with the very
+    functions that make the served ``segments.arousal`` / ``valence`` columns
+    (:mod:`ser_lib.dimensions`; both are sums of probabilities, so a clip's score is also the
+    mean of its windows' column values):
 
     - ``arousal``: clips of :data:`HIGH_AROUSAL` against :data:`LOW_AROUSAL` emotions (disgust
-      clips left out), scored by the summed probability of the high-arousal emotions;
+      clips left out), scored by :func:`ser_lib.dimensions.arousal`;
     - ``anger``: angry clips against all others, scored by ``p_angry``;
-    - ``negative``: clips of :data:`ser_lib.labels.NEGATIVE_EMOTIONS` against the others,
-      scored by their summed probability.
+    - ``negative``: clips of :data:`ser_lib.dimensions.NEGATIVE` emotions against the others,
+      scored by ``1 -`` :func:`ser_lib.dimensions.valence`.
 
     Args:
         ws: the windows (``clip``, ``clip_label`` per :class:`training.dataset.WindowSet`).
@@ -279,16 +282,18 @@ def transfer_aucs(ws: WindowSet, probs: np.ndarray) -> dict:
         ``{"arousal", "anger", "negative"}`` -> AUC in [0, 1], or None where a side has no clips;
         ``"n"``: the number of clips.
     """
+    from ser_lib.dimensions import NEGATIVE
+
     from .evaluate import clip_probabilities
 
     cp = clip_probabilities(probs, ws.clip, ws.n_clips)
     lab = np.asarray(ws.clip_label)
     idx = lambda names: [EMOTIONS.index(e) for e in names]  # noqa: E731
-    hi, lo, neg = idx(HIGH_AROUSAL), idx(LOW_AROUSAL), idx(sorted(NEGATIVE_EMOTIONS))
+    hi, lo, neg = idx(HIGH_AROUSAL), idx(LOW_AROUSAL), idx(NEGATIVE)
     ar = np.isin(lab, hi + lo)
-    return {"arousal": _auc(np.isin(lab[ar], hi).astype(int), cp[ar][:, hi].sum(1)),
+    return {"arousal": _auc(np.isin(lab[ar], hi).astype(int), arousal(cp[ar])),
             "anger": _auc((lab == EMOTIONS.index("angry")).astype(int), cp[:, EMOTIONS.index("angry")]),
-            "negative": _auc(np.isin(lab, neg).astype(int), cp[:, neg].sum(1)),
+            "negative": _auc(np.isin(lab, neg).astype(int), 1.0 - valence(cp)),
             "n": int(len(lab))}
 
 
@@ -664,6 +669,57 @@ def format_cv_table(table: dict | None, loco: dict | None = None, extra_loco: Se
     return "\n".join(lines).lstrip("\n")
 
 
+#: Display names of corpora in tables.
+CORPUS_NAMES = {"emovo": "EMOVO", "turev": "TurEV-DB", "cremad": "CREMA-D", "savee": "SAVEE", "ravdess": "RAVDESS",
+                "tess": "TESS"}
+#: What each left-out corpus is, for the transfer table.
+_CORPUS_NOTES = {"turev": "Turkish", "emovo": "Italian", "cremad": "English", "savee": "English"}
+
+
+def _mean_std(values: Sequence[float]) -> str:
+    v = [x for x in values if x is not None]
+    if not v:
+        return "–"
+    return f"{np.mean(v):.3f} ± {np.std(v, ddof=1):.3f}" if len(v) > 1 else f"{v[0]:.3f}"
+
+
+def transfer_table(record: dict) -> str:
+    """Markdown table of what holds on voices and languages a model never trained on, from a
+    ``cv.json`` record: per held-out set (the RAVDESS actor CV, each LOCO run, each corpus
+    the shipped artifact never trained on: ``unseen``, see :func:`evaluate_cv`) the transfer
+    AUCs of :func:`transfer_aucs` first (arousal, anger: what holds best), then the negative
+    AUC and the 4- and 7-class clip UAs. ``""`` when the record holds no transfer AUCs (a
+    record from before they existed: ``ser evaluate --write`` adds them)."""
+    rows = []
+    runs = record.get("cv", {}).get("runs", [])
+    folds = [r["scores"].get("transfer", {}).get("ravdess") for r in runs if "scores" in r]
+    if folds and all(folds):
+        four = [r["scores"].get("four_class", {}).get("ravdess", {}).get("ua") for r in runs]
+        seven = [f["ua"] for f in record["cv"]["table"]["folds"]] if "table" in record["cv"] else []
+        rows.append((f"RAVDESS, actors held out ({len(folds)}-fold CV, mean ± std)", sum(f["n"] for f in folds),
+                     *(_mean_std([f[k] for f in folds]) for k in ("arousal", "anger", "negative")),
+                     _mean_std(four), _mean_std(seven)))
+    held = [(k, rec, "leave-one-corpus-out run") for k, rec in sorted(record.items())
+            if (k == "loco" or k.startswith("loco_")) and isinstance(rec, dict)]
+    held += [(k, rec, "never trained on") for k, rec in sorted(record.get("unseen", {}).items())]
+    for key, rec, how in held:
+        corpus = next((k[:-len("_4class")] for k in rec if k.endswith("_4class")), None)
+        t = rec.get("transfer")
+        if corpus is None or not t:
+            continue
+        seven = rec.get(f"{corpus}_7class")
+        note = ", ".join(x for x in (_CORPUS_NOTES.get(corpus), how) if x)
+        rows.append((f"{CORPUS_NAMES.get(corpus, corpus)} ({note})", t["n"],
+                     *(f"{t[k]:.3f}" if t.get(k) is not None else "–" for k in ("arousal", "anger", "negative")),
+                     f"{rec[f'{corpus}_4class']['ua']:.3f}", f"{seven['ua']:.3f}" if seven else "–"))
+    if not rows:
+        return ""
+    lines = ["| held-out speakers | clips | **arousal AUC** | **anger AUC** | negative AUC | 4-class UA | 7-class UA |",
+             "|---|---|---|---|---|---|---|"]
+    lines += ["| " + " | ".join(str(x) for x in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
 def _loco_line(rec: dict) -> str:
     """One line of a ``loco-<corpus>`` record: its 7- and 4-class UAs and transfer AUCs."""
     corpus = next(k[:-len("_4class")] for k in rec if k.endswith("_4class"))
@@ -672,7 +728,7 @@ def _loco_line(rec: dict) -> str:
              f"4 classes: clip UA **{four['ua']:.3f}**",
              *(f"{name} AUC {t[name]:.3f}" for name in ("arousal", "anger", "negative") if t.get(name) is not None),
              f"{four['n'] if not seven else seven['n']} clips"]
-    name = {"emovo": "EMOVO", "turev": "TurEV-DB", "cremad": "CREMA-D", "savee": "SAVEE"}.get(corpus, corpus)
+    name = CORPUS_NAMES.get(corpus, corpus)
     return f"\nLeave-one-corpus-out, {name} (not trained on): " + ", ".join(p for p in parts if p)
 
 
@@ -1018,7 +1074,12 @@ def evaluate_cv(artifact_dir: str | os.PathLike, roots: Sequence[str | os.PathLi
 
     Returns:
         ``{"table": cv_table, "loco": TurEV 4-class scores or None, "extra_loco": [the
-        :func:`loco_record` of every other LOCO run whose artifact and corpus are there]}``.
+        :func:`loco_record` of every other LOCO run whose artifact and corpus are there],
+        "transfer": {"folds": [each fold's :func:`transfer_aucs` on its RAVDESS test actors],
+        "loco": {run: :func:`loco_record`}, "unseen": {corpus: :func:`unseen_record`}}}``.
+        ``unseen``: the corpora found that the artifact in ``artifact_dir`` never trained on
+        (absent from ``cv.json``'s ``corpora``; e.g. EMOVO for a model trained before it
+        was added), scored whole by that artifact.
 
     Raises:
         FileNotFoundError: no fold artifacts. ValueError: no clips, or a fold file that
@@ -1050,15 +1111,56 @@ def evaluate_cv(artifact_dir: str | os.PathLike, roots: Sequence[str | os.PathLi
         recs.append({"run": i, "scores": score_run(pred, *_run_test_windows(found.clips, folds, i, conf, fcfg,
                                                                             scfg, kw))})
         echo(f"[{i}] " + _line(recs[-1]["scores"]))
-    loco, extra = None, []
+    loco, extra, loco_recs = None, [], {}
     for run in loco_runs(folds):
         if not (d / "cv" / run / "artifact.json").is_file():
             continue
         if any(assign(c, folds, run) == "test" for c in found.clips):
             pred = Predictor.from_path(d / "cv" / run, expected=fcfg)
             scores = score_run(pred, *_run_test_windows(found.clips, folds, run, conf, fcfg, scfg, kw))
+            loco_recs[run] = loco_record(run, folds, scores)
             if run == "loco":
                 loco = scores["four_class"][folds["loco"]["test_corpus"]]
             else:
-                extra.append(loco_record(run, folds, scores))
-    return {"table": cv_table(recs), "loco": loco, "extra_loco": extra}
+                extra.append(loco_recs[run])
+    unseen = {}
+    trained_on = set(record.get("corpora", {}))
+    left = sorted({c.corpus for c in found.clips} - trained_on) if trained_on else []
+    if left and (d / "artifact.json").is_file():
+        pred = Predictor.from_path(d, expected=fcfg)
+        for corpus in left:
+            clips = [c for c in found.clips if c.corpus == corpus]
+            ws = build_windows(clips, fcfg, scfg, float(conf["hop_s"]), desc=f"unseen-{corpus}", **kw)
+            unseen[corpus] = unseen_record(corpus, score_run(pred, ws, None))
+            echo(f"[unseen {corpus}] " + _loco_line(unseen[corpus]).strip())
+    return {"table": cv_table(recs), "loco": loco, "extra_loco": extra,
+            "transfer": {"folds": [r["scores"]["transfer"].get("ravdess") for r in recs], "loco": loco_recs,
+                         "unseen": unseen}}
+
+
+def unseen_record(corpus: str, scores: dict) -> dict:
+    """:func:`loco_record`'s fields for a corpus the scored artifact never trained on (the
+    shipped model on a corpus added after it was trained): ``"<c>_4class"``, ``"<c>_7class"``
+    (when the corpus has more than the 4 classes) and ``"transfer"``."""
+    out = {f"{corpus}_4class": scores["four_class"][corpus], "transfer": scores["transfer"][corpus]}
+    clip = scores["test"][corpus]["clip"]
+    if len(set(np.flatnonzero(np.asarray(clip["confusion"]).sum(1)).tolist())) > len(TUREV_CLASSES):
+        out[f"{corpus}_7class"] = {k: clip[k] for k in ("ua", "wa", "macro_f1", "n")}
+    return out
+
+
+def store_transfer(record: dict, transfer: dict, when: str) -> dict:
+    """Write :func:`evaluate_cv`'s ``transfer`` into a ``cv.json`` record where ``ser train``
+    writes it (``ser evaluate --write``; for records made before the transfer AUCs existed):
+    each fold's ``cv.runs[i].scores.transfer.ravdess``, each LOCO run's ``transfer`` (and the
+    extra runs' 4/7-class scores), and ``unseen`` (corpora the shipped artifact never trained
+    on), plus ``transfer_rescored`` (``when``: the date). Returns ``record``, changed in place."""
+    for run, t in zip(record.get("cv", {}).get("runs", []), transfer["folds"]):
+        if t is not None:
+            run.setdefault("scores", {}).setdefault("transfer", {})["ravdess"] = t
+    for run, rec in transfer["loco"].items():
+        record.setdefault(record_key(run), {}).update(rec)
+    if transfer["unseen"]:
+        record["unseen"] = transfer["unseen"]
+    record["transfer_rescored"] = when
+    return record

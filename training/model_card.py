@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ser_lib.features import FeatureConfig
 
-from .cv import format_cv_table
+from .cv import format_cv_table, transfer_table
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = REPO / "models" / "ser-cnn"
@@ -27,10 +27,23 @@ def _latest_robustness() -> Path | None:
     return found[-1] if found else None
 
 
+#: The line under the transfer table (what its columns mean and their chance levels).
+TRANSFER_NOTE = ("Arousal AUC: high-arousal clips (angry, fear, happy, surprise) against low-arousal ones "
+                 "(neutral, sad) ranked by `segments.arousal`; anger AUC: angry clips against all others by "
+                 "`p_angry`; negative AUC: negative clips (angry, disgust, fear, sad) against the others by "
+                 "`1 - segments.valence` (clip = mean over its windows; chance 0.5). UA: unweighted average "
+                 "recall over the clip argmax (chance 0.25 for 4 classes: angry, happy, neutral, sad; "
+                 "0.143 for 7)")
+
+
 def results_table(meta: dict, cv_record: dict) -> str:
-    """The markdown table of the CV results (per fold, mean ± std, LOCO line): the same text
-    in the card and in the README."""
-    return format_cv_table(meta["metrics"]["cv"], cv_record.get("loco", {}).get("turev_4class"))
+    """The markdown results: the transfer table first (:func:`training.cv.transfer_table`,
+    what holds on voices and languages never trained on; omitted when the record has no
+    transfer AUCs), then the CV table (per fold, mean ± std, LOCO line): the same text in
+    the card and in docs/model.md."""
+    cv_text = format_cv_table(meta["metrics"]["cv"], cv_record.get("loco", {}).get("turev_4class"))
+    transfer = transfer_table(cv_record)
+    return f"{transfer}\n\n{TRANSFER_NOTE}.\n\n{cv_text}" if transfer else cv_text
 
 
 def _robustness_lines(rob: dict | None) -> str:
@@ -82,6 +95,15 @@ def _robustness_lines(rob: dict | None) -> str:
                       "(`segments.emotion_smoothed`, the job's `timeline.smoothing`); *emotion* is the raw "
                       "per-window label (`segments.emotion`)."]
     return "\n".join(lines)
+
+
+def _rescored_note(cv_record: dict) -> str:
+    """A sentence saying when the transfer AUCs were added to ``cv.json`` by re-scoring
+    (``ser evaluate --write``), for a record made before ``ser train`` wrote them."""
+    when = cv_record.get("transfer_rescored")
+    return (f" (The transfer AUCs and the never-trained-on rows come from re-scoring this model's fold and "
+            f"leave-one-corpus-out artifacts, `ser evaluate --write`, on {when}; the model was not retrained.)"
+            if when else "")
 
 
 def _format_label(subtype: str) -> str:
@@ -152,6 +174,7 @@ metrics:
 - unweighted average recall
 - macro-f1
 - expected calibration error
+- roc auc
 ---
 
 # Model card: `{meta['version']}` (speech emotion, call-center windows)
@@ -169,7 +192,10 @@ metrics:
   change the output (`ser_lib.features.level_normalize`).
 - **Output**: probabilities over angry, disgust, fear, happy, neutral, sad, surprise,
   temperature-calibrated (T = {meta['calibration']['temperature']:.3f}, the median of the CV folds'
-  temperatures fitted on their validation speakers).
+  temperatures fitted on their validation speakers). The job also writes two regroupings of
+  each window's probabilities (`ser_lib/dimensions.py`): `arousal` = p(angry) + p(fear) +
+  p(happy) + p(surprise) and `valence` = 1 - (p(angry) + p(disgust) + p(fear) + p(sad)),
+  both in [0, 1].
 - Speech windows only: the job's speech detector (`ser_lib/speech.py`, relative to the
   recording's level) decides which windows are scored; the others get no emotion.
 - Trained {tr.get('epochs')} epochs on every clip: the whole cosine learning-rate schedule, the
@@ -212,10 +238,22 @@ are used when their folders are present; they were not available for this model.
   8-bit mu-law/A-law).
 - **Leave-one-corpus-out**: trained without TurEV-DB (Turkish, other speakers, much louder
   recordings), tested on all of it; 4 classes (argmax over angry, happy, neutral, sad).
+- **Corpora the model never trained on**: the shipped model on all of a corpus it was not
+  trained on (EMOVO, Italian, 6 actors, all 7 emotions), 7 and 4 classes.
+- **Transfer AUCs** on every held-out set (`training.cv.transfer_aucs`, scikit-learn ROC
+  AUC over clips): arousal, anger against the rest, negative against the rest, scored by
+  the very columns the job writes (`arousal`, `p_angry`, `1 - valence`).
 - UA = unweighted average recall (balanced accuracy), WA = accuracy, macro-F1
   (scikit-learn). Reproduce the table: `ser evaluate` (re-scores the fold artifacts in `cv/`).
 
 ## Results
+
+**Read first what holds best.** On voices and languages the model never trained on, the
+7 labels carry over poorly; arousal (`segments.arousal`, high- against low-arousal
+emotions) and anger against the rest hold best. Rank calls, channels and quarters by
+those and treat the 7-class label as a hint. An AUC of 0.5 is chance and 1 a perfect
+ranking: where a held-out row stays near 0.6, no output of this model is reliable on that
+kind of speech without listening.{_rescored_note(cv_record)}
 
 {results_table(meta, cv_record)}
 
@@ -232,7 +270,9 @@ TurEV-DB never trained on: 4-class UA **{loco.get('ua', float('nan')):.3f}** (ch
 - **Acted, not spontaneous speech**: trained on acted corpora (read sentences and words);
   spontaneous call-center speech is subtler. Expect lower accuracy on real calls than above,
   and treat single windows as noisy: read shares and episodes, not seconds.
-- **Languages**: English and Turkish speakers only; other languages are untested here.
+- **Languages**: trained on English and Turkish speakers; on Italian (EMOVO, never
+  trained on) the 7 labels fall to the UA above while arousal and anger hold (AUCs above).
+  Other languages are untested here.
 - **Class confusions**: fear, surprise and happy (high arousal) and neutral / sad (low
   arousal) are the most confused pairs (`confusion.png`).
 - **Music on hold, TV, background talk**: the speech detector rejects silence, noise, hum
@@ -252,7 +292,7 @@ TurEV-DB never trained on: 4-class UA **{loco.get('ua', float('nan')):.3f}** (ch
 
 ```bash
 ser train ../shared/corpora          # 6-fold CV, leave-one-corpus-out, this artifact ({hours} on 2 cores)
-ser evaluate ../shared/corpora       # re-score the fold artifacts: the table above
+ser evaluate ../shared/corpora       # re-score the fold artifacts: the tables above (--write: store the transfer AUCs in cv.json)
 python -m bench.robustness           # level invariance and detector coverage
 python -m training.model_card        # this card
 ```
