@@ -4,7 +4,9 @@ valence read off a 7-class model's probabilities; and which band the encoder sho
 Reuses the per-clip features of ``../2026-12-07-encoder/features.py`` (CACHE_DIR): the last
 LSTM layer's state, mean+std pooled (512), standardised per speaker; the shipped CNN's clip
 probabilities (TurEV-DB: its leave-TurEV-out model). Conditions: ``wide`` (16 kHz corpus audio)
-and ``tel`` (``training.augment.telephone``: 8 kHz, 300-3400 Hz band-pass, G.711).
+and ``tel`` (``training.augment.telephone``: 8 kHz, 300-3400 Hz band-pass, G.711) and ``8k`` (the job's
+path: resampled to 8 kHz, ``../2026-12-07-accurate/features8k.py``'s ``enc-8k.npy``; the
+shipped accurate head is trained on ``8k`` + ``tel``).
 
 For each left-out corpus (TurEV-DB, EMOVO), head trained on the other three corpora in the
 training condition(s), scored in each test condition:
@@ -79,11 +81,14 @@ def pick_c(x, y, groups):
 def main(cache: Path, out: Path) -> None:
     corpus, speaker, y, feats, cnn = load(cache)
     x = {c: speaker_norm(feats[c]["enc_l2"], speaker) for c in ("wide", "tel")}
+    # the job's path: 8 kHz (soxr), ../2026-12-07-accurate/features8k.py; the CNN hears 8 kHz either way
+    x["8k"] = speaker_norm(np.load(cache / "enc-8k.npy"), speaker)
+    cnn["8k"] = cnn["wide"]
     arousal_known = np.isin(E[y], HIGH_AROUSAL + LOW_AROUSAL)
     is_high = np.isin(E[y], HIGH_AROUSAL).astype(int)
     is_neg = np.isin(E[y], sorted(NEGATIVE_EMOTIONS)).astype(int)
     results = {}
-    for train in (("wide",), ("tel",), ("wide", "tel")):
+    for train in (("wide",), ("tel",), ("wide", "tel"), ("8k", "tel")):
         for left_out in ("turev", "emovo"):
             tr = corpus != left_out
             xt = np.vstack([x[c][tr] for c in train])
@@ -94,7 +99,7 @@ def main(cache: Path, out: Path) -> None:
             c_neg = pick_c(xt, rep(is_neg), gt)
             f_ar, _ = fit(xt[kt], rep(is_high)[kt], gt[kt], c_ar)
             f_neg, _ = fit(xt, rep(is_neg), gt, c_neg)
-            for test in ("wide", "tel"):
+            for test in (("8k", "tel") if "8k" in train else ("wide", "tel")):
                 te = corpus == left_out
                 head = np.zeros((te.sum(), len(EMOTIONS)))
                 head[:, classes] = f7(x[test][te])
