@@ -121,7 +121,8 @@ class SpeechEncoder:
 
     Args:
         path: the ONNX file (:data:`ENCODER_FILE` of an artifact, or what
-            :func:`training.encoder_export.export_onnx` wrote).
+            :func:`training.encoder_export.export_onnx` wrote), or its bytes (what the Spark
+            job broadcasts to executors).
         threads: onnxruntime intra-op threads (1: one core per process, as the job's executors).
 
     Raises:
@@ -129,17 +130,19 @@ class SpeechEncoder:
         ImportError: onnxruntime is not installed.
     """
 
-    def __init__(self, path: str | os.PathLike, threads: int = 1):
+    def __init__(self, path: str | os.PathLike | bytes, threads: int = 1):
         import onnxruntime as ort
 
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"no encoder model at {path}")
+        if not isinstance(path, bytes):
+            path = Path(path)
+            if not path.is_file():
+                raise FileNotFoundError(f"no encoder model at {path}")
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = int(threads)
         opts.inter_op_num_threads = 1
-        self.path = path
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.path = None if isinstance(path, bytes) else path
+        self.session = ort.InferenceSession(path if isinstance(path, bytes) else str(path), opts,
+                                            providers=["CPUExecutionProvider"])
 
     def run(self, mels: np.ndarray, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
         """Encode partials.
