@@ -178,14 +178,28 @@ class SpeechEncoder:
         Returns:
             :class:`Partials`.
         """
-        wav = to_encoder_rate(wav, sample_rate)
-        slices = partial_slices(len(wav), rate, min_coverage)
-        need = slices[-1].stop * HOP
-        if need >= len(wav):
-            wav = np.pad(wav, (0, need - len(wav)))
-        mel = mel_frames(wav)
-        emb, hid = self.run(np.stack([mel[s] for s in slices]))
-        return Partials(emb, hid, np.array([s.start * HOP / SAMPLE_RATE for s in slices]))
+        mels, starts = partial_mels(wav, sample_rate, rate, min_coverage)
+        emb, hid = self.run(mels)
+        return Partials(emb, hid, starts)
+
+
+def partial_mels(wav: np.ndarray, sample_rate: int = SAMPLE_RATE, rate: float = 1.3,
+                 min_coverage: float = 0.75) -> tuple[np.ndarray, np.ndarray]:
+    """The encoder input of a recording's partials (:meth:`SpeechEncoder.partials` without the
+    model, so that the partials of many recordings can be encoded in one batch).
+
+    Args: as :meth:`SpeechEncoder.partials`.
+
+    Returns:
+        ``(mels float32 (n_partials, 160, 40), start_s float (n_partials,))``.
+    """
+    wav = to_encoder_rate(wav, sample_rate)
+    slices = partial_slices(len(wav), rate, min_coverage)
+    need = slices[-1].stop * HOP
+    if need >= len(wav):
+        wav = np.pad(wav, (0, need - len(wav)))
+    mel = mel_frames(wav)
+    return np.stack([mel[s] for s in slices]), np.array([s.start * HOP / SAMPLE_RATE for s in slices])
 
 
 def to_encoder_rate(wav: np.ndarray, sample_rate: int) -> np.ndarray:

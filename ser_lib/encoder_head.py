@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .encoder import ENCODER_FILE, ENCODER_LICENSE_FILE, SpeechEncoder, pool_stats
+from .encoder import EMBED_DIM, ENCODER_FILE, ENCODER_LICENSE_FILE, SpeechEncoder, partial_mels, pool_stats
 from .errors import ArtifactError
 
 HEAD_FILE = "encoder_head.json"
@@ -83,8 +83,24 @@ def segment_features(encoder: SpeechEncoder, wav: np.ndarray, sample_rate: int,
         wav: float ``(n,)`` mono samples at ``sample_rate`` (8 kHz telephone audio is
             resampled to the encoder's 16 kHz).
     """
-    p = encoder.partials(prepare(wav, settings), sample_rate, settings.rate, settings.min_coverage)
-    return pool_stats(p.hidden[:, settings.layer])
+    return segments_features(encoder, [wav], sample_rate, settings)[0]
+
+
+def segments_features(encoder: SpeechEncoder, segments, sample_rate: int, settings: SegmentSettings) -> np.ndarray:
+    """:func:`segment_features` of several recordings, their partials encoded in batches
+    (the same values as one at a time, within float rounding): ``(n, 512)`` float32,
+    ``(0, 512)`` for none.
+
+    Args:
+        segments: float ``(n_i,)`` mono arrays at ``sample_rate``.
+    """
+    mels = [partial_mels(prepare(w, settings), sample_rate, settings.rate, settings.min_coverage)[0]
+            for w in segments]
+    if not mels:
+        return np.zeros((0, 2 * EMBED_DIM), np.float32)  # mean + std of one layer
+    _, hidden = encoder.run(np.concatenate(mels))
+    bounds = np.cumsum([0] + [len(m) for m in mels])
+    return np.stack([pool_stats(hidden[a:b, settings.layer]) for a, b in zip(bounds[:-1], bounds[1:])])
 
 
 def speaker_standardize(features: np.ndarray, eps: float = 1e-6) -> np.ndarray:
@@ -245,9 +261,8 @@ class EncoderModel:
 
     def features(self, segments, sample_rate: int) -> np.ndarray:
         """:func:`segment_features` of every segment (window) of one channel, ``(n, 512)``
-        float32 (``(0, 512)`` for none)."""
-        rows = [segment_features(self.encoder, w, sample_rate, self.head.settings) for w in segments]
-        return np.stack(rows) if rows else np.zeros((0, self.head.mean.shape[0]), np.float32)
+        float32 (``(0, 512)`` for none), encoded in batches (:func:`segments_features`)."""
+        return segments_features(self.encoder, segments, sample_rate, self.head.settings)
 
     def predict_features(self, features: np.ndarray, cnn_probs: np.ndarray | None = None) -> np.ndarray:
         """:meth:`predict_channel` from already computed :meth:`features` (one channel's rows).
