@@ -110,6 +110,11 @@ class AccuratePredictor:
     def labels(self) -> list[str]:
         return self.cnn.labels
 
+    @property
+    def batch_size(self) -> int:
+        """The CNN's windows per model call."""
+        return self.cnn.batch_size
+
     def predict(self, window_feats: np.ndarray) -> np.ndarray:
         """The CNN's probabilities (:meth:`ser_lib.runtime.Predictor.predict`)."""
         return self.cnn.predict(window_feats)

@@ -149,7 +149,8 @@ def test_selection_and_versions(tmp_path, tiny_artifact):
     assert default.encoder is None and default.version == "tiny-test-1"
     head_version = json.loads((DEFAULT_ENCODER / "encoder_head.json").read_text())["training"]["version"]
     assert accurate.version == f"tiny-test-1+{head_version}" == accurate.meta.version
-    assert isinstance(load_scorer(accurate), AccuratePredictor)
+    loaded = load_scorer(accurate, batch_size=3)
+    assert isinstance(loaded, AccuratePredictor) and loaded.batch_size == 3 and loaded.meta.version == accurate.version
     with pytest.raises(ArtifactError, match="encoder-head artifact"):
         read_bundle("accurate", tiny_artifact, tmp_path)
 

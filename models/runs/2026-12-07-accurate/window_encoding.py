@@ -19,7 +19,9 @@ CPU seconds of this process (``time.process_time``, onnxruntime on 1 thread, bes
 hour of speech windows; per-window UA of the head alone and fused with the shipped CNN
 (mean of probabilities), each channel standardised over its own speech windows.
 
-Usage: python models/runs/2026-12-07-accurate/window_encoding.py CACHE_DIR OUT_JSON
+Usage: python models/runs/2026-12-07-accurate/window_encoding.py CACHE_DIR OUT_JSON [CORPUS]
+(CORPUS: emovo, the default, or turev: TurEV-DB's speakers as calls, the head trained on
+RAVDESS + TESS + EMOVO and the CNN its TurEV-DB leave-one-corpus-out model ``cv/loco``; 4 classes)
 """
 from __future__ import annotations
 
@@ -83,24 +85,25 @@ def stretch_features(model: EncoderModel, audio, start_s, end_s) -> np.ndarray:
     return rows
 
 
-def main(cache: str, out_json: str) -> None:
+def main(cache: str, out_json: str, test: str = "emovo") -> None:
     cache = Path(cache)
     meta = json.loads((cache / "meta-encoder.json").read_text())["clips"]
     corpus = np.array([c[1] for c in meta])
     speaker = np.array([c[2] for c in meta])
     y_all = np.array([EMOTIONS.index(c[3]) for c in meta])
-    tr = corpus != "emovo"
+    tr = corpus != test
     x8 = standardize_by_speaker(np.load(cache / "enc-8k.npy")[tr], speaker[tr])
     xt = standardize_by_speaker(np.load(cache / "enc-tel.npy")[tr][:, 1536:2048], speaker[tr])
     head = fit_head(np.vstack([x8, xt]), np.tile(y_all[tr], 2), np.tile(corpus[tr], 2))
     model = EncoderModel(Path(__file__).resolve().parents[3] / "models" / "ser-accurate")
     model.head = head  # the encoder of the shipped artifact, the head trained without EMOVO
-    cnn = Predictor.from_path(Path(__file__).resolve().parents[3] / "models" / "ser-cnn")
-    out = {"method": __doc__.split("\n\n")[1].replace("\n", " "), "speakers": {}}
+    cnn = Predictor.from_path(Path(__file__).resolve().parents[3] / "models" / "ser-cnn" /
+                              ("cv/loco" if test == "turev" else ""))
+    out = {"method": __doc__.split("\n\n")[1].replace("\n", " "), "test_corpus": test, "speakers": {}}
     cpu = {"per_window": 0.0, "per_window_batched": 0.0, "stretch": 0.0}
     speech_s = 0.0
     ys, probs = [], {k: [] for k in ("cnn",) + tuple(f"{m}|{h}" for m in cpu for h in ("head", "fused"))}
-    for spk in sorted(set(speaker[corpus == "emovo"])):
+    for spk in sorted(set(speaker[corpus == test])):
         clips = [meta[i] for i in np.flatnonzero(speaker == spk)]
         y, owner = channel(clips)
         with tempfile.TemporaryDirectory() as d:
@@ -150,8 +153,9 @@ def main(cache: str, out_json: str) -> None:
     out["scores"] = {}
     for k, v in probs.items():
         p = np.concatenate(v)
-        out["scores"][k] = {"ua7": float(balanced_accuracy_score(y, p.argmax(1))),
-                            "ua4": float(balanced_accuracy_score(y[k4], np.array(FOUR)[p[k4][:, FOUR].argmax(1)]))}
+        out["scores"][k] = {"ua4": float(balanced_accuracy_score(y[k4], np.array(FOUR)[p[k4][:, FOUR].argmax(1)]))}
+        if test != "turev":
+            out["scores"][k]["ua7"] = float(balanced_accuracy_score(y, p.argmax(1)))
     out["speech_window_s"] = speech_s
     out["cpu_s"] = cpu
     out["cpu_s_per_speech_hour"] = {k: v / speech_s * 3600 for k, v in cpu.items()}
@@ -161,4 +165,4 @@ def main(cache: str, out_json: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(*sys.argv[1:4])
