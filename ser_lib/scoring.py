@@ -37,8 +37,9 @@ class ScoredChannel:
         start_s, end_s: ``float64 (n,)`` window bounds, seconds (``end_s`` clipped to the
             channel's duration).
         speech: ``bool (n,)`` speech flags (:func:`ser_lib.speech.is_speech`).
-        probs: ``float32 (n, n_labels)`` model probabilities; NaN rows where not speech
-            (the model is not run there).
+        probs: ``float32 (n, n_labels)`` model probabilities (the accurate model's: the
+            fusion of the CNN's and the encoder head's); NaN rows where not speech (the model
+            is not run there).
         emotion: ``object (n,)`` most probable label, None where not speech.
         confidence: ``float32 (n,)`` its probability, NaN where not speech.
         smoothed: ``int64 (n,)`` label index after smoothing (:func:`ser_lib.smoothing.smooth`),
