@@ -27,6 +27,7 @@ import numpy as np
 from sklearn.metrics import balanced_accuracy_score
 
 from training.cv import FOLDS_PATH, load_folds
+from training.evaluate import calibration
 from training.encoder_head import fit_head, standardize_by_speaker
 
 warnings.filterwarnings("ignore")
@@ -72,15 +73,23 @@ def main(cache: str, out_json: str) -> None:
             ytr, ctr = np.tile(y[tr], len(train)), np.tile(corpus[tr], len(train))
             pe = head_probs(xtr, ytr, ctr, X[test][te])
             entry[p] = {"head": probe.score(pe, y[te]), "fused": probe.score(0.5 * pe + 0.5 * cnn_p[te], y[te])}
+            if p == "emovo":  # 7 classes: clip-level ECE (15 bins) of each model
+                for k, pp in (("head", pe), ("fused", 0.5 * pe + 0.5 * cnn_p[te]), ("cnn", cnn_p[te])):
+                    entry[p].setdefault("ece7", {})[k] = calibration(pp, y[te])["ece"]
         if cnn_cond == "clean":
             cv = {"head": [], "fused": [], "cnn": []}
+            pooled = {"head": [], "fused": [], "cnn": [], "y": []}
             for actors in load_folds(FOLDS_PATH)["ravdess"]["test"]:
                 te = np.isin(speaker, [f"ravdess:{a}" for a in actors])
                 xtr = np.vstack([X[k][~te] for k in train])
                 pe = head_probs(xtr, np.tile(y[~te], len(train)), np.tile(corpus[~te], len(train)), X[test][te])
                 for k, pp in (("head", pe), ("fused", 0.5 * pe + 0.5 * folds_p[te]), ("cnn", folds_p[te])):
                     cv[k].append(float(balanced_accuracy_score(y[te], pp.argmax(1))))
-            entry["ravdess_cv"] = {k: {"folds": v, "mean": float(np.mean(v)), "std": float(np.std(v, ddof=1))}
+                    pooled[k].append(pp)
+                pooled["y"].append(y[te])
+            entry["ravdess_cv"] = {k: {"folds": v, "mean": float(np.mean(v)), "std": float(np.std(v, ddof=1)),
+                                       "ece_pooled_clips": calibration(np.concatenate(pooled[k]),
+                                                                       np.concatenate(pooled["y"]))["ece"]}
                                    for k, v in cv.items()}
         out["configs"][name] = entry
         t, e = entry["turev"], entry["emovo"]
