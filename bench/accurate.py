@@ -17,7 +17,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import time
 from pathlib import Path
 
 import yaml
