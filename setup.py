@@ -6,6 +6,10 @@ non-editable install (``pip install .``, a wheel) predicts with no ``--model``
 (:data:`ser_lib.artifact.DEFAULT_ARTIFACT`). Training-only files (``cv/`` fold models,
 ensemble ``members/``, figures) stay out of the wheel. Editable installs read
 ``models/ser-cnn`` in the checkout instead.
+
+It also copies the accurate model's encoder-head artifact (``models/ser-accurate``: the
+ONNX speech encoder, its licence notice and the head) as ``ser_lib/accurate_model/``
+(:data:`ser_lib.models.DEFAULT_ENCODER`), so ``model.variant: accurate`` works from a wheel.
 """
 import shutil
 from pathlib import Path
@@ -18,6 +22,9 @@ MODEL_DIR = HERE / "models" / "ser-cnn"
 #: what serving needs (artifact.json, the LiteRT model), the Keras model (the runtime
 #: without ai-edge-litert, ser evaluate) and the model card
 SHIPPED_MODEL_FILES = ("artifact.json", "model.tflite", "model.keras", "README.md")
+ENCODER_DIR = HERE / "models" / "ser-accurate"
+#: the accurate variant's encoder-head artifact (ser_lib/encoder_head.py) and its card
+SHIPPED_ENCODER_FILES = ("encoder_head.json", "encoder.onnx", "ENCODER_LICENSE.txt", "README.md")
 
 
 class BuildPyWithModel(build_py):
@@ -33,6 +40,14 @@ class BuildPyWithModel(build_py):
         for name in SHIPPED_MODEL_FILES:
             if (MODEL_DIR / name).is_file():
                 shutil.copy2(MODEL_DIR / name, target / name)
+        missing = [f for f in SHIPPED_ENCODER_FILES[:3] if not (ENCODER_DIR / f).is_file()]
+        if missing:
+            raise SystemExit(f"cannot build: {ENCODER_DIR} lacks {', '.join(missing)} (the accurate model)")
+        target = Path(self.build_lib) / "ser_lib" / "accurate_model"
+        target.mkdir(parents=True, exist_ok=True)
+        for name in SHIPPED_ENCODER_FILES:
+            if (ENCODER_DIR / name).is_file():
+                shutil.copy2(ENCODER_DIR / name, target / name)
 
 
 setup(cmdclass={"build_py": BuildPyWithModel})

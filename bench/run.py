@@ -417,10 +417,11 @@ def profiled_run(spark, input_dir: str, label: str, conf, model, parallelism: in
     return res
 
 
-def effective_conf(conf: str | None, spark_settings: list[str]) -> str | None:
+def effective_conf(conf: str | None, spark_settings: list[str], variant: str | None = None) -> str | None:
     """``conf`` (default conf/job.yaml) with ``--spark KEY=VALUE`` settings merged into
-    ``spark.settings``, written under the cache; ``conf`` itself when there are none."""
-    if not spark_settings:
+    ``spark.settings`` and ``--variant`` as ``model.variant``, written under the cache;
+    ``conf`` itself when there are none."""
+    if not spark_settings and not variant:
         return conf
     import hashlib
 
@@ -429,6 +430,8 @@ def effective_conf(conf: str | None, spark_settings: list[str]) -> str | None:
     src = Path(conf) if conf else DEFAULT_JOB_CONF
     d = yaml.safe_load(src.read_text()) if src.is_file() else {}
     d = d or {}
+    if variant:
+        d.setdefault("model", {})["variant"] = variant
     settings = d.setdefault("spark", {}).setdefault("settings", {})
     for kv in spark_settings:
         k, sep, v = kv.partition("=")
@@ -692,6 +695,8 @@ def main(argv=None) -> int:
     p.add_argument("--corpora", default=None, help="corpus root (default $SER_CORPORA or ../shared/corpora)")
     p.add_argument("--conf", default=None, help="job configuration (default conf/job.yaml)")
     p.add_argument("--model", default=None, help="model artifact (default: the shipped models/ser-cnn)")
+    p.add_argument("--variant", default=None, choices=["default", "accurate"],
+                   help="model.variant for the job (default: the configuration's); bench.accurate compares both")
     p.add_argument("--master", default="local[*]")
     p.add_argument("--wait-idle", type=float, default=0.0,
                    help="wait up to this many seconds for other CPU-heavy processes to finish before measuring")
@@ -723,7 +728,7 @@ def main(argv=None) -> int:
         # the per-stage times come from the Spark UI's REST API, which a local run turns off
         # by default (jobs.analyze_calls.LOCAL_SPARK_DEFAULTS)
         a.spark.append("spark.ui.enabled=true")
-    a.conf = effective_conf(a.conf, a.spark)
+    a.conf = effective_conf(a.conf, a.spark, a.variant)
     base_scales = [] if a.skip_baseline else sorted({int(s) for s in a.baseline_scales.split(",") if s.strip()})
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

@@ -47,6 +47,7 @@ from jobs.spark_config import SparkConfig
 from ser_lib import artifact as art
 from ser_lib.config import JobConfig
 from ser_lib.errors import ConfigError, SERError
+from ser_lib.models import ModelBundle, load_scorer, read_bundle
 from ser_lib.nulls import is_missing
 from ser_lib.process import Segments, Task, check_model, process_task, us
 
@@ -138,7 +139,7 @@ class RunContext:
     run_date: str
     cfg: JobConfig
     meta: art.ArtifactMeta
-    model_bc: object            # Broadcast[ArtifactBytes]
+    model_bc: object            # Broadcast[ser_lib.models.ModelBundle]
     model_loads: object         # Accumulator[set[(pid, version)]] — one entry per load
     model_batches: object       # Accumulator[int] — UDF batches scored
     stage_s: object             # Accumulator[dict] — worker seconds per stage
@@ -170,22 +171,21 @@ def extract(spark: SparkSession, tasks: list[dict], n_parts: int) -> DataFrame:
 
 
 # ---------------------------------------------------------------- transform
-_PREDICTOR: dict = {}  # per Python worker process: model version -> Predictor
+_PREDICTOR: dict = {}  # per Python worker process: model version -> Predictor / AccuratePredictor
 
 
-def _predictor(bundle: art.ArtifactBytes, batch_size: int):
-    """The worker's Predictor for ``bundle`` and whether this call loaded it.
+def _predictor(bundle: ModelBundle, batch_size: int):
+    """The worker's model for ``bundle`` (:func:`ser_lib.models.load_scorer`: the CNN, or the
+    CNN + encoder head of the accurate variant) and whether this call loaded it.
 
     The cache lives in the worker process, which Spark reuses across tasks
     (``spark.python.worker.reuse``), so each worker deserialises the model once.
     """
-    from ser_lib.runtime import Predictor
-    version = json.loads(bundle.meta_json)["version"]
-    if version not in _PREDICTOR:
+    if bundle.version not in _PREDICTOR:
         _PREDICTOR.clear()  # one model per worker
-        _PREDICTOR[version] = Predictor(bundle, None, batch_size)
-        return _PREDICTOR[version], True
-    return _PREDICTOR[version], False
+        _PREDICTOR[bundle.version] = load_scorer(bundle, batch_size)
+        return _PREDICTOR[bundle.version], True
+    return _PREDICTOR[bundle.version], False
 
 
 def _batch(values: dict, n: int, schema: pa.Schema) -> pa.RecordBatch:
@@ -426,7 +426,8 @@ class SparkEngine:
 # ---------------------------------------------------------------- main
 def run(input_path: str, output_path: str, conf_path: str | None = None, master: str | None = None,
         model_path: str | None = None, spark: SparkSession | None = None, now: dt.datetime | None = None,
-        run_id: str | None = None, reprocess=None, wait_s: float = 0.0, show_failed: int = 10) -> dict:
+        run_id: str | None = None, reprocess=None, wait_s: float = 0.0, show_failed: int = 10,
+        variant: str | None = None) -> dict:
     """Run the job end to end: recover, plan (incremental), analyse, stage, commit.
 
     Args:
@@ -436,6 +437,8 @@ def run(input_path: str, output_path: str, conf_path: str | None = None, master:
         reprocess: specs forcing re-analysis (see :func:`jobs.manifest.reprocess_matcher`):
             ``["all"]``, globs, or ``FROM..TO`` run-date ranges.
         wait_s: seconds to wait for another run holding ``output_path`` (see :meth:`Store.lock`).
+        variant: ``default`` or ``accurate`` (None: ``model.variant`` of the configuration;
+            :mod:`ser_lib.models`); rows carry the chosen model's version.
         show_failed: how many failed inputs (and recordings with warnings) the summary
             names in ``failed_inputs`` (``warned_inputs``); the summary's queries list all.
 
@@ -448,7 +451,8 @@ def run(input_path: str, output_path: str, conf_path: str | None = None, master:
         LockBusy: another run holds ``output_path`` (still after ``wait_s`` seconds).
     """
     t0 = time.time()
-    cfg, bundle, meta, run_date, run_id = _prepare(conf_path, model_path, input_path, now, run_id, reprocess)
+    cfg, bundle, meta, run_date, run_id = _prepare(conf_path, model_path, input_path, now, run_id, reprocess,
+                                                   variant)
     spark_cfg = SparkConfig.load(conf_path)
     inputs = manifest.list_inputs(input_path)  # FileNotFoundError before any output is touched
 
@@ -469,11 +473,12 @@ def run(input_path: str, output_path: str, conf_path: str | None = None, master:
     return summary
 
 
-def _prepare(conf_path, model_path, input_path: str, now, run_id, reprocess):
-    """Everything checked before any work starts: ``(cfg, bundle, meta, run_date, run_id)``."""
+def _prepare(conf_path, model_path, input_path: str, now, run_id, reprocess, variant: str | None = None):
+    """Everything checked before any work starts: ``(cfg, bundle, meta, run_date, run_id)``
+    (``bundle``: :class:`ser_lib.models.ModelBundle`; ``meta.version``: the chosen model's)."""
     cfg = JobConfig.load(conf_path)
-    bundle = art.read_bytes(model_path or cfg.model_path or str(art.DEFAULT_ARTIFACT))
-    meta = art.ArtifactMeta.from_json(bundle.meta_json)
+    bundle = read_bundle(variant or cfg.model_variant, model_path or cfg.model_path, cfg.encoder_path)
+    meta = bundle.meta
     check_model(cfg, meta)
     now = now or dt.datetime.now(dt.timezone.utc)
     run_date = now.astimezone(dt.timezone.utc).strftime("%Y-%m-%d") if now.tzinfo else now.strftime("%Y-%m-%d")
@@ -530,6 +535,8 @@ def cli_main(argv=None) -> int:
     p.add_argument("--output", required=True, help="output root; segments/ calls/ manifest/ errors/ _runs/ under it")
     p.add_argument("--conf", default=None, help="job configuration YAML (default conf/job.yaml)")
     p.add_argument("--model", default=None, help="model artifact directory (default: config, then models/ser-cnn)")
+    p.add_argument("--variant", default=None, choices=["default", "accurate"],
+                   help="default: the fast CNN; accurate: CNN + speech encoder (default: config's model.variant)")
     p.add_argument("--master", default=None, help="Spark master (default: spark-submit's, then config's local[*])")
     p.add_argument("--run-id", default=None, help="run identity (default: YYYYMMDD-<hash of input root>)")
     p.add_argument("--run-date", default=None, help="run date YYYY-MM-DD (default: today, UTC)")
@@ -552,7 +559,7 @@ def cli_main(argv=None) -> int:
         with stdout_to_stderr() if a.json else contextlib.nullcontext():
             now = parse_run_date(a.run_date)
             summary = run(a.input, a.output, a.conf, a.master, a.model, now=now, run_id=a.run_id,
-                          reprocess=a.reprocess, wait_s=a.wait, show_failed=a.show_failed)
+                          reprocess=a.reprocess, wait_s=a.wait, show_failed=a.show_failed, variant=a.variant)
     except LockBusy as err:
         log.error("%s", err)
         return EXIT_LOCKED

@@ -74,6 +74,9 @@ def cli(ctx: click.Context, verbose: bool) -> None:
               help="Job configuration YAML [default: conf/job.yaml].")
 @click.option("--model", "model_path", type=click.Path(exists=True, file_okay=False), default=None,
               help="Model artifact directory [default: models/ser-cnn].")
+@click.option("--variant", type=click.Choice(["default", "accurate"]), default=None,
+              help="default: the fast CNN; accurate: the CNN fused with a speech encoder, slower "
+                   "[default: model.variant of the configuration, i.e. default].")
 @click.option("--master", default=None, help="Spark master URL [default: local[*]].")
 @click.option("--run-id", default=None, help="Run identity [default: YYYYMMDD-<hash of IN>, then -2, -3 for "
                                             "later runs of that date]; ids are never reused: a committed id is refused.")
@@ -89,7 +92,7 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 @click.option("--json", "as_json", is_flag=True,
               help="Make the run summary (JSON) the only stdout: everything else the run writes there goes to "
                    "stderr (for jq).")
-def analyze(input_path, output_path, conf_path, model_path, master, run_id, run_date, reprocess, wait_s,
+def analyze(input_path, output_path, conf_path, model_path, variant, master, run_id, run_date, reprocess, wait_s,
             show_failed, as_json):
     """Analyse new or changed recordings under IN (files and archives); commit segments/,
     calls/, episodes/, manifest/ and errors/ under OUT atomically.
@@ -115,7 +118,8 @@ def analyze(input_path, output_path, conf_path, model_path, master, run_id, run_
     try:
         with stdout_to_stderr() if as_json else contextlib.nullcontext():
             summary = run(input_path, output_path, conf_path, master, model_path, now=parse_run_date(run_date),
-                          run_id=run_id, reprocess=list(reprocess) or None, wait_s=wait_s, show_failed=show_failed)
+                          run_id=run_id, reprocess=list(reprocess) or None, wait_s=wait_s, show_failed=show_failed,
+                          variant=variant)
     except (SERError, FileNotFoundError) as err:
         raise CliError(f"configuration error: {err}", EXIT_USAGE) from err
     click.echo(json.dumps(summary, indent=2))
@@ -223,14 +227,17 @@ def serve(output_path, host, port, model_path, conf_path, max_upload_mb, max_con
               help="Job configuration YAML: windows, speech rule, channel names [default: conf/job.yaml].")
 @click.option("--model", "model_path", type=click.Path(exists=True, file_okay=False), default=None,
               help="Model artifact directory [default: models/ser-cnn].")
+@click.option("--variant", type=click.Choice(["default", "accurate"]), default=None,
+              help="default: the fast CNN; accurate: the CNN fused with a speech encoder, slower "
+                   "[default: model.variant of the configuration, i.e. default].")
 @click.option("--json", "as_json", is_flag=True, help="Print the call summary and timeline as JSON.")
-def predict(file, conf_path, model_path, as_json):
+def predict(file, conf_path, model_path, variant, as_json):
     """Analyse one recording locally (no Spark) and print its emotion timeline.
 
     Exits 1 with the reason on one line when the recording cannot be analysed."""
     from jobs.report import arousal_lines, timeline_lines
     from ser_lib.one_recording import predict_file
-    summary = predict_file(file, conf_path, model_path)
+    summary = predict_file(file, conf_path, model_path, variant)
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return

@@ -34,7 +34,7 @@ DEFAULTS: dict[str, Any] = {
     "timeline": SmoothingConfig().to_dict(),
     "episodes": EpisodeConfig().to_dict(),
     "talk": TalkConfig().to_dict(),
-    "model": {"path": "", "batch_size": 512},
+    "model": {"path": "", "variant": "default", "encoder_path": "", "batch_size": 512},
 }
 
 
@@ -94,6 +94,8 @@ class JobConfig:
     timeline: SmoothingConfig = SmoothingConfig()
     episodes: EpisodeConfig = EpisodeConfig()
     talk: TalkConfig = TalkConfig()
+    model_variant: str = "default"
+    encoder_path: str = ""
 
     @classmethod
     def load(cls, path: str | Path | None = None, overrides: dict | None = None) -> "JobConfig":
@@ -120,6 +122,7 @@ class JobConfig:
                 timeline=SmoothingConfig.from_dict(d["timeline"]),
                 episodes=EpisodeConfig.from_dict(d["episodes"]),
                 talk=TalkConfig.from_dict(d["talk"]),
+                model_variant=str(d["model"]["variant"]), encoder_path=str(d["model"]["encoder_path"] or ""),
             )
         except (TypeError, ValueError, AttributeError) as err:
             raise ConfigError(f"invalid job configuration: {err}") from err
@@ -133,6 +136,8 @@ class JobConfig:
             raise ConfigError("archives.max_members, max_member_bytes, max_total_bytes must be >= 1 and max_ratio > 1")
         if cfg.batch_size < 1:
             raise ConfigError("model.batch_size must be >= 1")
+        if cfg.model_variant not in ("default", "accurate"):
+            raise ConfigError(f"model.variant must be default or accurate, got {cfg.model_variant!r}")
         return cfg
 
     def channel_names(self, n_channels: int) -> tuple[str, ...]:

@@ -121,7 +121,8 @@ class SpeechEncoder:
 
     Args:
         path: the ONNX file (:data:`ENCODER_FILE` of an artifact, or what
-            :func:`training.encoder_export.export_onnx` wrote).
+            :func:`training.encoder_export.export_onnx` wrote), or its bytes (what the Spark
+            job broadcasts to executors).
         threads: onnxruntime intra-op threads (1: one core per process, as the job's executors).
 
     Raises:
@@ -129,17 +130,19 @@ class SpeechEncoder:
         ImportError: onnxruntime is not installed.
     """
 
-    def __init__(self, path: str | os.PathLike, threads: int = 1):
+    def __init__(self, path: str | os.PathLike | bytes, threads: int = 1):
         import onnxruntime as ort
 
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"no encoder model at {path}")
+        if not isinstance(path, bytes):
+            path = Path(path)
+            if not path.is_file():
+                raise FileNotFoundError(f"no encoder model at {path}")
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = int(threads)
         opts.inter_op_num_threads = 1
-        self.path = path
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.path = None if isinstance(path, bytes) else path
+        self.session = ort.InferenceSession(path if isinstance(path, bytes) else str(path), opts,
+                                            providers=["CPUExecutionProvider"])
 
     def run(self, mels: np.ndarray, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
         """Encode partials.
@@ -175,14 +178,28 @@ class SpeechEncoder:
         Returns:
             :class:`Partials`.
         """
-        wav = to_encoder_rate(wav, sample_rate)
-        slices = partial_slices(len(wav), rate, min_coverage)
-        need = slices[-1].stop * HOP
-        if need >= len(wav):
-            wav = np.pad(wav, (0, need - len(wav)))
-        mel = mel_frames(wav)
-        emb, hid = self.run(np.stack([mel[s] for s in slices]))
-        return Partials(emb, hid, np.array([s.start * HOP / SAMPLE_RATE for s in slices]))
+        mels, starts = partial_mels(wav, sample_rate, rate, min_coverage)
+        emb, hid = self.run(mels)
+        return Partials(emb, hid, starts)
+
+
+def partial_mels(wav: np.ndarray, sample_rate: int = SAMPLE_RATE, rate: float = 1.3,
+                 min_coverage: float = 0.75) -> tuple[np.ndarray, np.ndarray]:
+    """The encoder input of a recording's partials (:meth:`SpeechEncoder.partials` without the
+    model, so that the partials of many recordings can be encoded in one batch).
+
+    Args: as :meth:`SpeechEncoder.partials`.
+
+    Returns:
+        ``(mels float32 (n_partials, 160, 40), start_s float (n_partials,))``.
+    """
+    wav = to_encoder_rate(wav, sample_rate)
+    slices = partial_slices(len(wav), rate, min_coverage)
+    need = slices[-1].stop * HOP
+    if need >= len(wav):
+        wav = np.pad(wav, (0, need - len(wav)))
+    mel = mel_frames(wav)
+    return np.stack([mel[s] for s in slices]), np.array([s.start * HOP / SAMPLE_RATE for s in slices])
 
 
 def to_encoder_rate(wav: np.ndarray, sample_rate: int) -> np.ndarray:

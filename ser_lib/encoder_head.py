@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .encoder import ENCODER_FILE, ENCODER_LICENSE_FILE, SpeechEncoder, pool_stats
+from .encoder import EMBED_DIM, ENCODER_FILE, ENCODER_LICENSE_FILE, SpeechEncoder, partial_mels, pool_stats
 from .errors import ArtifactError
 
 HEAD_FILE = "encoder_head.json"
@@ -83,8 +83,24 @@ def segment_features(encoder: SpeechEncoder, wav: np.ndarray, sample_rate: int,
         wav: float ``(n,)`` mono samples at ``sample_rate`` (8 kHz telephone audio is
             resampled to the encoder's 16 kHz).
     """
-    p = encoder.partials(prepare(wav, settings), sample_rate, settings.rate, settings.min_coverage)
-    return pool_stats(p.hidden[:, settings.layer])
+    return segments_features(encoder, [wav], sample_rate, settings)[0]
+
+
+def segments_features(encoder: SpeechEncoder, segments, sample_rate: int, settings: SegmentSettings) -> np.ndarray:
+    """:func:`segment_features` of several recordings, their partials encoded in batches
+    (the same values as one at a time, within float rounding): ``(n, 512)`` float32,
+    ``(0, 512)`` for none.
+
+    Args:
+        segments: float ``(n_i,)`` mono arrays at ``sample_rate``.
+    """
+    mels = [partial_mels(prepare(w, settings), sample_rate, settings.rate, settings.min_coverage)[0]
+            for w in segments]
+    if not mels:
+        return np.zeros((0, 2 * EMBED_DIM), np.float32)  # mean + std of one layer
+    _, hidden = encoder.run(np.concatenate(mels))
+    bounds = np.cumsum([0] + [len(m) for m in mels])
+    return np.stack([pool_stats(hidden[a:b, settings.layer]) for a, b in zip(bounds[:-1], bounds[1:])])
 
 
 def speaker_standardize(features: np.ndarray, eps: float = 1e-6) -> np.ndarray:
@@ -181,29 +197,92 @@ def fuse(cnn_probs: np.ndarray, head_probs: np.ndarray, cnn_weight: float) -> np
     return (cnn_weight * cnn_probs + (1.0 - cnn_weight) * head_probs).astype(np.float32)
 
 
-class EncoderModel:
-    """An encoder-head artifact loaded for serving: the ONNX encoder and the head.
+#: fewer speech windows than this in a channel: no speaker statistics to standardise by, so
+#: :meth:`EncoderModel.predict_channel` returns the CNN's probabilities alone (one row would
+#: standardise to zeros and the head would add only its prior)
+MIN_CHANNEL_WINDOWS = 2
 
-    Raises:
-        ArtifactError: the folder lacks the encoder, its licence notice or the head.
+
+@dataclass
+class EncoderHeadBytes:
+    """An encoder-head artifact as plain bytes: what the Spark driver broadcasts to executors.
+
+    Attributes:
+        head_json: ``encoder_head.json``; encoder_onnx: ``encoder.onnx``; license_text:
+            ``ENCODER_LICENSE.txt``.
     """
 
-    def __init__(self, path: str | os.PathLike, threads: int = 1):
+    head_json: str
+    encoder_onnx: bytes
+    license_text: str
+
+    @classmethod
+    def read(cls, path: str | os.PathLike) -> "EncoderHeadBytes":
+        """Read an encoder-head artifact folder.
+
+        Raises:
+            ArtifactError: the folder lacks the encoder, its licence notice or the head.
+        """
         path = Path(path)
         for name in (ENCODER_FILE, ENCODER_LICENSE_FILE, HEAD_FILE):
             if not (path / name).is_file():
                 raise ArtifactError(f"{path} is not an encoder-head artifact: {name} is missing")
-        self.path = path
-        self.head = EncoderHead.from_json((path / HEAD_FILE).read_text())
-        self.encoder = SpeechEncoder(path / ENCODER_FILE, threads=threads)
+        return cls((path / HEAD_FILE).read_text(), (path / ENCODER_FILE).read_bytes(),
+                   (path / ENCODER_LICENSE_FILE).read_text())
+
+
+class EncoderModel:
+    """An encoder-head artifact loaded for serving: the ONNX encoder and the head.
+
+    Args:
+        path: the artifact folder, or its :class:`EncoderHeadBytes`.
+        threads: onnxruntime threads (:class:`ser_lib.encoder.SpeechEncoder`).
+
+    Raises:
+        ArtifactError: the folder lacks the encoder, its licence notice or the head, or the
+            head file is invalid.
+    """
+
+    def __init__(self, path: "str | os.PathLike | EncoderHeadBytes", threads: int = 1):
+        data = path if isinstance(path, EncoderHeadBytes) else EncoderHeadBytes.read(path)
+        self.path = None if isinstance(path, EncoderHeadBytes) else Path(path)
+        self.head = EncoderHead.from_json(data.head_json)
+        self.encoder = SpeechEncoder(data.encoder_onnx, threads=threads)
 
     @property
     def labels(self) -> list[str]:
         return list(self.head.labels)
 
+    @property
+    def version(self) -> str:
+        """The head's version string (``training.version`` of ``encoder_head.json``;
+        ``encoder-head`` when absent)."""
+        return str(self.head.training.get("version", "encoder-head"))
+
     def features(self, segments, sample_rate: int) -> np.ndarray:
-        """:func:`segment_features` of every segment (window) of one channel, ``(n, 512)``."""
-        return np.stack([segment_features(self.encoder, w, sample_rate, self.head.settings) for w in segments])
+        """:func:`segment_features` of every segment (window) of one channel, ``(n, 512)``
+        float32 (``(0, 512)`` for none), encoded in batches (:func:`segments_features`)."""
+        return segments_features(self.encoder, segments, sample_rate, self.head.settings)
+
+    def predict_features(self, features: np.ndarray, cnn_probs: np.ndarray | None = None) -> np.ndarray:
+        """:meth:`predict_channel` from already computed :meth:`features` (one channel's rows).
+
+        With ``cnn_probs`` and fewer than :data:`MIN_CHANNEL_WINDOWS` rows, the CNN's
+        probabilities are returned alone (float32 copy).
+
+        Raises:
+            ValueError: no rows, or ``cnn_probs`` of another shape.
+        """
+        features = np.asarray(features, np.float32)
+        if len(features) == 0:
+            raise ValueError("predict_channel needs at least one segment")
+        if cnn_probs is not None and len(features) < MIN_CHANNEL_WINDOWS:
+            if np.shape(cnn_probs) != (len(features), len(self.labels)):
+                raise ValueError(f"cnn_probs shape {np.shape(cnn_probs)} does not match "
+                                 f"{(len(features), len(self.labels))}")
+            return np.array(cnn_probs, dtype=np.float32)
+        probs = self.head.predict_speaker(features)
+        return probs if cnn_probs is None else fuse(cnn_probs, probs, self.head.cnn_weight)
 
     def predict_channel(self, segments, sample_rate: int, cnn_probs: np.ndarray | None = None) -> np.ndarray:
         """Emotion probabilities of one channel's segments (its speech windows), standardised
@@ -212,12 +291,12 @@ class EncoderModel:
         Args:
             cnn_probs: the CNN's probabilities of the same windows, ``(n, n_labels)`` in
                 :attr:`labels` order (:class:`ser_lib.runtime.Predictor`); given, the result is
-                their :func:`fuse` with the head's at ``head.cnn_weight``.
+                their :func:`fuse` with the head's at ``head.cnn_weight`` (the CNN's alone
+                below :data:`MIN_CHANNEL_WINDOWS` segments).
 
         Raises:
             ValueError: no segments, or ``cnn_probs`` of another shape.
         """
         if len(segments) == 0:
             raise ValueError("predict_channel needs at least one segment")
-        probs = self.head.predict_speaker(self.features(segments, sample_rate))
-        return probs if cnn_probs is None else fuse(cnn_probs, probs, self.head.cnn_weight)
+        return self.predict_features(self.features(segments, sample_rate), cnn_probs)

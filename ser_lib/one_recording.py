@@ -7,30 +7,38 @@ segments, emotions and timeline from either.
 """
 from __future__ import annotations
 
-from ser_lib import artifact as art
 from ser_lib.audio import Source
 from ser_lib.config import JobConfig
 from ser_lib.process import check_model, segment_columns, segment_records
-from ser_lib.runtime import Predictor
+from ser_lib.models import load_scorer, read_bundle
 from ser_lib.scoring import score_recording, summarize
 
 
-def load_predictor(cfg: JobConfig, model_path: str | None = None) -> Predictor:
-    """The model for ``cfg``: ``model_path``, else ``model.path``, else the shipped artifact,
-    checked against ``cfg``'s windows (:func:`ser_lib.process.check_model`), scoring
-    ``model.batch_size`` windows per call.
+def load_predictor(cfg: JobConfig, model_path: str | None = None, variant: str | None = None):
+    """The model for ``cfg``: ``variant`` (else ``model.variant``: ``default`` or
+    ``accurate``, :mod:`ser_lib.models`) over the CNN artifact ``model_path``, else
+    ``model.path``, else the shipped one, checked against ``cfg``'s windows
+    (:func:`ser_lib.process.check_model`), scoring ``model.batch_size`` windows per call.
+
+    Returns:
+        a :class:`ser_lib.runtime.Predictor`, or for ``accurate`` a
+        :class:`ser_lib.models.AccuratePredictor`.
 
     Raises:
-        ArtifactError, ConfigError: unreadable or incompatible model.
+        ArtifactError, ConfigError: unreadable or incompatible model, unknown variant.
     """
-    bundle = art.read_bytes(model_path or cfg.model_path or art.DEFAULT_ARTIFACT)
-    check_model(cfg, art.ArtifactMeta.from_json(bundle.meta_json))
-    return Predictor(bundle, None, cfg.batch_size)
+    bundle = read_bundle(variant or cfg.model_variant, model_path or cfg.model_path, cfg.encoder_path)
+    check_model(cfg, bundle.meta)
+    return load_scorer(bundle, cfg.batch_size)
 
 
-def predict_file(path: str, conf_path: str | None = None, model_path: str | None = None) -> dict:
+def predict_file(path: str, conf_path: str | None = None, model_path: str | None = None,
+                 variant: str | None = None) -> dict:
     """Summary and timeline of one recording, streamed chunk by chunk like the job does
     (memory bounded by ``chunk_s`` of ``conf/job.yaml``, not by the call's length).
+
+    Args:
+        variant: ``default`` or ``accurate`` (None: ``model.variant`` of the configuration).
 
     Returns:
         :func:`ser_lib.timeline.summarize_call`'s dict plus ``duration_s``, ``n_channels``,
@@ -45,10 +53,10 @@ def predict_file(path: str, conf_path: str | None = None, model_path: str | None
         AudioError, ArtifactError, ConfigError.
     """
     cfg = JobConfig.load(conf_path)
-    return predict_source(path, cfg, load_predictor(cfg, model_path))
+    return predict_source(path, cfg, load_predictor(cfg, model_path, variant))
 
 
-def predict_source(source: Source, cfg: JobConfig, predictor: Predictor) -> dict:
+def predict_source(source: Source, cfg: JobConfig, predictor) -> dict:
     """:func:`predict_file` with a loaded configuration and model (``ser serve`` keeps one
     of each for all uploads; :func:`load_predictor` loads one). ``source``: path, bytes or
     binary file object.

@@ -174,7 +174,8 @@ def process_task(task: Task, predictor, cfg: JobConfig, timings: dict | None = N
     """The rows of one task: :class:`Segments` and input-row dicts (see the module docstring).
 
     Args:
-        predictor: a :class:`ser_lib.runtime.Predictor` (its feature configuration and labels).
+        predictor: a :class:`ser_lib.runtime.Predictor` (its feature configuration and labels),
+            or the accurate model (:class:`ser_lib.models.AccuratePredictor`).
         cfg: windows, speech rule, channels, chunk size, smoothing, episodes, extensions and
             archive limits.
         timings: if given, wall seconds are added under ``hash_s``, ``decode_s``,

@@ -38,8 +38,9 @@ class ScoredChannel:
         start_s, end_s: ``float64 (n,)`` window bounds, seconds (``end_s`` clipped to the
             channel's duration).
         speech: ``bool (n,)`` speech flags (:func:`ser_lib.speech.is_speech`).
-        probs: ``float32 (n, n_labels)`` model probabilities; NaN rows where not speech
-            (the model is not run there).
+        probs: ``float32 (n, n_labels)`` model probabilities (the accurate model's: the
+            fusion of the CNN's and the encoder head's); NaN rows where not speech (the model
+            is not run there).
         emotion: ``object (n,)`` most probable label, None where not speech.
         confidence: ``float32 (n,)`` its probability, NaN where not speech.
         smoothed: ``int64 (n,)`` label index after smoothing (:func:`ser_lib.smoothing.smooth`),
@@ -83,12 +84,18 @@ def score_recording(source: Source, predictor, fcfg: FeatureConfig, hop_s: float
 
     Args:
         source: path, bytes or binary file object (:func:`ser_lib.audio.read_audio`).
-        predictor: a :class:`ser_lib.runtime.Predictor` (``predict`` and ``labels``).
+        predictor: a :class:`ser_lib.runtime.Predictor` (``predict`` and ``labels``), or the
+            accurate model (:class:`ser_lib.models.AccuratePredictor`, which has an ``encoder``):
+            then each channel's speech windows are also encoded (their samples at the model
+            rate), and once the channel ends its ``probs`` become the fusion of the CNN's and
+            the encoder head's, the head's inputs standardised over that channel's speech
+            windows (:meth:`ser_lib.encoder_head.EncoderModel.predict_features`).
         fcfg: the model's feature configuration; hop_s: hop between windows, seconds;
         speech_cfg: speech/non-speech rule; channel_names: ``n_channels -> names``;
         chunk_s: seconds of audio decoded at a time.
         timings: if given, ``decode_s`` and ``features_s`` (see
-            :class:`~ser_lib.stream.StreamAnalyzer`) and ``model_s`` wall seconds are added to it.
+            :class:`~ser_lib.stream.StreamAnalyzer`) and ``model_s`` wall seconds are added to it
+            (the accurate model's encoder time is in ``model_s`` and also in ``encoder_s``).
         smoothing: how each channel's labels are smoothed (default: ``SmoothingConfig()``,
             the ``timeline`` defaults of ``conf/job.yaml``).
         talk: the talk-frame margin (default ``TalkConfig()``, :mod:`ser_lib.talk`).
@@ -102,18 +109,27 @@ def score_recording(source: Source, predictor, fcfg: FeatureConfig, hop_s: float
     """
     labels = np.asarray(predictor.labels, dtype=object)
     n_labels = len(labels)
+    encoder = getattr(predictor, "encoder", None)  # the accurate model's encoder head
     sa = StreamAnalyzer(source, fcfg, hop_s, speech_cfg, channel_names, chunk_s, timings,
-                        (talk or TalkConfig()).margin_db)
+                        (talk or TalkConfig()).margin_db, keep_audio=encoder is not None)
     parts: dict[str, list] = {}
     acts: dict[str, list] = {}
+    enc_rows: dict[str, list] = {}  # accurate model: encoder features of each channel's speech windows
     for chunk in sa:
         for ch in chunk:
             probs = np.full((len(ch.start_s), n_labels), np.nan, dtype=np.float32)
             if ch.speech.any():
                 t0 = time.perf_counter()
                 probs[ch.speech] = predictor.predict(ch.features[ch.speech])
+                t1 = time.perf_counter()
+                if encoder is not None:
+                    enc_rows.setdefault(ch.channel, []).append(encoder.features(
+                        [a for a, s in zip(ch.audio, ch.speech) if s], fcfg.sample_rate))
                 if timings is not None:
-                    timings["model_s"] = timings.get("model_s", 0.0) + time.perf_counter() - t0
+                    t2 = time.perf_counter()
+                    timings["model_s"] = timings.get("model_s", 0.0) + t2 - t0
+                    if encoder is not None:
+                        timings["encoder_s"] = timings.get("encoder_s", 0.0) + t2 - t1
             parts.setdefault(ch.channel, []).append((ch.start_s, ch.end_s, ch.speech, probs))
             act = acts.setdefault(ch.channel, [])
             if ch.active is not None and ch.speech.any():  # frame decisions of speech windows only
@@ -122,6 +138,8 @@ def score_recording(source: Source, predictor, fcfg: FeatureConfig, hop_s: float
     n_frames = int(np.ceil(round(sa.duration_s / FRAME_S, 6)))
     for c, (name, chunks) in enumerate(parts.items()):
         start, end, speech, probs = (np.concatenate(x) for x in zip(*chunks))
+        if encoder is not None and speech.any():
+            probs[speech] = encoder.predict_features(np.concatenate(enc_rows[name]), probs[speech])
         pieces = acts.get(name) or []
         talk = frame_talk(np.concatenate([p[0] for p in pieces]) if pieces else np.zeros(0, np.int64),
                           np.concatenate([p[1] for p in pieces]) if pieces else np.zeros((0, 0), bool), n_frames)

@@ -48,6 +48,9 @@ class ChannelWindows:
         active: ``(n_windows, frames_per_window)`` bool frame decisions behind the flags
             (:func:`ser_lib.speech.speech_decisions`), 10 ms apart.
         start_frame: ``(n_windows,)`` int64 index of each window's first frame.
+        audio: with ``keep_audio``, each window's samples at the model rate: a list of
+            ``n_windows`` float32 ``(<= window_samples,)`` arrays (shorter where the window is
+            clipped at the recording's end); else None.
     """
 
     channel: str
@@ -57,13 +60,18 @@ class ChannelWindows:
     speech: np.ndarray
     active: np.ndarray | None = None
     start_frame: np.ndarray | None = None
+    audio: list | None = None
 
 
 class _Channel:
     """Streaming window state of one channel (samples at the model rate)."""
 
-    def __init__(self, cfg: FeatureConfig, hop_s: float):
+    def __init__(self, cfg: FeatureConfig, hop_s: float, keep_audio: bool = False):
         self.cfg = cfg
+        self.keep_audio = keep_audio
+        self.samples = np.zeros(0, np.float32)    # keep_audio: samples from index `s0` on
+        self.s0 = 0
+        self.audio: list = []                     # keep_audio: samples of the windows just emitted
         self.hop_s = hop_s
         self.grid = cfg.grid(hop_s)
         self.fh, self.n_fft, self.F = cfg.hop_length, cfg.n_fft, cfg.frames_per_window
@@ -104,6 +112,12 @@ class _Channel:
         # frames a later window may need: the next regular one, or the final window that
         # ends at the recording's end (it starts at >= (total - W) rounded down to the frame grid)
         keep = min(self.k_next * self.H // self.fh, max(0, self.total - self.W) // self.fh)
+        if self.keep_audio:
+            self.samples = np.concatenate([self.samples, y]) if len(self.samples) else np.asarray(y, np.float32)
+            self.audio = [self.samples[s - self.s0:s - self.s0 + self.W].copy() for s in starts]
+            if keep * self.fh > self.s0:
+                self.samples = self.samples[keep * self.fh - self.s0:].copy()
+                self.s0 = keep * self.fh
         if keep > self.fr0:
             self.frames = self.frames[keep - self.fr0:].copy()
             self.fr0 = keep
@@ -114,11 +128,14 @@ class _Channel:
         the last partial window of :meth:`ser_lib.windows.WindowGrid.starts`."""
         n = self.total
         if n < self.W:
+            self.audio = [self.head[:n].copy()]
             return window_features(self.head[:n], self.cfg, self.hop_s)
         last = (n - self.W) // self.fh * self.fh
         if last > self.last_start:
             self.last_start = last
+            self.audio = [self.samples[last - self.s0:].copy()] if self.keep_audio else []
             return self._slice([last]), np.asarray([last], dtype=np.int64)
+        self.audio = []
         return self._slice([]), np.zeros(0, dtype=np.int64)
 
 
@@ -138,6 +155,9 @@ class StreamAnalyzer:
         timings: if given, ``decode_s`` and ``features_s`` are added to it.
         talk_margin_db: margin of the frame decisions in :attr:`ChannelWindows.active`
             (:func:`ser_lib.speech.speech_decisions`; None: the speech rule's own).
+        keep_audio: also give each window's samples (:attr:`ChannelWindows.audio`, for the
+            speech encoder of the accurate model); memory stays bounded by one chunk plus
+            one window per channel.
 
     Raises (while iterating):
         AudioError: as :func:`ser_lib.audio.read_audio` (``empty``, ``unreadable``,
@@ -146,8 +166,9 @@ class StreamAnalyzer:
 
     def __init__(self, source: Source, fcfg: FeatureConfig, hop_s: float, speech_cfg: SpeechConfig,
                  channel_names, chunk_s: float = 60.0, timings: dict | None = None,
-                 talk_margin_db: float | None = None):
+                 talk_margin_db: float | None = None, keep_audio: bool = False):
         self.source, self.fcfg, self.hop_s, self.speech_cfg = source, fcfg, hop_s, speech_cfg
+        self.keep_audio = keep_audio
         self.talk_margin_db = talk_margin_db
         self.channel_names, self.chunk_s = channel_names, chunk_s
         self.timings = timings if timings is not None else {}
@@ -162,7 +183,8 @@ class StreamAnalyzer:
         for name, st, (feats, starts) in zip(names, states, results):
             start_s, end_s = st.grid.bounds_s(st.total, starts)
             speech, active = speech_decisions(feats, speech_cfg, self.talk_margin_db)
-            out.append(ChannelWindows(name, feats, start_s, end_s, speech, active, starts // st.fh))
+            out.append(ChannelWindows(name, feats, start_s, end_s, speech, active, starts // st.fh,
+                                      st.audio if self.keep_audio else None))
         return out
 
     def __iter__(self) -> Iterator[list[ChannelWindows]]:
@@ -172,7 +194,7 @@ class StreamAnalyzer:
             # the absolute floor of the speech rule follows the source's resolution
             speech_cfg = self.speech_cfg.for_subtype(reader.info.subtype)
             names = self.channel_names(n_ch)
-            states = [_Channel(self.fcfg, self.hop_s) for _ in range(n_ch)]
+            states = [_Channel(self.fcfg, self.hop_s, self.keep_audio) for _ in range(n_ch)]
             rs = None if sr_in == self.fcfg.sample_rate else soxr.ResampleStream(
                 sr_in, self.fcfg.sample_rate, n_ch, dtype="float32", quality="HQ")
             meters = [LoudnessMeter(self.fcfg.sample_rate) for _ in range(n_ch)]

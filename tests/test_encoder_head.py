@@ -101,16 +101,18 @@ def test_artifact_serves_what_training_fitted(tmp_path):
     out = build(tmp_path / "artifact", [tmp_path / "corpora"], progress=False)
     assert "Apache License" in (out / ENCODER_LICENSE_FILE).read_text()
     model = EncoderModel(out)
+    assert model.head.training["conditions"] == ["8k", "telephone"]
+    assert model.head.training["n_clips"] * 2 == model.head.training["n_train"]
     assert model.labels == list(EMOTIONS)
     clips = discover(tmp_path / "corpora").clips
     # training's features (clip_features + per-speaker standardisation) through the head ...
     x = standardize_by_speaker(clip_features(clips, model.encoder, model.head.settings),
                                [c.speaker for c in clips])
     want = model.head.predict(x)
-    # ... equal serving's: one channel = one speaker's clips, given as samples
+    # ... equal serving's: one channel = one speaker's clips, given as samples at the job's 8 kHz
     for actor in ("ravdess:01", "ravdess:02"):
         idx = [i for i, c in enumerate(clips) if c.speaker == actor]
-        got = model.predict_channel([clip_samples(clips[i].path, 16000) for i in idx], 16000)
+        got = model.predict_channel([clip_samples(clips[i].path, 8000) for i in idx], 8000)
         np.testing.assert_allclose(got, want[idx], atol=1e-5)
         assert got.shape == (len(idx), len(EMOTIONS)) and np.allclose(got.sum(1), 1, atol=1e-5)
     # emotions the corpus lacks are never predicted
@@ -118,7 +120,7 @@ def test_artifact_serves_what_training_fitted(tmp_path):
     # late fusion with the CNN's probabilities of the same windows: the weighted mean
     idx = [i for i, c in enumerate(clips) if c.speaker == "ravdess:01"]
     cnn = np.random.default_rng(0).dirichlet(np.ones(len(EMOTIONS)), size=len(idx)).astype(np.float32)
-    fused = model.predict_channel([clip_samples(clips[i].path, 16000) for i in idx], 16000, cnn_probs=cnn)
+    fused = model.predict_channel([clip_samples(clips[i].path, 8000) for i in idx], 8000, cnn_probs=cnn)
     np.testing.assert_allclose(fused, 0.5 * cnn + 0.5 * want[idx], atol=1e-5)
     with pytest.raises(ValueError):
         model.predict_channel([], 16000)

@@ -125,6 +125,9 @@ def test_readme_predict_lines(checkout):
     res = json.loads(as_json.stdout)
     assert {t["channel"] for t in res["timeline"]} == {"agent", "customer"}
     assert "agent" in text.stdout and "customer" in text.stdout
+    accurate = sh(readme_line(r"^\.venv/bin/ser predict \S+\.wav --variant accurate$"), checkout, timeout=600)
+    assert accurate.returncode == 0, accurate.stderr[-2000:]
+    assert re.search(r"\(model cnn1d-[\d.]+\+enchead-[\d.]+\)", accurate.stdout), accurate.stdout[:500]
 
 
 @spark

@@ -86,6 +86,8 @@ def test_wheel_carries_the_serving_model_only(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     for f in ("artifact.json", "model.tflite"):
         assert f"ser_lib/default_model/{f}" in names
+    for f in ("encoder_head.json", "encoder.onnx", "ENCODER_LICENSE.txt"):  # model.variant: accurate
+        assert f"ser_lib/accurate_model/{f}" in names
     # training-only files stay in the repository; nothing lands in a top-level models/ package
     assert not [n for n in names if n.startswith("models/") or "/cv/" in n or "/members/" in n], names
     assert wheel.stat().st_size < 10 * 2**20
@@ -111,6 +113,11 @@ def test_wheel_predicts_with_no_flags_from_another_folder(serving_venv, tmp_path
                             "from ser_lib.artifact import DEFAULT_ARTIFACT; print(DEFAULT_ARTIFACT)"],
                            cwd=elsewhere, env=env, capture_output=True, text=True, check=True)
     assert Path(where.stdout.strip()).is_relative_to(serving_venv)
+    # the accurate variant runs from the wheel's own encoder head, on onnxruntime
+    acc = subprocess.run([ser, "predict", "--json", "--variant", "accurate", "call.wav"], cwd=elsewhere, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert acc.returncode == 0, acc.stderr[-2000:]
+    assert json.loads(acc.stdout)["model_version"].startswith(f"{shipped}+enchead-")
 
 
 def test_serving_install_runs_predict_and_analyze(serving_venv, wheel, tiny_artifact, tmp_path):

@@ -7,6 +7,8 @@ held-out corpora, so its numbers there are optimistic): per clip, the last LSTM 
 mean+std pooled over the clip's partials (:func:`ser_lib.encoder_head.segment_features`, the
 code serving runs), standardised per speaker, then a multinomial logistic regression
 (scikit-learn, C = 0.003, lbfgs) with every (corpus, emotion) pair given the same total weight.
+The clips are encoded as the job hears them: at its 8 kHz model rate and through a G.711
+telephone channel (:data:`CONDITIONS`; models/runs/2026-12-07-accurate chose this over wideband).
 Needs the ``[train]`` install.
 
 Usage: ``python -m training.encoder_head OUT_DIR [CORPUS_ROOT ...]`` (default root:
@@ -43,14 +45,44 @@ def group_weights(groups: Sequence[str], y: np.ndarray) -> np.ndarray:
     return w * len(y) / w.sum()
 
 
+#: Audio conditions of the shipped head's training clips (models/runs/2026-12-07-accurate):
+#: ``8k``: the clip as the job decodes it (resampled to the model rate, 8 kHz, soxr HQ, as
+#: :class:`ser_lib.stream.StreamAnalyzer` does), and ``telephone``: the clip through a G.711
+#: channel (:func:`training.augment.telephone`, 8 kHz). ``wideband`` (16 kHz) is the probe's.
+CONDITIONS = ("8k", "telephone")
+#: seed of the telephone draws (law, level) per clip: the encoder probe's
+TELEPHONE_SEED = 7
+
+
+def clip_audio(clip: Clip, condition: str, model_rate: int = 8000) -> tuple[np.ndarray, int]:
+    """One clip's mono samples in ``condition`` (:data:`CONDITIONS` or ``wideband``):
+    ``(float32 (n,), sample_rate)``.
+
+    Raises:
+        ValueError: unknown condition.
+    """
+    from .augment import clip_seed, seed_key, telephone
+
+    if condition == "wideband":
+        return clip_samples(clip.path, 16000), 16000
+    if condition == "8k":
+        return clip_samples(clip.path, model_rate), model_rate
+    if condition == "telephone":
+        rng = np.random.default_rng(clip_seed(seed_key(clip.path), TELEPHONE_SEED))
+        return telephone(clip_samples(clip.path, 16000), 16000, rng), 8000
+    raise ValueError(f"unknown condition {condition!r}; expected 8k, telephone or wideband")
+
+
 def clip_features(clips: Sequence[Clip], encoder: SpeechEncoder, settings: SegmentSettings,
-                  progress: bool = False) -> np.ndarray:
-    """:func:`ser_lib.encoder_head.segment_features` of every clip (decoded at 16 kHz), ``(n, 512)``."""
+                  progress: bool = False, condition: str = "8k", model_rate: int = 8000) -> np.ndarray:
+    """:func:`ser_lib.encoder_head.segment_features` (the function serving applies to each
+    speech window's samples) of every clip in ``condition`` (:func:`clip_audio`), ``(n, 512)``."""
     rows = []
     for i, c in enumerate(clips):
-        rows.append(segment_features(encoder, clip_samples(c.path, 16000), 16000, settings))
+        y, sr = clip_audio(c, condition, model_rate)
+        rows.append(segment_features(encoder, y, sr, settings))
         if progress and i % 500 == 0:
-            print(f"  encoder features {i}/{len(clips)}", flush=True)
+            print(f"  encoder features ({condition}) {i}/{len(clips)}", flush=True)
     return np.stack(rows)
 
 
@@ -90,8 +122,11 @@ def fit_head(x: np.ndarray, y: np.ndarray, groups: Sequence[str], c: float = C,
                        training={"C": c, "n_train": int(len(y)), **(training or {})})
 
 
-def build(out: str | os.PathLike, roots: Sequence[str | os.PathLike], progress: bool = True) -> Path:
-    """Export the encoder, extract every clip's features, fit the head, write the artifact.
+def build(out: str | os.PathLike, roots: Sequence[str | os.PathLike], progress: bool = True,
+          conditions: Sequence[str] = CONDITIONS) -> Path:
+    """Export the encoder, extract every clip's features in each of ``conditions`` (each
+    condition's rows standardised per speaker on their own), fit the head on all of them,
+    write the artifact.
 
     Returns:
         the artifact folder.
@@ -100,6 +135,10 @@ def build(out: str | os.PathLike, roots: Sequence[str | os.PathLike], progress: 
         ValueError: no corpus clips under ``roots``.
         ImportError: the ``[train]`` install is missing (torch, resemblyzer, scikit-learn).
     """
+    import datetime as dt
+
+    from ser_lib.features import FeatureConfig
+
     from .encoder_export import export_onnx
 
     out = Path(out)
@@ -108,13 +147,20 @@ def build(out: str | os.PathLike, roots: Sequence[str | os.PathLike], progress: 
         raise ValueError(f"no corpus clips found under {', '.join(map(str, roots))}")
     export_onnx(out)
     settings = SegmentSettings()
-    x = clip_features(found.clips, SpeechEncoder(out / ENCODER_FILE), settings, progress)
+    encoder = SpeechEncoder(out / ENCODER_FILE)
+    model_rate = FeatureConfig().sample_rate
     speakers = [c.speaker for c in found.clips]
-    y = np.array([EMOTIONS.index(c.emotion) for c in found.clips])
+    x = np.vstack([standardize_by_speaker(clip_features(found.clips, encoder, settings, progress, cond, model_rate),
+                                          speakers) for cond in conditions])
+    y = np.tile([EMOTIONS.index(c.emotion) for c in found.clips], len(conditions))
+    corpus = np.tile([c.corpus for c in found.clips], len(conditions))
     corpora = sorted({c.corpus for c in found.clips})
-    head = fit_head(standardize_by_speaker(x, speakers), y, [c.corpus for c in found.clips], settings=settings,
-                    training={"recipe": "training/encoder_head.py", "corpora": corpora,
-                              "probe": "models/runs/2026-12-07-encoder"})
+    version = "enchead-" + dt.datetime.now(dt.timezone.utc).strftime("%Y.%m.%d.%H%M")
+    head = fit_head(x, y, corpus, settings=settings,
+                    training={"version": version, "recipe": "python -m training.encoder_head", "corpora": corpora,
+                              "n_clips": len(found.clips), "conditions": list(conditions),
+                              "model_rate_hz": model_rate, "telephone_seed": TELEPHONE_SEED,
+                              "probe": "models/runs/2026-12-07-encoder", "runs": "models/runs/2026-12-07-accurate"})
     (out / HEAD_FILE).write_text(head.to_json())
     return out
 

@@ -20,6 +20,7 @@ from ser_lib import artifact as art
 from ser_lib.archive import archive_kind
 from ser_lib.config import JobConfig
 from ser_lib.errors import SERError
+from ser_lib.models import read_bundle
 
 
 class UploadError(Exception):
@@ -35,7 +36,8 @@ class Scorer:
 
     Args:
         cfg: the job configuration (windows, speech rule, channel names, chunk size).
-        model_path: model artifact directory (None: ``cfg.model_path`` or the shipped one).
+        model_path: CNN artifact directory (None: ``cfg.model_path`` or the shipped one);
+            ``cfg.model_variant`` says whether the encoder head is fused in (:mod:`ser_lib.models`).
         tmpdir: the app's temporary directory.
         max_concurrent: uploads scored at the same time.
         keep_dir: where to keep uploaded files (None: deleted after the answer).
@@ -49,7 +51,8 @@ class Scorer:
                  keep_dir: str | None = None):
         self.cfg = cfg
         self.model_path = str(model_path or cfg.model_path or art.DEFAULT_ARTIFACT)
-        self.meta = art.ArtifactMeta.from_json(art.read_bytes(self.model_path).meta_json)
+        # model.variant of cfg picks the CNN alone or the accurate fusion (its own version)
+        self.meta = read_bundle(cfg.model_variant, self.model_path, cfg.encoder_path).meta
         self.dir = os.path.join(tmpdir, "uploads")
         os.makedirs(self.dir, exist_ok=True)
         self.keep_dir = keep_dir
