@@ -13,9 +13,14 @@ An encoder-head artifact is a folder::
     ENCODER_LICENSE.txt   its Apache-2.0 notice (required: loading refuses a folder without it)
     encoder_head.json     the head: labels, scaler, weights, the preprocessing settings
 
-The probe's most accurate model is the *late fusion* of this head with the shipped CNN: the
-mean of the two models' probabilities per window (``cnn_weight`` 0.5, fixed before it was
-measured; :meth:`EncoderModel.predict_channel` with ``cnn_probs``).
+The probe's most accurate model is the *late fusion* of this head with the shipped CNN
+(:func:`fuse`, :meth:`EncoderModel.predict_channel` with ``cnn_probs``): the weighted
+geometric mean of the two models' probabilities per window, renormalised (``fusion: log``,
+``cnn_weight`` 0.5, fixed before it was measured), then temperature scaled (Guo et al. 2017)
+by the ``temperature`` that ``training.encoder_head`` fits on out-of-fold predictions of the
+training corpora (models/runs/2026-12-07-accurate/calibrate.py). Format version 1 files
+(written before the temperature) load as ``fusion: linear``, ``temperature: 1``: the plain
+mean of probabilities they were served with.
 
 Serving needs numpy, librosa, soxr and onnxruntime: no PyTorch, no TensorFlow. The head is
 applied with numpy (the softmax of an affine map), the same arithmetic as scikit-learn's
@@ -35,7 +40,12 @@ from .errors import ArtifactError
 
 HEAD_FILE = "encoder_head.json"
 HEAD_FORMAT = "ser-encoder-head"
-HEAD_FORMAT_VERSION = 1
+HEAD_FORMAT_VERSION = 2
+#: format versions :meth:`EncoderHead.from_json` reads (1: no ``fusion`` / ``temperature``
+#: keys; read as ``linear`` and 1.0)
+READABLE_FORMAT_VERSIONS = (1, 2)
+#: fusion rules of :func:`fuse`
+FUSIONS = ("linear", "log")
 
 
 @dataclass
@@ -128,6 +138,8 @@ class EncoderHead:
         speaker_norm: whether rows are standardised per speaker / channel first.
         cnn_weight: the CNN's weight when the head is fused with the CNN's probabilities
             (:func:`fuse`).
+        fusion: the fusion rule of :func:`fuse` (:data:`FUSIONS`).
+        temperature: ``T > 0`` applied to the fused probabilities (:func:`fuse`).
         training: provenance (free-form JSON).
     """
 
@@ -139,6 +151,8 @@ class EncoderHead:
     settings: SegmentSettings = field(default_factory=SegmentSettings)
     speaker_norm: bool = True
     cnn_weight: float = 0.5
+    fusion: str = "linear"
+    temperature: float = 1.0
     training: dict = field(default_factory=dict)
 
     def predict(self, features: np.ndarray) -> np.ndarray:
@@ -159,23 +173,39 @@ class EncoderHead:
         d = {"format": HEAD_FORMAT, "format_version": HEAD_FORMAT_VERSION, "labels": list(self.labels),
              "mean": self.mean.tolist(), "scale": self.scale.tolist(), "coef": self.coef.tolist(),
              "intercept": self.intercept.tolist(), "settings": asdict(self.settings),
-             "speaker_norm": self.speaker_norm, "cnn_weight": self.cnn_weight, "training": self.training}
+             "speaker_norm": self.speaker_norm, "cnn_weight": self.cnn_weight, "fusion": self.fusion,
+             "temperature": self.temperature, "training": self.training}
         return json.dumps(d) + "\n"
 
     @classmethod
     def from_json(cls, text: str) -> "EncoderHead":
-        """Raises: ArtifactError: not an encoder-head file, another format version, or
-        inconsistent shapes."""
+        """Read ``encoder_head.json``. A format version 1 file (no ``fusion`` / ``temperature``)
+        reads as ``fusion="linear"``, ``temperature=1.0``: the plain mean it was served with.
+
+        Raises:
+            ArtifactError: not an encoder-head file, a format version not in
+                :data:`READABLE_FORMAT_VERSIONS`, a version 2 file without ``fusion`` or
+                ``temperature``, an unknown fusion rule, a temperature that is not a positive
+                finite number, or inconsistent shapes.
+        """
         try:
             d = json.loads(text)
-            if d.get("format") != HEAD_FORMAT or d.get("format_version") != HEAD_FORMAT_VERSION:
-                raise ArtifactError(f"not a {HEAD_FORMAT} v{HEAD_FORMAT_VERSION} file")
+            if d.get("format") != HEAD_FORMAT or d.get("format_version") not in READABLE_FORMAT_VERSIONS:
+                raise ArtifactError(f"not a {HEAD_FORMAT} file of format version "
+                                    f"{' or '.join(map(str, READABLE_FORMAT_VERSIONS))}")
+            v1 = d["format_version"] == 1
+            fusion = "linear" if v1 else str(d["fusion"])
+            temperature = 1.0 if v1 else float(d["temperature"])
             head = cls(list(d["labels"]), np.array(d["mean"], float), np.array(d["scale"], float),
                        np.array(d["coef"], float), np.array(d["intercept"], float),
                        SegmentSettings(**d["settings"]), bool(d["speaker_norm"]), float(d.get("cnn_weight", 0.5)),
-                       d.get("training", {}))
+                       fusion, temperature, d.get("training", {}))
         except (ValueError, KeyError, TypeError) as err:
             raise ArtifactError(f"bad {HEAD_FILE}: {err}") from None
+        if head.fusion not in FUSIONS:
+            raise ArtifactError(f"bad {HEAD_FILE}: fusion {head.fusion!r} is not one of {', '.join(FUSIONS)}")
+        if not (np.isfinite(head.temperature) and head.temperature > 0):
+            raise ArtifactError(f"bad {HEAD_FILE}: temperature must be a positive number, got {head.temperature}")
         n, dim = head.coef.shape
         if n != len(head.labels) or head.intercept.shape != (n,) or head.mean.shape != (dim,) \
                 or head.scale.shape != (dim,):
@@ -183,18 +213,51 @@ class EncoderHead:
         return head
 
 
-def fuse(cnn_probs: np.ndarray, head_probs: np.ndarray, cnn_weight: float) -> np.ndarray:
-    """Late fusion: ``cnn_weight * cnn_probs + (1 - cnn_weight) * head_probs``, float32 ``(n, k)``.
+def fuse(cnn_probs: np.ndarray, head_probs: np.ndarray, cnn_weight: float, fusion: str = "linear",
+         temperature: float = 1.0) -> np.ndarray:
+    """Late fusion of two models' probabilities of the same windows, then temperature scaling.
+
+    With ``w = cnn_weight``, ``a = cnn_probs``, ``b = head_probs``:
+
+    - ``linear``: ``p = w * a + (1 - w) * b`` (the arithmetic mean);
+    - ``log``: ``p = softmax(w * log a + (1 - w) * log b)``: the weighted geometric mean,
+      renormalised (a "product of experts"; probabilities floored at 1e-12 before the log);
+
+    then ``softmax(log(p) / T)`` (:func:`ser_lib.runtime.calibrate`, Guo et al. 2017, "On
+    Calibration of Modern Neural Networks", ICML): ``T = 1`` leaves ``p`` as it is, ``T > 1``
+    flattens it, ``T < 1`` sharpens it; the arg-max never changes.
+
+    Args:
+        cnn_probs, head_probs: float ``(n, k)`` rows of probabilities.
+        cnn_weight: in [0, 1]; fusion: one of :data:`FUSIONS`; temperature: ``T > 0``.
+
+    Returns:
+        float32 ``(n, k)``, rows summing to 1.
 
     Raises:
-        ValueError: shapes differ or ``cnn_weight`` is outside [0, 1].
+        ValueError: shapes differ, ``cnn_weight`` is outside [0, 1], an unknown ``fusion``, or
+            ``temperature`` is not positive.
     """
+    from .runtime import calibrate
+
     cnn_probs, head_probs = np.asarray(cnn_probs, np.float32), np.asarray(head_probs, np.float32)
     if cnn_probs.shape != head_probs.shape:
         raise ValueError(f"cannot fuse probabilities of shapes {cnn_probs.shape} and {head_probs.shape}")
     if not 0.0 <= cnn_weight <= 1.0:
         raise ValueError(f"cnn_weight must be in [0, 1], got {cnn_weight}")
-    return (cnn_weight * cnn_probs + (1.0 - cnn_weight) * head_probs).astype(np.float32)
+    if fusion not in FUSIONS:
+        raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}, got {fusion!r}")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    if fusion == "linear":
+        p = (cnn_weight * cnn_probs + (1.0 - cnn_weight) * head_probs).astype(np.float32)
+    else:
+        z = (cnn_weight * np.log(np.maximum(cnn_probs.astype(np.float64), 1e-12))
+             + (1.0 - cnn_weight) * np.log(np.maximum(head_probs.astype(np.float64), 1e-12)))
+        z -= z.max(axis=1, keepdims=True) if len(z) else 0.0
+        e = np.exp(z)
+        p = (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+    return calibrate(p, temperature)
 
 
 #: fewer speech windows than this in a channel: no speaker statistics to standardise by, so
@@ -282,7 +345,9 @@ class EncoderModel:
                                  f"{(len(features), len(self.labels))}")
             return np.array(cnn_probs, dtype=np.float32)
         probs = self.head.predict_speaker(features)
-        return probs if cnn_probs is None else fuse(cnn_probs, probs, self.head.cnn_weight)
+        if cnn_probs is None:
+            return probs
+        return fuse(cnn_probs, probs, self.head.cnn_weight, self.head.fusion, self.head.temperature)
 
     def predict_channel(self, segments, sample_rate: int, cnn_probs: np.ndarray | None = None) -> np.ndarray:
         """Emotion probabilities of one channel's segments (its speech windows), standardised
@@ -291,7 +356,8 @@ class EncoderModel:
         Args:
             cnn_probs: the CNN's probabilities of the same windows, ``(n, n_labels)`` in
                 :attr:`labels` order (:class:`ser_lib.runtime.Predictor`); given, the result is
-                their :func:`fuse` with the head's at ``head.cnn_weight`` (the CNN's alone
+                their :func:`fuse` with the head's at ``head.cnn_weight``, ``head.fusion`` and
+                ``head.temperature`` (the CNN's alone, as the CNN artifact calibrated them,
                 below :data:`MIN_CHANNEL_WINDOWS` segments).
 
         Raises:

@@ -44,6 +44,31 @@ def test_head_probabilities_are_sklearns_and_survive_json():
         EncoderHead.from_json(json.dumps({"format": "other"}))
 
 
+def _small_head(**kw) -> EncoderHead:
+    rng = np.random.default_rng(1)
+    return EncoderHead(list(EMOTIONS), rng.normal(size=4), rng.uniform(0.5, 2, 4), rng.normal(size=(7, 4)),
+                       rng.normal(size=7), **kw)
+
+
+def test_fusion_rule_and_temperature_survive_json_and_old_files_read_as_the_plain_mean():
+    head = _small_head(fusion="log", temperature=0.64)
+    d = json.loads(head.to_json())
+    assert d["format_version"] == 2 and d["fusion"] == "log" and d["temperature"] == 0.64
+    again = EncoderHead.from_json(head.to_json())
+    assert (again.fusion, again.temperature, again.cnn_weight) == ("log", 0.64, 0.5)
+    # a format version 1 file (no fusion / temperature keys) reads as the mean it was served with
+    v1 = {k: v for k, v in d.items() if k not in ("fusion", "temperature")} | {"format_version": 1}
+    old = EncoderHead.from_json(json.dumps(v1))
+    assert (old.fusion, old.temperature) == ("linear", 1.0)
+    # a version 2 file must say both; bad values are refused
+    for key in ("fusion", "temperature"):
+        with pytest.raises(ArtifactError, match=key):
+            EncoderHead.from_json(json.dumps({k: v for k, v in d.items() if k != key}))
+    for bad in ({"fusion": "max"}, {"temperature": 0.0}, {"temperature": -1.0}, {"format_version": 3}):
+        with pytest.raises(ArtifactError):
+            EncoderHead.from_json(json.dumps(d | bad))
+
+
 def test_group_weights_equalise_every_group_and_label():
     from training.encoder_head import group_weights
 
@@ -77,11 +102,11 @@ def test_loading_refuses_an_artifact_without_its_licence_notice(tmp_path):
 
 
 def _tiny_corpus(root: Path) -> None:
-    """RAVDESS-named clips of two actors, four emotions, speech-like audio whose pitch and level
+    """RAVDESS-named clips of three actors, four emotions, speech-like audio whose pitch and level
     follow the emotion (so the head has something to learn)."""
     rng = np.random.default_rng(3)
     codes = {"01": -30, "03": -18, "04": -34, "05": -12}     # neutral, happy, sad, angry: level in dBFS
-    for actor in (1, 2):
+    for actor in (1, 2, 5):                                    # 01, 02: CV fold 0; 05: fold 1
         for code, level in codes.items():
             for rep in ("01", "02"):
                 for statement in ("01", "02"):
@@ -95,7 +120,7 @@ def test_artifact_serves_what_training_fitted(tmp_path):
     pytest.importorskip("resemblyzer", reason="needs the [train] install (resemblyzer)")
     from training.corpora import discover
     from training.dataset import clip_samples
-    from training.encoder_head import build, clip_features, standardize_by_speaker
+    from training.encoder_head import DEFAULT_CNN, build, clip_features, standardize_by_speaker
 
     _tiny_corpus(tmp_path / "corpora")
     out = build(tmp_path / "artifact", [tmp_path / "corpora"], progress=False)
@@ -117,11 +142,25 @@ def test_artifact_serves_what_training_fitted(tmp_path):
         assert got.shape == (len(idx), len(EMOTIONS)) and np.allclose(got.sum(1), 1, atol=1e-5)
     # emotions the corpus lacks are never predicted
     assert np.all(want[:, [EMOTIONS.index(e) for e in ("disgust", "fear", "surprise")]] < 1e-6)
-    # late fusion with the CNN's probabilities of the same windows: the weighted mean
+    # the fusion temperature was fitted on the RAVDESS actor-CV predictions of both models
+    head = model.head
+    assert head.fusion == "log" and head.cnn_weight == 0.5
+    assert head.training["calibration"]["n_clips"] == len(clips) and head.temperature != 1.0
+    from training.encoder_head import fit_fusion_temperature, ravdess_cv_predictions
+    x_all = np.vstack([standardize_by_speaker(clip_features(clips, model.encoder, head.settings, condition=c),
+                                              [c_.speaker for c_ in clips]) for c in ("8k", "telephone")])
+    cnn_cv, head_cv, y_cv = ravdess_cv_predictions(clips, x_all, DEFAULT_CNN)
+    assert len(y_cv) == len(clips)
+    assert head.temperature == pytest.approx(fit_fusion_temperature(cnn_cv, head_cv, y_cv), rel=1e-4)
+    # late fusion with the CNN's probabilities of the same windows: the renormalised geometric
+    # mean, tempered by the head's temperature
     idx = [i for i, c in enumerate(clips) if c.speaker == "ravdess:01"]
     cnn = np.random.default_rng(0).dirichlet(np.ones(len(EMOTIONS)), size=len(idx)).astype(np.float32)
     fused = model.predict_channel([clip_samples(clips[i].path, 8000) for i in idx], 8000, cnn_probs=cnn)
-    np.testing.assert_allclose(fused, 0.5 * cnn + 0.5 * want[idx], atol=1e-5)
+    z = (0.5 * np.log(cnn.astype(np.float64)) + 0.5 * np.log(np.maximum(want[idx].astype(np.float64), 1e-12)))
+    z = z / head.temperature
+    e = np.exp(z - z.max(1, keepdims=True))
+    np.testing.assert_allclose(fused, e / e.sum(1, keepdims=True), atol=1e-5)
     with pytest.raises(ValueError):
         model.predict_channel([], 16000)
 
@@ -134,3 +173,81 @@ def test_fuse_is_the_weighted_mean_and_checks_its_inputs():
         fuse(a, b[:2], 0.5)
     with pytest.raises(ValueError, match="cnn_weight"):
         fuse(a, b, 1.5)
+    with pytest.raises(ValueError, match="fusion"):
+        fuse(a, b, 0.5, "max")
+    with pytest.raises(ValueError, match="temperature"):
+        fuse(a, b, 0.5, "log", 0.0)
+
+
+def _entropy(p: np.ndarray) -> np.ndarray:
+    return -(p * np.log(np.maximum(p, 1e-12))).sum(1)
+
+
+def test_log_fusion_and_temperature_on_constructed_probabilities():
+    rng = np.random.default_rng(0)
+    a = rng.dirichlet(np.ones(7) * 0.5, size=50).astype(np.float32)
+    b = rng.dirichlet(np.ones(7) * 0.5, size=50).astype(np.float32)
+    # log fusion at T = 1: the weighted geometric mean, renormalised
+    geo = a.astype(np.float64) ** 0.3 * b.astype(np.float64) ** 0.7
+    np.testing.assert_allclose(fuse(a, b, 0.3, "log"), geo / geo.sum(1, keepdims=True), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(fuse(a, b, 1.0, "log"), a, rtol=1e-4, atol=1e-6)
+    # equal inputs: both rules give the input back
+    np.testing.assert_allclose(fuse(a, a, 0.5, "log"), a, rtol=1e-4, atol=1e-6)
+    for rule in ("linear", "log"):
+        p1 = fuse(a, b, 0.5, rule)
+        np.testing.assert_allclose(fuse(a, b, 0.5, rule, 1.0), p1)          # T = 1: identity
+        lin = 0.5 * a + 0.5 * b
+        if rule == "linear":
+            np.testing.assert_allclose(p1, lin, atol=1e-6)
+        # T applies softmax(log p / T)
+        t2 = np.exp(np.log(p1.astype(np.float64)) / 2)
+        np.testing.assert_allclose(fuse(a, b, 0.5, rule, 2.0), t2 / t2.sum(1, keepdims=True), rtol=1e-4, atol=1e-6)
+        prev = p1
+        for t in (1.5, 3.0, 10.0):                                         # higher T: flatter
+            pt = fuse(a, b, 0.5, rule, t)
+            assert pt.dtype == np.float32 and np.allclose(pt.sum(1), 1, atol=1e-5)
+            assert np.all(_entropy(pt) >= _entropy(prev) - 1e-6) and np.all(pt.max(1) <= prev.max(1) + 1e-6)
+            np.testing.assert_array_equal(pt.argmax(1), p1.argmax(1))    # the decision never changes
+            prev = pt
+        assert np.all(fuse(a, b, 0.5, rule, 0.5).max(1) >= p1.max(1) - 1e-6)  # lower T: sharper
+    assert fuse(a[:0], b[:0], 0.5, "log", 2.0).shape == (0, 7)
+
+
+@pytest.mark.parametrize("power,above_one", [(3.0, True), (0.4, False)])
+def test_fitted_fusion_temperature_undoes_over_and_under_confidence(power, above_one):
+    pytest.importorskip("scipy")
+    from training.encoder_head import fit_fusion_temperature
+
+    rng = np.random.default_rng(4)
+    true = rng.dirichlet(np.ones(7) * 0.7, size=4000)
+    y = np.array([rng.choice(7, p=p) for p in true])
+    # both models report the true probabilities raised to ``power`` (over-confident for
+    # power > 1, under-confident below): the fused log-space output is the same, and
+    # T = power undoes it
+    sharp = true ** power
+    sharp /= sharp.sum(1, keepdims=True)
+    t = fit_fusion_temperature(sharp, sharp, y, 0.5, "log")
+    assert (t > 1.0) == above_one
+    assert abs(np.log(t) - np.log(power)) < 0.2
+    # calibrated inputs: T near 1
+    assert abs(fit_fusion_temperature(true, true, y, 0.5, "log") - 1.0) < 0.1
+
+
+def test_serving_applies_the_heads_fusion_and_temperature():
+    from ser_lib.models import DEFAULT_ENCODER
+
+    if not (Path(DEFAULT_ENCODER) / HEAD_FILE).is_file():
+        pytest.skip("no shipped encoder-head artifact in this checkout")
+    model = EncoderModel(DEFAULT_ENCODER)
+    rng = np.random.default_rng(2)
+    feats = rng.normal(size=(6, 512)).astype(np.float32)
+    cnn = rng.dirichlet(np.ones(7), size=6).astype(np.float32)
+    head_p = model.head.predict_speaker(feats)
+    for rule, t in (("linear", 1.0), ("log", 1.0), ("log", 2.5), ("linear", 0.6)):
+        model.head.fusion, model.head.temperature = rule, t
+        got = model.predict_features(feats, cnn)
+        np.testing.assert_allclose(got, fuse(cnn, head_p, model.head.cnn_weight, rule, t), atol=1e-6)
+        if rule == "log" and t == 2.5:
+            assert not np.allclose(got, fuse(cnn, head_p, 0.5, "log", 1.0), atol=1e-3)
+    # fewer than 2 windows: the CNN's probabilities as they are
+    np.testing.assert_array_equal(model.predict_features(feats[:1], cnn[:1]), cnn[:1])

@@ -9,6 +9,10 @@ code serving runs), standardised per speaker, then a multinomial logistic regres
 (scikit-learn, C = 0.003, lbfgs) with every (corpus, emotion) pair given the same total weight.
 The clips are encoded as the job hears them: at its 8 kHz model rate and through a G.711
 telephone channel (:data:`CONDITIONS`; models/runs/2026-12-07-accurate chose this over wideband).
+The fusion with the CNN is the weighted geometric mean (:data:`FUSION`), its temperature fitted
+(:func:`fit_fusion_temperature`) on RAVDESS actor cross-validation predictions that neither
+model saw in training (:func:`ravdess_cv_predictions`: the CNN's fold models
+``<CNN>/cv/fold-<i>`` and heads fitted without the fold's actors).
 Needs the ``[train]`` install.
 
 Usage: ``python -m training.encoder_head OUT_DIR [CORPUS_ROOT ...]`` (default root:
@@ -24,7 +28,8 @@ from typing import Sequence
 import numpy as np
 
 from ser_lib.encoder import ENCODER_FILE, SpeechEncoder
-from ser_lib.encoder_head import HEAD_FILE, EncoderHead, SegmentSettings, segment_features, speaker_standardize
+from ser_lib.encoder_head import (HEAD_FILE, EncoderHead, SegmentSettings, fuse, segment_features,
+                                  speaker_standardize)
 from ser_lib.labels import EMOTIONS
 
 from .corpora import Clip, default_corpora_root, discover
@@ -122,11 +127,104 @@ def fit_head(x: np.ndarray, y: np.ndarray, groups: Sequence[str], c: float = C,
                        training={"C": c, "n_train": int(len(y)), **(training or {})})
 
 
+#: fusion rule of the shipped head (:func:`ser_lib.encoder_head.fuse`): the geometric mean, chosen
+#: over the arithmetic mean by models/runs/2026-12-07-accurate/calibrate.py (higher UA on RAVDESS
+#: actor CV and TurEV-DB, and temperature scaling then meets ECE <= 0.05 on RAVDESS actor CV)
+FUSION = "log"
+#: the CNN's weight in the fusion (fixed before it was measured)
+CNN_WEIGHT = 0.5
+#: the CNN artifact whose cross-validation fold models (``cv/fold-<i>``) calibrate the fusion
+DEFAULT_CNN = Path(__file__).resolve().parents[1] / "models" / "ser-cnn"
+
+
+def fit_fusion_temperature(cnn_probs: np.ndarray, head_probs: np.ndarray, y: np.ndarray,
+                           cnn_weight: float = CNN_WEIGHT, fusion: str = FUSION) -> float:
+    """The temperature of :func:`ser_lib.encoder_head.fuse` that minimises the negative
+    log-likelihood of ``y`` (:func:`training.evaluate.fit_temperature` on the fused, unscaled
+    probabilities; Guo et al. 2017). Fit it on predictions neither model was trained on.
+
+    Args:
+        cnn_probs, head_probs: float ``(n, k)``; y: int ``(n,)`` true labels.
+
+    Returns:
+        ``T > 0`` (1.0 for no rows).
+    """
+    from .evaluate import fit_temperature
+
+    return fit_temperature(fuse(cnn_probs, head_probs, cnn_weight, fusion, 1.0), y)
+
+
+def cnn_clip_probs(clips: Sequence[Clip], cnn: str | os.PathLike, processes: int = 2) -> np.ndarray:
+    """Each clip's mean window probability under the CNN artifact ``cnn`` (clean audio, the
+    recipe's speech windows at a 0.5 s hop, :func:`training.dataset.build_windows`, scored by
+    :class:`ser_lib.runtime.Predictor` as the job scores): float ``(len(clips), n_labels)``,
+    NaN rows for clips without a speech window."""
+    from ser_lib.features import FeatureConfig
+    from ser_lib.runtime import Predictor
+    from ser_lib.speech import SpeechConfig
+
+    from .dataset import build_windows
+
+    fcfg = FeatureConfig()
+    ws = build_windows(clips, fcfg, SpeechConfig(), 0.5, ["clean"], seed=TELEPHONE_SEED, processes=processes,
+                       desc="calibration windows", progress=False)
+    probs = Predictor.from_path(cnn, expected=fcfg).predict(ws.x)
+    out = np.full((len(clips), probs.shape[1]), np.nan)
+    for k in range(len(clips)):
+        m = ws.clip == k
+        if m.any():
+            out[k] = probs[m].mean(0)
+    return out
+
+
+def ravdess_cv_predictions(clips: Sequence[Clip], x: np.ndarray, cnn_root: str | os.PathLike,
+                           folds_path: str | os.PathLike | None = None, c: float = C
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Out-of-fold clip predictions of both models on RAVDESS (the actor folds of
+    ``training/folds.json``): for each fold with clips here, the CNN fold model
+    ``<cnn_root>/cv/fold-<i>`` (:func:`cnn_clip_probs`) and a head (:func:`fit_head`) fitted on
+    every row except the fold's actors', applied to the fold's rows of the first condition.
+
+    Args:
+        clips: the ``n`` clips; x: ``(n_conditions * n, d)`` speaker-standardised rows,
+            condition-major (as :func:`build` stacks them).
+
+    Returns:
+        ``(cnn_probs (m, k), head_probs (m, k), y (m,))`` over the m RAVDESS clips tested
+        (``m = 0`` when no fold has clips here and training rows of 2+ emotions besides).
+    """
+    from .cv import FOLDS_PATH, load_folds
+
+    n = len(clips)
+    reps = len(x) // n
+    y = np.array([EMOTIONS.index(c.emotion) for c in clips])
+    corpus = np.array([c.corpus for c in clips])
+    speaker = np.array([c.speaker for c in clips])
+    cnn_p, head_p, ys = [], [], []
+    for i, actors in enumerate(load_folds(folds_path or FOLDS_PATH)["ravdess"]["test"]):
+        te = (corpus == "ravdess") & np.isin(speaker, [f"ravdess:{a}" for a in actors])
+        tr = np.tile(~te, reps)
+        if not te.any() or len(np.unique(y[~te])) < 2:
+            continue
+        head = fit_head(x[tr], np.tile(y, reps)[tr], np.tile(corpus, reps)[tr], c)
+        pc = cnn_clip_probs([clips[k] for k in np.flatnonzero(te)], Path(cnn_root) / "cv" / f"fold-{i}")
+        ok = ~np.isnan(pc).any(1)
+        cnn_p.append(pc[ok])
+        head_p.append(head.predict(x[:n][te][ok]))
+        ys.append(y[te][ok])
+    if not ys:
+        k = len(EMOTIONS)
+        return np.zeros((0, k)), np.zeros((0, k)), np.zeros(0, int)
+    return np.concatenate(cnn_p), np.concatenate(head_p), np.concatenate(ys)
+
+
 def build(out: str | os.PathLike, roots: Sequence[str | os.PathLike], progress: bool = True,
-          conditions: Sequence[str] = CONDITIONS) -> Path:
+          conditions: Sequence[str] = CONDITIONS, cnn: str | os.PathLike = DEFAULT_CNN) -> Path:
     """Export the encoder, extract every clip's features in each of ``conditions`` (each
     condition's rows standardised per speaker on their own), fit the head on all of them,
-    write the artifact.
+    fit the fusion temperature on RAVDESS actor-CV predictions (:func:`ravdess_cv_predictions`
+    with the CNN artifact ``cnn``'s fold models; 1.0, recorded as not fitted, without RAVDESS
+    clips to test), write the artifact.
 
     Returns:
         the artifact folder.
@@ -161,6 +259,16 @@ def build(out: str | os.PathLike, roots: Sequence[str | os.PathLike], progress: 
                               "n_clips": len(found.clips), "conditions": list(conditions),
                               "model_rate_hz": model_rate, "telephone_seed": TELEPHONE_SEED,
                               "probe": "models/runs/2026-12-07-encoder", "runs": "models/runs/2026-12-07-accurate"})
+    if progress:
+        print("  fusion temperature: RAVDESS actor cross-validation", flush=True)
+    cnn_p, head_p, y_cv = ravdess_cv_predictions(found.clips, x, cnn)
+    head.cnn_weight, head.fusion = CNN_WEIGHT, FUSION
+    head.temperature = fit_fusion_temperature(cnn_p, head_p, y_cv) if len(y_cv) else 1.0
+    head.training["calibration"] = {
+        "method": "temperature scaling (Guo et al. 2017) of the fused probabilities, NLL-fitted",
+        "data": f"RAVDESS actor CV out-of-fold clip predictions (training/folds.json; CNN {Path(cnn).name}/cv/"
+                "fold-<i>, heads fitted without the fold's actors)" if len(y_cv) else "none (no RAVDESS fold to test)",
+        "n_clips": int(len(y_cv))}
     (out / HEAD_FILE).write_text(head.to_json())
     return out
 
