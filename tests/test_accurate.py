@@ -98,11 +98,20 @@ def test_fused_channel_probabilities(tmp_path, models, encoder):
         assert np.all(np.isnan(b.probs[~sp]))
         np.testing.assert_allclose(b.probs[sp].sum(1), 1, atol=1e-5)
         assert np.abs(b.probs[sp] - a.probs[sp]).max() > 0.01        # the head changed them
-        # expected: the head over this channel's speech windows only, standardised together, fused 0.5/0.5
+        # expected: the head over this channel's speech windows only, standardised together, fused by the head file's rule
         segs = [whole[c][round(s * FC.sample_rate):round(e * FC.sample_rate)]
                 for s, e in zip(b.start_s[sp], b.end_s[sp])]
         want = encoder.predict_channel(segs, FC.sample_rate, cnn_probs=a.probs[sp])
         np.testing.assert_allclose(b.probs[sp], want, atol=1e-5)
+        # ... which is the head file's fusion rule and temperature, written out here
+        h = encoder.head
+        hp = np.maximum(h.predict_speaker(encoder.features(segs, FC.sample_rate)).astype(np.float64), 1e-12)
+        cp = np.maximum(a.probs[sp].astype(np.float64), 1e-12)
+        w = h.cnn_weight
+        z = np.log(w * cp + (1 - w) * hp) if h.fusion == "linear" else w * np.log(cp) + (1 - w) * np.log(hp)
+        z = z - np.log(np.exp(z).sum(1, keepdims=True))                        # the fused probabilities
+        e = np.exp((z - z.max(1, keepdims=True)) / h.temperature)
+        np.testing.assert_allclose(b.probs[sp], e / e.sum(1, keepdims=True), atol=1e-5)
         # downstream columns follow the fused probabilities
         assert list(b.emotion[sp]) == [EMOTIONS[k] for k in b.probs[sp].argmax(1)]
     # the agent's probabilities do not depend on the customer's audio
