@@ -201,6 +201,9 @@ def report(output_path, call_id, png_path):
               help="TCP port to listen on; 0 picks a free one (the address is printed).")
 @click.option("--model", "model_path", type=click.Path(exists=True, file_okay=False), default=None,
               help="Model artifact for uploads [default: models/ser-cnn].")
+@click.option("--variant", type=click.Choice(["default", "accurate"]), default=None,
+              help="Model for uploads. default: the fast CNN; accurate: the CNN fused with a speech encoder, "
+                   "slower [default: model.variant of the configuration, i.e. default].")
 @click.option("--conf", "conf_path", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Job configuration YAML for uploads and archive limits [default: conf/job.yaml].")
 @click.option("--max-upload-mb", default=200.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
@@ -209,14 +212,14 @@ def report(output_path, call_id, png_path):
               help="Uploads scored at the same time; more are told to retry.")
 @click.option("--keep-uploads", type=click.Path(file_okay=False), default=None,
               help="Keep uploaded files in this directory [default: delete each after its answer].")
-def serve(output_path, host, port, model_path, conf_path, max_upload_mb, max_concurrent, keep_uploads):
+def serve(output_path, host, port, model_path, variant, conf_path, max_upload_mb, max_concurrent, keep_uploads):
     """Browse OUT in a web browser: calls, each call's timeline with its audio, runs,
     uploads scored like ser predict, and a JSON API. Read-only on OUT."""
     _require("web", "serve", "flask", "waitress", "duckdb", "plotly")
     from jobs.web.server import serve as run_server
     try:  # OUT not a results root: exit 1; bad --conf / --model: 2 (jobs.cli_errors)
         run_server(output_path, host, port, model_path, conf_path, max_upload_mb, max_concurrent, keep_uploads,
-                   echo=click.echo)
+                   echo=click.echo, variant=variant)
     except OSError as err:
         raise CliError(f"cannot listen on {host}:{port}: {err.strerror or err}", EXIT_USAGE) from err
 

@@ -8,8 +8,9 @@
   shipped ``models/ser-accurate``: resemblyzer's GE2E speech encoder on onnxruntime plus a
   logistic-regression head, :mod:`ser_lib.encoder_head`). Each channel's speech windows are
   scored by both; the head's inputs are standardised over the channel's own speech windows
-  (the call channel is the "speaker"); the window probabilities are the mean of the two
-  models' (:func:`ser_lib.encoder_head.fuse`, ``cnn_weight`` of the head file). Slower (the
+  (the call channel is the "speaker"); the window probabilities fuse the two models'
+  (:func:`ser_lib.encoder_head.fuse` with the head file's ``cnn_weight``, ``fusion`` rule and
+  ``temperature``: the shipped head, their geometric mean, temperature-scaled). Slower (the
   encoder costs about 11-14 CPU-seconds per audio hour), more accurate on languages and
   speakers it never heard (``models/runs/2026-12-07-accurate``).
 

@@ -218,3 +218,25 @@ def test_job_runs_the_accurate_variant(spark, tmp_path, tiny_artifact):
     mono = segments[segments["source_path"].str.endswith("mono.flac")].sort_values("segment_index")
     p = [f"p_{e}" for e in EMOTIONS]
     np.testing.assert_allclose(mono[p].to_numpy(float), local[p].to_numpy(float), atol=1e-5)
+
+
+def test_ser_serve_scores_uploads_with_the_chosen_variant(tmp_path, tiny_artifact):
+    pytest.importorskip("flask", reason="needs the [web] install")
+    from click.testing import CliRunner
+
+    from jobs.cli import cli
+    from jobs.web import create_app
+
+    out = tmp_path / "out"
+    (out / "_runs").mkdir(parents=True)  # a results root before its first run
+    versions = {}
+    for variant in (None, "default", "accurate"):
+        app = create_app(str(out), str(tiny_artifact), tmpdir=str(tmp_path / f"tmp-{variant}"), variant=variant)
+        versions[variant] = app.extensions["ser"]["scorer"].meta.version
+    assert versions[None] == versions["default"] == "tiny-test-1"            # conf/job.yaml: default
+    assert versions["accurate"].startswith("tiny-test-1+enchead-")
+    with pytest.raises(ConfigError, match="variant"):
+        create_app(str(out), str(tiny_artifact), tmpdir=str(tmp_path / "tmp-bad"), variant="fast")
+    res = CliRunner().invoke(cli, ["serve", str(out), "--variant", "fast"])
+    assert res.exit_code == 2 and "--variant" in res.output
+    assert "--variant [default|accurate]" in CliRunner().invoke(cli, ["serve", "--help"]).output

@@ -8,13 +8,15 @@ segments, CSV), runs (``/runs``), upload (``/upload``); JSON API under ``/api``.
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import shutil
 import tempfile
 
 from flask import Flask
 
 from ser_lib.config import JobConfig
-from ser_lib.errors import SERError
+from ser_lib.errors import ConfigError, SERError
+from ser_lib.models import VARIANTS
 
 #: default upload size limit, bytes
 DEFAULT_MAX_UPLOAD = 200 * 1024 * 1024
@@ -24,7 +26,7 @@ _LOOPBACK = ["127.0.0.1", "localhost", "::1", "[::1]"]
 def create_app(out: str, model_path: str | None = None, conf_path: str | None = None,
                max_upload_bytes: int = DEFAULT_MAX_UPLOAD, max_concurrent: int = 2,
                keep_uploads: str | None = None, trusted_hosts: list[str] | None = _LOOPBACK,
-               tmpdir: str | None = None) -> Flask:
+               tmpdir: str | None = None, variant: str | None = None) -> Flask:
     """The Flask app over the results root ``out``.
 
     Args:
@@ -38,10 +40,12 @@ def create_app(out: str, model_path: str | None = None, conf_path: str | None = 
             defeats DNS rebinding while bound to 127.0.0.1); None accepts any.
         tmpdir: the app's scratch directory (default: a new one under the system's
             temporary directory, removed at exit). Nothing is written anywhere else.
+        variant: the model that scores uploads, ``default`` or ``accurate`` (as ``ser
+            predict --variant``; None: ``model.variant`` of the configuration).
 
     Raises:
         NotResults: ``out`` is not a local results root.
-        ConfigError: a bad job configuration.
+        ConfigError: a bad job configuration or ``variant``.
         ArtifactError: ``model_path``'s metadata is missing or invalid (the default
             model being unreadable only disables uploads: ``scorer_error`` says why).
     """
@@ -51,6 +55,10 @@ def create_app(out: str, model_path: str | None = None, conf_path: str | None = 
 
     results = Results(out)
     cfg = JobConfig.load(conf_path)
+    if variant is not None:
+        if variant not in VARIANTS:
+            raise ConfigError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
+        cfg = dataclasses.replace(cfg, model_variant=variant)
     if tmpdir is None:
         tmpdir = tempfile.mkdtemp(prefix="ser-serve-")
         atexit.register(shutil.rmtree, tmpdir, True)

@@ -20,7 +20,7 @@ def is_loopback(host: str) -> bool:
 
 def serve(out: str, host: str = "127.0.0.1", port: int = 8050, model_path: str | None = None,
           conf_path: str | None = None, max_upload_mb: float = 200, max_concurrent: int = 2,
-          keep_uploads: str | None = None, threads: int = 8, echo=print) -> None:
+          keep_uploads: str | None = None, threads: int = 8, echo=print, variant: str | None = None) -> None:
     """Build the app over ``out`` and serve it until interrupted.
 
     Raises:
@@ -33,7 +33,7 @@ def serve(out: str, host: str = "127.0.0.1", port: int = 8050, model_path: str |
 
     loopback = is_loopback(host)
     app = create_app(out, model_path, conf_path, max_upload_bytes=int(max_upload_mb * 2**20),
-                     max_concurrent=max_concurrent, keep_uploads=keep_uploads,
+                     max_concurrent=max_concurrent, keep_uploads=keep_uploads, variant=variant,
                      trusted_hosts=["127.0.0.1", "localhost", "::1", "[::1]", host] if loopback else None)
     server = create_server(app, host=host, port=port, threads=threads,
                            max_request_body_size=int(max_upload_mb * 2**20) + (1 << 20),
