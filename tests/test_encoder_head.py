@@ -142,16 +142,21 @@ def test_artifact_serves_what_training_fitted(tmp_path):
         assert got.shape == (len(idx), len(EMOTIONS)) and np.allclose(got.sum(1), 1, atol=1e-5)
     # emotions the corpus lacks are never predicted
     assert np.all(want[:, [EMOTIONS.index(e) for e in ("disgust", "fear", "surprise")]] < 1e-6)
-    # the fusion temperature was fitted on the RAVDESS actor-CV predictions of both models
+    # the fusion temperature was fitted on the RAVDESS actor-CV window predictions of both models
     head = model.head
-    assert head.fusion == "log" and head.cnn_weight == 0.5
-    assert head.training["calibration"]["n_clips"] == len(clips) and head.temperature != 1.0
-    from training.encoder_head import fit_fusion_temperature, ravdess_cv_predictions
+    assert head.fusion == "log" and head.cnn_weight == 0.5 and head.temperature != 1.0
+    from training.encoder_head import fit_fusion_temperature, ravdess_cv_predictions, speaker_call_windows
     x_all = np.vstack([standardize_by_speaker(clip_features(clips, model.encoder, head.settings, condition=c),
                                               [c_.speaker for c_ in clips]) for c in ("8k", "telephone")])
-    cnn_cv, head_cv, y_cv = ravdess_cv_predictions(clips, x_all, DEFAULT_CNN)
-    assert len(y_cv) == len(clips)
+    cnn_cv, head_cv, y_cv = ravdess_cv_predictions(clips, x_all, DEFAULT_CNN, model.encoder, head.settings)
+    # every speech window of the 3 actors' calls, each labelled with its clip's emotion
+    assert head.training["calibration"]["n_windows"] == len(y_cv) >= len(clips)
+    assert set(y_cv.tolist()) == {EMOTIONS.index(e) for e in ("neutral", "happy", "sad", "angry")}
     assert head.temperature == pytest.approx(fit_fusion_temperature(cnn_cv, head_cv, y_cv), rel=1e-4)
+    # a call's windows are encoded as serving encodes them
+    own = [c for c in clips if c.speaker == "ravdess:05"]
+    feats, rows, lab = speaker_call_windows(own, model.encoder, head.settings)
+    assert len(feats) == len(rows) == len(lab) and rows.shape[1] == 512
     # late fusion with the CNN's probabilities of the same windows: the renormalised geometric
     # mean, tempered by the head's temperature
     idx = [i for i, c in enumerate(clips) if c.speaker == "ravdess:01"]

@@ -10,9 +10,10 @@ code serving runs), standardised per speaker, then a multinomial logistic regres
 The clips are encoded as the job hears them: at its 8 kHz model rate and through a G.711
 telephone channel (:data:`CONDITIONS`; models/runs/2026-12-07-accurate chose this over wideband).
 The fusion with the CNN is the weighted geometric mean (:data:`FUSION`), its temperature fitted
-(:func:`fit_fusion_temperature`) on RAVDESS actor cross-validation predictions that neither
-model saw in training (:func:`ravdess_cv_predictions`: the CNN's fold models
-``<CNN>/cv/fold-<i>`` and heads fitted without the fold's actors).
+(:func:`fit_fusion_temperature`) on RAVDESS actor cross-validation *window* predictions that
+neither model saw in training (:func:`ravdess_cv_predictions`: each actor's clips streamed as
+one call channel, the CNN's fold models ``<CNN>/cv/fold-<i>`` and heads fitted without the
+fold's actors).
 Needs the ``[train]`` install.
 
 Usage: ``python -m training.encoder_head OUT_DIR [CORPUS_ROOT ...]`` (default root:
@@ -154,45 +155,85 @@ def fit_fusion_temperature(cnn_probs: np.ndarray, head_probs: np.ndarray, y: np.
     return fit_temperature(fuse(cnn_probs, head_probs, cnn_weight, fusion, 1.0), y)
 
 
-def cnn_clip_probs(clips: Sequence[Clip], cnn: str | os.PathLike, processes: int = 2) -> np.ndarray:
-    """Each clip's mean window probability under the CNN artifact ``cnn`` (clean audio, the
-    recipe's speech windows at a 0.5 s hop, :func:`training.dataset.build_windows`, scored by
-    :class:`ser_lib.runtime.Predictor` as the job scores): float ``(len(clips), n_labels)``,
-    NaN rows for clips without a speech window."""
-    from ser_lib.features import FeatureConfig
-    from ser_lib.runtime import Predictor
-    from ser_lib.speech import SpeechConfig
+#: silence between a speaker's clips when they are joined into one call channel (s)
+CALL_GAP_S = 0.3
 
-    from .dataset import build_windows
+
+def speaker_call_windows(clips: Sequence[Clip], encoder: SpeechEncoder, settings: SegmentSettings,
+                         model_rate: int = 8000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One speaker's clips as one call channel, scored the way the job scores a call: the
+    clips at the job's model rate joined by :data:`CALL_GAP_S` of silence, streamed through
+    :class:`ser_lib.stream.StreamAnalyzer` (the configuration's windows and speech rule), each
+    speech window encoded as serving encodes it (:func:`ser_lib.encoder_head.segments_features`)
+    and labelled with the emotion of the clip covering most of it.
+
+    Returns:
+        ``(cnn_features (m, ...) float32, encoder rows (m, 512) float32, labels (m,) int)``
+        over the m speech windows that overlap a clip (indices into
+        :data:`ser_lib.labels.EMOTIONS`).
+    """
+    import tempfile
+
+    import soundfile as sf
+
+    from ser_lib.config import JobConfig
+    from ser_lib.encoder_head import segments_features
+    from ser_lib.features import FeatureConfig
+    from ser_lib.speech import SpeechConfig
+    from ser_lib.stream import StreamAnalyzer
 
     fcfg = FeatureConfig()
-    ws = build_windows(clips, fcfg, SpeechConfig(), 0.5, ["clean"], seed=TELEPHONE_SEED, processes=processes,
-                       desc="calibration windows", progress=False)
-    probs = Predictor.from_path(cnn, expected=fcfg).predict(ws.x)
-    out = np.full((len(clips), probs.shape[1]), np.nan)
-    for k in range(len(clips)):
-        m = ws.clip == k
-        if m.any():
-            out[k] = probs[m].mean(0)
-    return out
+    cfg = JobConfig.load()
+    gap = np.zeros(int(CALL_GAP_S * model_rate), np.float32)
+    ys, owner = [], []
+    for k, c in enumerate(clips):
+        y = clip_samples(c.path, model_rate)
+        ys += [y, gap]
+        owner += [np.full(len(y), k), np.full(len(gap), -1)]
+    audio, owner = np.concatenate(ys), np.concatenate(owner)
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "call.wav"
+        sf.write(path, audio, model_rate, subtype="FLOAT")
+        chans = [ch for chunk in StreamAnalyzer(path, fcfg, cfg.hop_s, SpeechConfig(), lambda n: ("mono",), 60.0,
+                                                keep_audio=True) for ch in chunk]
+    feats = np.concatenate([w.features[w.speech] for w in chans])
+    segs = [a for w in chans for a, sp in zip(w.audio, w.speech) if sp]
+    start = np.concatenate([w.start_s[w.speech] for w in chans])
+    end = np.concatenate([w.end_s[w.speech] for w in chans])
+    lab = []
+    for a, b in zip(start, end):
+        o = owner[round(a * model_rate):round(b * model_rate)]
+        o = o[o >= 0]
+        lab.append(EMOTIONS.index(clips[np.bincount(o).argmax()].emotion) if len(o) else -1)
+    lab = np.array(lab, int)
+    keep = lab >= 0
+    rows = segments_features(encoder, segs, model_rate, settings)
+    return feats[keep], rows[keep], lab[keep]
 
 
 def ravdess_cv_predictions(clips: Sequence[Clip], x: np.ndarray, cnn_root: str | os.PathLike,
-                           folds_path: str | os.PathLike | None = None, c: float = C
-                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Out-of-fold clip predictions of both models on RAVDESS (the actor folds of
-    ``training/folds.json``): for each fold with clips here, the CNN fold model
-    ``<cnn_root>/cv/fold-<i>`` (:func:`cnn_clip_probs`) and a head (:func:`fit_head`) fitted on
-    every row except the fold's actors', applied to the fold's rows of the first condition.
+                           encoder: SpeechEncoder, settings: SegmentSettings, folds_path: str | os.PathLike | None = None,
+                           c: float = C, model_rate: int = 8000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Out-of-fold *window* predictions of both models on RAVDESS (the actor folds of
+    ``training/folds.json``), as served: each test actor's clips as one call channel
+    (:func:`speaker_call_windows`), its speech windows scored by the CNN fold model
+    ``<cnn_root>/cv/fold-<i>`` (:class:`ser_lib.runtime.Predictor`) and by a head
+    (:func:`fit_head`) fitted on every clip row except the fold's actors', the channel's
+    encoder rows standardised together (:meth:`ser_lib.encoder_head.EncoderHead.predict_speaker`).
+    Window level because serving fuses windows: a clip's mean probability is flatter than its
+    windows' (models/runs/2026-12-07-accurate/README.md, calibration).
 
     Args:
-        clips: the ``n`` clips; x: ``(n_conditions * n, d)`` speaker-standardised rows,
+        clips: the ``n`` clips; x: ``(n_conditions * n, d)`` speaker-standardised clip rows,
             condition-major (as :func:`build` stacks them).
 
     Returns:
-        ``(cnn_probs (m, k), head_probs (m, k), y (m,))`` over the m RAVDESS clips tested
-        (``m = 0`` when no fold has clips here and training rows of 2+ emotions besides).
+        ``(cnn_probs (m, k), head_probs (m, k), y (m,))`` over the m windows tested (``m = 0``
+        when no fold has clips here and training rows of 2+ emotions besides).
     """
+    from ser_lib.features import FeatureConfig
+    from ser_lib.runtime import Predictor
+
     from .cv import FOLDS_PATH, load_folds
 
     n = len(clips)
@@ -202,16 +243,23 @@ def ravdess_cv_predictions(clips: Sequence[Clip], x: np.ndarray, cnn_root: str |
     speaker = np.array([c.speaker for c in clips])
     cnn_p, head_p, ys = [], [], []
     for i, actors in enumerate(load_folds(folds_path or FOLDS_PATH)["ravdess"]["test"]):
-        te = (corpus == "ravdess") & np.isin(speaker, [f"ravdess:{a}" for a in actors])
-        tr = np.tile(~te, reps)
+        spks = [f"ravdess:{a}" for a in actors]
+        te = (corpus == "ravdess") & np.isin(speaker, spks)
         if not te.any() or len(np.unique(y[~te])) < 2:
             continue
-        head = fit_head(x[tr], np.tile(y, reps)[tr], np.tile(corpus, reps)[tr], c)
-        pc = cnn_clip_probs([clips[k] for k in np.flatnonzero(te)], Path(cnn_root) / "cv" / f"fold-{i}")
-        ok = ~np.isnan(pc).any(1)
-        cnn_p.append(pc[ok])
-        head_p.append(head.predict(x[:n][te][ok]))
-        ys.append(y[te][ok])
+        tr = np.tile(~te, reps)
+        head = fit_head(x[tr], np.tile(y, reps)[tr], np.tile(corpus, reps)[tr], c, settings=settings)
+        cnn = Predictor.from_path(Path(cnn_root) / "cv" / f"fold-{i}", expected=FeatureConfig())
+        for s in spks:
+            own = [clips[k] for k in np.flatnonzero(speaker == s)]
+            if not own:
+                continue
+            feats, rows, lab = speaker_call_windows(own, encoder, settings, model_rate)
+            if len(lab) < 2:   # serving keeps the CNN's probabilities alone below 2 windows
+                continue
+            cnn_p.append(cnn.predict(feats))
+            head_p.append(head.predict_speaker(rows))
+            ys.append(lab)
     if not ys:
         k = len(EMOTIONS)
         return np.zeros((0, k)), np.zeros((0, k)), np.zeros(0, int)
@@ -222,9 +270,9 @@ def build(out: str | os.PathLike, roots: Sequence[str | os.PathLike], progress: 
           conditions: Sequence[str] = CONDITIONS, cnn: str | os.PathLike = DEFAULT_CNN) -> Path:
     """Export the encoder, extract every clip's features in each of ``conditions`` (each
     condition's rows standardised per speaker on their own), fit the head on all of them,
-    fit the fusion temperature on RAVDESS actor-CV predictions (:func:`ravdess_cv_predictions`
-    with the CNN artifact ``cnn``'s fold models; 1.0, recorded as not fitted, without RAVDESS
-    clips to test), write the artifact.
+    fit the fusion temperature on RAVDESS actor-CV window predictions
+    (:func:`ravdess_cv_predictions` with the CNN artifact ``cnn``'s fold models; 1.0, recorded
+    as not fitted, without RAVDESS clips to test), write the artifact.
 
     Returns:
         the artifact folder.
@@ -261,14 +309,15 @@ def build(out: str | os.PathLike, roots: Sequence[str | os.PathLike], progress: 
                               "probe": "models/runs/2026-12-07-encoder", "runs": "models/runs/2026-12-07-accurate"})
     if progress:
         print("  fusion temperature: RAVDESS actor cross-validation", flush=True)
-    cnn_p, head_p, y_cv = ravdess_cv_predictions(found.clips, x, cnn)
+    cnn_p, head_p, y_cv = ravdess_cv_predictions(found.clips, x, cnn, encoder, settings, model_rate=model_rate)
     head.cnn_weight, head.fusion = CNN_WEIGHT, FUSION
     head.temperature = fit_fusion_temperature(cnn_p, head_p, y_cv) if len(y_cv) else 1.0
     head.training["calibration"] = {
         "method": "temperature scaling (Guo et al. 2017) of the fused probabilities, NLL-fitted",
-        "data": f"RAVDESS actor CV out-of-fold clip predictions (training/folds.json; CNN {Path(cnn).name}/cv/"
-                "fold-<i>, heads fitted without the fold's actors)" if len(y_cv) else "none (no RAVDESS fold to test)",
-        "n_clips": int(len(y_cv))}
+        "data": f"RAVDESS actor CV out-of-fold window predictions, each actor's clips as one call channel "
+                f"(training/folds.json; CNN {Path(cnn).name}/cv/fold-<i>, heads fitted without the fold's actors)"
+                if len(y_cv) else "none (no RAVDESS fold to test)",
+        "n_windows": int(len(y_cv))}
     (out / HEAD_FILE).write_text(head.to_json())
     return out
 
