@@ -1,78 +1,55 @@
-"""Window-level calibration of the accurate model: each speaker of a corpus as one "call"
-channel (its clips at the job's 8 kHz, 0.3 s of silence between them, streamed through
-``ser_lib.stream.StreamAnalyzer`` as the job does; ``window_encoding.channel``), every speech
-window labelled with the clip covering most of it, encoded as serving encodes it
-(``segments_features``), each channel standardised over its own speech windows.
+"""Window-level calibration of the accurate model, as served: each speaker of a corpus as one
+call channel (``training.encoder_head.speaker_call_windows``: the speaker's clips at the
+job's 8 kHz joined by 0.3 s of silence, streamed through ``ser_lib.stream.StreamAnalyzer``,
+each speech window encoded as serving encodes it and labelled with the clip covering most of
+it), each channel's encoder rows standardised together.
 
 Models never trained on the window's speaker or corpus:
 
-- ``ravdess``: each actor's windows scored by the CNN fold model that tested the actor
-  (``models/ser-cnn/cv/fold-<i>``, training/folds.json) and a head fitted without the fold's
-  actors (the measure.py recipe: 8 kHz + telephone cached clip rows);
+- ``ravdess`` (actor CV): each actor's windows scored by the CNN fold model that tested the
+  actor (``models/ser-cnn/cv/fold-<i>``, training/folds.json) and a head fitted without the
+  fold's actors (the measure.py recipe on the cached 8 kHz + telephone clip rows);
 - ``emovo``: the shipped CNN (never trained on EMOVO) and a head without EMOVO;
 - ``turev``: the CNN's TurEV-DB LOCO model and a head without TurEV-DB.
 
-ECE (15 bins, ``training.evaluate.calibration``) of the fused window probabilities
-(``ser_lib.encoder_head.fuse``) before (T = 1) and after temperature scaling with the
-temperatures of ``calibration.json`` (``calibrate.py``: fitted on clip-level out-of-fold
-predictions, never on the evaluated corpus; for RAVDESS, each fold's nested temperature),
-for both fusion rules; window UA7 / UA4 beside them.
+ECE (15 bins, ``training.evaluate.calibration``, over the windows' top-class confidence, 7
+classes) of the fused window probabilities (``ser_lib.encoder_head.fuse``), for both fusion
+rules: before (T = 1); after the temperature fitted as the build fits it
+(``training.encoder_head.fit_fusion_temperature`` on RAVDESS actor-CV window predictions:
+for RAVDESS nested, each fold scaled by the T of the other 5 folds' windows; for EMOVO and
+TurEV-DB the T of all RAVDESS folds' windows with heads also fitted without the evaluated
+corpus); with the clip-level temperatures of ``calibration.json`` (what not to do); and with
+the evaluated corpus's own best T (``T_oracle``, not an estimate). Window UA7 / UA4 beside.
 
-Usage: python models/runs/2026-12-07-accurate/window_calibration.py CACHE_DIR CALIBRATION_JSON OUT_JSON [CORPUS ...]
+Per-window arrays are kept in ``CACHE_DIR/windows-<corpus>.npz`` (rerun: no streaming).
+
+Usage: python models/runs/2026-12-07-accurate/window_calibration.py CACHE_DIR CALIBRATION_JSON OUT_JSON
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 from sklearn.metrics import balanced_accuracy_score
 
-from ser_lib.encoder_head import EncoderModel, fuse, speaker_standardize
+from ser_lib.encoder_head import EncoderModel
+from ser_lib.encoder_head import fuse as _fuse
 from ser_lib.labels import EMOTIONS
 from ser_lib.runtime import Predictor
-from ser_lib.speech import SpeechConfig
-from ser_lib.stream import StreamAnalyzer
+from training.corpora import Clip
 from training.cv import FOLDS_PATH, TUREV_CLASSES, load_folds
 from training.evaluate import calibration
-from training.encoder_head import CNN_WEIGHT, fit_head, standardize_by_speaker
+from training.encoder_head import (CNN_WEIGHT, fit_fusion_temperature, fit_head, speaker_call_windows,
+                                   standardize_by_speaker)
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[2]
-_spec = importlib.util.spec_from_file_location("window_encoding", HERE / "window_encoding.py")
-we = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(we)
-FC = we.FC
+ROOT = Path(__file__).resolve().parents[3]
 FOUR = [EMOTIONS.index(e) for e in TUREV_CLASSES]
+RULES = ("linear", "log")
 
 
-def channel_windows(clips, model: EncoderModel):
-    """(CNN features, encoder rows, labels) of one speaker's speech windows (labelled ones)."""
-    y, owner = we.channel(clips)
-    with tempfile.TemporaryDirectory() as d:
-        path = Path(d) / "call.wav"
-        sf.write(path, y, FC.sample_rate, subtype="FLOAT")
-        wins = [ch for chunk in StreamAnalyzer(path, FC, 1.0, SpeechConfig(), lambda n: ("mono",), 60.0,
-                                               keep_audio=True) for ch in chunk]
-    feats = np.concatenate([w.features[w.speech] for w in wins])
-    audio = [a for w in wins for a, s in zip(w.audio, w.speech) if s]
-    start = np.concatenate([w.start_s[w.speech] for w in wins])
-    end = np.concatenate([w.end_s[w.speech] for w in wins])
-    lab = []
-    for s, e in zip(start, end):
-        o = owner[round(s * FC.sample_rate):round(e * FC.sample_rate)]
-        o = o[o >= 0]
-        lab.append(EMOTIONS.index(clips[np.bincount(o).argmax()][3]) if len(o) else -1)
-    lab = np.array(lab)
-    rows = model.features(audio, FC.sample_rate)
-    return feats, rows, lab
-
-
-def main(cache: str, cal_json: str, out_json: str, *corpora: str) -> None:
+def main(cache: str, cal_json: str, out_json: str) -> None:
     cache = Path(cache)
     cal = json.loads(Path(cal_json).read_text())
     meta = json.loads((cache / "meta-encoder.json").read_text())["clips"]
@@ -82,53 +59,94 @@ def main(cache: str, cal_json: str, out_json: str, *corpora: str) -> None:
     x8 = standardize_by_speaker(np.load(cache / "enc-8k.npy"), speaker)
     xt = standardize_by_speaker(np.load(cache / "enc-tel.npy")[:, 1536:2048], speaker)
     model = EncoderModel(ROOT / "models" / "ser-accurate")
+    folds = load_folds(FOLDS_PATH)["ravdess"]["test"]
+    fold_of = {f"ravdess:{a}": i for i, actors in enumerate(folds) for a in actors}
 
     def head(tr):
         return fit_head(np.vstack([x8[tr], xt[tr]]), np.tile(y_all[tr], 2), np.tile(corpus[tr], 2))
 
-    out = json.loads(Path(out_json).read_text()) if Path(out_json).is_file() else {}
-    out["method"] = " ".join(__doc__.split("\n\n")[0:4]).replace("\n", " ")
-    for test in corpora or ("emovo", "turev", "ravdess"):
+    def windows(test: str) -> dict:
+        """Per-window CNN probabilities, encoder rows, labels, speakers of one corpus (cached)."""
+        path = cache / f"windows-{test}.npz"
+        if path.is_file():
+            return dict(np.load(path))
+        cnns = {}
+        pc, rows, ys, spk = [], [], [], []
+        for s in sorted(set(speaker[corpus == test])):
+            sub = "" if test == "emovo" else "cv/loco" if test == "turev" else f"cv/fold-{fold_of[s]}"
+            cnn = cnns.setdefault(sub, Predictor.from_path(ROOT / "models" / "ser-cnn" / sub))
+            clips = [Clip(m[0], m[1], m[2], m[3], "", "") for m in (meta[k] for k in np.flatnonzero(speaker == s))]
+            f, r, lab = speaker_call_windows(clips, model.encoder, model.head.settings)
+            pc.append(cnn.predict(f)), rows.append(r), ys.append(lab), spk.append(np.full(len(lab), s))
+            print(test, s, len(lab), flush=True)
+        d = {"cnn": np.concatenate(pc), "rows": np.concatenate(rows), "y": np.concatenate(ys),
+             "speaker": np.concatenate(spk)}
+        np.savez(path, **d)
+        return d
+
+    def head_probs(d: dict, excl: str | None = None) -> np.ndarray:
+        """Each window's head probabilities, the head fitted without its fold's actors (RAVDESS)
+        or its corpus, and without corpus ``excl``; each speaker's rows standardised together."""
+        out = np.zeros((len(d["y"]), len(EMOTIONS)), np.float32)
+        test = str(d["speaker"][0]).split(":")[0]
         if test == "ravdess":
-            groups = [(i, [f"ravdess:{a}" for a in actors], ROOT / "models" / "ser-cnn" / "cv" / f"fold-{i}")
-                      for i, actors in enumerate(load_folds(FOLDS_PATH)["ravdess"]["test"])]
+            groups = [[f"ravdess:{a}" for a in actors] for actors in folds]
+            masks = [~np.isin(speaker, spks) & (corpus != excl) for spks in groups]
         else:
-            groups = [(0, sorted(set(speaker[corpus == test])),
-                       ROOT / "models" / "ser-cnn" / ("cv/loco" if test == "turev" else ""))]
-        pc, ph, ys, fold = [], [], [], []
-        for i, spks, cnn_path in groups:
-            tr = ~np.isin(speaker, spks) if test == "ravdess" else corpus != test
-            h, cnn = head(tr), Predictor.from_path(cnn_path)
-            for spk in spks:
-                feats, rows, lab = channel_windows([meta[k] for k in np.flatnonzero(speaker == spk)], model)
-                keep = lab >= 0
-                pc.append(cnn.predict(feats)[keep])
-                ph.append(h.predict(speaker_standardize(rows))[keep])
-                ys.append(lab[keep])
-                fold.append(np.full(keep.sum(), i))
-            print(test, i, sum(len(v) for v in ys), flush=True)
-        pc, ph, y, fold = map(np.concatenate, (pc, ph, ys, fold))
-        res = {"n_windows": int(len(y)), "cnn_ece": calibration(pc, y)["ece"], "head_ece": calibration(ph, y)["ece"]}
-        key = "ravdess_cv" if test == "ravdess" else test
-        for rule in ("linear", "log"):
-            c = cal["rules"][rule][key]
-            temps = np.array(c["T_folds"])[fold] if test == "ravdess" else np.full(len(y), c["T"])
-            before = fuse(pc, ph, CNN_WEIGHT, rule)
-            after = np.concatenate([fuse(pc[fold == k], ph[fold == k], CNN_WEIGHT, rule, float(temps[fold == k][0]))
-                                    for k in np.unique(fold)])
-            yk = np.concatenate([y[fold == k] for k in np.unique(fold)])
+            groups = [sorted(set(d["speaker"]))]
+            masks = [(corpus != test) & (corpus != excl)]
+        for spks, tr in zip(groups, masks):
+            h = head(tr)
+            for s in spks:
+                m = d["speaker"] == s
+                if m.sum():
+                    out[m] = h.predict_speaker(d["rows"][m])
+        return out
+
+    data = {c: windows(c) for c in ("ravdess", "emovo", "turev")}
+    rav = data["ravdess"]
+    rav_fold = np.array([fold_of[s] for s in rav["speaker"]])
+    rav_head = {ex: head_probs(rav, ex) for ex in (None, "emovo", "turev")}
+    ece = lambda p, yy: calibration(p, yy)["ece"]  # noqa: E731
+    out = {"method": __doc__.split("\n\n")[0].replace("\n", " "), "models_alone": {}, "rules": {}}
+    heads = {"ravdess_cv": rav_head[None], "emovo": head_probs(data["emovo"]), "turev": head_probs(data["turev"])}
+    for key, d in (("ravdess_cv", rav), ("emovo", data["emovo"]), ("turev", data["turev"])):
+        out["models_alone"][key] = {"n_windows": int(len(d["y"])), "cnn_ece": ece(d["cnn"], d["y"]),
+                                    "head_ece": ece(heads[key], d["y"])}
+    for rule in RULES:
+        f = lambda a, b, t=1.0: _fuse(a, b, CNN_WEIGHT, rule, t)  # noqa: E731
+        fit_t = lambda a, b, yy: fit_fusion_temperature(a, b, yy, CNN_WEIGHT, rule)  # noqa: E731
+        r = {}
+        for key, d in (("ravdess_cv", rav), ("emovo", data["emovo"]), ("turev", data["turev"])):
+            pc, ph, y = d["cnn"], heads[key], d["y"]
+            before = f(pc, ph)
             k4 = np.isin(y, FOUR)
-            r = {"ece_before": calibration(before, y)["ece"], "ece_after": calibration(after, yk)["ece"],
-                 "ua4": float(balanced_accuracy_score(y[k4], np.array(FOUR)[before[k4][:, FOUR].argmax(1)]))}
-            if test != "turev":
-                r["ua7"] = float(balanced_accuracy_score(y, before.argmax(1)))
-            if "T_oracle" in c:
-                r["ece_after_T_oracle"] = calibration(fuse(pc, ph, CNN_WEIGHT, rule, c["T_oracle"]), y)["ece"]
-            res[rule] = r
-        out[key] = res
-        print(key, json.dumps(res), flush=True)
-        Path(out_json).write_text(json.dumps(out, indent=1) + "\n")
+            res = {"ua4": float(balanced_accuracy_score(y[k4], np.array(FOUR)[before[k4][:, FOUR].argmax(1)])),
+                   "ece_before": ece(before, y)}
+            if key != "turev":
+                res["ua7"] = float(balanced_accuracy_score(y, before.argmax(1)))
+            if key == "ravdess_cv":
+                after, after_clip_t, ts = np.empty_like(before), np.empty_like(before), []
+                for k in range(len(folds)):
+                    m = rav_fold == k
+                    ts.append(fit_t(pc[~m], ph[~m], y[~m]))
+                    after[m] = f(pc[m], ph[m], ts[-1])
+                    after_clip_t[m] = f(pc[m], ph[m], cal["rules"][rule]["ravdess_cv"]["T_folds"][k])
+                res.update(T_folds=ts, T_all_folds=fit_t(pc, ph, y), ece_after=ece(after, y),
+                           ece_per_fold_after=[ece(after[rav_fold == k], y[rav_fold == k]) for k in range(len(folds))],
+                           ece_with_clip_level_T=ece(after_clip_t, y))
+            else:
+                t = fit_t(rav["cnn"], rav_head[key], rav["y"])
+                t_or = fit_t(pc, ph, y)
+                res.update(T=t, ece_after=ece(f(pc, ph, t), y),
+                           ece_with_clip_level_T=ece(f(pc, ph, cal["rules"][rule][key]["T"]), y),
+                           T_oracle=t_or, ece_after_T_oracle=ece(f(pc, ph, t_or), y))
+            r[key] = res
+        out["rules"][rule] = r
+        print(rule, json.dumps({k: {a: round(b, 3) for a, b in v.items() if isinstance(b, float)} for k, v in r.items()}),
+              flush=True)
+    Path(out_json).write_text(json.dumps(out, indent=1) + "\n")
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4], *sys.argv[4:])
+    main(*sys.argv[1:4])
