@@ -13,6 +13,8 @@ telephone training rows, 8 kHz test rows, ``training.encoder_head.fit_head``):
   model, never trained on EMOVO; head without EMOVO): "after" = the temperature fitted as the
   build fits it, on RAVDESS actor-CV out-of-fold predictions, with heads fitted without the
   evaluated corpus. Never on the evaluated corpus.
+- ``ece_with_artifact_T``: with the shipped artifact's temperature (``models/ser-accurate``,
+  fitted on RAVDESS CV *windows*), for its fusion rule: what the shipped T does to clip means.
 - Sensitivity: ``T_other_corpus`` = fitted on the other left-out corpus's predictions (head
   and CNN without either corpus: RAVDESS + TESS head, TurEV-DB LOCO CNN); ``T_oracle`` =
   fitted on the evaluated corpus itself (not an estimate: the best one temperature can do).
@@ -80,6 +82,7 @@ def main(cache: str, out_json: str) -> None:
     for p in ("turev", "emovo"):
         out["models_alone"][p] = {"cnn_ece": ece(loco[p][0], loco[p][2]), "head_ece": ece(loco[p][1], loco[p][2]),
                                   "cnn": probe.score(loco[p][0], loco[p][2]), "head": probe.score(loco[p][1], loco[p][2])}
+    shipped = json.loads((Path(__file__).resolve().parents[2] / "ser-accurate" / "encoder_head.json").read_text())
     for rule in RULES:
         f = lambda a, b, t=1.0: fuse(a, b, CNN_WEIGHT, rule, t)  # noqa: E731
         fitT = lambda a, b, yy_: fit_fusion_temperature(a, b, yy_, CNN_WEIGHT, rule)  # noqa: E731
@@ -106,6 +109,11 @@ def main(cache: str, out_json: str) -> None:
             r[p] = {**probe.score(before, yp), "ece_before": ece(before, yp), "T": t, "ece_after": ece(f(a, b, t), yp),
                     "T_other_corpus": t_other, "ece_after_T_other_corpus": ece(f(a, b, t_other), yp),
                     "T_oracle": t_oracle, "ece_after_T_oracle": ece(f(a, b, t_oracle), yp)}
+        if shipped.get("fusion") == rule:
+            t = shipped["temperature"]
+            r["ravdess_cv"]["ece_with_artifact_T"] = ece(f(pc, ph, t), yy)
+            for p in ("turev", "emovo"):
+                r[p]["ece_with_artifact_T"] = ece(f(*loco[p][:2], t), loco[p][2])
         out["rules"][rule] = r
         print(rule, {p: (round(v["ece_before"], 3), round(v["ece_after"], 3)) for p, v in r.items()}, flush=True)
     Path(out_json).write_text(json.dumps(out, indent=1) + "\n")
