@@ -18,7 +18,8 @@ The probe's most accurate model is the *late fusion* of this head with the shipp
 geometric mean of the two models' probabilities per window, renormalised (``fusion: log``,
 ``cnn_weight`` 0.5, fixed before it was measured), then temperature scaled (Guo et al. 2017)
 by the ``temperature`` that ``training.encoder_head`` fits on out-of-fold predictions of the
-training corpora (models/runs/2026-12-07-accurate/calibrate.py). Format version 1 files
+training corpora: RAVDESS actor-CV speech windows (models/runs/2026-12-07-accurate,
+window_calibration.py). Format version 1 files
 (written before the temperature) load as ``fusion: linear``, ``temperature: 1``: the plain
 mean of probabilities they were served with.
 
