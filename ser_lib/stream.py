@@ -62,8 +62,9 @@ class ChannelWindows:
 class _Channel:
     """Streaming window state of one channel (samples at the model rate)."""
 
-    def __init__(self, cfg: FeatureConfig, hop_s: float):
+    def __init__(self, cfg: FeatureConfig, hop_s: float, meter: LoudnessMeter | None = None):
         self.cfg = cfg
+        self.meter = meter                        # fed the frames' K-weighted energies
         self.hop_s = hop_s
         self.grid = cfg.grid(hop_s)
         self.fh, self.n_fft, self.F = cfg.hop_length, cfg.n_fft, cfg.frames_per_window
@@ -90,7 +91,12 @@ class _Channel:
         self.buf = np.concatenate([self.buf, y]) if len(self.buf) else np.asarray(y, np.float32)
         if len(self.buf) >= self.n_fft:
             m = 1 + (len(self.buf) - self.n_fft) // self.fh
-            new = frame_features(self.buf[:(m - 1) * self.fh + self.n_fft], self.cfg)
+            seg = self.buf[:(m - 1) * self.fh + self.n_fft]
+            if self.meter is None:
+                new = frame_features(seg, self.cfg)
+            else:  # the loudness from the same STFT frames (ser_lib.talk.LoudnessMeter)
+                new, energy = frame_features(seg, self.cfg, power_weights=self.meter.weights)
+                self.meter.add_frames(self.fr_next, energy)
             self.frames = np.concatenate([self.frames, new]) if len(self.frames) else new
             self.buf = self.buf[m * self.fh:].copy()
             self.fr_next += m
@@ -172,17 +178,15 @@ class StreamAnalyzer:
             # the absolute floor of the speech rule follows the source's resolution
             speech_cfg = self.speech_cfg.for_subtype(reader.info.subtype)
             names = self.channel_names(n_ch)
-            states = [_Channel(self.fcfg, self.hop_s) for _ in range(n_ch)]
+            meters = [LoudnessMeter(self.fcfg) for _ in range(n_ch)]
+            states = [_Channel(self.fcfg, self.hop_s, m) for m in meters]
             rs = None if sr_in == self.fcfg.sample_rate else soxr.ResampleStream(
                 sr_in, self.fcfg.sample_rate, n_ch, dtype="float32", quality="HQ")
-            meters = [LoudnessMeter(self.fcfg.sample_rate) for _ in range(n_ch)]
             t0 = time.perf_counter()
             for data, last in reader.blocks(self.chunk_s * sr_in):
                 if rs is not None:
                     data = rs.resample_chunk(data, last=last)
                 t1 = time.perf_counter()
-                for c, m in enumerate(meters):
-                    m.push(data[:, c])
                 results = [st.push(np.ascontiguousarray(data[:, c])) for c, st in enumerate(states)]
                 t["decode_s"] = t.get("decode_s", 0.0) + (t1 - t0)
                 t["features_s"] = t.get("features_s", 0.0) + (time.perf_counter() - t1)
