@@ -31,7 +31,7 @@ import soxr
 
 from .audio import AudioInfo, AudioReader, Source
 from .features import FeatureConfig, frame_features, window_features
-from .speech import SpeechConfig, speech_decisions
+from .speech import RMS_DB_COLUMN, SpeechConfig, speech_decisions, talk_windows
 from .talk import LoudnessMeter
 
 
@@ -48,6 +48,8 @@ class ChannelWindows:
         active: ``(n_windows, frames_per_window)`` bool frame decisions behind the flags
             (:func:`ser_lib.speech.speech_decisions`), 10 ms apart.
         start_frame: ``(n_windows,)`` int64 index of each window's first frame.
+        talk: ``(n_windows,)`` bool: windows that may hold talk (:func:`ser_lib.speech.talk_windows`;
+            None without a talk margin).
     """
 
     channel: str
@@ -57,6 +59,7 @@ class ChannelWindows:
     speech: np.ndarray
     active: np.ndarray | None = None
     start_frame: np.ndarray | None = None
+    talk: np.ndarray | None = None
 
 
 class _Channel:
@@ -65,6 +68,7 @@ class _Channel:
     def __init__(self, cfg: FeatureConfig, hop_s: float, meter: LoudnessMeter | None = None):
         self.cfg = cfg
         self.meter = meter                        # fed the frames' K-weighted energies
+        self.levels: list[np.ndarray] = []        # every frame's rms_db, in order (talk frames)
         self.hop_s = hop_s
         self.grid = cfg.grid(hop_s)
         self.fh, self.n_fft, self.F = cfg.hop_length, cfg.n_fft, cfg.frames_per_window
@@ -97,6 +101,7 @@ class _Channel:
             else:  # the loudness from the same STFT frames (ser_lib.talk.LoudnessMeter)
                 new, energy = frame_features(seg, self.cfg, power_weights=self.meter.weights)
                 self.meter.add_frames(self.fr_next, energy)
+            self.levels.append(new[:, RMS_DB_COLUMN].copy())
             self.frames = np.concatenate([self.frames, new]) if len(self.frames) else new
             self.buf = self.buf[m * self.fh:].copy()
             self.fr_next += m
@@ -162,13 +167,16 @@ class StreamAnalyzer:
         #: per channel, ITU-R BS.1770 integrated loudness of the model-rate signal (LUFS,
         #: None when gated out: :class:`ser_lib.talk.LoudnessMeter`), known once iterated
         self.loudness_lufs: list[float | None] = []
+        #: per channel, every frame's ``rms_db`` (float32, 10 ms apart), known once iterated
+        self.frame_levels: list[np.ndarray] = []
 
     def _emit(self, names, states, results, speech_cfg: SpeechConfig) -> list[ChannelWindows]:
         out = []
         for name, st, (feats, starts) in zip(names, states, results):
             start_s, end_s = st.grid.bounds_s(st.total, starts)
             speech, active = speech_decisions(feats, speech_cfg, self.talk_margin_db)
-            out.append(ChannelWindows(name, feats, start_s, end_s, speech, active, starts // st.fh))
+            talk = None if self.talk_margin_db is None else talk_windows(feats, speech, active, speech_cfg)
+            out.append(ChannelWindows(name, feats, start_s, end_s, speech, active, starts // st.fh, talk))
         return out
 
     def __iter__(self) -> Iterator[list[ChannelWindows]]:
@@ -199,6 +207,7 @@ class StreamAnalyzer:
         self.info = reader.info
         self.duration_s = states[0].total / self.fcfg.sample_rate
         self.loudness_lufs = [m.lufs() for m in meters]
+        self.frame_levels = [np.concatenate(st.levels) if st.levels else np.zeros(0, np.float32) for st in states]
         if any(len(r[1]) for r in results):
             yield self._emit(names, states, results, speech_cfg)
 

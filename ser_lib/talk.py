@@ -57,6 +57,8 @@ from .features import FeatureConfig
 
 #: seconds per frame decision (the feature frame hop: 80 samples at 8 kHz)
 FRAME_S = 0.01
+#: frames outside the talk windows needed to measure the noise's spread (5 s)
+NOISE_MIN_FRAMES = 500
 
 
 @dataclass(frozen=True)
@@ -64,22 +66,42 @@ class TalkConfig:
     """``talk`` section of ``conf/job.yaml`` (rules of the module docstring).
 
     Attributes:
-        margin_db: a frame of a speech window talks when its level is this many dB over
-            the window's noise floor (the speech rule's step 2, :func:`ser_lib.speech.active_frames`,
-            with its own margin: the rule's 8 dB, meant to find speech *windows*, missed the
-            soft parts of words of a channel 20 dB under the other, in line noise. On
-            bench/talk.py's calls 2 dB was best of 8, 3, 2 and 1.5 (1.5 dB began to
-            lengthen spurts into the line noise; bench/README.md "Talk spurts").
+        margin_db: which windows may hold talk besides the speech windows: a window with at
+            least ``speech.min_active_ratio`` of its frames this many dB over the window's
+            noise floor (:func:`ser_lib.speech.active_frames` with this margin) whose spectrum
+            changes like speech (the speech rule's step 3 over those frames), see
+            :func:`ser_lib.speech.talk_windows`. A quiet channel in line noise has speech
+            windows the 8 dB speech rule misses.
+        start_db, continue_db: hysteresis of the frame rule: a run of frames whose smoothed
+            level is ``continue_db`` over the channel's noise floor talks when one of its
+            frames is ``start_db`` over it (bench/talk.py: 1.5 and 0.5 dB were best of
+            1.25-4 and 0.25-1 on the quiet channel in line noise, without changing the clean calls).
+        smooth_frames: frames whose power is averaged (centred) before the level is compared
+            (3 = 30 ms: the 32 ms frames' level varies ~0.4 dB on white noise, the mean of 3 less).
+        noise_percentile: the channel's noise floor is this percentile of the smoothed frame
+            levels over the whole channel (not per 2 s window: inside a long turn the
+            window's quietest frames are speech).
+        white_spread_db: the noise is taken as white when the median of the smoothed level
+            outside the speech windows is at most this many dB over its 10th percentile
+            (white line noise: 0.4 dB; pink noise: 1.5 dB). Other noise swings too much for
+            ``start_db``/``continue_db``: the thresholds become its own 99.5th and 90th
+            percentiles over the floor, and only speech windows hold talk.
         hangover_s: pauses shorter than this (s) do not end a talk spurt.
-        min_spurt_s: spurts shorter than this (s, after the hangover) are dropped.
+        min_spurt: spurts shorter than this (s, after the hangover) are dropped.
         interruption_s: a channel starting while another talks interrupts it when the
             other's spurt ends within this many seconds (issue 32: 2 s).
 
     Raises:
-        ConfigError: a negative value, or ``interruption_s`` not > 0.
+        ConfigError: a negative value, ``continue_db`` over ``start_db``, ``smooth_frames``
+            < 1, ``noise_percentile`` outside [0, 100) or ``interruption_s`` not > 0.
     """
 
     margin_db: float = 2.0
+    start_db: float = 1.5
+    continue_db: float = 0.5
+    smooth_frames: int = 3
+    noise_percentile: float = 10.0
+    white_spread_db: float = 0.8
     hangover_s: float = 0.3
     min_spurt_s: float = 0.15
     interruption_s: float = 2.0
@@ -88,13 +110,21 @@ class TalkConfig:
         if self.margin_db < 0 or self.hangover_s < 0 or self.min_spurt_s < 0 or not self.interruption_s > 0:
             raise ConfigError("talk.margin_db, talk.hangover_s and talk.min_spurt_s must be >= 0, "
                               "talk.interruption_s > 0")
+        if not 0 <= self.continue_db <= self.start_db or self.smooth_frames < 1 \
+                or not 0 <= self.noise_percentile < 100:
+            raise ConfigError("talk.continue_db must be in [0, talk.start_db], talk.smooth_frames >= 1 and "
+                              "talk.noise_percentile in [0, 100)")
 
     @classmethod
     def from_dict(cls, d: dict) -> "TalkConfig":
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:
             raise ConfigError(f"unknown talk config keys: {sorted(unknown)}")
-        return cls(**{k: float(v) for k, v in d.items()})
+        try:
+            return cls(**{k: (int(v) if k == "smooth_frames" and float(v) == int(float(v)) else float(v))
+                          for k, v in d.items()})
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"invalid talk configuration: {err}") from err
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -119,6 +149,76 @@ def frame_talk(starts_frame: np.ndarray, active: np.ndarray, n_frames: int) -> n
         stop = min(n_frames, s + len(row))
         if stop > s:
             out[s:stop] |= row[:stop - s]
+    return out
+
+
+def _hysteresis(score: np.ndarray, start: float, keep: float) -> np.ndarray:
+    """``bool`` mask of the runs of ``score > keep`` that hold at least one ``score > start``."""
+    lo = score > keep
+    edges = np.diff(np.concatenate([[0], lo.astype(np.int8), [0]]))
+    on, off = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    hits = np.concatenate([[0], np.cumsum(score > start)])
+    good = hits[off] > hits[on]
+    mark = np.zeros(len(score) + 1, np.int64)
+    np.add.at(mark, on[good], 1)
+    np.add.at(mark, off[good], -1)
+    return np.cumsum(mark)[:-1] > 0
+
+
+def _coverage_mask(starts: np.ndarray, width: int, n: int) -> np.ndarray:
+    """``bool (n,)``: frames inside at least one window ``[start, start + width)``."""
+    starts = np.clip(np.asarray(starts, np.int64), 0, n)
+    cover = np.zeros(n + 1, np.int64)
+    np.add.at(cover, starts, 1)
+    np.add.at(cover, np.minimum(starts + width, n), -1)
+    return np.cumsum(cover)[:-1] > 0
+
+
+def channel_talk_frames(levels_db: np.ndarray, talk_starts: np.ndarray, frames_per_window: int, n_frames: int,
+                        cfg: TalkConfig = TalkConfig(), floor_db: float = -90.0,
+                        speech_starts: np.ndarray | None = None) -> np.ndarray:
+    """A channel's talk frames (the frame rule of the module docstring).
+
+    Args:
+        levels_db: ``float (m,)`` every frame's ``rms_db`` (dBFS, :mod:`ser_lib.features`), in order.
+        talk_starts: ``int64 (k,)`` first frame of each window that may hold talk (speech
+            windows and :func:`ser_lib.speech.talk_windows`).
+        frames_per_window: frames of a window.
+        n_frames: frames of the channel (duration / 10 ms, rounded up); levels past it
+            are dropped, frames past the levels do not talk.
+        floor_db: absolute level under which no frame talks (the speech rule's ``floor_db``).
+        speech_starts: ``int64`` first frame of each speech window (a subset of
+            ``talk_starts``); None: all of ``talk_starts``.
+
+    Returns:
+        ``bool (n_frames,)``.
+    """
+    lv = np.asarray(levels_db, dtype=np.float64)[:n_frames]
+    out = np.zeros(n_frames, dtype=bool)
+    if not len(lv) or not len(talk_starts):
+        return out
+    k = int(cfg.smooth_frames)
+    power = 10.0 ** (lv / 10.0)
+    if k > 1:  # centred moving average of the power, edges repeated (scipy.ndimage "nearest")
+        from scipy.ndimage import uniform_filter1d
+        power = uniform_filter1d(power, k, mode="nearest")
+    smooth = 10.0 * np.log10(np.maximum(power, 1e-30))
+    floor = float(np.percentile(smooth, cfg.noise_percentile))
+    snr = smooth - floor
+    eligible = _coverage_mask(talk_starts, frames_per_window, len(lv))
+    start, keep = cfg.start_db, cfg.continue_db
+    speech = eligible if speech_starts is None else _coverage_mask(speech_starts, frames_per_window, len(lv))
+    noise = snr[~speech & (smooth >= floor_db)]
+    if len(noise) >= NOISE_MIN_FRAMES:
+        lo, mid, keep_q, start_q = np.percentile(noise, [10.0, 50.0, 90.0, 99.5])
+        if mid - lo > cfg.white_spread_db:
+            # not white: pink or rumbling line noise swings 5-7 dB where white noise's smoothed
+            # level stays within ~1.5 dB. Its own swings set the thresholds, and only speech
+            # windows hold talk (the talk windows' 2 dB margin is inside its swings)
+            eligible = speech
+            start, keep = max(start, float(start_q)), max(keep, float(keep_q))
+    snr[~eligible | (smooth < floor_db)] = -np.inf
+    out[:len(lv)] = _hysteresis(snr, start, keep)
     return out
 
 
