@@ -127,6 +127,7 @@ def main(argv=None) -> int:
     p.add_argument("--corpora", default=os.environ.get("SER_CORPORA", str(Path(__file__).resolve().parents[2]
                                                                               / "shared" / "corpora")))
     p.add_argument("--out", default=None)
+    p.add_argument("--seed", type=int, default=SEED, help=f"seed of the calls (default {SEED}; another seed: held-out calls)")
     p.add_argument("--talk", action="append", default=[], metavar="KEY=VALUE",
                    help="a talk setting other than conf/job.yaml's (e.g. margin_db=8)")
     a = p.parse_args(argv)
@@ -137,11 +138,11 @@ def main(argv=None) -> int:
     conditions = {"synth_clean": (None, False), "synth_noise": (-50.0, False), "synth_pink": ("pink", False)}
     if actors:
         conditions.update({"corpus_clean": (None, True), "corpus_noise": (-50.0, True), "corpus_pink": ("pink", True)})
-    results: dict = {"date": dt.date.today().isoformat(), "talk_config": cfg.talk.to_dict(),
+    results: dict = {"date": dt.date.today().isoformat(), "talk_config": cfg.talk.to_dict(), "seed": a.seed,
                      "calls_per_condition": a.calls, "conditions": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for name, (noise_db, corpus) in conditions.items():
-            rng = np.random.default_rng(SEED)
+            rng = np.random.default_rng(a.seed)
             detectors: dict[str, list] = {"job": []}
             for i in range(a.calls):
                 plan = conversation_plan(rng, avoid_s=(1.6, 2.6))

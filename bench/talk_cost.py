@@ -11,9 +11,10 @@ model, and times, on the same audio, each piece the measures added:
 * ``loudness_filter_s`` (for comparison, not added): BS.1770's K-weighting run as a filter
   (``pyloudnorm``'s two stages as one ``scipy.signal.sosfilt`` cascade, chunk by chunk),
   the meter's previous implementation;
-* ``talk_margin_s``: :func:`ser_lib.speech.speech_decisions` with the talk margin minus
-  without it (the second frame threshold), over every window of both channels;
-* ``spurts_s``: :func:`ser_lib.talk.frame_talk` from the windows' decisions, then
+* ``talk_margin_s``: :func:`ser_lib.speech.speech_decisions` with the talk margin, then
+  :func:`ser_lib.speech.talk_windows` (the windows the speech rule missed that may hold
+  talk), minus ``speech_decisions`` alone, over every window of both channels;
+* ``spurts_s``: :func:`ser_lib.talk.channel_talk_frames` from the frame levels and those windows, then
   :func:`ser_lib.scoring.conversation_fields` (spurts, measures, quarters, turns).
 
 Times are CPU seconds of this process (``time.process_time``, the median of ``R`` repeats), so
@@ -38,9 +39,9 @@ from ser_lib.config import JobConfig
 from ser_lib.features import frame_features, window_features
 from ser_lib.one_recording import load_predictor
 from ser_lib.scoring import conversation_fields, score_recording, summarize
-from ser_lib.speech import speech_decisions
+from ser_lib.speech import RMS_DB_COLUMN, speech_decisions, talk_windows
 from ser_lib.synth import conversation_plan, placed_call
-from ser_lib.talk import LoudnessMeter, frame_talk
+from ser_lib.talk import LoudnessMeter, channel_talk_frames
 
 SR = 8000
 
@@ -119,14 +120,25 @@ def main(argv=None) -> int:
                     steps.append((x[:m * (SR // 10)] ** 2).reshape(m, -1).sum(axis=1))
 
         wins = [window_features(audio[:, c], fc, cfg.hop_s) for c in range(2)]
-        with_margin = cpu(lambda: [speech_decisions(f, cfg.speech, cfg.talk.margin_db) for f, _ in wins], a.repeat)
+        def with_talk():
+            for f, _ in wins:
+                sp, act = speech_decisions(f, cfg.speech, cfg.talk.margin_db)
+                talk_windows(f, sp, act, cfg.speech)
+
+        with_margin = cpu(with_talk, a.repeat)
         without = cpu(lambda: [speech_decisions(f, cfg.speech) for f, _ in wins], a.repeat)
-        decisions = [speech_decisions(f, cfg.speech, cfg.talk.margin_db) for f, _ in wins]
+        decisions = []
+        for f, _ in wins:
+            sp, act = speech_decisions(f, cfg.speech, cfg.talk.margin_db)
+            decisions.append((sp, talk_windows(f, sp, act, cfg.speech)))
+        levels = [frame_features(np.ascontiguousarray(audio[:, c]), fc)[:, RMS_DB_COLUMN] for c in range(2)]
         n_frames = int(np.ceil(len(audio) / fc.hop_length))
 
         def spurts():
-            for (_, starts), (sp, act) in zip(wins, decisions):
-                frame_talk((starts // fc.hop_length)[sp], act[sp], n_frames)
+            for (_, starts), (sp, tw), lv in zip(wins, decisions, levels):
+                st = starts // fc.hop_length
+                channel_talk_frames(lv, st[tw], fc.frames_per_window, n_frames, cfg.talk,
+                                    cfg.speech.floor_db, st[sp])
             conversation_fields(state["rec"], [dict(q) for q in summarize(state["rec"], labels)["quarters"]], cfg.talk)
 
         # summarize() inside spurts() is timed too: subtract a bare summarize

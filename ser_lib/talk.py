@@ -1,15 +1,26 @@
 """Talk spurts and conversation measures of a call (``calls`` columns, ``OUT/turns/``).
 
-Voice activity comes from the speech detector the job already runs
-(:mod:`ser_lib.speech`), at its frame resolution: **10 ms frames** (the feature frame hop,
-:class:`ser_lib.features.FeatureConfig` ``hop_length`` 80 samples at 8 kHz; each frame
-spans 32 ms). A frame *talks* when it is active (its level ``talk.margin_db``, 2 dB, over
-its window's noise floor: :func:`ser_lib.speech.active_frames` with the talk margin) in at
-least one of the analysis windows that hold it *and* that window is speech (the speech
-rule unchanged: 8 dB margin, spectral change; tones and hum are not). The 2 s
-window flags alone are too coarse for overtalk; the frame decisions inside speech windows
-are not. Frame ``i`` stands for the 10 ms from ``i * 0.01 + 0.011`` s (the middle 10 ms
-of its 32 ms span).
+Voice activity comes from the job's own detector at **10 ms** frame resolution (the
+feature frame hop, :class:`ser_lib.features.FeatureConfig` ``hop_length`` 80 samples at
+8 kHz; each frame spans 32 ms), not from a library VAD: on ``bench/talk.py``'s calls
+``webrtcvad`` and ``silero-vad`` measured worse, and silero-vad costs ~6.7 CPU s per
+channel-hour. A frame *talks* (:func:`channel_talk_frames`, :class:`TalkConfig`) when
+
+* its window may hold talk (:func:`ser_lib.speech.talk_windows`): a speech window (the
+  speech rule: tones and hum are not), or a window the 8 dB speech rule missed where at least
+  10 % of the frames rise ``margin_db`` (2 dB) over the window's noise floor and their
+  spectrum changes like speech (the speech rule's step 3): a quiet voice in line noise;
+* and its level, the power of ``smooth_frames`` (3) frames averaged, stands over the
+  **channel's** noise floor (the ``noise_percentile``-th, 10th, percentile of those levels
+  over the whole channel; a 2 s window's floor lies inside the speech of a long turn), with
+  hysteresis: a run of frames ``continue_db`` (0.5 dB) over the floor talks when one of them
+  is ``start_db`` (1.5 dB) over it. Noise that swings more than white noise (outside the
+  speech windows its median lies more than ``white_spread_db`` over its 10th percentile:
+  pink noise, rumble) raises the two thresholds to its own 99.5th and 90th percentiles and
+  only speech windows hold talk.
+
+The 2 s window flags alone are too coarse for overtalk. Frame ``i`` stands for the 10 ms
+from ``i * 0.01 + 0.011`` s (the middle 10 ms of its 32 ms span).
 
 Talk frames become **talk spurts** (:func:`talk_spurts`) by two rules (:class:`TalkConfig`):
 
