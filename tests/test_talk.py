@@ -100,6 +100,66 @@ def test_a_call_without_talk_has_no_non_talk_figure():
     assert m["channel_interruptions"] == {"agent": 0, "customer": 0}
 
 
+# ---------------------------------------------------------------- the frame rule on made-up levels
+def levels(n=3000, noise_db=-50.0, seed=0, jitter=0.1):
+    """Frame levels (dBFS) of steady noise: ``noise_db`` with a little jitter."""
+    return noise_db + np.random.default_rng(seed).normal(0, jitter, n)
+
+
+def test_hysteresis_needs_a_start_frame_and_keeps_its_run():
+    from ser_lib.talk import channel_talk_frames
+    lv = levels()
+    lv[1000:1100] += 0.9        # over continue_db (0.5) but never over start_db (1.5)
+    lv[2000:2100] += 0.9
+    lv[2050:2060] += 3.0        # ... one stretch over start_db: the whole run talks
+    f = channel_talk_frames(lv, np.asarray([0]), 3000, 3000, CFG)
+    assert not f[1000:1100].any()
+    assert f[2005:2095].all() and not f[:1900].any()
+    strict = channel_talk_frames(lv, np.asarray([0]), 3000, 3000, TalkConfig(continue_db=1.5))
+    assert strict[2050:2060].all() and not strict[2005:2040].any()
+
+
+def test_the_noise_floor_is_the_channels_not_the_windows():
+    """A 20 s turn 6 dB over the noise talks as a whole: inside it no 2 s window holds a
+    pause, so a floor taken per window would sit inside the speech."""
+    from ser_lib.talk import channel_talk_frames
+    lv = levels(6000)
+    lv[1000:3000] += 6.0
+    f = channel_talk_frames(lv, np.arange(0, 5800, 100), 200, 6000, CFG)
+    assert f[1002:2998].all() and f.sum() < 2000 + 20
+
+
+def test_only_windows_that_may_hold_talk_talk():
+    from ser_lib.talk import channel_talk_frames
+    lv = levels()
+    lv[500:700] += 10.0
+    lv[2000:2200] += 10.0
+    f = channel_talk_frames(lv, np.asarray([400]), 400, 3000, CFG)   # one window: frames 400-799
+    assert f[502:698].all() and not f[2000:2200].any()
+
+
+def test_pink_like_swings_raise_the_thresholds():
+    """Noise whose level swings widely outside the speech windows (median 1.5 dB over its
+    10th percentile, like pink noise) sets the thresholds from its own percentiles: its
+    swings are not talk, a turn 10 dB over it is; as white noise (white_spread_db 100) its
+    swings talk."""
+    from ser_lib.talk import channel_talk_frames
+    rng = np.random.default_rng(1)
+    lv = -50.0 + 10 * np.log10(rng.chisquare(8, 6000) / 8)      # swings of several dB
+    lv[3000:3300] += 10.0
+    speech = np.asarray([2950, 3050, 3150])                     # the turn's windows
+    everywhere = np.arange(0, 5800, 100)
+    f = channel_talk_frames(lv, everywhere, 200, 6000, CFG, speech_starts=speech)
+    assert f[3000:3300].mean() > 0.95 and f[:2900].sum() + f[3400:].sum() == 0
+    white = channel_talk_frames(lv, everywhere, 200, 6000, replace_cfg(white_spread_db=100.0), speech_starts=speech)
+    assert white[:2900].sum() > 100
+
+
+def replace_cfg(**kw):
+    from dataclasses import replace
+    return replace(CFG, **kw)
+
+
 # ---------------------------------------------------------------- loudness
 def test_streamed_loudness_equals_pyloudnorm():
     """The meter weights the features' STFT frames (Parseval) instead of filtering: on noise
