@@ -167,7 +167,8 @@ class StreamAnalyzer:
         #: per channel, ITU-R BS.1770 integrated loudness of the model-rate signal (LUFS,
         #: None when gated out: :class:`ser_lib.talk.LoudnessMeter`), known once iterated
         self.loudness_lufs: list[float | None] = []
-        #: per channel, every frame's ``rms_db`` (float32, 10 ms apart), known once iterated
+        #: per channel, every frame's ``rms_db`` (float32, 10 ms apart: 1.4 MB per channel-hour, the
+        #: one thing kept for the whole recording; :func:`ser_lib.talk.channel_talk_frames`), known once iterated
         self.frame_levels: list[np.ndarray] = []
 
     def _emit(self, names, states, results, speech_cfg: SpeechConfig) -> list[ChannelWindows]:

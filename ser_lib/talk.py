@@ -141,28 +141,6 @@ class TalkConfig:
         return asdict(self)
 
 
-def frame_talk(starts_frame: np.ndarray, active: np.ndarray, n_frames: int) -> np.ndarray:
-    """A channel's talk frames from its speech windows' frame decisions.
-
-    Args:
-        starts_frame: ``int64 (n_windows,)`` index of each speech window's first frame
-            (window start sample // frame hop).
-        active: ``bool (n_windows, frames_per_window)`` the frame decisions of those
-            windows (:func:`ser_lib.speech.active_frames`).
-        n_frames: frames of the channel (duration / 10 ms, rounded up); decisions past it
-            (a short recording's padded window) are dropped.
-
-    Returns:
-        ``bool (n_frames,)``: True where a frame is active in at least one speech window.
-    """
-    out = np.zeros(n_frames, dtype=bool)
-    for s, row in zip(np.asarray(starts_frame, dtype=np.int64), active):
-        stop = min(n_frames, s + len(row))
-        if stop > s:
-            out[s:stop] |= row[:stop - s]
-    return out
-
-
 def _hysteresis(score: np.ndarray, start: float, keep: float) -> np.ndarray:
     """``bool`` mask of the runs of ``score > keep`` that hold at least one ``score > start``."""
     lo = score > keep
@@ -238,7 +216,7 @@ def talk_spurts(frames: np.ndarray, cfg: TalkConfig = TalkConfig(), frame_s: flo
     """Talk spurts of one channel (hangover and minimum-spurt rules of the module docstring).
 
     Args:
-        frames: ``bool (n_frames,)`` talk frame decisions (:func:`frame_talk`).
+        frames: ``bool (n_frames,)`` talk frame decisions (:func:`channel_talk_frames`).
         frame_s: seconds between frames (10 ms).
         offset_s: start of frame 0's slot, s (the middle ``frame_s`` of a 32 ms frame: 11 ms).
 

@@ -9,8 +9,7 @@ import soundfile as sf
 
 from ser_lib.config import JobConfig
 from ser_lib.synth import conversation_plan, event_errors, placed_call
-from ser_lib.talk import (LoudnessMeter, TalkConfig, conversation_measures, frame_talk, interruptions, talk_events,
-                          talk_spurts)
+from ser_lib.talk import LoudnessMeter, TalkConfig, conversation_measures, interruptions, talk_events, talk_spurts
 
 CFG = TalkConfig()
 
@@ -41,14 +40,6 @@ def test_spurts_shorter_than_the_minimum_are_dropped():
     sp = talk_spurts(frames((100, 114), (400, 416), (700, 715)), CFG)   # 0.14 s, 0.16 s, 0.15 s
     assert sp[:, 0] == pytest.approx([4.011, 7.011])
     assert len(talk_spurts(frames(), CFG)) == 0
-
-
-def test_frame_talk_ors_the_windows_and_drops_padding():
-    active = np.zeros((2, 197), bool)
-    active[0, 150:197] = True     # frames 150-196 of window 0
-    active[1, 0:20] = True        # frames 100-119 of window 1 (starts at frame 100)
-    out = frame_talk(np.array([0, 100]), active, n_frames=180)
-    assert out.sum() == 20 + 30 and out[100:120].all() and out[150:180].all() and not out[120:150].any()
 
 
 # ---------------------------------------------------------------- measures
@@ -203,6 +194,7 @@ def test_loudness_of_speech_like_turns_with_pauses():
     quiet blocks, which then pass the relative gate more often: 0.01-0.10 LU low over 10
     seeds (RAVDESS sentences and the bench calls: within 0.05 LU either way)."""
     import pyloudnorm
+
     from ser_lib.synth import speech_like
     rng = np.random.default_rng(11)
     sr = 8000
