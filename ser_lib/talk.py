@@ -64,7 +64,7 @@ from functools import lru_cache
 import numpy as np
 
 from .errors import ConfigError
-from .features import FeatureConfig
+from .features import FeatureConfig, row_percentile
 
 #: seconds per frame decision (the feature frame hop: 80 samples at 8 kHz)
 FRAME_S = 0.01
@@ -192,14 +192,14 @@ def channel_talk_frames(levels_db: np.ndarray, talk_starts: np.ndarray, frames_p
         from scipy.ndimage import uniform_filter1d
         power = uniform_filter1d(power, k, mode="nearest")
     smooth = 10.0 * np.log10(np.maximum(power, 1e-30))
-    floor = float(np.percentile(smooth, cfg.noise_percentile))
+    floor = float(row_percentile(smooth, cfg.noise_percentile))   # np.percentile's value, by partition
     snr = smooth - floor
     eligible = _coverage_mask(talk_starts, frames_per_window, len(lv))
     start, keep = cfg.start_db, cfg.continue_db
     speech = eligible if speech_starts is None else _coverage_mask(speech_starts, frames_per_window, len(lv))
     noise = snr[~speech & (smooth >= floor_db)]
     if len(noise) >= NOISE_MIN_FRAMES:
-        lo, mid, keep_q, start_q = np.percentile(noise, [10.0, 50.0, 90.0, 99.5])
+        lo, mid, keep_q, start_q = (float(row_percentile(noise, q)) for q in (10.0, 50.0, 90.0, 99.5))
         if mid - lo > cfg.white_spread_db:
             # not white: pink or rumbling line noise swings 5-7 dB where white noise's smoothed
             # level stays within ~1.5 dB. Its own swings set the thresholds, and only speech
