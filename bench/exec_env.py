@@ -6,21 +6,24 @@ then packs it step by step, each step adding one lever to the previous ones:
 
 * ``recipe-before``: the recipe before ``jobs/pack_env.py`` (venv-pack ``--compress-level 1``
   leaving out ``*/tests/*``, pip, setuptools);
-* ``b-clutter``: + installers, the packer, bytecode caches, type stubs, C headers;
+* ``b-clutter``: + installers, packers, bytecode caches, type stubs, C headers, Cython
+  sources, ``RECORD`` files, the wheel's copy of the default model;
 * ``c-strip``: + ``strip --strip-unneeded`` of the shared objects (where still loadable);
+* ``c-link-duplicates``: + files with equal bytes as links to one copy;
 * ``d-pyarrow-flight``: + pyarrow's Flight libraries and C++ test hooks;
-* ``e-litert-webgpu``: + LiteRT's WebGPU accelerator;
+* ``e-litert-plugins``: + LiteRT's WebGPU accelerator, NPU plugins and tools;
 * ``e-sklearn``: + scikit-learn (librosa imports it lazily; the job never does);
 * ``e-onnxruntime``: + onnxruntime (the default model runs on LiteRT);
-* ``f-level-6`` / ``f-level-9``: the same files at gzip level 6 / 9 (``f-level-9`` is
-  ``jobs.pack_env``'s default, packed by :func:`jobs.pack_env.pack` itself);
-* ``f-level-9-with-onnxruntime``: ``--with-onnxruntime``.
+* ``e-s3``: + pyarrow's S3 file system;
+* ``f-zlib-6`` / ``f-zlib-9``: the same files at zlib's gzip level 6 / 9;
+* ``f-libdeflate-12``: libdeflate's level 12: ``jobs.pack_env``'s default, packed by it;
+* ``with-s3`` / ``with-onnxruntime``: ``--with s3`` / ``--with onnxruntime`` at level 12.
 
 Each step's figures are the real archive's size (``packed_mb``) and the sum of its members'
 sizes (``unpacked_mb``). Per distribution (files attributed by the dist-info ``RECORD``
 files; ``(other)`` is the rest: ``bin/``, ``pyvenv.cfg``, ...) it reports unpacked MB and
-zlib-compressed MB of each file at the archive's level, before (``recipe-before``) and
-after (``f-level-9``); the per-file sum is within a few % of the tar.gz. PySpark is not in
+zlib-compressed MB of each file (level 1 before, level 9 after), before (``recipe-before``) and
+after (``f-libdeflate-12``); the per-file sum is within a few % of the tar.gz. PySpark is not in
 the environment (executors import their Spark's own); its size is reported from the
 driver's install for reference.
 
@@ -49,7 +52,7 @@ REPO = Path(__file__).resolve().parents[1]
 OLD_EXCLUDE = ["*/tests/*", "lib/python3*/site-packages/pip/*", "lib/python3*/site-packages/setuptools/*"]
 LEVERS = {  # step -> EXCLUDE patterns (by substring) it adds
     "d-pyarrow-flight": ("pyarrow/",),
-    "e-litert-webgpu": ("ai_edge_litert/",),
+    "e-litert-plugins": ("ai_edge_litert/", "litert-benchmark"),
     "e-sklearn": ("sklearn", "scikit_learn"),
 }
 
@@ -61,7 +64,7 @@ def build_env(work: Path) -> Path:
     (wheel,) = dist.glob("ser_calls-*.whl")
     env = dist / "exec-env"
     subprocess.run(["python3", "-m", "venv", str(env)], check=True)
-    subprocess.run([str(env / "bin" / "pip"), "install", "-q", str(wheel), "venv-pack"], check=True)
+    subprocess.run([str(env / "bin" / "pip"), "install", "-q", str(wheel), "venv-pack", "deflate"], check=True)
     return env
 
 
@@ -98,14 +101,26 @@ def by_distribution(env: Path, archive: Path, level: int) -> dict[str, dict]:
             for k, v in sorted(out.items(), key=lambda kv: -kv[1]["packed_mb"])}
 
 
+def _sizes(archive: Path) -> dict:
+    with tarfile.open(archive) as tar:
+        members = tar.getmembers()
+    return {"packed_mb": round(archive.stat().st_size / 1e6, 1),
+            "unpacked_mb": round(sum(m.size for m in members) / 1e6, 1), "files": sum(m.isfile() for m in members)}
+
+
 def venv_pack(env: Path, out: Path, level: int, patterns: list[str]) -> dict:
     import venv_pack
     venv_pack.pack(prefix=str(env), output=str(out), force=True, compress_level=level,
                    filters=[("exclude", p) for p in patterns])
-    with tarfile.open(out) as tar:
-        members = tar.getmembers()
-    return {"packed_mb": round(out.stat().st_size / 1e6, 1), "unpacked_mb": round(sum(m.size for m in members) / 1e6, 1),
-            "files": sum(m.isfile() for m in members)}
+    return _sizes(out)
+
+
+def pack_env_cli(env: Path, out: Path, *args: str) -> dict:
+    """``python -m jobs.pack_env`` of this checkout, run by the environment's Python (it has
+    libdeflate), files left as they are (``--no-strip``: the steps above did that)."""
+    subprocess.run([str(env / "bin" / "python"), "-m", "jobs.pack_env", str(env), str(out), "--no-strip", *args],
+                   check=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    return _sizes(out)
 
 
 def pyspark_size() -> dict:
@@ -142,17 +157,20 @@ def main(argv=None) -> int:
         steps["b-clutter"] = venv_pack(env, archive, 1, patterns)
         stripped = pack_env.strip_shared_objects(env)
         steps["c-strip"] = venv_pack(env, archive, 1, patterns)
+        links = pack_env.link_duplicates(env, pack_env.exclude_patterns())
+        steps["c-link-duplicates"] = venv_pack(env, archive, 1, patterns)
         for step, subs in LEVERS.items():
             patterns += [p for p in pack_env.EXCLUDE if any(s in p for s in subs)]
             steps[step] = venv_pack(env, archive, 1, patterns)
-        onnx = list(pack_env.OPTIONAL["onnxruntime"][0])
-        steps["e-onnxruntime"] = venv_pack(env, archive, 1, patterns + onnx)
-        assert set(patterns + onnx) == set(OLD_EXCLUDE + pack_env.exclude_patterns()), "levers != pack_env"
-        steps["f-level-6"] = venv_pack(env, archive, 6, patterns + onnx)
-        steps["f-level-9-with-onnxruntime"] = venv_pack(env, archive, 9, patterns)
-        done = pack_env.pack(env, archive, 9, strip=False)
-        steps["f-level-9"] = {"packed_mb": round(done["packed_bytes"] / 1e6, 1),
-                              "unpacked_mb": round(done["unpacked_bytes"] / 1e6, 1), "files": done["files"]}
+        for name in ("onnxruntime", "s3"):
+            patterns += list(pack_env.OPTIONAL[name][0])
+            steps[f"e-{name}"] = venv_pack(env, archive, 1, patterns)
+        assert set(patterns) == set(OLD_EXCLUDE + pack_env.exclude_patterns()), "levers != pack_env"
+        steps["f-zlib-6"] = venv_pack(env, archive, 6, patterns)
+        steps["f-zlib-9"] = venv_pack(env, archive, 9, patterns)
+        steps["with-onnxruntime"] = pack_env_cli(env, archive, "--with", "onnxruntime")
+        steps["with-s3"] = pack_env_cli(env, archive, "--with", "s3")
+        steps["f-libdeflate-12"] = pack_env_cli(env, archive)
         after = by_distribution(env, archive, 9)
     result = {
         "date": str(dt.date.today()),
@@ -160,6 +178,7 @@ def main(argv=None) -> int:
         "steps": steps,
         "strip": {"stripped": stripped["stripped"], "saved_mb": round(stripped["saved_bytes"] / 1e6, 1),
                   "kept_unstripped (stripping breaks their ELF alignment)": stripped["kept"]},
+        "links": {"saved_mb": round(links["saved_bytes"] / 1e6, 1), "linked": links["linked"]},
         "by_distribution_before": before,
         "by_distribution_after": after,
         "pyspark_not_in_env (driver's install, for reference)": pyspark_size(),

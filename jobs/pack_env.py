@@ -1,6 +1,6 @@
 """Pack the executors' Python environment for ``spark-submit --archives`` (docs/cluster.md).
 
-Run with the environment's own Python (it carries this module and venv-pack)::
+Run with the environment's own Python (it carries this module, venv-pack and deflate)::
 
     dist/exec-env/bin/python -m jobs.pack_env dist/exec-env dist/exec-env.tar.gz
 
@@ -11,24 +11,31 @@ Steps, each measured by ``bench/exec_env.py`` (``bench/results/exec-env-2026-12-
    still satisfy the dynamic loader's alignment rule, ``(p_vaddr - p_offset) % page == 0``
    (glibc ``_dl_map_segments``: "ELF load command address/offset not page-aligned"): libraries
    that auditwheel rewrote with ``patchelf`` (numpy.libs, scipy.libs, numba's thread pools)
-   break when stripped and are kept as they are. This changes the files of ``ENV`` in place
-   (a build folder: the cluster recipe's ``dist/exec-env``).
-2. **Leave out** (``venv-pack --exclude``) what no executor reads: the installers, the
-   packer itself, packages' test suites, bytecode caches, type stubs, C headers, pyarrow's
-   Flight RPC libraries, LiteRT's WebGPU accelerator, scikit-learn (librosa imports it only
-   in ``librosa.segment``/``librosa.decompose``, which the job never calls) and, unless
-   ``--with-onnxruntime``, onnxruntime (the pretrained-encoder runtime, :mod:`ser_lib.encoder`;
-   the default model ``models/ser-cnn`` runs on LiteRT). :data:`EXCLUDE` and
-   :data:`OPTIONAL` list each pattern with its reason.
-3. **Pack** with venv-pack at gzip ``--compress-level`` (default 9: the archive is built once
-   and unpacked on every executor of every run; gzip is what ``--archives`` unpacks).
+   break when stripped and are kept as they are.
+2. **Link duplicates**: files with the same bytes (pyarrow's ``libarrow_python.so``,
+   ``.so.2600`` and ``.so.2600.1.0``, which wheels cannot ship as links; numpy's and scipy's
+   copies of one libgfortran) become relative symbolic links to one of them.
+3. **Leave out** (``venv-pack --exclude``) what no executor reads: the installers, the
+   packers, packages' test suites, bytecode caches, type stubs, C headers and Cython sources,
+   pyarrow's Flight RPC, LiteRT's GPU/NPU plugins and tools, the wheel's copy of the default
+   model (the driver reads it), scikit-learn (librosa imports it only in ``librosa.segment`` /
+   ``librosa.decompose``, which the job never calls); and, unless asked for with ``--with``,
+   onnxruntime (the pretrained speech encoder's runtime, :mod:`ser_lib.encoder`; the default
+   model runs on LiteRT) and pyarrow's S3 file system (recordings under ``s3://`` URIs).
+   :data:`EXCLUDE` and :data:`OPTIONAL` give each pattern with its reason.
+4. **Pack**: venv-pack writes the tar; ``--compress-level`` 10-12 gzip it with libdeflate
+   (the ``deflate`` package; 12, the default, is about 4 % smaller than zlib's 9), 0-9 with
+   zlib. The archive is built once and unpacked on every executor of every run, and
+   ``--archives`` unpacks gzip (``.tar.gz``) only.
 
-Without the bytecode caches each executor's Python compiles the modules it imports on first
-use and writes the caches into its unpacked copy (the application's work folder), once per
-executor.
+Steps 1 and 2 change the files of ``ENV`` in place: it is a build folder (the recipe's
+``dist/exec-env``). Without the bytecode caches each executor's Python compiles the modules
+it imports on first use and writes the caches into its unpacked copy (the application's
+work folder), once per executor.
 """
 from __future__ import annotations
 
+import fnmatch
 import os
 import shutil
 import struct
@@ -51,9 +58,11 @@ EXCLUDE: dict[str, str] = {
     f"{SITE}/setuptools-*.dist-info/*": "the installer",
     f"{SITE}/_distutils_hack/*": "the installer",
     f"{SITE}/distutils-precedence.pth": "the installer",
+    f"{SITE}/pkg_resources/*": "the installer (setuptools' pkg_resources)",
     f"{SITE}/venv_pack/*": "the packer",
     f"{SITE}/venv_pack-*.dist-info/*": "the packer",
     "bin/venv-pack": "the packer",
+    f"{SITE}/deflate*": "the packer (libdeflate)",
     "*/tests/*": "packages' test suites",
     "*/__pycache__/*": "bytecode caches: each executor writes its own on first import",
     "*.pyi": "type stubs",
@@ -76,10 +85,12 @@ EXCLUDE: dict[str, str] = {
     f"{SITE}/scikit_learn.libs/*": "see sklearn/",
 }
 
-#: name -> (patterns, why): left out unless ``--with-NAME``.
+#: name -> (patterns, why): left out unless ``--with NAME``.
 OPTIONAL: dict[str, tuple[tuple[str, ...], str]] = {
     "onnxruntime": ((f"{SITE}/onnxruntime/*", f"{SITE}/onnxruntime-*.dist-info/*", "bin/onnxruntime_test"),
                     "the pretrained speech encoder's runtime (ser_lib/encoder.py); the default model runs on LiteRT"),
+    "s3": ((f"{SITE}/pyarrow/libarrow_s3.so*", f"{SITE}/pyarrow/_s3fs.*"),
+           "pyarrow's S3 file system: executors read recordings under s3:// URIs with it"),
 }
 
 _ELF_MAGIC = b"\x7fELF"
@@ -163,46 +174,109 @@ def exclude_patterns(with_optional: tuple[str, ...] = ()) -> list[str]:
     return out
 
 
-def pack(env: str | os.PathLike, output: str | os.PathLike, compress_level: int = 9, strip: bool = True,
+def _excluded(rel: str, patterns: list[str]) -> bool:
+    return any(fnmatch.fnmatch(rel, p) for p in patterns)  # as venv-pack's Env.exclude
+
+
+def link_duplicates(env: str | os.PathLike, exclude: list[str], min_bytes: int = 4096) -> dict:
+    """Replace files of ``env``'s site-packages that repeat another's bytes (sha256; at least
+    ``min_bytes``) by relative symbolic links to the first of them in path order, in place.
+    Files matching an ``exclude`` pattern are neither linked nor link targets.
+
+    Returns:
+        ``{"linked": [relative paths], "saved_bytes": n}``.
+    """
+    import hashlib
+
+    env = Path(env)
+    first: dict[tuple[int, str], Path] = {}
+    linked, saved = [], 0
+    for site in env.glob(SITE):
+        for path in sorted(p for p in site.rglob("*") if p.is_file() and not p.is_symlink()):
+            size = path.stat().st_size
+            if size < min_bytes or _excluded(str(path.relative_to(env)), exclude):
+                continue
+            key = (size, hashlib.sha256(path.read_bytes()).hexdigest())
+            if key not in first:
+                first[key] = path
+                continue
+            target = os.path.relpath(first[key], path.parent)
+            path.unlink()
+            path.symlink_to(target)
+            linked.append(str(path.relative_to(env)))
+            saved += size
+    return {"linked": linked, "saved_bytes": saved}
+
+
+def pack(env: str | os.PathLike, output: str | os.PathLike, compress_level: int = 12, strip: bool = True,
          with_optional: tuple[str, ...] = ()) -> dict:
-    """Strip (optional), then venv-pack ``env`` into ``output`` (``.tar.gz``) without
-    :func:`exclude_patterns`. Returns what was done: ``packed_bytes``, ``unpacked_bytes``
-    (the archive's members), ``files``, ``strip`` (see :func:`strip_shared_objects`).
+    """Strip and link duplicates (unless ``strip`` is False), then venv-pack ``env`` into
+    ``output`` (``.tar.gz``) without :func:`exclude_patterns`, gzip level ``compress_level``
+    (10-12: libdeflate, 0-9: zlib).
+
+    Returns:
+        ``packed_bytes``, ``unpacked_bytes`` (the archive's members), ``files``, ``strip``
+        (:func:`strip_shared_objects`) and ``links`` (:func:`link_duplicates`), None when not run.
 
     Raises:
-        click.ClickException: ``env`` is not a virtual environment, or strip is missing.
+        click.ClickException: ``env`` is not a virtual environment, strip is missing, or a
+            level above 9 without the ``deflate`` package.
     """
     import tarfile
 
     import venv_pack
 
-    env = Path(env)
+    env, output = Path(env), Path(output)
     if not (env / "pyvenv.cfg").is_file():
         raise click.ClickException(f"{env} is not a virtual environment (no pyvenv.cfg)")
+    if compress_level > 9:
+        try:
+            import deflate
+        except ImportError:
+            raise click.ClickException(f"--compress-level {compress_level} needs libdeflate: pip install deflate "
+                                       "(or pass --compress-level 9)") from None
+    patterns = exclude_patterns(with_optional)
     stripped = strip_shared_objects(env) if strip else None
-    venv_pack.pack(prefix=str(env), output=str(output), force=True, compress_level=compress_level,
-                   filters=[("exclude", p) for p in exclude_patterns(with_optional)])
+    links = link_duplicates(env, patterns) if strip else None
+    for site in env.glob(SITE):  # a link kept in the archive must point at a file kept in it
+        for link in (p for p in site.rglob("*") if p.is_symlink()):
+            target = Path(os.path.normpath(link.parent / os.readlink(link)))
+            if (not _excluded(str(link.relative_to(env)), patterns) and target.is_relative_to(env)
+                    and _excluded(str(target.relative_to(env)), patterns)):
+                raise click.ClickException(f"{link} links to {target}, which this packing leaves out: {env} was "
+                                           "packed before with other --with options; build it afresh")
+    filters = [("exclude", p) for p in patterns]
+    if compress_level <= 9:
+        venv_pack.pack(prefix=str(env), output=str(output), force=True, compress_level=compress_level, filters=filters)
+    else:
+        with tempfile.TemporaryDirectory(dir=output.parent) as tmp:
+            tar = Path(tmp) / "env.tar"
+            venv_pack.pack(prefix=str(env), output=str(tar), force=True, filters=filters)
+            output.write_bytes(deflate.gzip_compress(tar.read_bytes(), compress_level))
     with tarfile.open(output) as tar:
         members = tar.getmembers()
-    return {"packed_bytes": os.path.getsize(output), "unpacked_bytes": sum(m.size for m in members),
-            "files": sum(m.isfile() for m in members), "strip": stripped}
+    return {"packed_bytes": output.stat().st_size, "unpacked_bytes": sum(m.size for m in members),
+            "files": sum(m.isfile() for m in members), "strip": stripped, "links": links}
 
 
 @click.command()
 @click.argument("env", type=click.Path(exists=True, file_okay=False))
 @click.argument("output", type=click.Path(dir_okay=False))
-@click.option("--compress-level", type=click.IntRange(0, 9), default=9, show_default=True,
-              help="gzip level of the archive (9: smallest; unpacking is as fast at any level)")
-@click.option("--no-strip", is_flag=True, help="leave the shared objects unstripped (no binutils needed)")
-@click.option("--with-onnxruntime", is_flag=True,
-              help="keep onnxruntime: executors of a model that runs the pretrained speech encoder need it")
-def main(env: str, output: str, compress_level: int, no_strip: bool, with_onnxruntime: bool) -> None:
+@click.option("--with", "with_optional", multiple=True, type=click.Choice(sorted(OPTIONAL)),
+              help="keep an optional part: onnxruntime (a model that runs the pretrained speech encoder), "
+                   "s3 (recordings under s3:// URIs); repeatable")
+@click.option("--compress-level", type=click.IntRange(0, 12), default=12, show_default=True,
+              help="gzip level: 10-12 libdeflate (needs the deflate package), 0-9 zlib; unpacking is as fast "
+                   "at any level")
+@click.option("--no-strip", is_flag=True,
+              help="leave the environment's files as they are: no stripping (no binutils needed), no links")
+def main(env: str, output: str, with_optional: tuple[str, ...], compress_level: int, no_strip: bool) -> None:
     """Pack the virtual environment ENV into OUTPUT (.tar.gz) for spark-submit --archives:
-    shared objects stripped, files executors never read left out (docs/cluster.md)."""
-    done = pack(env, output, compress_level, strip=not no_strip,
-                with_optional=("onnxruntime",) if with_onnxruntime else ())
-    click.echo(f"{output}: {done['packed_bytes'] / 1e6:.0f} MB packed, "
-               f"{done['unpacked_bytes'] / 1e6:.0f} MB unpacked, {done['files']} files", err=True)
+    shared objects stripped, duplicates linked, files executors never read left out
+    (docs/cluster.md). Changes ENV's files in place."""
+    done = pack(env, output, compress_level, strip=not no_strip, with_optional=with_optional)
+    click.echo(f"{output}: {done['packed_bytes'] / 1e6:.1f} MB packed, "
+               f"{done['unpacked_bytes'] / 1e6:.1f} MB unpacked, {done['files']} files", err=True)
 
 
 if __name__ == "__main__":
