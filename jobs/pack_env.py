@@ -98,7 +98,9 @@ _ELF_MAGIC = b"\x7fELF"
 
 def elf_loadable(path: str | os.PathLike) -> bool:
     """Whether the dynamic loader can map ``path``'s ``PT_LOAD`` segments: for each,
-    ``(p_vaddr - p_offset)`` is a multiple of the page size (glibc ``_dl_map_segments``).
+    ``(p_vaddr - p_offset)`` is a multiple of the page size and of ``p_align`` (glibc
+    ``_dl_map_object_from_fd``: "ELF load command address/offset not page-aligned" / "not
+    properly aligned").
 
     Reads the ELF64 little-endian program headers only (the wheels' x86-64 / aarch64 objects);
     any other file answers False, so it is never replaced by a stripped copy.
@@ -115,9 +117,10 @@ def elf_loadable(path: str | os.PathLike) -> bool:
     if len(table) < phentsize * phnum:
         return False
     for i in range(phnum):
-        p_type, _flags, p_offset, p_vaddr = struct.unpack_from("<IIQQ", table, i * phentsize)
-        if p_type == 1 and (p_vaddr - p_offset) % page:  # PT_LOAD
-            return False
+        p_type, _flags, p_offset, p_vaddr, _paddr, _filesz, _memsz, p_align = struct.unpack_from(
+            "<IIQQQQQQ", table, i * phentsize)
+        if p_type == 1 and ((p_vaddr - p_offset) % page or (p_align > 1 and (p_vaddr - p_offset) % p_align)):
+            return False  # a PT_LOAD segment glibc refuses to map
     return True
 
 
