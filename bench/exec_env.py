@@ -6,7 +6,7 @@ then packs it step by step, each step adding one lever to the previous ones:
 
 * ``recipe-before``: the recipe before ``jobs/pack_env.py`` (venv-pack ``--compress-level 1``
   leaving out ``*/tests/*``, pip, setuptools);
-* ``b-clutter``: + installers, packers, bytecode caches, type stubs, C headers, Cython
+* ``b-clutter``: + installers, packers, bytecode caches, C headers, Cython
   sources, ``RECORD`` files, the wheel's copy of the default model;
 * ``c-strip``: + ``strip --strip-unneeded`` of the shared objects (where still loadable);
 * ``c-link-duplicates``: + files with equal bytes as links to one copy;

@@ -16,7 +16,7 @@ Steps, each measured by ``bench/exec_env.py`` (``bench/results/exec-env-2026-12-
    ``.so.2600`` and ``.so.2600.1.0``, which wheels cannot ship as links; numpy's and scipy's
    copies of one libgfortran) become relative symbolic links to one of them.
 3. **Leave out** (``venv-pack --exclude``) what no executor reads: the installers, the
-   packers, packages' test suites, bytecode caches, type stubs, C headers and Cython sources,
+   packers, packages' test suites, bytecode caches, C headers and Cython sources,
    pyarrow's Flight RPC, LiteRT's GPU/NPU plugins and tools, the wheel's copy of the default
    model (the driver reads it), scikit-learn (librosa imports it only in ``librosa.segment`` /
    ``librosa.decompose``, which the job never calls); and, unless asked for with ``--with``,
@@ -51,6 +51,7 @@ SITE = "lib/python3*/site-packages"
 #: venv-pack ``--exclude`` pattern (fnmatch on paths relative to the environment, ``*``
 #: crosses ``/``) -> why executors never read it. Checked against a real run: the shared
 #: objects the executors' Python workers load (``LD_DEBUG=libs``) include none of these.
+#: Type stubs (``*.pyi``) stay: librosa's lazy_loader reads ``librosa/__init__.pyi`` at import.
 EXCLUDE: dict[str, str] = {
     f"{SITE}/pip/*": "the installer",
     f"{SITE}/pip-*.dist-info/*": "the installer",
@@ -65,7 +66,6 @@ EXCLUDE: dict[str, str] = {
     f"{SITE}/deflate*": "the packer (libdeflate)",
     "*/tests/*": "packages' test suites",
     "*/__pycache__/*": "bytecode caches: each executor writes its own on first import",
-    "*.pyi": "type stubs",
     "*.pyx": "Cython sources (compiled into the shared objects)",
     "*.pxd": "Cython declarations",
     "*.pxi": "Cython includes",
