@@ -9,7 +9,9 @@ channel 20 dB quieter than the agent (-20 / -40 dBFS RMS over a turn). Condition
   without line noise / with white line noise at -50 dBFS under both channels;
 * ``corpus_clean`` / ``corpus_noise``: the same with turns of RAVDESS clips (one actor per
   channel, clips trimmed and laid end to end; ``$SER_CORPORA`` or ``../shared/corpora``;
-  skipped when absent).
+  skipped when absent);
+* ``synth_pink`` / ``corpus_pink``: pink noise (:func:`ser_lib.synth.pink_noise`) at -50 dBFS
+  instead of white: colored line noise, whose level swings more.
 
 Each call goes through the job's own path (16-bit WAV → :func:`ser_lib.scoring.score_recording`
 with the shipped model → :func:`ser_lib.scoring.summarize`) and its ``turns``,
@@ -43,7 +45,7 @@ import soundfile as sf
 from ser_lib.config import JobConfig
 from ser_lib.one_recording import load_predictor
 from ser_lib.scoring import score_recording, summarize
-from ser_lib.synth import conversation_plan, event_errors, placed_call
+from ser_lib.synth import conversation_plan, event_errors, pink_noise, placed_call
 from ser_lib.talk import FRAME_S, conversation_measures, talk_events, talk_spurts
 
 SR = 8000
@@ -125,6 +127,7 @@ def main(argv=None) -> int:
     p.add_argument("--corpora", default=os.environ.get("SER_CORPORA", str(Path(__file__).resolve().parents[2]
                                                                               / "shared" / "corpora")))
     p.add_argument("--out", default=None)
+    p.add_argument("--seed", type=int, default=SEED, help=f"seed of the calls (default {SEED}; another seed: held-out calls)")
     p.add_argument("--talk", action="append", default=[], metavar="KEY=VALUE",
                    help="a talk setting other than conf/job.yaml's (e.g. margin_db=8)")
     a = p.parse_args(argv)
@@ -132,14 +135,14 @@ def main(argv=None) -> int:
     predictor = load_predictor(cfg)
     labels = list(predictor.labels)
     actors = ravdess_actors(Path(a.corpora))
-    conditions = {"synth_clean": (None, False), "synth_noise": (-50.0, False)}
+    conditions = {"synth_clean": (None, False), "synth_noise": (-50.0, False), "synth_pink": ("pink", False)}
     if actors:
-        conditions.update({"corpus_clean": (None, True), "corpus_noise": (-50.0, True)})
-    results: dict = {"date": dt.date.today().isoformat(), "talk_config": cfg.talk.to_dict(),
+        conditions.update({"corpus_clean": (None, True), "corpus_noise": (-50.0, True), "corpus_pink": ("pink", True)})
+    results: dict = {"date": dt.date.today().isoformat(), "talk_config": cfg.talk.to_dict(), "seed": a.seed,
                      "calls_per_condition": a.calls, "conditions": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for name, (noise_db, corpus) in conditions.items():
-            rng = np.random.default_rng(SEED)
+            rng = np.random.default_rng(a.seed)
             detectors: dict[str, list] = {"job": []}
             for i in range(a.calls):
                 plan = conversation_plan(rng, avoid_s=(1.6, 2.6))
@@ -178,7 +181,13 @@ def main(argv=None) -> int:
 
 
 def _build(plan, rng, noise_db, clips):
-    """One call: per-channel clip lists when ``clips`` (a list per channel), else speech-like turns."""
+    """One call: per-channel clip lists when ``clips`` (a list per channel), else speech-like turns;
+    ``noise_db`` -50.0: white line noise at -50 dBFS, ``"pink"``: pink noise at -50 dBFS."""
+    if noise_db == "pink":
+        audio, truth = _build(plan, rng, None, clips)
+        for c in range(audio.shape[1]):
+            audio[:, c] += pink_noise(len(audio), rng, -50.0)
+        return audio, truth
     if clips is None:
         return placed_call(plan, SR, rng, noise_db=noise_db)
     # placed_call takes one clip list: build each channel's turns from its own actor

@@ -275,8 +275,10 @@ def _pitch_block(frames: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     return out
 
 
-def _frames_block(y: np.ndarray, cfg: FeatureConfig, sub_frames: int = 512) -> np.ndarray:
-    """Features of every full frame of ``y`` (float32, (n_frames, n_features)).
+def _frames_block(y: np.ndarray, cfg: FeatureConfig, sub_frames: int = 512,
+                  power_weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Features of every full frame of ``y`` (float32, (n_frames, n_features)), and with
+    ``power_weights`` each frame's power spectrum times them (float64 (n_frames,), else None).
 
     Numerically this is, to the bit, the librosa pipeline it replaces (``librosa.stft``
     then ``melspectrogram``/``power_to_db``/``mfcc``/``chroma_stft``/``zero_crossing_rate``/
@@ -301,6 +303,7 @@ def _frames_block(y: np.ndarray, cfg: FeatureConfig, sub_frames: int = 512) -> n
     m0 = 2 + cfg.n_mfcc          # first chroma column
     c0 = m0 + cfg.n_chroma       # first log-mel column
     out = np.empty((n, cfg.n_features), dtype=np.float32)
+    weighted = None if power_weights is None else np.empty(n, dtype=np.float64)
 
     # zero-crossing rate: librosa.zero_crossings(frame, threshold=1e-10, pad=False) counts sign
     # changes (|x| <= threshold counts as +0) between consecutive samples inside a frame;
@@ -333,6 +336,8 @@ def _frames_block(y: np.ndarray, cfg: FeatureConfig, sub_frames: int = 512) -> n
         spec = np.fft.rfft(frames[b0:b1] * window, axis=-1, out=stft[:b1 - b0])
         spec = np.abs(spec)
         power = (spec * spec).astype(np.float64)
+        if weighted is not None:  # e.g. the K-weighted energy of ser_lib.talk.LoudnessMeter (Parseval)
+            weighted[b0:b1] = power @ power_weights
         # melspectrogram(S=power), chroma_stft(S=power, tuning=0) and mfcc(S=log_mel) are these
         # filter-bank products. They run in float64 and are cast to float32 after: float32
         # BLAS rounds a product differently for different frame counts, float64's
@@ -349,10 +354,11 @@ def _frames_block(y: np.ndarray, cfg: FeatureConfig, sub_frames: int = 512) -> n
             p0 = c0 + cfg.n_mels
             out[b0:b1, p0:p0 + 2] = _pitch_block(frames[b0:b1], cfg)
             out[b0:b1, p0 + 2] = 0.0  # f0_rel: a window quantity, filled by level_normalize
-    return out
+    return out, weighted
 
 
-def frame_features(y: np.ndarray, cfg: FeatureConfig, block_frames: int = 8192) -> np.ndarray:
+def frame_features(y: np.ndarray, cfg: FeatureConfig, block_frames: int = 8192,
+                   power_weights: np.ndarray | None = None) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Per-frame features of one channel.
 
     Args:
@@ -360,9 +366,14 @@ def frame_features(y: np.ndarray, cfg: FeatureConfig, block_frames: int = 8192) 
         cfg: feature configuration.
         block_frames: frames computed per block, bounding memory for long channels
             (features are per frame, so blocking does not change the result).
+        power_weights: ``float64 (n_fft // 2 + 1,)``: if given, also return each frame's
+            power spectrum (``|rfft(frame * window)|**2``, the one the features use) times
+            these weights, e.g. :func:`ser_lib.talk.kweighted_power_weights` (the loudness
+            meter reads the STFT the features compute anyway instead of filtering the signal).
 
     Returns:
-        ``np.ndarray[shape=(1 + (n - n_fft) // hop_length, cfg.n_features), dtype=float32]``.
+        ``np.ndarray[shape=(1 + (n - n_fft) // hop_length, cfg.n_features), dtype=float32]``;
+        with ``power_weights``, ``(features, weighted float64 (n_frames,))``.
 
     Raises:
         ValueError: if ``y`` is not 1-D or shorter than one frame.
@@ -373,12 +384,17 @@ def frame_features(y: np.ndarray, cfg: FeatureConfig, block_frames: int = 8192) 
     if len(y) < cfg.n_fft:
         raise ValueError(f"need at least n_fft={cfg.n_fft} samples, got {len(y)}")
     n_frames = 1 + (len(y) - cfg.n_fft) // cfg.hop_length
-    blocks = []
+    blocks, weighted = [], []
     for f0 in range(0, n_frames, block_frames):
         f1 = min(f0 + block_frames, n_frames)
         seg = y[f0 * cfg.hop_length:(f1 - 1) * cfg.hop_length + cfg.n_fft]
-        blocks.append(_frames_block(seg, cfg))
-    return blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+        feats, w = _frames_block(seg, cfg, power_weights=power_weights)
+        blocks.append(feats)
+        weighted.append(w)
+    out = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+    if power_weights is None:
+        return out
+    return out, (weighted[0] if len(weighted) == 1 else np.concatenate(weighted))
 
 
 def pad_to_window(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:

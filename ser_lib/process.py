@@ -141,10 +141,19 @@ class Task:
 
 def open_source(uri: str):
     """Something soundfile can read: local paths as they are, other file systems' files as
-    seekable pyarrow file objects (read in chunks, never whole)."""
+    seekable pyarrow file objects (read in chunks, never whole).
+
+    Raises:
+        OSError: an ``s3://`` URI where pyarrow has no S3 file system (an executors'
+            environment packed without ``--with s3``), or the file cannot be opened.
+    """
     if "://" not in uri:
         return uri
     from pyarrow import fs  # HDFS, S3, GCS ... as configured on the cluster
+    if uri.lower().startswith("s3://") and "S3FileSystem" in getattr(fs, "_not_imported", ()):
+        # pyarrow's own error would be "Unrecognized filesystem type in URI"
+        raise OSError(f"this Python's pyarrow has no S3 file system, needed for {uri}: an executors' "
+                      "environment packed without it (python -m jobs.pack_env ... --with s3, docs/cluster.md)")
     filesystem, path = fs.FileSystem.from_uri(uri)
     return filesystem.open_input_file(path)
 

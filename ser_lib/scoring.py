@@ -25,7 +25,7 @@ from .measures import arousal_measures, channel_measures, quarter_shares
 from .smoothing import SmoothingConfig, smooth
 from .speech import SpeechConfig
 from .stream import StreamAnalyzer
-from .talk import FRAME_S, TalkConfig, conversation_measures, frame_talk, talk_spurts
+from .talk import FRAME_S, TalkConfig, channel_talk_frames, conversation_measures, talk_spurts
 from .timeline import cells, summarize_call
 
 
@@ -46,7 +46,7 @@ class ScoredChannel:
         smoothed: ``int64 (n,)`` label index after smoothing (:func:`ser_lib.smoothing.smooth`),
             -1 where not speech; emotion_smoothed: ``object (n,)`` that label, None where not speech.
         talk_frames: ``bool (ceil(duration_s / 0.01),)`` talk decision per 10 ms frame
-            (:func:`ser_lib.talk.frame_talk`); None when not computed.
+            (:func:`ser_lib.talk.channel_talk_frames`); None when not computed.
         loudness_lufs: ITU-R BS.1770 integrated loudness, LUFS (:class:`ser_lib.talk.LoudnessMeter`);
             None when gated out (silence) or not computed.
     """
@@ -98,7 +98,7 @@ def score_recording(source: Source, predictor, fcfg: FeatureConfig, hop_s: float
             (the accurate model's encoder time is in ``model_s`` and also in ``encoder_s``).
         smoothing: how each channel's labels are smoothed (default: ``SmoothingConfig()``,
             the ``timeline`` defaults of ``conf/job.yaml``).
-        talk: the talk-frame margin (default ``TalkConfig()``, :mod:`ser_lib.talk`).
+        talk: the talk-frame rules (default ``TalkConfig()``, :mod:`ser_lib.talk`).
 
     Returns:
         :class:`ScoredRecording`, channels in the file's order.
@@ -132,17 +132,21 @@ def score_recording(source: Source, predictor, fcfg: FeatureConfig, hop_s: float
                         timings["encoder_s"] = timings.get("encoder_s", 0.0) + t2 - t1
             parts.setdefault(ch.channel, []).append((ch.start_s, ch.end_s, ch.speech, probs))
             act = acts.setdefault(ch.channel, [])
-            if ch.active is not None and ch.speech.any():  # frame decisions of speech windows only
-                act.append((ch.start_frame[ch.speech], ch.active[ch.speech]))
+            if ch.talk is not None and ch.talk.any():  # the windows that may hold talk, speech or not
+                act.append((ch.start_frame[ch.talk], ch.speech[ch.talk]))
     channels = []
     n_frames = int(np.ceil(round(sa.duration_s / FRAME_S, 6)))
+    floor_db = speech_cfg.for_subtype(sa.info.subtype if sa.info else None).floor_db
     for c, (name, chunks) in enumerate(parts.items()):
         start, end, speech, probs = (np.concatenate(x) for x in zip(*chunks))
         if encoder is not None and speech.any():
             probs[speech] = encoder.predict_features(np.concatenate(enc_rows[name]), probs[speech])
         pieces = acts.get(name) or []
-        talk = frame_talk(np.concatenate([p[0] for p in pieces]) if pieces else np.zeros(0, np.int64),
-                          np.concatenate([p[1] for p in pieces]) if pieces else np.zeros((0, 0), bool), n_frames)
+        starts = np.concatenate([p[0] for p in pieces]) if pieces else np.zeros(0, np.int64)
+        is_speech = np.concatenate([p[1] for p in pieces]) if pieces else np.zeros(0, bool)
+        talk_frames = channel_talk_frames(sa.frame_levels[c] if c < len(sa.frame_levels) else np.zeros(0),
+                                          starts, fcfg.frames_per_window, n_frames, talk or TalkConfig(), floor_db,
+                                          speech_starts=starts[is_speech])
         n = len(start)
         best = np.nanargmax(np.where(speech[:, None], probs, 0), axis=1)
         smoothed = smooth(probs, speech, smoothing or SmoothingConfig())
@@ -151,7 +155,7 @@ def score_recording(source: Source, predictor, fcfg: FeatureConfig, hop_s: float
             emotion=np.where(speech, labels[best], None),
             confidence=np.where(speech, probs[np.arange(n), best], np.nan).astype(np.float32),
             smoothed=smoothed, emotion_smoothed=np.where(smoothed >= 0, labels[np.maximum(smoothed, 0)], None),
-            talk_frames=talk, loudness_lufs=sa.loudness_lufs[c] if c < len(sa.loudness_lufs) else None))
+            talk_frames=talk_frames, loudness_lufs=sa.loudness_lufs[c] if c < len(sa.loudness_lufs) else None))
     return ScoredRecording(sa.info, sa.duration_s, channels)
 
 

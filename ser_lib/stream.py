@@ -31,7 +31,7 @@ import soxr
 
 from .audio import AudioInfo, AudioReader, Source
 from .features import FeatureConfig, frame_features, window_features
-from .speech import SpeechConfig, speech_decisions
+from .speech import RMS_DB_COLUMN, SpeechConfig, speech_decisions, talk_windows
 from .talk import LoudnessMeter
 
 
@@ -51,6 +51,8 @@ class ChannelWindows:
         audio: with ``keep_audio``, each window's samples at the model rate: a list of
             ``n_windows`` float32 ``(<= window_samples,)`` arrays (shorter where the window is
             clipped at the recording's end); else None.
+        talk: ``(n_windows,)`` bool: windows that may hold talk (:func:`ser_lib.speech.talk_windows`;
+            None without a talk margin).
     """
 
     channel: str
@@ -61,13 +63,17 @@ class ChannelWindows:
     active: np.ndarray | None = None
     start_frame: np.ndarray | None = None
     audio: list | None = None
+    talk: np.ndarray | None = None
 
 
 class _Channel:
     """Streaming window state of one channel (samples at the model rate)."""
 
-    def __init__(self, cfg: FeatureConfig, hop_s: float, keep_audio: bool = False):
+    def __init__(self, cfg: FeatureConfig, hop_s: float, meter: LoudnessMeter | None = None,
+                 keep_audio: bool = False):
         self.cfg = cfg
+        self.meter = meter                        # fed the frames' K-weighted energies
+        self.levels: list[np.ndarray] = []        # every frame's rms_db, in order (talk frames)
         self.keep_audio = keep_audio
         self.samples = np.zeros(0, np.float32)    # keep_audio: samples from index `s0` on
         self.s0 = 0
@@ -98,7 +104,13 @@ class _Channel:
         self.buf = np.concatenate([self.buf, y]) if len(self.buf) else np.asarray(y, np.float32)
         if len(self.buf) >= self.n_fft:
             m = 1 + (len(self.buf) - self.n_fft) // self.fh
-            new = frame_features(self.buf[:(m - 1) * self.fh + self.n_fft], self.cfg)
+            seg = self.buf[:(m - 1) * self.fh + self.n_fft]
+            if self.meter is None:
+                new = frame_features(seg, self.cfg)
+            else:  # the loudness from the same STFT frames (ser_lib.talk.LoudnessMeter)
+                new, energy = frame_features(seg, self.cfg, power_weights=self.meter.weights)
+                self.meter.add_frames(self.fr_next, energy)
+            self.levels.append(new[:, RMS_DB_COLUMN].copy())
             self.frames = np.concatenate([self.frames, new]) if len(self.frames) else new
             self.buf = self.buf[m * self.fh:].copy()
             self.fr_next += m
@@ -177,14 +189,18 @@ class StreamAnalyzer:
         #: per channel, ITU-R BS.1770 integrated loudness of the model-rate signal (LUFS,
         #: None when gated out: :class:`ser_lib.talk.LoudnessMeter`), known once iterated
         self.loudness_lufs: list[float | None] = []
+        #: per channel, every frame's ``rms_db`` (float32, 10 ms apart: 1.4 MB per channel-hour, the
+        #: one thing kept for the whole recording; :func:`ser_lib.talk.channel_talk_frames`), known once iterated
+        self.frame_levels: list[np.ndarray] = []
 
     def _emit(self, names, states, results, speech_cfg: SpeechConfig) -> list[ChannelWindows]:
         out = []
         for name, st, (feats, starts) in zip(names, states, results):
             start_s, end_s = st.grid.bounds_s(st.total, starts)
             speech, active = speech_decisions(feats, speech_cfg, self.talk_margin_db)
+            talk = None if self.talk_margin_db is None else talk_windows(feats, speech, active, speech_cfg)
             out.append(ChannelWindows(name, feats, start_s, end_s, speech, active, starts // st.fh,
-                                      st.audio if self.keep_audio else None))
+                                      audio=st.audio if self.keep_audio else None, talk=talk))
         return out
 
     def __iter__(self) -> Iterator[list[ChannelWindows]]:
@@ -194,17 +210,15 @@ class StreamAnalyzer:
             # the absolute floor of the speech rule follows the source's resolution
             speech_cfg = self.speech_cfg.for_subtype(reader.info.subtype)
             names = self.channel_names(n_ch)
-            states = [_Channel(self.fcfg, self.hop_s, self.keep_audio) for _ in range(n_ch)]
+            meters = [LoudnessMeter(self.fcfg) for _ in range(n_ch)]
+            states = [_Channel(self.fcfg, self.hop_s, m, self.keep_audio) for m in meters]
             rs = None if sr_in == self.fcfg.sample_rate else soxr.ResampleStream(
                 sr_in, self.fcfg.sample_rate, n_ch, dtype="float32", quality="HQ")
-            meters = [LoudnessMeter(self.fcfg.sample_rate) for _ in range(n_ch)]
             t0 = time.perf_counter()
             for data, last in reader.blocks(self.chunk_s * sr_in):
                 if rs is not None:
                     data = rs.resample_chunk(data, last=last)
                 t1 = time.perf_counter()
-                for c, m in enumerate(meters):
-                    m.push(data[:, c])
                 results = [st.push(np.ascontiguousarray(data[:, c])) for c, st in enumerate(states)]
                 t["decode_s"] = t.get("decode_s", 0.0) + (t1 - t0)
                 t["features_s"] = t.get("features_s", 0.0) + (time.perf_counter() - t1)
@@ -217,6 +231,7 @@ class StreamAnalyzer:
         self.info = reader.info
         self.duration_s = states[0].total / self.fcfg.sample_rate
         self.loudness_lufs = [m.lufs() for m in meters]
+        self.frame_levels = [np.concatenate(st.levels) if st.levels else np.zeros(0, np.float32) for st in states]
         if any(len(r[1]) for r in results):
             yield self._emit(names, states, results, speech_cfg)
 

@@ -46,6 +46,18 @@ def trimmed(y: np.ndarray, top_db: float = 30.0) -> np.ndarray:
                                 hop_length=80)[0]
 
 
+def pink_noise(n: int, rng: np.random.Generator, level_db: float = -50.0) -> np.ndarray:
+    """``float32 (n,)`` pink (1/f power) Gaussian noise at ``level_db`` dBFS RMS: white noise
+    through the 3-pole/3-zero 1/f filter of J. O. Smith, *Spectral Audio Signal Processing*
+    ("Example: Synthesis of 1/f Noise (Pink Noise)", CCRMA), within 0.3 dB of 1/f above
+    ~10 Hz at any rate; the filter's first 2,000 samples (its transient) are dropped."""
+    from scipy.signal import lfilter
+    b = [0.049922035, -0.095993537, 0.050612699, -0.004408786]
+    a = [1.0, -2.494956002, 2.017265875, -0.522189400]
+    y = lfilter(b, a, rng.standard_normal(n + 2000))[2000:]
+    return (y / (np.sqrt(np.mean(y ** 2)) + 1e-12) * 10 ** (level_db / 20)).astype(np.float32)
+
+
 def conversation_plan(rng: np.random.Generator, n_turns: int = 12, turn_s=(1.5, 6.0), gap_s=(1.0, 30.0),
                       overlap_s=(0.3, 3.0), p_overlap: float = 0.35, avoid_s: tuple | None = None,
                       lead_s: float = 1.0, min_pause_s: float = 1.0) -> list[tuple[int, float, float]]:

@@ -90,3 +90,22 @@ def test_frame_features_rejects_bad_input():
         frame_features(np.zeros((2, 1000), np.float32), CFG)
     with pytest.raises(ValueError):
         frame_features(np.zeros(100, np.float32), CFG)
+
+
+def test_power_weights_leave_the_features_unchanged_and_weight_the_frames_power():
+    """``frame_features(..., power_weights=w)`` (the loudness meter's K-weighting) returns
+    the same features to the bit, and per frame ``|rfft(frame * window)|**2 @ w``."""
+    from ser_lib.features import _kernels
+    cfg = FeatureConfig()
+    rng = np.random.default_rng(4)
+    y = (rng.standard_normal(cfg.sample_rate * 3) * 0.1).astype(np.float32)
+    w = rng.random(cfg.n_fft // 2 + 1)
+    plain = frame_features(y, cfg)
+    feats, weighted = frame_features(y, cfg, power_weights=w)
+    assert np.array_equal(plain, feats)
+    n = len(plain)
+    frames = np.lib.stride_tricks.sliding_window_view(y, cfg.n_fft)[::cfg.hop_length][:n]
+    power = np.abs(np.fft.rfft(frames * _kernels(cfg)[0], axis=-1)) ** 2
+    np.testing.assert_allclose(weighted, power @ w, rtol=1e-5)
+    blocks = frame_features(y, cfg, block_frames=37, power_weights=w)[1]
+    np.testing.assert_allclose(blocks, weighted, rtol=1e-12)

@@ -193,8 +193,10 @@ def test_tables_read_back_in_spark_with_the_declared_schema(spark, job_output):
 
 def test_model_is_loaded_once_per_worker(job_output):
     summary, _, _, _ = job_output
-    # local[2] runs at most two Python workers; the 8 files went to 6 tasks (tasks_per_core 3)
-    assert 1 <= summary["model_loads"] <= 2
+    # local[2] runs at most two Python workers; the 8 files went to 6 tasks (tasks_per_core 3).
+    # 0 loads is right too when an earlier job of this session (e.g. tests/test_web.py run
+    # first) left the same model in the reused workers: never more than once per worker.
+    assert 0 <= summary["model_loads"] <= 2
     assert summary["model_batches"] > summary["model_loads"]
 
 

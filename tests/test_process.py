@@ -115,3 +115,13 @@ def test_ser_predict_checks_the_window_length_and_uses_the_batch_size(tmp_path, 
         predict_file(str(wav), str(conf), str(tiny_artifact))
     conf.write_text(yaml.safe_dump({"model": {"batch_size": 3}}))
     assert load_predictor(JobConfig.load(conf), str(tiny_artifact)).batch_size == 3
+
+
+def test_an_s3_recording_without_pyarrow_s3_fails_saying_how_to_pack_it(predictor, monkeypatch):
+    """An executors' environment packed without ``--with s3`` (jobs/pack_env.py): pyarrow
+    would only say "Unrecognized filesystem type"; the row says what is missing."""
+    from pyarrow import fs
+    monkeypatch.setattr(fs, "_not_imported", [*getattr(fs, "_not_imported", []), "S3FileSystem"])
+    segs, (row,) = _rows(Task("file", "s3://bucket/calls/a.wav", 1, 1, None), predictor)
+    assert not segs and row["status"] == "failed", row
+    assert row["error"].startswith("unreadable: ") and "--with s3" in row["error"], row["error"]

@@ -250,7 +250,7 @@ COVERED = {
     r"^curl ": "tests/test_web.py::test_readme_curl_examples_work",
     r"^PYSPARK_PYTHON=\.venv/bin/python \.venv/bin/spark-sql ": "test_readme_spark_sql_line",
     # the cluster recipe
-    r"^\.venv/bin/pip wheel |^python3 -m venv dist/exec-env |^dist/exec-env/bin/venv-pack |^export SPARK_HOME="
+    r"^\.venv/bin/pip wheel |^python3 -m venv dist/exec-env |^dist/exec-env/bin/python -m jobs\.pack_env |^export SPARK_HOME="
     r"|^\$SPARK_HOME/sbin/spark-daemon\.sh |spark-submit --master spark://127\.0\.0\.1:7077 ":
         "tests/test_cluster.py::test_readme_cluster_recipe_equals_local_mode",
 }
