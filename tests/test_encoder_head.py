@@ -120,10 +120,19 @@ def test_artifact_serves_what_training_fitted(tmp_path):
     pytest.importorskip("resemblyzer", reason="needs the [train] install (resemblyzer)")
     from training.corpora import discover
     from training.dataset import clip_samples
-    from training.encoder_head import DEFAULT_CNN, build, clip_features, standardize_by_speaker
+    from training.encoder_head import DEFAULT_CNN, clip_features, standardize_by_speaker
+
+    from click.testing import CliRunner
+
+    from jobs.cli import cli
 
     _tiny_corpus(tmp_path / "corpora")
-    out = build(tmp_path / "artifact", [tmp_path / "corpora"], progress=False)
+    # the documented build command: ser train --variant accurate (training.encoder_head.build)
+    res = CliRunner().invoke(cli, ["train", "--variant", "accurate", str(tmp_path / "corpora"),
+                                   "--out", str(tmp_path / "artifact")])
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "artifact"
+    assert str(out) in res.output
     assert "Apache License" in (out / ENCODER_LICENSE_FILE).read_text()
     model = EncoderModel(out)
     assert model.head.training["conditions"] == ["8k", "telephone"]

@@ -47,10 +47,16 @@ def _no_roots() -> click.UsageError:
               help="feature-extraction processes")
 @click.option("--no-cache", is_flag=True, help="do not read or write the window cache (.cache/windows)")
 @click.option("--no-bench", is_flag=True, help="with --split: skip the one-core windows/s measurement")
+@click.option("--variant", type=click.Choice(["default", "accurate"]), default="default", show_default=True,
+              help="accurate: build the accurate model's encoder head (models/ser-accurate) on the "
+                   "CNN at --cnn instead of training the CNN (python -m training.encoder_head)")
+@click.option("--cnn", "cnn_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="with --variant accurate: the CNN artifact whose cross-validation fold models fit the "
+                   "fusion temperature  [default: models/ser-cnn]")
 @click.option("--no-resume", is_flag=True, help="retrain every run, also those an interrupted earlier `ser train` "
               "already finished in --out with the same configuration (by default they are kept and re-scored)")
 def cli(roots, conf_path, out, only, single_split, family, epochs, compare, force, processes, no_cache, no_bench,
-        no_resume):
+        variant, cnn_dir, no_resume):
     """Train the emotion model on corpus ROOTS (default: ../shared/corpora next to the repo).
 
     By default this runs the cross-validated recipe of training/cv.py: 6-fold actor
@@ -59,7 +65,23 @@ def cli(roots, conf_path, out, only, single_split, family, epochs, compare, forc
     `ensemble_seeds` in the configuration (as shipped), all of that once per seed, the
     members combined into one model, each member trained in a process of its own.
     An interrupted run resumes: rerun the same command and the runs already finished in
-    --out (same configuration, features and Keras) are scored again instead of retrained."""
+    --out (same configuration, features and Keras) are scored again instead of retrained.
+
+    With --variant accurate it builds the accurate model's encoder head instead (--out default
+    models/ser-accurate): the pretrained speech encoder exported from the installed
+    resemblyzer package, every clip encoded on the job's 8 kHz path and through G.711, the
+    head fitted, its fusion temperature fitted on the CNN's RAVDESS cross-validation folds
+    (models/ser-accurate/README.md)."""
+    if variant == "accurate":
+        from .encoder_head import DEFAULT_CNN, build
+        roots = list(roots) or _default_roots()
+        if not roots:
+            raise _no_roots()
+        try:
+            click.echo(build(out or REPO / "models" / "ser-accurate", roots, cnn=cnn_dir or DEFAULT_CNN))
+        except (ValueError, RuntimeError) as err:
+            raise click.ClickException(str(err)) from err
+        return
     from .config import load_conf
     from .train import run
     conf_path, out = conf_path or REPO / CONF_SHOWN, out or REPO / OUT_SHOWN
