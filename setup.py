@@ -27,27 +27,26 @@ ENCODER_DIR = HERE / "models" / "ser-accurate"
 SHIPPED_ENCODER_FILES = ("encoder_head.json", "encoder.onnx", "ENCODER_LICENSE.txt", "README.md")
 
 
+def ship(build_lib: str, src: Path, files: tuple, n_required: int, package_dir: str, what: str) -> None:
+    """Copy ``files`` of ``src`` into ``ser_lib/<package_dir>`` of the build; the first
+    ``n_required`` must exist (else the build stops), the others are copied when present."""
+    missing = [f for f in files[:n_required] if not (src / f).is_file()]
+    if missing:
+        raise SystemExit(f"cannot build: {src} lacks {', '.join(missing)} ({what})")
+    target = Path(build_lib) / "ser_lib" / package_dir
+    target.mkdir(parents=True, exist_ok=True)
+    for name in files:
+        if (src / name).is_file():
+            shutil.copy2(src / name, target / name)
+
+
 class BuildPyWithModel(build_py):
     def run(self):
         super().run()
         if getattr(self, "editable_mode", False):
             return  # editable: ser_lib.artifact falls back to models/ser-cnn in the checkout
-        missing = [f for f in SHIPPED_MODEL_FILES[:2] if not (MODEL_DIR / f).is_file()]
-        if missing:
-            raise SystemExit(f"cannot build: {MODEL_DIR} lacks {', '.join(missing)} (the shipped model)")
-        target = Path(self.build_lib) / "ser_lib" / "default_model"
-        target.mkdir(parents=True, exist_ok=True)
-        for name in SHIPPED_MODEL_FILES:
-            if (MODEL_DIR / name).is_file():
-                shutil.copy2(MODEL_DIR / name, target / name)
-        missing = [f for f in SHIPPED_ENCODER_FILES[:3] if not (ENCODER_DIR / f).is_file()]
-        if missing:
-            raise SystemExit(f"cannot build: {ENCODER_DIR} lacks {', '.join(missing)} (the accurate model)")
-        target = Path(self.build_lib) / "ser_lib" / "accurate_model"
-        target.mkdir(parents=True, exist_ok=True)
-        for name in SHIPPED_ENCODER_FILES:
-            if (ENCODER_DIR / name).is_file():
-                shutil.copy2(ENCODER_DIR / name, target / name)
+        ship(self.build_lib, MODEL_DIR, SHIPPED_MODEL_FILES, 2, "default_model", "the shipped model")
+        ship(self.build_lib, ENCODER_DIR, SHIPPED_ENCODER_FILES, 3, "accurate_model", "the accurate model")
 
 
 setup(cmdclass={"build_py": BuildPyWithModel})
