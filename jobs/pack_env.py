@@ -80,6 +80,7 @@ EXCLUDE: dict[str, str] = {
     f"{SITE}/ai_edge_litert/tools/*": "LiteRT's model tools (benchmark, plugin applier)",
     "bin/litert-benchmark": "LiteRT's model tools (benchmark, plugin applier)",
     f"{SITE}/ser_lib/default_model/*": "the model is read on the driver only; executors get its bytes by broadcast",
+    f"{SITE}/ser_lib/accurate_model/*": "the accurate model's encoder and head: read on the driver, broadcast like the CNN",
     f"{SITE}/sklearn/*": "librosa imports scikit-learn only in librosa.segment / librosa.decompose (not used)",
     f"{SITE}/scikit_learn-*.dist-info/*": "see sklearn/",
     f"{SITE}/scikit_learn.libs/*": "see sklearn/",

@@ -81,6 +81,8 @@ def checkout(tmp_path_factory) -> Path:
     for name in ("setup.py", "setup.cfg", "README.md"):
         shutil.copy(REPO / name, root / name)
     shutil.copytree(os.environ.get("SER_TEST_MODEL") or REPO / "models" / "ser-cnn", root / "models" / "ser-cnn")
+    # the wheel of the recipe carries the accurate model too (setup.py refuses to build without it)
+    shutil.copytree(REPO / "models" / "ser-accurate", root / "models" / "ser-accurate")
     os.symlink(REPO / ".venv", root / ".venv")
     # the quick start's demo calls, shorter
     res = _sh(".venv/bin/ser make-calls out/demo/calls --calls 1 --minutes 0.5", root, 600)
@@ -129,6 +131,8 @@ def test_packed_env_is_small_and_imports_what_executors_import(checkout, packed)
     packed_mb = (checkout / "dist" / "exec-env.tar.gz").stat().st_size / 1e6
     assert packed_mb <= PACKED_MB_GOAL, f"packed executor environment {packed_mb:.0f} MB > {PACKED_MB_GOAL} MB"
     assert not list(packed.rglob("__pycache__")) and not list(packed.rglob("tests"))
+    # the wheel's model copies stay on the driver (executors get the models' bytes by broadcast)
+    assert not list(packed.rglob("default_model/*")) and not list(packed.rglob("accurate_model/*"))
     # the unpacked archive's own Python, away from the checkout (its jobs/ and ser_lib/ are the
     # wheel's), with the driver's PySpark and py4j alone on PYTHONPATH as a worker's Spark adds them
     spark_py = checkout / "out" / "spark-python"
