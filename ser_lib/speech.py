@@ -250,13 +250,16 @@ def speech_decisions(window_feats: np.ndarray, cfg: SpeechConfig = SpeechConfig(
     speech = active.mean(axis=1) >= cfg.min_active_ratio if active.size else np.zeros(len(active), bool)
     if speech.any():
         cand = np.flatnonzero(speech)
-        feats, act = window_feats[cand], active[cand]
-        # NaN (too few active pairs to measure, e.g. a short word) compares False:
-        # the level rule alone decides
-        steady = ((spectral_change(feats, act, cfg, 1) < cfg.min_change_10ms_db)
-                  | (spectral_change(feats, act, cfg, 4) < cfg.min_change_40ms_db))
-        speech[cand[steady]] = False
+        speech[cand[_steady(window_feats[cand], active[cand], cfg)]] = False
     return speech, talk
+
+
+def _steady(feats: np.ndarray, active: np.ndarray, cfg: SpeechConfig) -> np.ndarray:
+    """Step 3's verdict per window: ``bool (n_windows,)``, True where the active frames'
+    spectrum changes too little (10 ms or 40 ms apart) to be speech. NaN (too few active
+    pairs to measure, e.g. a short word) compares False: the level rule alone decides."""
+    return ((spectral_change(feats, active, cfg, 1) < cfg.min_change_10ms_db)
+            | (spectral_change(feats, active, cfg, 4) < cfg.min_change_40ms_db))
 
 
 def talk_windows(window_feats: np.ndarray, speech: np.ndarray, talk_active: np.ndarray,
@@ -281,9 +284,5 @@ def talk_windows(window_feats: np.ndarray, speech: np.ndarray, talk_active: np.n
         return out
     cand = np.flatnonzero(~out & (talk_active.mean(axis=1) >= cfg.min_active_ratio))
     if len(cand):
-        feats, act = window_feats[cand], talk_active[cand]
-        # as in speech_decisions: NaN (too few active pairs) is not steady
-        steady = ((spectral_change(feats, act, cfg, 1) < cfg.min_change_10ms_db)
-                  | (spectral_change(feats, act, cfg, 4) < cfg.min_change_40ms_db))
-        out[cand[~steady]] = True
+        out[cand[~_steady(window_feats[cand], talk_active[cand], cfg)]] = True
     return out
