@@ -136,7 +136,7 @@ def score_recording(source: Source, predictor, fcfg: FeatureConfig, hop_s: float
                 act.append((ch.start_frame[ch.talk], ch.speech[ch.talk]))
     channels = []
     n_frames = int(np.ceil(round(sa.duration_s / FRAME_S, 6)))
-    floor_db = speech_cfg.for_subtype(sa.info.subtype if sa.info else None).floor_db
+    floor_db = sa.source_speech_cfg.floor_db
     for c, (name, chunks) in enumerate(parts.items()):
         start, end, speech, probs = (np.concatenate(x) for x in zip(*chunks))
         if encoder is not None and speech.any():

@@ -192,6 +192,9 @@ class StreamAnalyzer:
         #: per channel, every frame's ``rms_db`` (float32, 10 ms apart: 1.4 MB per channel-hour, the
         #: one thing kept for the whole recording; :func:`ser_lib.talk.channel_talk_frames`), known once iterated
         self.frame_levels: list[np.ndarray] = []
+        #: the speech rule as applied to this source (:meth:`SpeechConfig.for_subtype`: its
+        #: absolute floor follows the source's resolution), known once iteration has begun
+        self.source_speech_cfg: SpeechConfig | None = None
 
     def _emit(self, names, states, results, speech_cfg: SpeechConfig) -> list[ChannelWindows]:
         out = []
@@ -208,7 +211,7 @@ class StreamAnalyzer:
         with AudioReader(self.source) as reader:
             sr_in, n_ch = reader.info.sample_rate, reader.info.n_channels
             # the absolute floor of the speech rule follows the source's resolution
-            speech_cfg = self.speech_cfg.for_subtype(reader.info.subtype)
+            speech_cfg = self.source_speech_cfg = self.speech_cfg.for_subtype(reader.info.subtype)
             names = self.channel_names(n_ch)
             meters = [LoudnessMeter(self.fcfg) for _ in range(n_ch)]
             states = [_Channel(self.fcfg, self.hop_s, m, self.keep_audio) for m in meters]
