@@ -43,8 +43,16 @@ RUNTIME_FILE = "model.tflite"
 PACKAGED_ARTIFACT = Path(__file__).resolve().parent / "default_model"
 #: The shipped model in a checkout (editable install, ``PYTHONPATH``); training writes it.
 SOURCE_ARTIFACT = Path(__file__).resolve().parent.parent / "models" / "ser-cnn"
+
+
+def shipped(packaged: Path, source: Path, marker: str) -> Path:
+    """A model shipped with the code: the installed package's copy (``packaged``, written by
+    ``setup.py`` into a wheel) when it holds ``marker``, else the checkout's (``source``)."""
+    return packaged if (packaged / marker).is_file() else source
+
+
 #: The artifact used when no other is given: the installed package's copy, else the checkout's.
-DEFAULT_ARTIFACT = PACKAGED_ARTIFACT if (PACKAGED_ARTIFACT / "artifact.json").is_file() else SOURCE_ARTIFACT
+DEFAULT_ARTIFACT = shipped(PACKAGED_ARTIFACT, SOURCE_ARTIFACT, "artifact.json")
 
 
 @dataclass

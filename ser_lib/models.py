@@ -37,7 +37,7 @@ VARIANTS = ("default", "accurate")
 PACKAGED_ENCODER = Path(__file__).resolve().parent / "accurate_model"
 SOURCE_ENCODER = Path(__file__).resolve().parent.parent / "models" / "ser-accurate"
 #: The encoder-head artifact used when ``model.encoder_path`` is empty.
-DEFAULT_ENCODER = PACKAGED_ENCODER if (PACKAGED_ENCODER / "encoder_head.json").is_file() else SOURCE_ENCODER
+DEFAULT_ENCODER = art.shipped(PACKAGED_ENCODER, SOURCE_ENCODER, "encoder_head.json")
 
 
 @dataclass
