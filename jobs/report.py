@@ -117,14 +117,11 @@ def _as_map(v) -> dict:
     return {} if is_missing(v) else dict(v)
 
 
-def arousal_lines(row) -> list[str]:
-    """One printable line per channel with speech: its mean and peak arousal and its arousal
-    per quarter (``-`` where it did not speak), from a call's ``channel_arousal_mean``,
-    ``channel_arousal_peak`` and ``quarters`` (a ``calls`` row or a ``ser predict`` summary);
-    no lines for a call written before those columns existed::
-
-        customer arousal: mean 0.42, peak 0.81; by quarter 0.20 0.35 - 0.80
-    """
+def channel_arousal(row) -> list[dict]:
+    """Per channel with speech: ``{name, mean, peak, quarters: [Q1..Q4 mean or None]}`` from a
+    call's ``channel_arousal_mean``, ``channel_arousal_peak`` and ``quarters[].arousal`` (a
+    ``calls`` row or a ``ser predict`` summary; :func:`ser_lib.measures.arousal_measures`);
+    ``[]`` for a call written before those columns existed. Missing values are None."""
     mean, peak = _as_map(row.get("channel_arousal_mean")), _as_map(row.get("channel_arousal_peak"))
     quarters = row.get("quarters")
     quarters = [] if is_missing(quarters) else [dict(q) for q in quarters]
@@ -133,9 +130,20 @@ def arousal_lines(row) -> list[str]:
         if is_missing(m):
             continue
         qs = {q["quarter"]: q.get("arousal") for q in quarters if q["channel"] == ch}
-        by_q = " ".join("-" if is_missing(qs.get(k)) else f"{qs[k]:.2f}" for k in range(1, 5))
-        out.append(f"  {ch} arousal: mean {m:.2f}, peak {as_float(peak.get(ch)):.2f}; by quarter {by_q}")
+        out.append({"name": ch, "mean": m, "peak": None if is_missing(peak.get(ch)) else peak[ch],
+                    "quarters": [None if is_missing(qs.get(k)) else qs[k] for k in range(1, 5)]})
     return out
+
+
+def arousal_lines(row) -> list[str]:
+    """One printable line per channel of :func:`channel_arousal`: its mean and peak arousal
+    and its arousal per quarter (``-`` where it did not speak)::
+
+        customer arousal: mean 0.42, peak 0.81; by quarter 0.20 0.35 - 0.80
+    """
+    return [f"  {c['name']} arousal: mean {c['mean']:.2f}, peak {as_float(c['peak']):.2f}; by quarter "
+            + " ".join("-" if q is None else f"{q:.2f}" for q in c["quarters"])
+            for c in channel_arousal(row)]
 
 
 EPISODE_COLUMNS = ["call_id", "channel", "episode_index", "emotion", "start_s", "end_s", "duration_s",

@@ -5,7 +5,7 @@ import os
 
 from flask import current_app, request
 
-from jobs.report import COLOURS
+from jobs.report import COLOURS, channel_arousal
 from ser_lib.labels import EMOTIONS, NEGATIVE_EMOTIONS
 from ser_lib.nulls import is_missing
 from ser_lib.timeline import channel_figures, clock
@@ -98,20 +98,8 @@ def summary_of(row: dict) -> dict:
         "talk": [{"name": ch, "talk_s": s, "interruptions": (row.get("channel_interruptions") or {}).get(ch),
                   "lufs": (row.get("channel_loudness_lufs") or {}).get(ch)}
                  for ch, s in (row.get("channel_talk_s") or {}).items()],
-        "arousal": arousal_figures(row),
+        "arousal": channel_arousal(row),
     }
-
-
-def arousal_figures(row: dict) -> list[dict]:
-    """Per channel with speech: ``{name, mean, peak, quarters: [Q1..Q4 mean or None]}`` from the
-    row's ``channel_arousal_mean`` / ``channel_arousal_peak`` / ``quarters[].arousal``
-    (:func:`ser_lib.measures.arousal_measures`); ``[]`` for calls written before them."""
-    mean, peak = row.get("channel_arousal_mean") or {}, row.get("channel_arousal_peak") or {}
-    quarters = [dict(q) for q in (row.get("quarters") or [])]
-    return [{"name": ch, "mean": m, "peak": peak.get(ch),
-             "quarters": [next((q.get("arousal") for q in quarters if q["channel"] == ch and q["quarter"] == k), None)
-                          for k in range(1, 5)]}
-            for ch, m in dict(mean).items() if m is not None]
 
 
 def register_filters(app) -> None:
