@@ -35,20 +35,11 @@ from ser_lib.labels import EMOTIONS
 
 from .corpora import Clip, default_corpora_root, discover
 from .dataset import clip_samples
+from .fit import group_weights  # every (corpus, emotion) pair the same total weight, as the CNN recipe
 
 #: Logistic-regression regularisation (models/runs/2026-12-07-encoder: chosen by
 #: leave-one-training-corpus-out UA, 0.003 in every protocol of the main configuration).
 C = 0.003
-
-
-def group_weights(groups: Sequence[str], y: np.ndarray) -> np.ndarray:
-    """Sample weights giving every (group, label) pair the same total weight, mean 1."""
-    groups, y = np.asarray(groups), np.asarray(y)
-    w = np.zeros(len(y))
-    for g, k in set(zip(groups.tolist(), y.tolist())):
-        m = (groups == g) & (y == k)
-        w[m] = 1.0 / m.sum()
-    return w * len(y) / w.sum()
 
 
 #: Audio conditions of the shipped head's training clips (models/runs/2026-12-07-accurate):

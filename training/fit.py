@@ -22,13 +22,27 @@ def val_score(results: dict) -> float:
     return float(np.mean(per)) if per else results["pooled"]["clip"]["ua"]
 
 
+def group_weights(groups, y) -> np.ndarray:
+    """Sample weights giving every (group, label) pair present the same total weight.
+
+    Args:
+        groups, y: ``(n,)`` each row's group (e.g. its corpus) and label.
+
+    Returns:
+        ``float64 (n,)``, mean 1: ``n / (n_pairs * size of the row's pair)``.
+    """
+    keys = np.char.add(np.char.add(np.asarray(groups).astype(str), "|"), np.asarray(y).astype(str))
+    _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    return len(keys) / (len(counts) * counts[inverse])
+
+
 def sample_weights(ws: WindowSet, rule, n_cls: int = len(EMOTIONS)) -> np.ndarray:
     """Per-window training weights.
 
     Args:
         ws: the training windows.
         rule: ``"corpus_class"`` -- every (corpus, class) group present gets the same total
-            weight (corpora contribute the labels they have, and a big corpus does not drown
+            weight (:func:`group_weights`) (corpora contribute the labels they have, and a big corpus does not drown
             a small one); ``True`` / ``"class"`` -- balanced class weights
             (:func:`training.dataset.class_weights`); ``False`` -- all 1.
 
@@ -36,10 +50,7 @@ def sample_weights(ws: WindowSet, rule, n_cls: int = len(EMOTIONS)) -> np.ndarra
         ``float32 (len(ws),)``, mean 1 over the windows.
     """
     if rule == "corpus_class":
-        groups = np.char.add(np.char.add(ws.corpus.astype(str), "|"), ws.y.astype(str))
-        _, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
-        w = len(ws) / (len(counts) * counts[inverse])
-        return w.astype(np.float32)
+        return group_weights(ws.corpus, ws.y).astype(np.float32)
     if rule in (True, "class"):
         cw = class_weights(ws.y, n_cls)
         return np.array([cw[c] for c in range(n_cls)], dtype=np.float32)[ws.y]
