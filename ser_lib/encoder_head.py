@@ -5,7 +5,11 @@ corpora): for each recording (a corpus clip in training, a window of a call chan
 serving) the last LSTM layer's state of every 1.6 s partial, mean and std pooled
 (:func:`segment_features`, 512 values); each *speaker's* (in serving: each call channel's)
 features standardised by that speaker's own mean and std (:func:`speaker_standardize`); then
-a global standardisation and a multinomial logistic regression (:class:`EncoderHead`).
+a global standardisation and a multinomial logistic regression (:class:`EncoderHead`). A
+channel of a few windows (a short clip) has no statistics of its own worth standardising by:
+a second head on rows with the speaker subspace projected out (:class:`ShortChannelHead`)
+scores it, and the two heads are mixed by the channel's number of windows
+(:meth:`EncoderHead.predict_channel`; models/runs/2026-12-07-short-channels).
 
 An encoder-head artifact is a folder::
 
@@ -41,10 +45,10 @@ from .errors import ArtifactError
 
 HEAD_FILE = "encoder_head.json"
 HEAD_FORMAT = "ser-encoder-head"
-HEAD_FORMAT_VERSION = 2
+HEAD_FORMAT_VERSION = 3
 #: format versions :meth:`EncoderHead.from_json` reads (1: no ``fusion`` / ``temperature``
-#: keys; read as ``linear`` and 1.0)
-READABLE_FORMAT_VERSIONS = (1, 2)
+#: keys; read as ``linear`` and 1.0; 1 and 2: no ``short`` head)
+READABLE_FORMAT_VERSIONS = (1, 2, 3)
 #: fusion rules of :func:`fuse`
 FUSIONS = ("linear", "log")
 
@@ -128,6 +132,62 @@ def speaker_standardize(features: np.ndarray, eps: float = 1e-6) -> np.ndarray:
 
 
 @dataclass
+class ShortChannelHead:
+    """The head for channels too short to standardise by their own statistics: a logistic
+    regression on rows from which the *speaker subspace* is projected out (nuisance attribute
+    projection, Campbell et al. 2006, "SVM based speaker verification using a GMM supervector
+    kernel and NAP variability compensation", ICASSP): ``x - (x @ B.T) @ B`` with ``B`` the
+    orthonormal basis of the training speakers' mean rows, centred. Needs no statistics of the
+    channel, so it scores a channel of one window as well as one of a thousand.
+
+    Attributes:
+        basis: ``(m, d)`` orthonormal rows (``m`` < number of training speakers).
+        mean, scale: ``(d,)`` global standardisation of the projected rows.
+        coef: ``(n_labels, d)``; intercept: ``(n_labels,)``.
+        prior_windows: ``k`` of :meth:`EncoderHead.predict_channel`: the channel's speaker-
+            standardised head gets weight ``n / (n + k)`` over its ``n`` speech windows.
+    """
+
+    basis: np.ndarray
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    intercept: np.ndarray
+    prior_windows: float = 10.0
+
+    def project(self, features: np.ndarray) -> np.ndarray:
+        """Rows with the speaker subspace removed: float ``(n, d)`` -> float64 ``(n, d)``."""
+        x = np.asarray(features, dtype=np.float64)
+        return x - (x @ self.basis.T) @ self.basis
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """Class probabilities of raw rows (not speaker-standardised): float ``(n, d)`` ->
+        ``(n, n_labels)`` float32, rows summing to 1."""
+        return _softmax_affine(self.project(features), self.mean, self.scale, self.coef, self.intercept)
+
+    def to_dict(self) -> dict:
+        return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ShortChannelHead":
+        basis = np.array(d["basis"], float)
+        return cls(basis if basis.size else basis.reshape(0, len(d["mean"])), np.array(d["mean"], float),
+                   np.array(d["scale"], float), np.array(d["coef"], float), np.array(d["intercept"], float),
+                   float(d["prior_windows"]))
+
+
+def _softmax_affine(x, mean, scale, coef, intercept) -> np.ndarray:
+    """``softmax(((x - mean) / scale) @ coef.T + intercept)`` row-wise, float32: what
+    scikit-learn's multinomial ``LogisticRegression.predict_proba`` computes after a
+    ``StandardScaler``."""
+    z = (np.asarray(x, dtype=np.float64) - mean) / scale
+    logits = z @ coef.T + intercept
+    logits -= logits.max(1, keepdims=True)
+    e = np.exp(logits)
+    return (e / e.sum(1, keepdims=True)).astype(np.float32)
+
+
+@dataclass
 class EncoderHead:
     """The logistic-regression head (what ``encoder_head.json`` holds).
 
@@ -141,6 +201,8 @@ class EncoderHead:
             (:func:`fuse`).
         fusion: the fusion rule of :func:`fuse` (:data:`FUSIONS`).
         temperature: ``T > 0`` applied to the fused probabilities (:func:`fuse`).
+        short: the :class:`ShortChannelHead` of :meth:`predict_channel` (``None`` in format
+            1 and 2 files: a channel is then standardised by its own statistics alone).
         training: provenance (free-form JSON).
     """
 
@@ -154,15 +216,43 @@ class EncoderHead:
     cnn_weight: float = 0.5
     fusion: str = "linear"
     temperature: float = 1.0
+    short: ShortChannelHead | None = None
     training: dict = field(default_factory=dict)
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """Class probabilities of already speaker-standardised rows: float ``(n, d)`` ->
         ``(n, n_labels)`` float32, rows summing to 1."""
-        z = (np.asarray(features, dtype=np.float64) - self.mean) / self.scale
-        logits = z @ self.coef.T + self.intercept
-        logits -= logits.max(1, keepdims=True)
-        e = np.exp(logits)
+        return _softmax_affine(features, self.mean, self.scale, self.coef, self.intercept)
+
+    def predict_channel(self, features: np.ndarray) -> np.ndarray:
+        """The head's probabilities of one channel's ``n`` speech-window rows (raw
+        :func:`segments_features`), ``(n, d)`` -> ``(n, n_labels)`` float32.
+
+        With a :attr:`short` head: the log-space mix of the speaker-standardised head
+        (:meth:`predict_speaker`) and the short-channel head, weights ``w = n / (n + k)`` and
+        ``1 - w`` (``k`` = ``short.prior_windows``; ``w = 0`` for ``n = 1``), renormalised. A
+        channel's own mean and std are a poor estimate of its speaker's over a few windows
+        of one utterance (they remove the emotion itself), and a good one over a call: the
+        weight is the usual credibility weight of ``n`` observations against a prior worth
+        ``k`` (Bühlmann credibility; the MAP mean of a conjugate prior).
+        models/runs/2026-12-07-short-channels measured ``k`` = 3-30 alike. Without it:
+        :meth:`predict_speaker`.
+
+        Raises:
+            ValueError: no rows.
+        """
+        x = np.asarray(features, dtype=np.float32)
+        if x.ndim != 2 or len(x) == 0:
+            raise ValueError(f"predict_channel needs (n >= 1, d) rows, got shape {x.shape}")
+        if self.short is None:
+            return self.predict_speaker(x)
+        n = len(x)
+        log_short = np.log(np.maximum(self.short.predict(x).astype(np.float64), 1e-12))
+        if n < 2:
+            return np.exp(log_short).astype(np.float32)
+        w = n / (n + self.short.prior_windows)
+        z = w * np.log(np.maximum(self.predict_speaker(x).astype(np.float64), 1e-12)) + (1 - w) * log_short
+        e = np.exp(z - z.max(1, keepdims=True))
         return (e / e.sum(1, keepdims=True)).astype(np.float32)
 
     def predict_speaker(self, features: np.ndarray) -> np.ndarray:
@@ -175,7 +265,8 @@ class EncoderHead:
              "mean": self.mean.tolist(), "scale": self.scale.tolist(), "coef": self.coef.tolist(),
              "intercept": self.intercept.tolist(), "settings": asdict(self.settings),
              "speaker_norm": self.speaker_norm, "cnn_weight": self.cnn_weight, "fusion": self.fusion,
-             "temperature": self.temperature, "training": self.training}
+             "temperature": self.temperature, "short": self.short.to_dict() if self.short else None,
+             "training": self.training}
         return json.dumps(d) + "\n"
 
     @classmethod
@@ -200,7 +291,8 @@ class EncoderHead:
             head = cls(list(d["labels"]), np.array(d["mean"], float), np.array(d["scale"], float),
                        np.array(d["coef"], float), np.array(d["intercept"], float),
                        SegmentSettings(**d["settings"]), bool(d["speaker_norm"]), float(d.get("cnn_weight", 0.5)),
-                       fusion, temperature, d.get("training", {}))
+                       fusion, temperature, ShortChannelHead.from_dict(d["short"]) if d.get("short") else None,
+                       d.get("training", {}))
         except (ValueError, KeyError, TypeError) as err:
             raise ArtifactError(f"bad {HEAD_FILE}: {err}") from None
         if head.fusion not in FUSIONS:
@@ -211,6 +303,11 @@ class EncoderHead:
         if n != len(head.labels) or head.intercept.shape != (n,) or head.mean.shape != (dim,) \
                 or head.scale.shape != (dim,):
             raise ArtifactError(f"bad {HEAD_FILE}: shapes do not agree")
+        sh = head.short
+        if sh is not None and (sh.coef.shape != (n, dim) or sh.intercept.shape != (n,) or sh.mean.shape != (dim,)
+                               or sh.scale.shape != (dim,) or sh.basis.ndim != 2 or sh.basis.shape[1] != dim
+                               or not sh.prior_windows > 0):
+            raise ArtifactError(f"bad {HEAD_FILE}: the short-channel head's shapes do not agree")
         return head
 
 
@@ -261,9 +358,9 @@ def fuse(cnn_probs: np.ndarray, head_probs: np.ndarray, cnn_weight: float, fusio
     return calibrate(p, temperature)
 
 
-#: fewer speech windows than this in a channel: no speaker statistics to standardise by, so
-#: :meth:`EncoderModel.predict_channel` returns the CNN's probabilities alone (one row would
-#: standardise to zeros and the head would add only its prior)
+#: a head without a short-channel head (format 1 and 2 files): fewer speech windows than this
+#: in a channel, no speaker statistics to standardise by, so :meth:`EncoderModel.predict_channel`
+#: returns the CNN's probabilities alone (one row would standardise to zeros)
 MIN_CHANNEL_WINDOWS = 2
 
 
@@ -331,8 +428,9 @@ class EncoderModel:
     def predict_features(self, features: np.ndarray, cnn_probs: np.ndarray | None = None) -> np.ndarray:
         """:meth:`predict_channel` from already computed :meth:`features` (one channel's rows).
 
-        With ``cnn_probs`` and fewer than :data:`MIN_CHANNEL_WINDOWS` rows, the CNN's
-        probabilities are returned alone (float32 copy).
+        The head's probabilities are :meth:`EncoderHead.predict_channel`'s. A head without a
+        short-channel head, given ``cnn_probs`` and fewer than :data:`MIN_CHANNEL_WINDOWS`
+        rows, returns the CNN's probabilities alone (float32 copy).
 
         Raises:
             ValueError: no rows, or ``cnn_probs`` of another shape.
@@ -340,12 +438,12 @@ class EncoderModel:
         features = np.asarray(features, np.float32)
         if len(features) == 0:
             raise ValueError("predict_channel needs at least one segment")
-        if cnn_probs is not None and len(features) < MIN_CHANNEL_WINDOWS:
+        if cnn_probs is not None and self.head.short is None and len(features) < MIN_CHANNEL_WINDOWS:
             if np.shape(cnn_probs) != (len(features), len(self.labels)):
                 raise ValueError(f"cnn_probs shape {np.shape(cnn_probs)} does not match "
                                  f"{(len(features), len(self.labels))}")
             return np.array(cnn_probs, dtype=np.float32)
-        probs = self.head.predict_speaker(features)
+        probs = self.head.predict_channel(features)
         if cnn_probs is None:
             return probs
         return fuse(cnn_probs, probs, self.head.cnn_weight, self.head.fusion, self.head.temperature)
@@ -358,8 +456,9 @@ class EncoderModel:
             cnn_probs: the CNN's probabilities of the same windows, ``(n, n_labels)`` in
                 :attr:`labels` order (:class:`ser_lib.runtime.Predictor`); given, the result is
                 their :func:`fuse` with the head's at ``head.cnn_weight``, ``head.fusion`` and
-                ``head.temperature`` (the CNN's alone, as the CNN artifact calibrated them,
-                below :data:`MIN_CHANNEL_WINDOWS` segments).
+                ``head.temperature`` (a head without a short-channel head: the CNN's alone,
+                as the CNN artifact calibrated them, below :data:`MIN_CHANNEL_WINDOWS`
+                segments).
 
         Raises:
             ValueError: no segments, or ``cnn_probs`` of another shape.

@@ -14,7 +14,7 @@ import soundfile as sf
 import soxr
 
 from ser_lib.config import JobConfig
-from ser_lib.encoder_head import MIN_CHANNEL_WINDOWS, EncoderModel
+from ser_lib.encoder_head import MIN_CHANNEL_WINDOWS, EncoderModel, fuse
 from ser_lib.errors import ArtifactError, ConfigError
 from ser_lib.features import FeatureConfig
 from ser_lib.labels import EMOTIONS
@@ -106,7 +106,7 @@ def test_fused_channel_probabilities(tmp_path, models, encoder):
         np.testing.assert_allclose(b.probs[sp], want, atol=1e-5)
         # ... which is the head file's fusion rule and temperature, written out here
         h = encoder.head
-        hp = np.maximum(h.predict_speaker(encoder.features(segs, FC.sample_rate)).astype(np.float64), 1e-12)
+        hp = np.maximum(h.predict_channel(encoder.features(segs, FC.sample_rate)).astype(np.float64), 1e-12)
         cp = np.maximum(a.probs[sp].astype(np.float64), 1e-12)
         w = h.cnn_weight
         z = np.log(w * cp + (1 - w) * hp) if h.fusion == "linear" else w * np.log(cp) + (1 - w) * np.log(hp)
@@ -130,14 +130,22 @@ def test_mono_call_and_chunking(tmp_path, models):
     np.testing.assert_allclose(a.channels[0].probs, b.channels[0].probs, atol=1e-6)
 
 
-def test_short_and_silent_channels(tmp_path, models):
+def test_short_and_silent_channels(tmp_path, models, encoder):
     cnn, accurate = models
-    # one speech window in the customer channel: too few to standardise by, the CNN alone
+    # one speech window in the customer channel: too few to standardise by; the short-channel
+    # head scores it, fused with the CNN (a head without one would keep the CNN's alone)
     path = write_call(tmp_path / "one.wav", 8000, [[("speech", 6.0)], [("silence", 5.2), ("speech", 0.8)]], seed=4)
     plain, fused = _score(path, cnn), _score(path, accurate)
     a, b = plain.channels[1], fused.channels[1]
-    assert 0 < b.speech.sum() < MIN_CHANNEL_WINDOWS
-    np.testing.assert_array_equal(a.probs, b.probs)
+    assert b.speech.sum() == 1 < MIN_CHANNEL_WINDOWS
+    sp = b.speech
+    whole = _channel_audio(path)[1]
+    segs = [whole[round(s * FC.sample_rate):round(e * FC.sample_rate)] for s, e in zip(b.start_s[sp], b.end_s[sp])]
+    rows = encoder.features(segs, FC.sample_rate)
+    h = encoder.head
+    np.testing.assert_allclose(b.probs[sp], fuse(a.probs[sp], h.short.predict(rows), h.cnn_weight, h.fusion,
+                                                 h.temperature), atol=1e-5)
+    assert np.abs(b.probs[sp] - a.probs[sp]).max() > 1e-3
     # a channel without speech: no model output, no error; the other channel is fused
     path = write_call(tmp_path / "quiet.wav", 8000, [[("speech", 6.0)], [("silence", 6.0)]], seed=4)
     rec = _score(path, accurate)

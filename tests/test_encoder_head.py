@@ -10,8 +10,8 @@ import pytest
 import soundfile as sf
 
 from ser_lib.encoder import ENCODER_LICENSE_FILE
-from ser_lib.encoder_head import (HEAD_FILE, EncoderHead, EncoderModel, SegmentSettings, fuse, prepare,
-                                  speaker_standardize)
+from ser_lib.encoder_head import (HEAD_FILE, HEAD_FORMAT_VERSION, EncoderHead, EncoderModel, SegmentSettings,
+                                  ShortChannelHead, fuse, prepare, speaker_standardize)
 from ser_lib.errors import ArtifactError
 from ser_lib.labels import EMOTIONS
 from ser_lib.synth import speech_like
@@ -53,20 +53,103 @@ def _small_head(**kw) -> EncoderHead:
 def test_fusion_rule_and_temperature_survive_json_and_old_files_read_as_the_plain_mean():
     head = _small_head(fusion="log", temperature=0.64)
     d = json.loads(head.to_json())
-    assert d["format_version"] == 2 and d["fusion"] == "log" and d["temperature"] == 0.64
+    assert d["format_version"] == HEAD_FORMAT_VERSION and d["fusion"] == "log" and d["temperature"] == 0.64
     again = EncoderHead.from_json(head.to_json())
     assert (again.fusion, again.temperature, again.cnn_weight) == ("log", 0.64, 0.5)
     # a format version 1 file (no fusion / temperature keys) reads as the mean it was served with
     v1 = {k: v for k, v in d.items() if k not in ("fusion", "temperature")} | {"format_version": 1}
     old = EncoderHead.from_json(json.dumps(v1))
     assert (old.fusion, old.temperature) == ("linear", 1.0)
-    # a version 2 file must say both; bad values are refused
+    # a version 2 or 3 file must say both; bad values are refused
     for key in ("fusion", "temperature"):
         with pytest.raises(ArtifactError, match=key):
             EncoderHead.from_json(json.dumps({k: v for k, v in d.items() if k != key}))
-    for bad in ({"fusion": "max"}, {"temperature": 0.0}, {"temperature": -1.0}, {"format_version": 3}):
+    for bad in ({"fusion": "max"}, {"temperature": 0.0}, {"temperature": -1.0},
+                {"format_version": HEAD_FORMAT_VERSION + 1}):
         with pytest.raises(ArtifactError):
             EncoderHead.from_json(json.dumps(d | bad))
+
+
+def _short_head(d: int = 4, seed: int = 5, k: float = 10.0) -> ShortChannelHead:
+    rng = np.random.default_rng(seed)
+    basis = np.linalg.qr(rng.normal(size=(d, 2)))[0].T                      # 2 orthonormal rows
+    return ShortChannelHead(basis, rng.normal(size=d), rng.uniform(0.5, 2, d), rng.normal(size=(7, d)),
+                            rng.normal(size=7), k)
+
+
+def test_short_channel_head_mixes_by_the_channels_number_of_windows():
+    head = _small_head(short=_short_head())
+    rng = np.random.default_rng(3)
+    sh = head.short
+    # the projection removes the basis directions and keeps what is orthogonal to them
+    x = rng.normal(size=(6, 4))
+    np.testing.assert_allclose(sh.project(x) @ sh.basis.T, 0, atol=1e-12)
+    np.testing.assert_allclose(sh.project(sh.project(x)), sh.project(x), atol=1e-12)
+    # one window: the short head alone (a channel's own statistics mean nothing over one row)
+    np.testing.assert_allclose(head.predict_channel(x[:1]), sh.predict(x[:1]), atol=1e-6)
+    # n windows: log-space mix with weight n / (n + k) on the speaker-standardised head
+    for n in (2, 6):
+        w = n / (n + sh.prior_windows)
+        z = (w * np.log(head.predict_speaker(x[:n]).astype(np.float64))
+             + (1 - w) * np.log(sh.predict(x[:n]).astype(np.float64)))
+        want = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+        np.testing.assert_allclose(head.predict_channel(x[:n]), want, atol=1e-5)
+    # a long channel is all but the speaker-standardised head; a short one is not
+    long = rng.normal(size=(4000, 4))
+    np.testing.assert_allclose(head.predict_channel(long), head.predict_speaker(long), atol=0.02)
+    assert np.abs(head.predict_channel(x[:2]) - head.predict_speaker(x[:2])).max() > 0.05
+    # without a short head: the speaker-standardised head alone
+    np.testing.assert_array_equal(_small_head().predict_channel(x), _small_head().predict_speaker(x))
+    with pytest.raises(ValueError):
+        head.predict_channel(np.zeros((0, 4)))
+    # it survives JSON; a version 2 file has none; bad shapes are refused
+    again = EncoderHead.from_json(head.to_json())
+    np.testing.assert_allclose(again.predict_channel(x), head.predict_channel(x), atol=1e-7)
+    d = json.loads(head.to_json())
+    v2 = {k: v for k, v in d.items() if k != "short"} | {"format_version": 2}
+    assert EncoderHead.from_json(json.dumps(v2)).short is None
+    for key, bad in (("coef", [[0.0] * 3] * 7), ("basis", [[0.0] * 5]), ("prior_windows", 0.0)):
+        with pytest.raises(ArtifactError, match="short"):
+            EncoderHead.from_json(json.dumps(d | {"short": d["short"] | {key: bad}}))
+
+
+def test_the_short_head_scores_an_unheard_speakers_single_window():
+    pytest.importorskip("sklearn")
+    from training.encoder_head import fit_heads, speaker_basis
+
+    # rows = the speaker's offset (large, along 12 directions) + the emotion's pattern + noise;
+    # a new speaker's offset lies in the training speakers' span but is none of theirs
+    rng = np.random.default_rng(0)
+    d, n_spk, per = 40, 13, 60
+    offsets = rng.normal(scale=4.0, size=(n_spk, d))
+    pattern = rng.normal(size=(4, d))
+    labels = [EMOTIONS.index(e) for e in ("angry", "happy", "neutral", "sad")]
+
+    def rows(offset, n):
+        k = rng.integers(0, 4, n)
+        return offset + pattern[k] + rng.normal(scale=0.8, size=(n, d)), np.array(labels)[k]
+
+    data = [rows(o, per) for o in offsets]
+    raw, y = np.vstack([r for r, _ in data]), np.concatenate([t for _, t in data])
+    speakers = np.repeat([f"c:{i}" for i in range(n_spk)], per)
+    basis = speaker_basis(raw, speakers)
+    assert basis.shape == (n_spk - 1, d)
+    np.testing.assert_allclose(basis @ basis.T, np.eye(n_spk - 1), atol=1e-9)
+    with pytest.raises(ValueError):
+        speaker_basis(raw[:per], speakers[:per])
+    head = fit_heads(raw, y, ["c"] * len(y), speakers)
+    # the projected speaker means coincide: no speaker left to read
+    proj = head.short.project(np.stack([raw[speakers == s].mean(0) for s in np.unique(speakers)]))
+    assert np.abs(proj - proj.mean(0)).max() < 1e-6 * np.abs(raw).max()
+    new_offset = rng.dirichlet(np.ones(n_spk)) @ offsets + 3.0 * (offsets[0] - offsets[1])
+    x, t = rows(new_offset, 200)
+    # one window at a time: the short head reads the emotion; the speaker-standardised head,
+    # with no channel statistics, reads mostly the speaker
+    single = np.concatenate([head.predict_channel(x[i:i + 1]) for i in range(len(x))])
+    assert (single.argmax(1) == t).mean() > 0.9
+    assert (head.predict(x).argmax(1) == t).mean() < 0.7
+    with pytest.raises(ValueError, match="conditions"):
+        fit_heads(raw[:-1], y[:-1], ["c"] * (len(y) - 1), speakers)
 
 
 def test_group_weights_equalise_every_group_and_label():
@@ -102,8 +185,9 @@ def test_loading_refuses_an_artifact_without_its_licence_notice(tmp_path):
 
 
 def _tiny_corpus(root: Path) -> None:
-    """RAVDESS-named clips of three actors, four emotions, speech-like audio whose pitch and level
-    follow the emotion (so the head has something to learn)."""
+    """RAVDESS-named clips of three actors and EMOVO-named clips of two (a corpus the shipped
+    CNN never trained on), four emotions, speech-like audio whose pitch and level follow the
+    emotion (so the head has something to learn)."""
     rng = np.random.default_rng(3)
     codes = {"01": -30, "03": -18, "04": -34, "05": -12}     # neutral, happy, sad, angry: level in dBFS
     for actor in (1, 2, 5):                                    # 01, 02: CV fold 0; 05: fold 1
@@ -113,6 +197,12 @@ def _tiny_corpus(root: Path) -> None:
                     p = root / "ravdess" / f"Actor_{actor:02d}" / f"03-01-{code}-01-{statement}-{rep}-{actor:02d}.wav"
                     p.parent.mkdir(parents=True, exist_ok=True)
                     sf.write(p, speech_like(1.8, 16000, rng, level_db=level), 16000, subtype="PCM_16")
+    for speaker in ("f1", "m1"):
+        for code, level in {"neu": -30, "gio": -18, "tri": -34, "rab": -12}.items():
+            for sentence in ("b1", "n2"):
+                p = root / "emovo" / speaker / f"{code}-{speaker}-{sentence}.wav"
+                p.parent.mkdir(parents=True, exist_ok=True)
+                sf.write(p, speech_like(2.6, 16000, rng, level_db=level), 16000, subtype="PCM_16")
 
 
 def test_artifact_serves_what_training_fitted(tmp_path):
@@ -120,7 +210,7 @@ def test_artifact_serves_what_training_fitted(tmp_path):
     pytest.importorskip("resemblyzer", reason="needs the [train] install (resemblyzer)")
     from training.corpora import discover
     from training.dataset import clip_samples
-    from training.encoder_head import DEFAULT_CNN, clip_features, standardize_by_speaker
+    from training.encoder_head import DEFAULT_CNN, clip_features
 
     from click.testing import CliRunner
 
@@ -139,29 +229,54 @@ def test_artifact_serves_what_training_fitted(tmp_path):
     assert model.head.training["n_clips"] * 2 == model.head.training["n_train"]
     assert model.labels == list(EMOTIONS)
     clips = discover(tmp_path / "corpora").clips
-    # training's features (clip_features + per-speaker standardisation) through the head ...
-    x = standardize_by_speaker(clip_features(clips, model.encoder, model.head.settings),
-                               [c.speaker for c in clips])
-    want = model.head.predict(x)
+    # training's features (clip_features; per-speaker standardisation for the speaker head,
+    # the speaker subspace projected out for the short-channel head) through both heads ...
+    raw = clip_features(clips, model.encoder, model.head.settings)
+    spk = np.array([c.speaker for c in clips])
+    assert model.head.short is not None and model.head.short.prior_windows == 10.0
+    want = np.zeros((len(clips), len(EMOTIONS)))
+    for s in np.unique(spk):
+        m = spk == s
+        w = m.sum() / (m.sum() + model.head.short.prior_windows)
+        z = (w * np.log(np.maximum(model.head.predict(speaker_standardize(raw[m])), 1e-12))
+             + (1 - w) * np.log(np.maximum(model.head.short.predict(raw[m]), 1e-12)))
+        want[m] = np.exp(z) / np.exp(z).sum(1, keepdims=True)
     # ... equal serving's: one channel = one speaker's clips, given as samples at the job's 8 kHz
     for actor in ("ravdess:01", "ravdess:02"):
         idx = [i for i, c in enumerate(clips) if c.speaker == actor]
         got = model.predict_channel([clip_samples(clips[i].path, 8000) for i in idx], 8000)
         np.testing.assert_allclose(got, want[idx], atol=1e-5)
         assert got.shape == (len(idx), len(EMOTIONS)) and np.allclose(got.sum(1), 1, atol=1e-5)
+    # a channel of one clip: the short-channel head alone
+    one = model.predict_channel([clip_samples(clips[0].path, 8000)], 8000)
+    np.testing.assert_allclose(one, model.head.short.predict(raw[:1]), atol=1e-5)
     # emotions the corpus lacks are never predicted
     assert np.all(want[:, [EMOTIONS.index(e) for e in ("disgust", "fear", "surprise")]] < 1e-6)
-    # the fusion temperature was fitted on the RAVDESS actor-CV window predictions of both models
+    # the fusion temperature was fitted on window predictions on the corpus no model heard:
+    # EMOVO, with the shipped CNN (RAVDESS has no CNN that never trained on it)
     head = model.head
     assert head.fusion == "log" and head.cnn_weight == 0.5 and head.temperature != 1.0
-    from training.encoder_head import fit_fusion_temperature, ravdess_cv_predictions, speaker_call_windows
-    x_all = np.vstack([standardize_by_speaker(clip_features(clips, model.encoder, head.settings, condition=c),
-                                              [c_.speaker for c_ in clips]) for c in ("8k", "telephone")])
-    cnn_cv, head_cv, y_cv = ravdess_cv_predictions(clips, x_all, DEFAULT_CNN, model.encoder, head.settings)
-    # every speech window of the 3 actors' calls, each labelled with its clip's emotion
-    assert head.training["calibration"]["n_windows"] == len(y_cv) >= len(clips)
-    assert set(y_cv.tolist()) == {EMOTIONS.index(e) for e in ("neutral", "happy", "sad", "angry")}
-    assert head.temperature == pytest.approx(fit_fusion_temperature(cnn_cv, head_cv, y_cv), rel=1e-4)
+    from training.encoder_head import fit_fusion_temperature, held_out_predictions, speaker_call_windows
+    raw_all = np.vstack([clip_features(clips, model.encoder, head.settings, condition=c) for c in ("8k", "telephone")])
+    cnn_ho, head_ho, y_ho, used = held_out_predictions(clips, raw_all, DEFAULT_CNN, model.encoder, head.settings)
+    assert list(used) == ["emovo"] and Path(used["emovo"][0]) == Path(DEFAULT_CNN)
+    assert head.training["calibration"]["corpora"] == {"emovo": {"cnn": ".", "n_windows": len(y_ho)}}
+    # the 2 speakers' calls and each of their 16 clips alone, each window labelled with its clip's emotion
+    n_emovo = sum(c.corpus == "emovo" for c in clips)
+    assert head.training["calibration"]["n_windows"] == len(y_ho) >= 2 * n_emovo
+    assert set(y_ho.tolist()) == {EMOTIONS.index(e) for e in ("neutral", "happy", "sad", "angry")}
+    assert head.temperature == pytest.approx(fit_fusion_temperature(cnn_ho, head_ho, y_ho), rel=1e-4)
+    # ... and those heads never saw EMOVO: scoring the EMOVO clips with a head refitted without
+    # them gives the same head probabilities
+    from training.encoder_head import fit_heads
+    corpus = np.array([c.corpus for c in clips])
+    y = np.array([EMOTIONS.index(c.emotion) for c in clips])
+    keep = np.tile(corpus != "emovo", 2)
+    h2 = fit_heads(raw_all[keep], np.tile(y, 2)[keep], np.tile(corpus, 2)[keep],
+                   [c.speaker for c in clips if c.corpus != "emovo"], 2)
+    first = [c for c in clips if c.speaker == "emovo:f1"]
+    _, rows, _ = speaker_call_windows(first, model.encoder, head.settings)
+    np.testing.assert_allclose(head_ho[:len(rows)], h2.predict_channel(rows), atol=1e-5)
     # a call's windows are encoded as serving encodes them
     own = [c for c in clips if c.speaker == "ravdess:05"]
     feats, rows, lab = speaker_call_windows(own, model.encoder, head.settings)
@@ -256,12 +371,18 @@ def test_serving_applies_the_heads_fusion_and_temperature():
     rng = np.random.default_rng(2)
     feats = rng.normal(size=(6, 512)).astype(np.float32)
     cnn = rng.dirichlet(np.ones(7), size=6).astype(np.float32)
-    head_p = model.head.predict_speaker(feats)
+    head_p = model.head.predict_channel(feats)
     for rule, t in (("linear", 1.0), ("log", 1.0), ("log", 2.5), ("linear", 0.6)):
         model.head.fusion, model.head.temperature = rule, t
         got = model.predict_features(feats, cnn)
         np.testing.assert_allclose(got, fuse(cnn, head_p, model.head.cnn_weight, rule, t), atol=1e-6)
         if rule == "log" and t == 2.5:
             assert not np.allclose(got, fuse(cnn, head_p, 0.5, "log", 1.0), atol=1e-3)
-    # fewer than 2 windows: the CNN's probabilities as they are
+    # one window: fused with the short-channel head; a head without one (format 1 and 2
+    # files) keeps the CNN's probabilities as they are
+    assert model.head.short is not None
+    np.testing.assert_allclose(model.predict_features(feats[:1], cnn[:1]),
+                               fuse(cnn[:1], model.head.short.predict(feats[:1]), model.head.cnn_weight,
+                                    model.head.fusion, model.head.temperature), atol=1e-6)
+    model.head.short = None
     np.testing.assert_array_equal(model.predict_features(feats[:1], cnn[:1]), cnn[:1])

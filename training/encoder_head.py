@@ -6,14 +6,16 @@ The recipe is the best configuration of ``models/runs/2026-12-07-encoder`` (chos
 held-out corpora, so its numbers there are optimistic): per clip, the last LSTM layer's state
 mean+std pooled over the clip's partials (:func:`ser_lib.encoder_head.segment_features`, the
 code serving runs), standardised per speaker, then a multinomial logistic regression
-(scikit-learn, C = 0.003, lbfgs) with every (corpus, emotion) pair given the same total weight.
+(scikit-learn, C = 0.003, lbfgs) with every (corpus, emotion) pair given the same total weight;
+beside it the same regression on the rows with the training speakers' subspace projected out,
+for channels too short to standardise by (:func:`fit_heads`; models/runs/2026-12-07-short-channels).
 The clips are encoded as the job hears them: at its 8 kHz model rate and through a G.711
 telephone channel (:data:`CONDITIONS`; models/runs/2026-12-07-accurate chose this over wideband).
 The fusion with the CNN is the weighted geometric mean (:data:`FUSION`), its temperature fitted
-(:func:`fit_fusion_temperature`) on RAVDESS actor cross-validation *window* predictions that
-neither model saw in training (:func:`ravdess_cv_predictions`: each actor's clips streamed as
-one call channel, the CNN's fold models ``<CNN>/cv/fold-<i>`` and heads fitted without the
-fold's actors).
+(:func:`fit_fusion_temperature`) on *window* predictions on the corpora that neither model
+trained on (:func:`held_out_predictions`: TurEV-DB with the CNN's leave-one-corpus-out model,
+EMOVO with the shipped CNN, heads fitted without the corpus), because the product scores
+voices it never heard.
 Needs the ``[train]`` install.
 
 Usage: ``python -m training.encoder_head OUT_DIR [CORPUS_ROOT ...]`` (default root:
@@ -29,8 +31,8 @@ from typing import Sequence
 import numpy as np
 
 from ser_lib.encoder import ENCODER_FILE, SpeechEncoder
-from ser_lib.encoder_head import (HEAD_FILE, EncoderHead, SegmentSettings, fuse, segment_features,
-                                  speaker_standardize)
+from ser_lib.encoder_head import (HEAD_FILE, EncoderHead, SegmentSettings, ShortChannelHead, fuse,
+                                  segment_features, speaker_standardize)
 from ser_lib.labels import EMOTIONS
 
 from .corpora import Clip, default_corpora_root, discover
@@ -119,6 +121,59 @@ def fit_head(x: np.ndarray, y: np.ndarray, groups: Sequence[str], c: float = C,
                        training={"C": c, "n_train": int(len(y)), **(training or {})})
 
 
+#: ``k`` of the short-channel mix (:meth:`ser_lib.encoder_head.EncoderHead.predict_channel`):
+#: models/runs/2026-12-07-short-channels, clips scored alone and speakers streamed as calls,
+#: 3, 10 and 30 within 0.02 of each other everywhere
+PRIOR_WINDOWS = 10.0
+
+
+def speaker_basis(x: np.ndarray, speakers: Sequence[str], tol: float = 1e-6) -> np.ndarray:
+    """Orthonormal basis of the speakers' mean rows, centred: ``(m, d)`` float64 with ``m`` <
+    number of speakers (directions with a singular value under ``tol`` times the largest
+    dropped). The subspace :class:`ser_lib.encoder_head.ShortChannelHead` projects out.
+
+    Raises:
+        ValueError: fewer than 2 speakers.
+    """
+    speakers = np.asarray(speakers)
+    names = np.unique(speakers)
+    if len(names) < 2:
+        raise ValueError(f"speaker_basis needs rows of 2 or more speakers, got {len(names)}")
+    means = np.stack([np.asarray(x[speakers == s], np.float64).mean(0) for s in names])
+    _, sv, vt = np.linalg.svd(means - means.mean(0), full_matrices=False)
+    return vt[sv > tol * sv[0]]
+
+
+def fit_short_head(raw: np.ndarray, y: np.ndarray, groups: Sequence[str], basis: np.ndarray,
+                   c: float = C, prior_windows: float = PRIOR_WINDOWS) -> ShortChannelHead:
+    """Fit the short-channel head: the :func:`fit_head` recipe (standardisation, logistic
+    regression, balanced weights) on raw rows with ``basis`` projected out."""
+    short = ShortChannelHead(basis, np.zeros(raw.shape[1]), np.ones(raw.shape[1]),
+                             np.zeros((len(EMOTIONS), raw.shape[1])), np.zeros(len(EMOTIONS)), prior_windows)
+    lin = fit_head(short.project(raw), y, groups, c)
+    short.mean, short.scale, short.coef, short.intercept = lin.mean, lin.scale, lin.coef, lin.intercept
+    return short
+
+
+def fit_heads(raw: np.ndarray, y: np.ndarray, groups: Sequence[str], speakers: Sequence[str], reps: int = 1,
+              c: float = C, settings: SegmentSettings | None = None, training: dict | None = None) -> EncoderHead:
+    """The shipped head: :func:`fit_head` on the rows standardised per speaker (each
+    condition's rows on their own) and its :func:`fit_short_head` on the raw rows, the speaker
+    basis from the first condition's rows.
+
+    Args:
+        raw: float ``(reps * n, d)`` raw clip rows, condition-major; y, groups: ``(reps * n,)``;
+            speakers: the ``n`` clips' speakers.
+    """
+    n = len(speakers)
+    if len(raw) != reps * n:
+        raise ValueError(f"{len(raw)} rows for {reps} conditions of {n} clips")
+    x = np.vstack([standardize_by_speaker(raw[i * n:(i + 1) * n], speakers) for i in range(reps)])
+    head = fit_head(x, y, groups, c, settings=settings, training=training)
+    head.short = fit_short_head(raw, y, groups, speaker_basis(raw[:n], speakers), c)
+    return head
+
+
 #: fusion rule of the shipped head (:func:`ser_lib.encoder_head.fuse`): the geometric mean, chosen
 #: over the arithmetic mean by models/runs/2026-12-07-accurate/calibrate.py (higher UA on RAVDESS
 #: actor CV and TurEV-DB, and temperature scaling then meets ECE <= 0.05 on RAVDESS actor CV)
@@ -202,68 +257,88 @@ def speaker_call_windows(clips: Sequence[Clip], encoder: SpeechEncoder, settings
     return feats[keep], rows[keep], lab[keep]
 
 
-def ravdess_cv_predictions(clips: Sequence[Clip], x: np.ndarray, cnn_root: str | os.PathLike,
-                           encoder: SpeechEncoder, settings: SegmentSettings, folds_path: str | os.PathLike | None = None,
-                           c: float = C, model_rate: int = 8000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Out-of-fold *window* predictions of both models on RAVDESS (the actor folds of
-    ``training/folds.json``), as served: each test actor's clips as one call channel
-    (:func:`speaker_call_windows`), its speech windows scored by the CNN fold model
-    ``<cnn_root>/cv/fold-<i>`` (:class:`ser_lib.runtime.Predictor`) and by a head
-    (:func:`fit_head`) fitted on every clip row except the fold's actors', the channel's
-    encoder rows standardised together (:meth:`ser_lib.encoder_head.EncoderHead.predict_speaker`).
-    Window level because serving fuses windows: a clip's mean probability is flatter than its
-    windows' (models/runs/2026-12-07-accurate/README.md, calibration).
+def unheard_cnn(cnn_root: str | os.PathLike, corpus: str) -> Path | None:
+    """A CNN artifact of the recipe that never trained on ``corpus``: the artifact itself when
+    its training corpora (``artifact.json`` ``training.corpora``) lack it, else its
+    leave-one-corpus-out model ``<cnn_root>/cv/<run>`` that left it out
+    (:func:`training.cv.loco_runs`), else ``None``."""
+    import json
+
+    from .cv import FOLDS_PATH, load_folds, loco_runs
+
+    root = Path(cnn_root)
+    trained = json.loads((root / "artifact.json").read_text()).get("training", {}).get("corpora", {})
+    if corpus not in trained:
+        return root
+    for run, left_out in loco_runs(load_folds(FOLDS_PATH)).items():
+        if left_out == corpus and (root / "cv" / run / "artifact.json").is_file():
+            return root / "cv" / run
+    return None
+
+
+def held_out_predictions(clips: Sequence[Clip], raw: np.ndarray, cnn_root: str | os.PathLike,
+                         encoder: SpeechEncoder, settings: SegmentSettings, c: float = C,
+                         model_rate: int = 8000) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """*Window* predictions of both models on each corpus neither was trained on, as served:
+    for every corpus with an :func:`unheard_cnn`, heads fitted without it (:func:`fit_heads`),
+    each of its speakers' clips streamed as one call channel and each clip alone as a channel
+    of its own (:func:`speaker_call_windows`; the two ends of what a channel holds), scored by
+    that CNN and by :meth:`ser_lib.encoder_head.EncoderHead.predict_channel`.
+
+    The temperature fitted on these (:func:`build`) is the one unheard voices need:
+    models/runs/2026-12-07-short-channels/temperature.py fitted it on TurEV-DB and tested it
+    on EMOVO and the reverse (window ECE 0.018-0.042, against 0.10-0.14 with a temperature
+    fitted on the training corpus's own held-out speakers).
 
     Args:
-        clips: the ``n`` clips; x: ``(n_conditions * n, d)`` speaker-standardised clip rows,
-            condition-major (as :func:`build` stacks them).
+        clips: the ``n`` clips; raw: ``(n_conditions * n, d)`` raw clip rows, condition-major
+            (as :func:`build` stacks them).
 
     Returns:
-        ``(cnn_probs (m, k), head_probs (m, k), y (m,))`` over the m windows tested (``m = 0``
-        when no fold has clips here and training rows of 2+ emotions besides).
+        ``(cnn_probs (m, k), head_probs (m, k), y (m,), {corpus: [CNN used, windows]})`` over
+        the m windows (``m = 0`` when no corpus qualifies).
     """
     from ser_lib.features import FeatureConfig
     from ser_lib.runtime import Predictor
 
-    from .cv import FOLDS_PATH, load_folds
-
     n = len(clips)
-    reps = len(x) // n
+    reps = len(raw) // n
     y = np.array([EMOTIONS.index(c.emotion) for c in clips])
     corpus = np.array([c.corpus for c in clips])
     speaker = np.array([c.speaker for c in clips])
-    cnn_p, head_p, ys = [], [], []
-    for i, actors in enumerate(load_folds(folds_path or FOLDS_PATH)["ravdess"]["test"]):
-        spks = [f"ravdess:{a}" for a in actors]
-        te = (corpus == "ravdess") & np.isin(speaker, spks)
-        if not te.any() or len(np.unique(y[~te])) < 2:
+    cnn_p, head_p, ys, used = [], [], [], {}
+    for name in sorted(set(corpus)):
+        te = corpus == name
+        cnn_path = unheard_cnn(cnn_root, name)
+        if cnn_path is None or len(np.unique(y[~te])) < 2 or len(np.unique(speaker[~te])) < 2:
             continue
         tr = np.tile(~te, reps)
-        head = fit_head(x[tr], np.tile(y, reps)[tr], np.tile(corpus, reps)[tr], c, settings=settings)
-        cnn = Predictor.from_path(Path(cnn_root) / "cv" / f"fold-{i}", expected=FeatureConfig())
-        for s in spks:
+        head = fit_heads(raw[tr], np.tile(y, reps)[tr], np.tile(corpus, reps)[tr], speaker[~te], reps, c,
+                         settings=settings)
+        cnn = Predictor.from_path(cnn_path, expected=FeatureConfig())
+        before = sum(map(len, ys))
+        for s in sorted(set(speaker[te])):
             own = [clips[k] for k in np.flatnonzero(speaker == s)]
-            if not own:
-                continue
-            feats, rows, lab = speaker_call_windows(own, encoder, settings, model_rate)
-            if len(lab) < 2:   # serving keeps the CNN's probabilities alone below 2 windows
-                continue
-            cnn_p.append(cnn.predict(feats))
-            head_p.append(head.predict_speaker(rows))
-            ys.append(lab)
+            for channel in [own] + [[clip] for clip in own]:
+                feats, rows, lab = speaker_call_windows(channel, encoder, settings, model_rate)
+                if len(lab):
+                    cnn_p.append(cnn.predict(feats))
+                    head_p.append(head.predict_channel(rows))
+                    ys.append(lab)
+        used[name] = [str(cnn_path), sum(map(len, ys)) - before]
     if not ys:
         k = len(EMOTIONS)
-        return np.zeros((0, k)), np.zeros((0, k)), np.zeros(0, int)
-    return np.concatenate(cnn_p), np.concatenate(head_p), np.concatenate(ys)
+        return np.zeros((0, k)), np.zeros((0, k)), np.zeros(0, int), used
+    return np.concatenate(cnn_p), np.concatenate(head_p), np.concatenate(ys), used
 
 
 def build(out: str | os.PathLike, roots: Sequence[str | os.PathLike], progress: bool = True,
           conditions: Sequence[str] = CONDITIONS, cnn: str | os.PathLike = DEFAULT_CNN) -> Path:
-    """Export the encoder, extract every clip's features in each of ``conditions`` (each
-    condition's rows standardised per speaker on their own), fit the head on all of them,
-    fit the fusion temperature on RAVDESS actor-CV window predictions
-    (:func:`ravdess_cv_predictions` with the CNN artifact ``cnn``'s fold models; 1.0, recorded
-    as not fitted, without RAVDESS clips to test), write the artifact.
+    """Export the encoder, extract every clip's features in each of ``conditions``, fit the
+    heads on all of them (:func:`fit_heads`), fit the fusion temperature on window predictions
+    on the corpora neither model trained on (:func:`held_out_predictions` with the CNN
+    artifact ``cnn`` and its leave-one-corpus-out models; 1.0, recorded as not fitted, when
+    there is none), write the artifact.
 
     Returns:
         the artifact folder.
@@ -287,28 +362,30 @@ def build(out: str | os.PathLike, roots: Sequence[str | os.PathLike], progress: 
     encoder = SpeechEncoder(out / ENCODER_FILE)
     model_rate = FeatureConfig().sample_rate
     speakers = [c.speaker for c in found.clips]
-    x = np.vstack([standardize_by_speaker(clip_features(found.clips, encoder, settings, progress, cond, model_rate),
-                                          speakers) for cond in conditions])
+    raw = np.vstack([clip_features(found.clips, encoder, settings, progress, cond, model_rate) for cond in conditions])
     y = np.tile([EMOTIONS.index(c.emotion) for c in found.clips], len(conditions))
     corpus = np.tile([c.corpus for c in found.clips], len(conditions))
     corpora = sorted({c.corpus for c in found.clips})
     version = "enchead-" + dt.datetime.now(dt.timezone.utc).strftime("%Y.%m.%d.%H%M")
-    head = fit_head(x, y, corpus, settings=settings,
-                    training={"version": version, "recipe": "python -m training.encoder_head", "corpora": corpora,
-                              "n_clips": len(found.clips), "conditions": list(conditions),
-                              "model_rate_hz": model_rate, "telephone_seed": TELEPHONE_SEED,
-                              "probe": "models/runs/2026-12-07-encoder", "runs": "models/runs/2026-12-07-accurate"})
+    head = fit_heads(raw, y, corpus, speakers, len(conditions), settings=settings,
+                     training={"version": version, "recipe": "python -m training.encoder_head", "corpora": corpora,
+                               "n_clips": len(found.clips), "conditions": list(conditions),
+                               "model_rate_hz": model_rate, "telephone_seed": TELEPHONE_SEED,
+                               "probe": "models/runs/2026-12-07-encoder",
+                               "runs": ["models/runs/2026-12-07-accurate", "models/runs/2026-12-07-short-channels"]})
     if progress:
-        print("  fusion temperature: RAVDESS actor cross-validation", flush=True)
-    cnn_p, head_p, y_cv = ravdess_cv_predictions(found.clips, x, cnn, encoder, settings, model_rate=model_rate)
+        print("  fusion temperature: corpora the models never heard", flush=True)
+    cnn_p, head_p, y_cal, used = held_out_predictions(found.clips, raw, cnn, encoder, settings, model_rate=model_rate)
     head.cnn_weight, head.fusion = CNN_WEIGHT, FUSION
-    head.temperature = fit_fusion_temperature(cnn_p, head_p, y_cv) if len(y_cv) else 1.0
+    head.temperature = fit_fusion_temperature(cnn_p, head_p, y_cal) if len(y_cal) else 1.0
     head.training["calibration"] = {
         "method": "temperature scaling (Guo et al. 2017) of the fused probabilities, NLL-fitted",
-        "data": f"RAVDESS actor CV out-of-fold window predictions, each actor's clips as one call channel "
-                f"(training/folds.json; CNN {Path(cnn).name}/cv/fold-<i>, heads fitted without the fold's actors)"
-                if len(y_cv) else "none (no RAVDESS fold to test)",
-        "n_windows": int(len(y_cv))}
+        "data": "window predictions on corpora neither model trained on (training.encoder_head.held_out_predictions:"
+                " each speaker's clips as one call channel and each clip alone; heads fitted without the corpus)"
+                if len(y_cal) else "none (no corpus that a CNN of the recipe never heard): not fitted",
+        "corpora": {k: {"cnn": Path(v[0]).relative_to(Path(cnn)).as_posix() or ".", "n_windows": v[1]}
+                    for k, v in used.items()},
+        "n_windows": int(len(y_cal))}
     (out / HEAD_FILE).write_text(head.to_json())
     return out
 
