@@ -82,6 +82,7 @@ def cli(roots, conf_path, out, only, single_split, family, epochs, compare, forc
         except (ValueError, RuntimeError) as err:
             raise click.ClickException(str(err)) from err
         return
+    from ser_lib.errors import ConfigError
     from .config import load_conf
     from .train import run
     conf_path, out = conf_path or REPO / CONF_SHOWN, out or REPO / OUT_SHOWN
@@ -102,7 +103,7 @@ def cli(roots, conf_path, out, only, single_split, family, epochs, compare, forc
         families = ["cnn1d", "cnn2d"] if compare else [conf["model"]]
         run(roots, conf, out, families=families, epochs=epochs, force=force, processes=processes,
             cache=not no_cache, bench=not no_bench, echo=click.echo)
-    except (ValueError, RuntimeError) as err:
+    except (ValueError, RuntimeError, ConfigError) as err:
         raise click.ClickException(str(err)) from err
 
 

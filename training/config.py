@@ -42,6 +42,11 @@ class FitConfig:
     feature_masks: int = 2
     feature_mask_width: int = 8
     mixup_alpha: float = 0.2
+    # teacher-student distillation (Hinton et al. 2015), off by default: a teacher JSON of
+    # per-clip probabilities (training/distill.py); each training window's target becomes
+    # (1 - distill_weight) * one-hot(label) + distill_weight * teacher(source clip, run)
+    distill_teacher: str | None = None
+    distill_weight: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -144,9 +149,35 @@ def load_conf(path: str | os.PathLike | None) -> dict:
     if data is not None and not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a YAML mapping")
     try:
-        return merge(DEFAULTS, data or {})
+        conf = merge(DEFAULTS, data or {})
+        distillation(conf)
+        return conf
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from None
+
+
+def distillation(conf: dict) -> tuple[Path | None, float]:
+    """The ``train.distill_teacher`` / ``train.distill_weight`` settings, checked.
+
+    Returns:
+        ``(teacher JSON path or None when distillation is off, weight lambda in [0, 1])``.
+
+    Raises:
+        ConfigError: ``distill_teacher`` is neither null nor a non-empty string, or names a
+            file that does not exist; ``distill_weight`` is not a number in [0, 1].
+    """
+    tc = conf["train"]
+    teacher, weight = tc.get("distill_teacher"), tc.get("distill_weight", 0.5)
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0.0 <= float(weight) <= 1.0:
+        raise ConfigError(f"train.distill_weight must be a number in [0, 1], got {weight!r}")
+    if teacher is None:
+        return None, float(weight)
+    if not isinstance(teacher, (str, os.PathLike)) or not str(teacher):
+        raise ConfigError(f"train.distill_teacher must be null or the path of a teacher JSON, got {teacher!r}")
+    path = Path(teacher)
+    if not path.is_file():
+        raise ConfigError(f"train.distill_teacher: no such file {str(path)!r}")
+    return path, float(weight)
 
 
 def augmentation(conf: dict) -> tuple[int, AugmentConfig]:

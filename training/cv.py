@@ -51,7 +51,7 @@ from ser_lib.dimensions import HIGH_AROUSAL, LOW_AROUSAL, arousal, valence
 from ser_lib.labels import EMOTIONS
 from ser_lib.speech import SpeechConfig
 
-from .config import augmentation
+from .config import augmentation, distillation
 from .corpora import Clip, discover, summarize
 from .dataset import CACHE_DIR, WindowSet, build_windows, norm_stats
 from .split import load_split
@@ -486,8 +486,10 @@ def train_run(run: int | str, pool: Pool, folds: dict, conf: dict, fcfg: Feature
     n_epochs = int(epochs or conf["train"]["epochs"])
     echo(f"[{run}] train {len(train_ws)} windows / {train_ws.n_clips} clip variants, "
          f"val {len(val_ws) if val_ws is not None else 0}, test clips {len(paths['test'])}")
+    targets = distill_targets(train_ws, run, conf, echo)
     keras.utils.set_random_seed(int(conf["seed"]))
-    model, history, best_epoch, fit_s = fit(family, train_ws, val_ws, xtr, xval, conf, n_epochs, progress, echo)
+    model, history, best_epoch, fit_s = fit(family, train_ws, val_ws, xtr, xval, conf, n_epochs, progress, echo,
+                                            targets=targets)
     del xtr
     if temperature is None:
         cal = calibration_mask(val_ws)
@@ -509,6 +511,22 @@ def train_run(run: int | str, pool: Pool, folds: dict, conf: dict, fcfg: Feature
     rec = {"run": run, "dir": str(out), "best_epoch": best_epoch, "temperature": float(temperature),
            "fit_s": round(fit_s, 1), "n_train": len(train_ws), "history": history}
     return _score_saved(rec, pool, paths["test"], fcfg, echo)
+
+
+def distill_targets(train_ws: WindowSet, run: int | str, conf: dict, echo=print) -> np.ndarray | None:
+    """The soft training targets of ``run`` when ``train.distill_teacher`` is set
+    (:func:`training.distill.soft_targets`), else ``None`` (the one-hot labels).
+
+    Raises:
+        ConfigError: a bad setting, or a teacher file without the run or without a training clip."""
+    from .distill import load_teacher, soft_targets
+
+    path, weight = distillation(conf)
+    if path is None:
+        return None
+    targets = soft_targets(train_ws, load_teacher(path), run, weight)
+    echo(f"[{run}] distillation: targets = {1 - weight:g} x label + {weight:g} x teacher ({path})")
+    return targets
 
 
 def _partition(clips: Sequence[Clip], folds: dict, run: int | str) -> dict[str, set]:

@@ -58,7 +58,7 @@ def sample_weights(ws: WindowSet, rule, n_cls: int = len(EMOTIONS)) -> np.ndarra
 
 
 def fit(family: str, train_ws: WindowSet, val_ws: WindowSet | None, xtr: np.ndarray, xval: np.ndarray | None,
-        conf: dict, epochs: int, progress: bool = True, echo=print):
+        conf: dict, epochs: int, progress: bool = True, echo=print, targets: np.ndarray | None = None):
     """Train one model family on normalised windows, selecting the epoch on VAL.
 
     Args:
@@ -68,6 +68,10 @@ def fit(family: str, train_ws: WindowSet, val_ws: WindowSet | None, xtr: np.ndar
             (the final model of the cross-validated recipe, which has no data left over).
         xtr, xval: model inputs of those windows (:func:`ser_lib.features.model_input`), float32.
         epochs: maximum epochs.
+        targets: ``float32 (len(train_ws), n_classes)`` soft training targets (rows summing to
+            1, e.g. :func:`training.distill.soft_targets`) instead of the one-hot labels;
+            mixup and label smoothing apply to them as to one-hot targets. Validation always
+            scores the hard labels.
 
     Returns:
         ``(model with the best validation weights, history dict, best epoch (1-based), fit seconds)``.
@@ -82,7 +86,9 @@ def fit(family: str, train_ws: WindowSet, val_ws: WindowSet | None, xtr: np.ndar
     model = build_model(family, xtr.shape[1:], n_cls, **conf["models"].get(family, {}))
     bs = int(tc["batch_size"])
     _compile(model, tc, int(np.ceil(len(xtr) / bs)), epochs)
-    y_onehot = np.eye(n_cls, dtype=np.float32)[train_ws.y]
+    y_onehot = np.eye(n_cls, dtype=np.float32)[train_ws.y] if targets is None else np.asarray(targets, np.float32)
+    if y_onehot.shape != (len(train_ws), n_cls):
+        raise ValueError(f"training targets of shape {y_onehot.shape}, expected {(len(train_ws), n_cls)}")
     sample_w = sample_weights(train_ws, tc.get("class_weights", True), n_cls)
     batches = _make_batches(xtr, y_onehot, sample_w, bs, tc, seed)
 

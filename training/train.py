@@ -149,6 +149,12 @@ def run(roots: Sequence[str | os.PathLike], conf: dict, out: str | os.PathLike, 
     import keras
     from .evaluate import format_speakers, format_table, plot_curves, summary_rows
 
+    from ser_lib.errors import ConfigError
+    from .config import distillation
+
+    if distillation(conf)[0] is not None:  # a teacher file is written per recipe run (training/distill.py)
+        raise ConfigError("train.distill_teacher is only used by the cross-validated recipe (ser train without "
+                          "--split); set it to null for the single-split pipeline")
     t_start = time.time()
     seed = int(conf["seed"])
     keras.utils.set_random_seed(seed)
