@@ -247,9 +247,10 @@ class EncoderHead:
         if self.short is None:
             return self.predict_speaker(x)
         n = len(x)
-        log_short = np.log(np.maximum(self.short.predict(x).astype(np.float64), 1e-12))
+        short = self.short.predict(x)
         if n < 2:
-            return np.exp(log_short).astype(np.float32)
+            return short
+        log_short = np.log(np.maximum(short.astype(np.float64), 1e-12))
         w = n / (n + self.short.prior_windows)
         z = w * np.log(np.maximum(self.predict_speaker(x).astype(np.float64), 1e-12)) + (1 - w) * log_short
         e = np.exp(z - z.max(1, keepdims=True))

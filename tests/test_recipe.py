@@ -260,6 +260,8 @@ def _tiny_recipe(tmp_path, monkeypatch, ensemble_seeds=None):
     roots = tmp_path / "corpora"
     _write_corpora(roots)
     conf = load_conf(None)
+    # EMOVO as a training corpus too (the shipped conf leaves it out): exercises its LOCO run
+    conf["corpora"] = conf["corpora"] + ["emovo"]
     conf["ensemble_seeds"] = ensemble_seeds
     conf["augment"]["copies"] = 1
     conf["train"].update(epochs=1, batch_size=32, warmup_epochs=0)

@@ -57,3 +57,21 @@ def test_a_file_overrides_only_what_it_names_and_results_are_independent_copies(
 def test_an_artifacts_recorded_conf_is_read_leniently():
     conf = stored_conf({"train": {"epochs": 5, "removed_key": 1}, "old_section": {}})
     assert conf["train"]["epochs"] == 5 and conf["train"]["removed_key"] == 1 and conf["seed"] == DEFAULTS["seed"]
+
+
+def test_training_clips_keep_the_configured_corpora_and_say_what_is_left_out():
+    from training.config import training_clips
+    from training.corpora import Clip
+
+    clips = [Clip(f"/c/{corpus}/{i}.wav", corpus, f"{corpus}:{i % 2}", "angry", "", "")
+             for corpus in ("ravdess", "emovo", "turev") for i in range(3)]
+    said = []
+    kept = training_clips(clips, load_conf(None), said.append)
+    # the shipped recipe: every corpus but EMOVO, the default CNN's unseen-language test
+    assert [c.corpus for c in kept] == ["ravdess"] * 3 + ["turev"] * 3
+    assert said == ["not training corpora (conf corpora), left out: emovo (3 clips)"]
+    assert training_clips(clips, {"corpora": ["emovo"]}) == clips[3:6]
+    # a record from before the key trained on every corpus found
+    assert training_clips(clips, {}) == clips
+    with pytest.raises(ConfigError, match="'italian'"):
+        training_clips(clips, {"corpora": ["ravdess", "italian"]})

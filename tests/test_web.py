@@ -628,7 +628,9 @@ def test_browser_calls_call_audio_runs_upload(served, web_out, tmp_path):
         assert abs(d.execute_script(MARKER) - target) < 1.0
 
         d.get(base + "/runs")
-        assert web_out["runs"][0]["run_id"] in d.page_source
+        # waited for: on a loaded machine page_source can be read before the page is there
+        run_id = web_out["runs"][0]["run_id"]
+        assert _wait(d, f"return document.body !== null && document.body.innerHTML.includes('{run_id}')"), run_id
         d.save_screenshot(str(SHOTS / "web-runs.png"))
 
         path = write_call(tmp_path / "upload.wav", 8000, [[("speech", 4), ("silence", 2)],

@@ -1,7 +1,8 @@
 """The cross-validated training recipe: actor k-fold CV, leave-one-corpus-out, final artifact.
 
-``ser train`` runs, on every corpus found (RAVDESS, TESS, TurEV-DB, plus CREMA-D / SAVEE
-when present):
+``ser train`` runs, on every training corpus found (the configuration's ``corpora``:
+RAVDESS, TESS, TurEV-DB, plus CREMA-D / SAVEE when present; EMOVO is found but left out by
+default, the shipped CNN's unseen-language test that ``ser evaluate`` scores):
 
 1. **Windows**, once for all runs: every clip clean and with ``augment.copies``
    augmented copies (:mod:`training.augment`, seeded per clip), and a telephone-degraded
@@ -16,9 +17,9 @@ when present):
    scored through :class:`ser_lib.runtime.Predictor` exactly as the job scores.
 3. **Leave-one-corpus-out**: the same recipe trained without TurEV-DB, tested on all of
    it (4 classes: argmax over angry / happy / neutral / sad), run ``loco``; and, when
-   EMOVO (Italian, all 7 emotions) is found, trained without EMOVO and tested on all of it
-   (7 classes, and 4 as TurEV-DB), run ``loco-emovo`` (:data:`EXTRA_LOCO_CORPORA`). In
-   every other run EMOVO is training data. Each LOCO run also reports the transfer AUCs
+   EMOVO (Italian, all 7 emotions) is a training corpus (``corpora``), trained without EMOVO
+   and tested on all of it (7 classes, and 4 as TurEV-DB), run ``loco-emovo``
+   (:data:`EXTRA_LOCO_CORPORA`); in every other run it is training data then. Each LOCO run also reports the transfer AUCs
    of :func:`transfer_aucs` (arousal, anger, negative).
 4. **The shipped artifact**: trained on every clip, for the median of the folds' best
    epochs, with the median of the folds' temperatures (nothing is left over to choose
@@ -51,7 +52,7 @@ from ser_lib.dimensions import HIGH_AROUSAL, LOW_AROUSAL, arousal, valence
 from ser_lib.labels import EMOTIONS
 from ser_lib.speech import SpeechConfig
 
-from .config import augmentation, distillation
+from .config import augmentation, distillation, training_clips
 from .corpora import Clip, discover, summarize
 from .dataset import CACHE_DIR, WindowSet, build_windows, norm_stats
 from .split import load_split
@@ -200,19 +201,21 @@ def extract(roots: Sequence[str | os.PathLike], conf: dict, fcfg: FeatureConfig,
         ValueError: no clips found.
     """
     found = discover(roots)
-    if not found.clips:
-        raise ValueError(f"no corpus clips found under {', '.join(map(str, roots))}")
-    echo("clips per label:\n" + summarize(found.clips).to_string())
+    clips = training_clips(found.clips, conf, echo)
+    if not clips:
+        raise ValueError(f"no clips of the training corpora ({', '.join(conf['corpora'])}) found under "
+                         f"{', '.join(map(str, roots))}")
+    echo("clips per label:\n" + summarize(clips).to_string())
     copies, aug = augmentation(conf)
     kw = dict(cache_dir=CACHE_DIR if cache else None, processes=processes, progress=progress)
     hop, seed = float(conf["hop_s"]), int(conf["seed"])
-    train = build_windows(found.clips, fcfg, scfg, hop, ["clean"] + [f"aug{k}" for k in range(copies)], aug, seed,
+    train = build_windows(clips, fcfg, scfg, hop, ["clean"] + [f"aug{k}" for k in range(copies)], aug, seed,
                           desc="all", **kw)
-    rav = [c for c in found.clips if c.corpus == "ravdess"]
+    rav = [c for c in clips if c.corpus == "ravdess"]
     tel = build_windows(rav, fcfg, scfg, hop, ["telephone"], seed=int(conf["telephone_test_seed"]),
                         desc="telephone", **kw)
     echo(f"{len(train)} windows from {train.n_clips} clip variants; {len(tel)} telephone windows")
-    return Pool(found.clips, train, tel, level_normalize(train.x, fcfg))
+    return Pool(clips, train, tel, level_normalize(train.x, fcfg))
 
 
 def _select(ws: WindowSet, sources: np.ndarray, keep_paths: set, clean_only: bool) -> np.ndarray:
@@ -378,13 +381,13 @@ def recalibrate(out: str | os.PathLike, roots: Sequence[str | os.PathLike], *,
     folds = load_folds(folds_path)
     conf = record["conf"]
     fcfg, scfg = FeatureConfig(), SpeechConfig()
-    found = discover(roots)
+    clips = training_clips(discover(roots).clips, conf)  # the validation sets the runs were trained with
     kw = dict(cache_dir=CACHE_DIR if cache else None, processes=processes, progress=progress)
     hop = float(conf["hop_s"])
     k = len(folds["ravdess"]["test"])
     runs = record["cv"]["runs"]
     if refit:
-        fitted = [_fit_fold_temperature(out, found.clips, folds, i, fcfg, scfg, hop, kw) for i in range(k)]
+        fitted = [_fit_fold_temperature(out, clips, folds, i, fcfg, scfg, hop, kw) for i in range(k)]
     else:
         fitted = [float(runs[i].get("temperature_fitted", runs[i]["temperature"])) for i in range(k)]
     recs = []
@@ -401,7 +404,7 @@ def recalibrate(out: str | os.PathLike, roots: Sequence[str | os.PathLike], *,
                                             "median of the CV folds' temperatures")
         (d / "artifact.json").write_text(json.dumps(meta, indent=2) + "\n")
         pred = Predictor.from_path(d, expected=fcfg)
-        scores = score_run(pred, *_run_test_windows(found.clips, folds, run, conf, fcfg, scfg, kw))
+        scores = score_run(pred, *_run_test_windows(clips, folds, run, conf, fcfg, scfg, kw))
         echo(f"[{run}] T={t:.3f} " + _line(scores))
         if is_loco(run):
             record.setdefault(record_key(run), {"run": run, "dir": str(d)}).update(

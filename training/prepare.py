@@ -16,7 +16,7 @@ from typing import Sequence
 from ser_lib.features import FeatureConfig
 from ser_lib.speech import SpeechConfig
 
-from .config import augmentation
+from .config import augmentation, training_clips
 from .corpora import Clip, discover, summarize
 from .dataset import CACHE_DIR, WindowSet, build_windows
 from .split import SPLIT_PATH, check_disjoint, load_split, partition
@@ -65,7 +65,7 @@ def prepare(roots: Sequence[str | os.PathLike], conf: dict, *, processes: int = 
         echo(f"{name}: {len(ws)} speech windows from {ws.n_clips} clips "
              f"({ws.n_fallback} clips without a speech window kept their loudest)")
 
-    summ = summarize(found.clips).reset_index().to_dict(orient="records")
+    summ = summarize([c for cl in parts.values() for c in cl]).reset_index().to_dict(orient="records")
     provenance = {
         "corpora_roots": [str(Path(r).resolve()) for r in roots],
         "corpora": {r["corpus"]: {k: int(v) for k, v in r.items() if k != "corpus"} for r in summ},
@@ -95,15 +95,16 @@ def partitions(roots: Sequence[str | os.PathLike], conf: dict, echo=print):
     found = discover(roots)
     if not found.clips:
         raise ValueError(f"no corpus clips found under {', '.join(map(str, roots))}")
-    table = summarize(found.clips)
     echo("corpora found: " + ", ".join(sorted({c.corpus for c in found.clips})))
+    kept = training_clips(found.clips, conf, echo)
+    table = summarize(kept)
     echo("clips per label:\n" + table.to_string())
     if found.skipped:
         echo("skipped files: " + ", ".join(f"{k} {v}" for k, v in found.skipped.items()))
 
     split_path = Path(conf["split"]) if conf.get("split") else SPLIT_PATH
     split = load_split(split_path)
-    parts = partition(found.clips, split)
+    parts = partition(kept, split)
     check_disjoint(parts, split, include_train_val=True)
     for name, clips in parts.items():
         if not clips:

@@ -58,12 +58,9 @@ KS = (1, 3, 10, 30, 100)
 NAPS = (8, 16, 64)
 
 
-def oracle_t(p: np.ndarray, y: np.ndarray) -> float:
-    """The T (applied on top of the shipped one) that minimises these windows' NLL, times T:
-    the temperature the fusion would need here."""
+def fit_t(z: np.ndarray, y: np.ndarray) -> float:
+    """The temperature that minimises the NLL of labels ``y`` under ``softmax(z / T)``."""
     from scipy.optimize import minimize_scalar
-
-    z = T * np.log(np.maximum(p.astype(np.float64), 1e-12))
 
     def nll(log_t):
         a = z / np.exp(log_t)
@@ -71,6 +68,11 @@ def oracle_t(p: np.ndarray, y: np.ndarray) -> float:
         return float(-(a[np.arange(len(y)), y] - np.log(np.exp(a).sum(1))).mean())
 
     return float(np.exp(minimize_scalar(nll, bounds=(-3, 3), method="bounded").x))
+
+
+def oracle_t(p: np.ndarray, y: np.ndarray) -> float:
+    """The temperature these windows want in place of :data:`T` (an oracle, not an estimate)."""
+    return fit_t(T * np.log(np.maximum(p.astype(np.float64), 1e-12)), y)
 
 
 def main(cache: str, out_json: str) -> None:

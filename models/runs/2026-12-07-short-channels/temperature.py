@@ -13,10 +13,16 @@ import json
 import sys
 from pathlib import Path
 
+import importlib.util
+
 import numpy as np
-from scipy.optimize import minimize_scalar
 
 from training.evaluate import calibration
+
+_spec = importlib.util.spec_from_file_location("short_probe", Path(__file__).resolve().parent / "probe.py")
+_probe = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_probe)
+fit_t = _probe.fit_t
 
 T_SHIPPED = 1.107
 
@@ -29,14 +35,6 @@ def temper(z, t):
     a = z / t
     e = np.exp(a - a.max(1, keepdims=True))
     return e / e.sum(1, keepdims=True)
-
-
-def fit_t(z, y):
-    def nll(lt):
-        a = z / np.exp(lt)
-        a = a - a.max(1, keepdims=True)
-        return float(-(a[np.arange(len(y)), y] - np.log(np.exp(a).sum(1))).mean())
-    return float(np.exp(minimize_scalar(nll, bounds=(-3, 3), method="bounded").x))
 
 
 def main(cache: str, out_json: str) -> None:
