@@ -113,7 +113,7 @@ def test_distillation_is_off_by_default_and_its_settings_are_checked(tmp_path, t
         ("train:\n  distill_weight: true\n", "distill_weight"),
         ("train:\n  distill_weight: half\n", "distill_weight"),
         (f"train:\n  distill_teacher: {tmp_path / 'nowhere.json'}\n", "distill_teacher: no such file"),
-        ("train:\n  distill_teacher: [a]\n", "distill_teacher must be null or the path"),
+        ("train:\n  distill_teacher: [a]\n", "distill_teacher must be null, 'auto' or the path"),
         ("train:\n  distill_teachr: x\n", "'train.distill_teachr'"),
     ]:
         conf_file.write_text(text)
@@ -193,3 +193,33 @@ def test_tiny_loco_recipe_trains_on_the_teachers_targets_and_names_a_missing_run
     conf["train"]["distill_teacher"] = str(_teacher_file(tmp_path, runs))
     with pytest.raises(ConfigError, match=r"no probabilities for run 'loco' \(it has: \['loco-emovo'\]\)"):
         cv.run_recipe([roots], conf, tmp_path / "again", only=["loco"], resume=False, **kw)
+
+
+def test_auto_teacher_is_built_once_into_the_output_folder_and_kept_out_of_records(tmp_path, monkeypatch):
+    import training.cv as cv
+    import training.teacher as teacher_mod
+
+    conf_file = tmp_path / "train.yaml"
+    conf_file.write_text("train:\n  distill_teacher: auto\n")
+    conf = load_conf(conf_file)                           # accepted before anything is built ...
+    with pytest.raises(ConfigError, match="built by the cross-validated recipe"):
+        distillation(conf)                                # ... but there is no file to train on yet
+    built = []
+
+    def fake_build(out, roots, conf_, folds_path=None, progress=True):
+        built.append((out, list(roots)))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        return _teacher_file(tmp_path, {"final": {}}).replace(out)
+
+    monkeypatch.setattr(teacher_mod, "build_teacher", fake_build)
+    out = tmp_path / "model"
+    got = cv.with_teacher(["/corpora"], conf, out, echo=lambda *a: None)
+    assert built == [(out / cv.TEACHER_FILE, ["/corpora"])] and (out / cv.TEACHER_FILE).is_file()
+    assert distillation(got) == (out / cv.TEACHER_FILE, 0.5) and "_teacher" not in conf
+    # a second call (an ensemble member, a resumed ser train) finds it and does not rebuild
+    assert cv.with_teacher(["/corpora"], got, out, echo=lambda *a: None) is got
+    assert cv.with_teacher(["/corpora"], conf, out, echo=lambda *a: None)["_teacher"] == str(out / cv.TEACHER_FILE)
+    assert len(built) == 1
+    # other settings pass through untouched
+    plain = load_conf(None)
+    assert cv.with_teacher(["/corpora"], plain, out, echo=lambda *a: None) is plain

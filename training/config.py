@@ -154,21 +154,35 @@ def load_conf(path: str | os.PathLike | None) -> dict:
         raise ConfigError(f"{path}: expected a YAML mapping")
     try:
         conf = merge(DEFAULTS, data or {})
-        distillation(conf)
+        distillation(conf, resolve=False)
         return conf
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from None
 
 
-def distillation(conf: dict) -> tuple[Path | None, float]:
+#: ``train.distill_teacher`` value that has ``ser train`` build the teacher itself
+#: (:func:`training.teacher.build_teacher`, into ``<out>/teacher.json``)
+AUTO_TEACHER = "auto"
+
+
+def distillation(conf: dict, resolve: bool = True) -> tuple[Path | None, float]:
     """The ``train.distill_teacher`` / ``train.distill_weight`` settings, checked.
 
+    ``distill_teacher: auto`` stands for the teacher the recipe builds into its output folder
+    (:func:`training.cv.run_recipe` records its path under the runtime key ``_teacher``).
+
+    Args:
+        resolve: return the teacher file's path (``False``: only check the settings, as
+            :func:`load_conf` does before anything is built).
+
     Returns:
-        ``(teacher JSON path or None when distillation is off, weight lambda in [0, 1])``.
+        ``(teacher JSON path or None when distillation is off, weight lambda in [0, 1])``
+        (with ``resolve=False`` the path is ``None`` for ``auto``).
 
     Raises:
-        ConfigError: ``distill_teacher`` is neither null nor a non-empty string, or names a
-            file that does not exist; ``distill_weight`` is not a number in [0, 1].
+        ConfigError: ``distill_teacher`` is neither null, ``auto`` nor a non-empty string, or
+            names a file that does not exist (``auto``: not built yet, when resolving);
+            ``distill_weight`` is not a number in [0, 1].
     """
     tc = conf["train"]
     teacher, weight = tc.get("distill_teacher"), tc.get("distill_weight", 0.5)
@@ -177,7 +191,15 @@ def distillation(conf: dict) -> tuple[Path | None, float]:
     if teacher is None:
         return None, float(weight)
     if not isinstance(teacher, (str, os.PathLike)) or not str(teacher):
-        raise ConfigError(f"train.distill_teacher must be null or the path of a teacher JSON, got {teacher!r}")
+        raise ConfigError(f"train.distill_teacher must be null, {AUTO_TEACHER!r} or the path of a teacher JSON, "
+                          f"got {teacher!r}")
+    if str(teacher) == AUTO_TEACHER:
+        if not resolve:
+            return None, float(weight)
+        if not conf.get("_teacher"):
+            raise ConfigError(f"train.distill_teacher: {AUTO_TEACHER!r} is built by the cross-validated recipe "
+                              "(ser train); here no teacher was built")
+        teacher = conf["_teacher"]
     path = Path(teacher)
     if not path.is_file():
         raise ConfigError(f"train.distill_teacher: no such file {str(path)!r}")

@@ -800,6 +800,29 @@ def ensemble_seeds(conf: dict) -> list[int]:
     return list(seeds)
 
 
+#: the teacher ``train.distill_teacher: auto`` builds, in the recipe's output folder
+TEACHER_FILE = "teacher.json"
+
+
+def with_teacher(roots: Sequence[str | os.PathLike], conf: dict, out: str | os.PathLike,
+                 folds_path: str | os.PathLike = FOLDS_PATH, progress: bool = True, echo=print) -> dict:
+    """``conf`` with the distillation teacher of ``train.distill_teacher: auto`` in place:
+    ``<out>/teacher.json``, built by :func:`training.teacher.build_teacher` unless an earlier
+    call built it (its path goes under the runtime key ``_teacher``, which an ensemble's
+    members inherit and which no record keeps). Other settings: ``conf`` as it is."""
+    from .config import AUTO_TEACHER
+
+    if conf["train"].get("distill_teacher") != AUTO_TEACHER or conf.get("_teacher"):
+        return conf
+    path = Path(out) / TEACHER_FILE
+    if not path.is_file():
+        from .teacher import build_teacher
+
+        echo(f"distillation teacher: building {path} (training.teacher)")
+        build_teacher(path, roots, conf, folds_path=folds_path, progress=progress)
+    return {**conf, "_teacher": str(path)}
+
+
 def run_recipe(roots: Sequence[str | os.PathLike], conf: dict, out: str | os.PathLike, *,
                folds_path: str | os.PathLike = FOLDS_PATH, only: Sequence[str] | None = None,
                processes: int = 2, cache: bool = True, progress: bool = True, echo=print,
@@ -828,6 +851,7 @@ def run_recipe(roots: Sequence[str | os.PathLike], conf: dict, out: str | os.Pat
     from .evaluate import plot_reliability
 
     only = list(only or ["cv", "loco", "final"])
+    conf = with_teacher(roots, conf, out, folds_path, progress, echo)
     if ensemble_seeds(conf):
         return run_ensemble(roots, conf, out, folds_path=folds_path, only=only, processes=processes, cache=cache,
                             progress=progress, echo=echo, resume=resume, isolate=isolate)
@@ -842,7 +866,7 @@ def run_recipe(roots: Sequence[str | os.PathLike], conf: dict, out: str | os.Pat
                    "folds_sha256": hashlib.sha256(Path(folds_path).read_bytes()).hexdigest(),
                    "corpora": {r["corpus"]: {k: int(v) for k, v in r.items() if k != "corpus"}
                                for r in summarize(pool.clips).reset_index().to_dict(orient="records")},
-                   "conf": conf})
+                   "conf": {k: v for k, v in conf.items() if not k.startswith("_")}})
     if "cv" in only:
         recs = [run_or_resume(i, pool, folds, conf, fcfg, scfg, out / "cv" / f"fold-{i}", resume=resume,
                               progress=progress, echo=echo)
@@ -1014,7 +1038,7 @@ def assemble_ensemble(roots: Sequence[str | os.PathLike], conf: dict, out: str |
     for run in loco_runs(load_folds(folds_path)):
         if record_key(run) in record:
             record[record_key(run)]["dir"] = str(out / "cv" / run)
-    record["conf"] = conf
+    record["conf"] = {k: v for k, v in conf.items() if not k.startswith("_")}
     record["ensemble"] = {"seeds": seeds, "members": [str(m.relative_to(out)) for m in members],
                           "rule": "mean of the members' probabilities, then the ensemble's temperature"}
     write_record(out / "cv.json", record)
