@@ -1,6 +1,7 @@
 """Per-seed and mean (min-max) LOCO table of the distilled CNN against the baseline CNN.
 
-Reads the cv.json records copied here (cnn-distill-loco-seed<seed>.json) and the baseline's
+Reads the cv.json records copied here (cnn-distill-loco-seed<seed>.json; the class-mean
+control teacher's cnn-control-loco-seed<seed>.json) and the baseline's
 (../2026-12-07-encoder/cnn-loco-seed<seed>.json); prints Markdown. Run from the repo root:
 python models/runs/2026-12-07-distill/summarize.py
 """
@@ -37,16 +38,23 @@ def table(pattern, folder, name):
     return "\n".join(lines), {s: r for s, r in rows}
 
 
+def paired(name, b, d):
+    common = sorted(set(b) & set(d))
+    if not common:
+        return ""
+    diff = np.array([np.subtract(d[s], b[s]) for s in common])
+    lines = [f"| {name}, seed | " + " | ".join(c for c, _ in COLS) + " |", "|---" * (len(COLS) + 1) + "|"]
+    lines += [f"| {s} | " + " | ".join(f"{v:+.3f}" for v in r) + " |" for s, r in zip(common, diff)]
+    lines.append(f"| **mean, {len(common)} seeds** | " + " | ".join(f"**{v:+.3f}**" for v in diff.mean(0)) + " |")
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
     base, b = table("cnn-loco-seed*.json", BASE, "baseline")
     dist, d = table("cnn-distill-loco-seed*.json", HERE, "distilled")
-    print(base + "\n\n" + dist)
-    common = sorted(set(b) & set(d))
-    if common:
-        diff = np.array([np.subtract(d[s], b[s]) for s in common])
-        print(f"\n| paired difference (distilled - baseline), seeds {', '.join(common)} | "
-              + " | ".join(c for c, _ in COLS) + " |")
-        print("|---" * (len(COLS) + 1) + "|")
-        for s, r in zip(common, diff):
-            print(f"| {s} | " + " | ".join(f"{v:+.3f}" for v in r) + " |")
-        print("| **mean** | " + " | ".join(f"**{v:+.3f}**" for v in diff.mean(0)) + " |")
+    ctrl, c = table("cnn-control-loco-seed*.json", HERE, "class-mean control")
+    print(base + "\n\n" + dist + ("\n\n" + ctrl if c else ""))
+    for name, x, y in (("distilled - baseline", b, d), ("control - baseline", b, c), ("distilled - control", c, d)):
+        t = paired(name, x, y)
+        if t:
+            print("\n" + t)
