@@ -212,6 +212,8 @@ def test_auto_teacher_is_built_once_into_the_output_folder_and_kept_out_of_recor
         return _teacher_file(tmp_path, {"final": {}}).replace(out)
 
     monkeypatch.setattr(teacher_mod, "build_teacher", fake_build)
+    stale = [None]
+    monkeypatch.setattr(teacher_mod, "stale_reason", lambda *a, **k: stale[0])
     out = tmp_path / "model"
     got = cv.with_teacher(["/corpora"], conf, out, echo=lambda *a: None)
     assert built == [(out / cv.TEACHER_FILE, ["/corpora"])] and (out / cv.TEACHER_FILE).is_file()
@@ -219,6 +221,11 @@ def test_auto_teacher_is_built_once_into_the_output_folder_and_kept_out_of_recor
     # a second call (an ensemble member, a resumed ser train) finds it and does not rebuild
     assert cv.with_teacher(["/corpora"], got, out, echo=lambda *a: None) is got
     assert cv.with_teacher(["/corpora"], conf, out, echo=lambda *a: None)["_teacher"] == str(out / cv.TEACHER_FILE)
+    assert len(built) == 1
+    # a teacher built from other data is never reused silently
+    stale[0] = "its clips_sha256 differ from now"
+    with pytest.raises(ConfigError, match="built for other training data .its clips_sha256 differ"):
+        cv.with_teacher(["/corpora"], conf, out, echo=lambda *a: None)
     assert len(built) == 1
     # other settings pass through untouched
     plain = load_conf(None)

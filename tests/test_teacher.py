@@ -90,3 +90,45 @@ def test_teacher_rows_are_out_of_fold_and_only_the_runs_training_clips(tmp_path)
     path.write_text(json.dumps({"labels": list(EMOTIONS), "method": "test", "runs": probs}))
     loaded = load_teacher(path)
     assert set(loaded) == set(runs) and len(loaded["final"]) == len(clips)
+
+
+def _wav(path) -> None:
+    import soundfile as sf
+
+    sf.write(path, np.zeros(1600, np.float32), 16000)
+
+
+def test_a_teacher_file_says_what_it_was_built_from_and_a_changed_corpus_makes_it_stale(tmp_path):
+    from ser_lib.encoder_head import EncoderModel
+    from ser_lib.models import DEFAULT_ENCODER
+    from training.config import load_conf, training_clips
+    from training.corpora import discover
+    from training.teacher import built_from, stale_reason
+
+    root = tmp_path / "corpora"
+    for a in (1, 2):
+        for code in ("01", "05"):
+            p = root / "ravdess" / f"Actor_{a:02d}" / f"03-01-{code}-01-01-01-{a:02d}.wav"
+            p.parent.mkdir(parents=True, exist_ok=True)
+            _wav(p)
+    conf = load_conf(None)
+    version = EncoderModel(DEFAULT_ENCODER).version
+    clips = training_clips(discover([root]).clips, conf)
+    assert len(clips) == 4
+    path = tmp_path / "teacher.json"
+    path.write_text(json.dumps({"built_from": built_from(clips, FOLDS_PATH, version)}))
+    assert stale_reason(path, [root], conf) is None
+    # an EMOVO folder is not a training corpus: the teacher still matches
+    (root / "emovo" / "f1").mkdir(parents=True)
+    _wav(root / "emovo" / "f1" / "rab-f1-b1.wav")
+    assert stale_reason(path, [root], conf) is None
+    # another training clip or another encoder head: stale, saying what differs
+    extra = root / "ravdess" / "Actor_03" / "03-01-03-01-01-01-03.wav"
+    extra.parent.mkdir()
+    _wav(extra)
+    assert "clips" in stale_reason(path, [root], conf)
+    extra.unlink()
+    path.write_text(json.dumps({"built_from": {**built_from(clips, FOLDS_PATH, version), "encoder": "enchead-old"}}))
+    assert "encoder" in stale_reason(path, [root], conf)
+    path.write_text(json.dumps({"labels": list(EMOTIONS)}))
+    assert "does not say" in stale_reason(path, [root], conf)

@@ -809,15 +809,24 @@ def with_teacher(roots: Sequence[str | os.PathLike], conf: dict, out: str | os.P
     """``conf`` with the distillation teacher of ``train.distill_teacher: auto`` in place:
     ``<out>/teacher.json``, built by :func:`training.teacher.build_teacher` unless an earlier
     call built it (its path goes under the runtime key ``_teacher``, which an ensemble's
-    members inherit and which no record keeps). Other settings: ``conf`` as it is."""
+    members inherit and which no record keeps). Other settings: ``conf`` as it is.
+
+    Raises:
+        ConfigError: ``<out>/teacher.json`` exists but was built from other clips, labels,
+            folds or encoder head (:func:`training.teacher.stale_reason`)."""
     from .config import AUTO_TEACHER
 
     if conf["train"].get("distill_teacher") != AUTO_TEACHER or conf.get("_teacher"):
         return conf
-    path = Path(out) / TEACHER_FILE
-    if not path.is_file():
-        from .teacher import build_teacher
+    from .teacher import build_teacher, stale_reason
 
+    path = Path(out) / TEACHER_FILE
+    if path.is_file():
+        why = stale_reason(path, roots, conf, folds_path)
+        if why:  # runs trained on it may be in ``out`` too: never mix teachers silently
+            raise ConfigError(f"{path} was built for other training data ({why}); delete it, and use --no-resume "
+                              "or a fresh output folder, to train with a new teacher")
+    else:
         echo(f"distillation teacher: building {path} (training.teacher)")
         build_teacher(path, roots, conf, folds_path=folds_path, progress=progress)
     return {**conf, "_teacher": str(path)}

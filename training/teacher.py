@@ -96,6 +96,19 @@ def teacher_probs(clips: Sequence[Clip], raw: np.ndarray, folds: dict, runs: Seq
     return out
 
 
+def built_from(clips: Sequence[Clip], folds_path: str | os.PathLike, encoder_version: str) -> dict:
+    """What a teacher is built from: a fingerprint of the training clips (paths and labels),
+    the fold file and the encoder head's version. :func:`training.cv.with_teacher` refuses to
+    reuse a teacher file built from anything else."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for c in sorted(clips, key=lambda c: c.path):
+        h.update(f"{c.path}\t{c.speaker}\t{c.emotion}\n".encode())
+    return {"clips": len(clips), "clips_sha256": h.hexdigest(),
+            "folds_sha256": hashlib.sha256(Path(folds_path).read_bytes()).hexdigest(), "encoder": encoder_version}
+
+
 def build_teacher(out: str | os.PathLike, roots: Sequence[str | os.PathLike], conf: dict | None = None,
                   folds_path: str | os.PathLike = FOLDS_PATH, encoder_path: str | os.PathLike | None = None,
                   progress: bool = True) -> Path:
@@ -124,8 +137,28 @@ def build_teacher(out: str | os.PathLike, roots: Sequence[str | os.PathLike], co
         "method": "training.teacher: the accurate model's encoder head (training.encoder_head recipe) fitted per "
                   "run on its training clips, each clip scored by a head fitted without its speaker group",
         "encoder": model.version, "corpora": sorted({c.corpus for c in clips}), "conditions": list(CONDITIONS),
-        "runs": probs}) + "\n")
+        "built_from": built_from(clips, folds_path, model.version), "runs": probs}) + "\n")
     return out
+
+
+def stale_reason(path: str | os.PathLike, roots: Sequence[str | os.PathLike], conf: dict,
+                 folds_path: str | os.PathLike = FOLDS_PATH, encoder_path: str | os.PathLike | None = None) -> str | None:
+    """Why the teacher file at ``path`` does not match what :func:`build_teacher` would build
+    now from ``roots`` and ``conf`` (other clips or labels, fold file or encoder head, or no
+    record of what it was built from), or ``None`` when it matches."""
+    from ser_lib.encoder_head import EncoderModel
+    from ser_lib.models import DEFAULT_ENCODER
+
+    try:
+        had = json.loads(Path(path).read_text()).get("built_from")
+    except (OSError, ValueError):
+        return "it cannot be read"
+    if not had:
+        return "it does not say what it was built from"
+    now = built_from(training_clips(discover(roots).clips, conf), folds_path,
+                     EncoderModel(encoder_path or DEFAULT_ENCODER).version)
+    diff = [k for k in now if had.get(k) != now[k]]
+    return f"its {', '.join(diff)} differ from now" if diff else None
 
 
 def main(argv: list[str] | None = None) -> int:
