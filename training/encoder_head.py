@@ -95,6 +95,14 @@ def standardize_by_speaker(x: np.ndarray, speakers: Sequence[str]) -> np.ndarray
     return out
 
 
+def standardize_conditions(raw: np.ndarray, speakers: Sequence[str], reps: int) -> np.ndarray:
+    """:func:`standardize_by_speaker` of each condition's rows on their own: ``raw`` holds
+    ``reps`` conditions of the ``len(speakers)`` clips, condition-major (as :func:`build`
+    stacks them); ``(reps * n, d)`` float32 out."""
+    n = len(speakers)
+    return np.vstack([standardize_by_speaker(raw[i * n:(i + 1) * n], speakers) for i in range(reps)])
+
+
 def fit_head(x: np.ndarray, y: np.ndarray, groups: Sequence[str], c: float = C,
              settings: SegmentSettings | None = None, training: dict | None = None) -> EncoderHead:
     """Fit the global standardisation and the logistic regression on speaker-standardised rows.
@@ -168,8 +176,7 @@ def fit_heads(raw: np.ndarray, y: np.ndarray, groups: Sequence[str], speakers: S
     n = len(speakers)
     if len(raw) != reps * n:
         raise ValueError(f"{len(raw)} rows for {reps} conditions of {n} clips")
-    x = np.vstack([standardize_by_speaker(raw[i * n:(i + 1) * n], speakers) for i in range(reps)])
-    head = fit_head(x, y, groups, c, settings=settings, training=training)
+    head = fit_head(standardize_conditions(raw, speakers, reps), y, groups, c, settings=settings, training=training)
     head.short = fit_short_head(raw, y, groups, speaker_basis(raw[:n], speakers), c)
     return head
 

@@ -35,7 +35,7 @@ from ser_lib.labels import EMOTIONS
 from .config import DEFAULT_CONF, load_conf, training_clips
 from .corpora import Clip, default_corpora_root, discover
 from .cv import FOLDS_PATH, assign, load_folds, loco_runs
-from .encoder_head import CONDITIONS, clip_features, fit_head, standardize_by_speaker
+from .encoder_head import CONDITIONS, clip_features, fit_head, standardize_conditions
 
 #: speaker groups per corpus other than RAVDESS (whose groups are the fold file's actor sets)
 OTHER_GROUPS = 3
@@ -74,7 +74,7 @@ def teacher_probs(clips: Sequence[Clip], raw: np.ndarray, folds: dict, runs: Seq
     speaker = np.array([c.speaker for c in clips])
     corpus = np.array([c.corpus for c in clips])
     y = np.array([EMOTIONS.index(c.emotion) for c in clips])
-    x = np.vstack([standardize_by_speaker(raw[i * n:(i + 1) * n], speaker) for i in range(reps)])
+    x = standardize_conditions(raw, speaker, reps)
     groups = speaker_groups(clips, folds)
     out = {}
     for run in runs:

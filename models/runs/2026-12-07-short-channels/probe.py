@@ -44,7 +44,7 @@ from ser_lib.encoder_head import fuse
 from ser_lib.labels import EMOTIONS
 from training.cv import FOLDS_PATH, load_folds
 from training.encoder_head import fit_head, fit_heads, standardize_by_speaker
-from training.evaluate import calibration
+from training.evaluate import calibration, fit_temperature
 
 warnings.filterwarnings("ignore")
 HERE = Path(__file__).resolve().parent
@@ -59,15 +59,10 @@ NAPS = (8, 16, 64)
 
 
 def fit_t(z: np.ndarray, y: np.ndarray) -> float:
-    """The temperature that minimises the NLL of labels ``y`` under ``softmax(z / T)``."""
-    from scipy.optimize import minimize_scalar
-
-    def nll(log_t):
-        a = z / np.exp(log_t)
-        a = a - a.max(1, keepdims=True)
-        return float(-(a[np.arange(len(y)), y] - np.log(np.exp(a).sum(1))).mean())
-
-    return float(np.exp(minimize_scalar(nll, bounds=(-3, 3), method="bounded").x))
+    """The temperature that minimises the NLL of labels ``y`` under ``softmax(z / T)``
+    (``training.evaluate.fit_temperature`` on ``softmax(z)``: the row constant cancels)."""
+    e = np.exp(z - z.max(1, keepdims=True))
+    return fit_temperature(e / e.sum(1, keepdims=True), y)
 
 
 def oracle_t(p: np.ndarray, y: np.ndarray) -> float:
