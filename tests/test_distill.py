@@ -189,6 +189,17 @@ def test_tiny_loco_recipe_trains_on_the_teachers_targets_and_names_a_missing_run
         for i, cid in enumerate(train_ws.clip_id):
             want = 0.5 * np.eye(K)[train_ws.clip_label[i]] + 0.5 * np.asarray(runs[run][cid.split("#")[0]])
             assert np.allclose(targets[train_ws.clip == i], want, atol=1e-5), (run, cid)
+    # resuming compares the teacher's contents, not its path: the same file keeps the run, the
+    # file rewritten in place (another teacher under the same name) retrains it
+    from ser_lib.features import FeatureConfig
+    from ser_lib.speech import SpeechConfig
+    fc, sc = FeatureConfig(), SpeechConfig()
+    assert cv.finished_run(out / "cv" / "loco", "loco", conf, fc, sc) is not None
+    assert cv.finished_run(out / "cv" / "loco", "loco", {**conf, "train": {**conf["train"], "distill_teacher": None}},
+                           fc, sc) is None
+    runs["loco"] = {p: _probs(rng) for p in runs["loco"]}
+    assert _teacher_file(tmp_path, runs) == path
+    assert cv.finished_run(out / "cv" / "loco", "loco", conf, fc, sc) is None
     del runs["loco"]
     conf["train"]["distill_teacher"] = str(_teacher_file(tmp_path, runs))
     with pytest.raises(ConfigError, match=r"no probabilities for run 'loco' \(it has: \['loco-emovo'\]\)"):

@@ -567,3 +567,16 @@ def test_transfer_aucs_rank_clips_by_their_summed_probabilities():
     assert transfer_aucs(ws, np.eye(len(EMOTIONS))[labels])["anger"] == 1.0
     only_sad = _windowset(["emovo"] * 2, [EMOTIONS.index("sad")] * 2)
     assert transfer_aucs(only_sad, probs[:2]) == {"arousal": None, "anger": None, "negative": None, "n": 2}
+
+
+@pytest.mark.parametrize("corpora", [None, ["ravdess", "turev"]])
+def test_no_training_clips_is_a_clear_error_whatever_the_corpora_setting(tmp_path, corpora):
+    """``corpora: null`` (every corpus found) or a list: a folder without clips of them says so."""
+    from ser_lib.features import FeatureConfig
+    from ser_lib.speech import SpeechConfig
+    from training.config import load_conf
+    from training.cv import extract
+
+    conf = {**load_conf(None), "corpora": corpora}
+    with pytest.raises(ValueError, match=f"no clips of the training corpora .*found under {tmp_path}"):
+        extract([tmp_path], conf, FeatureConfig(), SpeechConfig(), progress=False, echo=lambda *a: None)

@@ -203,7 +203,7 @@ def extract(roots: Sequence[str | os.PathLike], conf: dict, fcfg: FeatureConfig,
     found = discover(roots)
     clips = training_clips(found.clips, conf, echo)
     if not clips:
-        raise ValueError(f"no clips of the training corpora ({', '.join(conf['corpora'])}) found under "
+        raise ValueError(f"no clips of the training corpora ({', '.join(conf.get('corpora') or ['any'])}) found under "
                          f"{', '.join(map(str, roots))}")
     echo("clips per label:\n" + summarize(clips).to_string())
     copies, aug = augmentation(conf)
@@ -507,7 +507,8 @@ def train_run(run: int | str, pool: Pool, folds: dict, conf: dict, fcfg: Feature
         training={"recipe": "training/cv.py", "run": run, "family": family, "seed": int(conf["seed"]),
                   "epochs": n_epochs, "best_epoch": best_epoch, "fit_seconds": round(fit_s, 1),
                   "model": summary_stats(model), "train_windows": len(train_ws),
-                  "conf": {k: v for k, v in conf.items() if not k.startswith("_")}, "keras": keras.__version__})
+                  "conf": {k: v for k, v in conf.items() if not k.startswith("_")}, "keras": keras.__version__,
+                  "teacher_sha256": teacher_digest(conf)})
     if out.exists():
         shutil.rmtree(out)
     save(out, model, meta)
@@ -553,6 +554,17 @@ def _score_saved(rec: dict, pool: Pool, test_paths: set, fcfg: FeatureConfig, ec
     return rec
 
 
+def teacher_digest(conf: dict) -> str | None:
+    """SHA-256 (hex) of the distillation teacher file ``conf`` trains towards, or ``None``
+    when distillation is off. A run records it, so that resuming compares the teacher's
+    contents, not its path (a teacher file rewritten in place retrains the runs).
+
+    Raises:
+        ConfigError: as :func:`training.config.distillation`."""
+    path, _ = distillation(conf)
+    return None if path is None else hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def _same_conf(a: dict, b: dict) -> bool:
     """Whether two training configurations are equal once written as JSON (tuples vs lists)."""
     from .train import json_default
@@ -563,7 +575,8 @@ def _same_conf(a: dict, b: dict) -> bool:
 def finished_run(out: Path, run: int | str, conf: dict, fcfg: FeatureConfig, scfg: SpeechConfig) -> dict | None:
     """The artifact record of a run that an earlier, interrupted ``ser train`` already
     finished in ``out``, or ``None`` when it has to be trained (no artifact, or one trained
-    for another run, configuration, seed or feature/speech settings, or by another Keras).
+    for another run, configuration, seed, teacher file contents or feature/speech settings, or by
+    another Keras).
 
     A resumed run is not retrained but is scored again. ``ser train --no-resume`` retrains
     every run.
@@ -578,6 +591,7 @@ def finished_run(out: Path, run: int | str, conf: dict, fcfg: FeatureConfig, scf
         tr = meta["training"]
         same = (tr.get("run") == run and tr.get("keras") == keras.__version__
                 and _same_conf(tr.get("conf"), {k: v for k, v in conf.items() if not k.startswith("_")})
+                and tr.get("teacher_sha256") == teacher_digest(conf)
                 and FeatureConfig.from_dict(meta["feature_config"]) == fcfg
                 and SpeechConfig.from_dict(meta["speech_config"]) == scfg)
     except (ValueError, KeyError, TypeError):
