@@ -101,10 +101,15 @@ def test_malformed_teacher_files_are_refused(tmp_path, content, match):
         load_teacher(p)
 
 
-def test_distillation_is_off_by_default_and_its_settings_are_checked(tmp_path, teacher):
-    assert DEFAULTS["train"]["distill_teacher"] is None and distillation(load_conf(None)) == (None, 0.5)
-    path, _ = teacher
+def test_distillation_is_auto_by_default_and_its_settings_are_checked(tmp_path, teacher):
+    # the default teacher is the one the recipe builds: nothing to resolve before it does
+    assert DEFAULTS["train"]["distill_teacher"] == "auto" and distillation(load_conf(None), resolve=False) == (None, 0.5)
+    with pytest.raises(ConfigError, match="built by the cross-validated recipe"):
+        distillation(load_conf(None))
     conf_file = tmp_path / "train.yaml"
+    conf_file.write_text("train:\n  distill_teacher: null\n")
+    assert distillation(load_conf(conf_file)) == (None, 0.5)
+    path, _ = teacher
     conf_file.write_text(f"train:\n  distill_teacher: {path}\n  distill_weight: 0.25\n")
     assert distillation(load_conf(conf_file)) == (path, 0.25)
     for text, match in [
@@ -240,4 +245,5 @@ def test_auto_teacher_is_built_once_into_the_output_folder_and_kept_out_of_recor
     assert len(built) == 1
     # other settings pass through untouched
     plain = load_conf(None)
+    plain["train"]["distill_teacher"] = None
     assert cv.with_teacher(["/corpora"], plain, out, echo=lambda *a: None) is plain

@@ -262,6 +262,8 @@ def _tiny_recipe(tmp_path, monkeypatch, ensemble_seeds=None):
     conf = load_conf(None)
     # EMOVO as a training corpus too (the shipped conf leaves it out): exercises its LOCO run
     conf["corpora"] = conf["corpora"] + ["emovo"]
+    # no distillation teacher (its encoder head is tests/test_teacher.py's): the recipe's own steps
+    conf["train"]["distill_teacher"] = None
     conf["ensemble_seeds"] = ensemble_seeds
     conf["augment"]["copies"] = 1
     conf["train"].update(epochs=1, batch_size=32, warmup_epochs=0)

@@ -263,6 +263,8 @@ def test_tiny_end_to_end_train_writes_loadable_artifact(tmp_path, monkeypatch):
     assert meta["version"].startswith("cnn1d-")
     assert meta["training"]["split_sha256"] == hashlib.sha256(split_file.read_bytes()).hexdigest()
     assert meta["training"]["seed"] == conf["seed"]
+    # the shipped distill_teacher: auto is a recipe setting: the single split trained on the labels and says so
+    assert conf["train"]["distill_teacher"] == "auto" and meta["training"]["conf"]["train"]["distill_teacher"] is None
     assert set(meta["metrics"]) >= {"test", "test_telephone", "val", "selection"}
     assert report["family"] == "cnn1d"
     pred = Predictor.from_path(out, expected=FeatureConfig())

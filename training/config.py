@@ -42,10 +42,11 @@ class FitConfig:
     feature_masks: int = 2
     feature_mask_width: int = 8
     mixup_alpha: float = 0.2
-    # teacher-student distillation (Hinton et al. 2015), off by default: a teacher JSON of
-    # per-clip probabilities (training/distill.py); each training window's target becomes
+    # teacher-student distillation (Hinton et al. 2015): "auto" (the recipe builds the accurate
+    # model's encoder head per run as teacher, training/teacher.py), a teacher JSON of per-clip
+    # probabilities (training/distill.py) or None (off); each training window's target becomes
     # (1 - distill_weight) * one-hot(label) + distill_weight * teacher(source clip, run)
-    distill_teacher: str | None = None
+    distill_teacher: str | None = "auto"
     distill_weight: float = 0.5
 
 

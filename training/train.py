@@ -150,11 +150,16 @@ def run(roots: Sequence[str | os.PathLike], conf: dict, out: str | os.PathLike, 
     from .evaluate import format_speakers, format_table, plot_curves, summary_rows
 
     from ser_lib.errors import ConfigError
-    from .config import distillation
+    from .config import AUTO_TEACHER, distillation
 
+    if conf["train"].get("distill_teacher") == AUTO_TEACHER:
+        # the auto teacher is fitted per recipe run (training/teacher.py); the single split has none,
+        # so it trains on the labels alone and records that it did
+        echo("train.distill_teacher: auto applies to the cross-validated recipe; --split trains on the labels alone")
+        conf = {**conf, "train": {**conf["train"], "distill_teacher": None}}
     if distillation(conf)[0] is not None:  # a teacher file is written per recipe run (training/distill.py)
         raise ConfigError("train.distill_teacher is only used by the cross-validated recipe (ser train without "
-                          "--split); set it to null for the single-split pipeline")
+                          "--split); set it to null or auto for the single-split pipeline")
     t_start = time.time()
     seed = int(conf["seed"])
     keras.utils.set_random_seed(seed)
