@@ -582,3 +582,13 @@ def test_no_training_clips_is_a_clear_error_whatever_the_corpora_setting(tmp_pat
     conf = {**load_conf(None), "corpora": corpora}
     with pytest.raises(ValueError, match=f"no clips of the training corpora .*found under {tmp_path}"):
         extract([tmp_path], conf, FeatureConfig(), SpeechConfig(), progress=False, echo=lambda *a: None)
+
+
+def test_model_card_says_how_the_targets_were_made():
+    """A distilled model's card names the teacher and lambda; a model trained on labels alone says nothing."""
+    from training.model_card import _distillation_text
+
+    assert _distillation_text({}) == "" and _distillation_text({"distill_teacher": None}) == ""
+    auto = _distillation_text({"distill_teacher": "auto", "distill_weight": 0.25})
+    assert "0.75 x its label" in auto and "0.25 x the" in auto and "training/teacher.py" in auto
+    assert "`/t/teacher.json`" in _distillation_text({"distill_teacher": "/t/teacher.json"})

@@ -130,6 +130,21 @@ def _augmentation_text(aug: dict) -> str:
 
 # Longer than 80 lines on purpose: the body is the card's markdown template (one f-string,
 # read top to bottom like the card it renders); the numbers come from the helpers above.
+def _distillation_text(train: dict) -> str:
+    """The card's sentence on the training targets (``train.distill_teacher``), or ``""`` when
+    the model was trained on the labels alone."""
+    teacher = train.get("distill_teacher")
+    if not teacher:
+        return ""
+    lam = float(train.get("distill_weight", 0.5))
+    source = ("the accurate model's encoder head, fitted per recipe run on that run's training clips "
+              "and scoring them out of fold by speaker (`training/teacher.py`)" if teacher == "auto"
+              else f"the teacher file `{teacher}`")
+    return (f"\nTargets: each training window's target is {1 - lam:g} x its label (one-hot) + {lam:g} x the "
+            f"probabilities of its source clip under\n{source} (teacher-student distillation, Hinton et "
+            "al. 2015; `train.distill_teacher` in `conf/train.yaml`); validation and test use the labels.")
+
+
 def render(model_dir: Path = DEFAULT_MODEL, robustness: Path | None = None) -> str:
     """The card's markdown text.
 
@@ -215,7 +230,7 @@ individual callers or agents (hiring, evaluation, credit, law enforcement).
 
 {corpora}. Labels from the corpora's file names (`training/corpora.py`; RAVDESS and TurEV-DB
 *calm* are `neutral`). {_augmentation_text(tr.get("conf", {}).get("augment", {}))}, sample weights
-that give every (corpus, emotion) pair the same total weight.
+that give every (corpus, emotion) pair the same total weight.{_distillation_text(tr.get("conf", {}).get("train", {}))}
 Licences: RAVDESS CC BY-NC-SA 4.0 (Livingstone & Russo 2018), TESS CC BY-NC-ND 4.0
 (Pichora-Fuller & Dupuis 2020), TurEV-DB CC BY-NC-ND 4.0 (Canpolat et al. 2020).
 **Non-commercial use only**, as the training corpora. CREMA-D and SAVEE loaders exist and
