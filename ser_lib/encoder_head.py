@@ -20,10 +20,10 @@ An encoder-head artifact is a folder::
 The probe's most accurate model is the *late fusion* of this head with the shipped CNN
 (:func:`fuse`, :meth:`EncoderModel.predict_channel` with ``cnn_probs``): the weighted
 geometric mean of the two models' probabilities per window, renormalised (``fusion: log``,
-``cnn_weight`` 0.5, fixed before it was measured), then temperature scaled (Guo et al. 2017)
-by the ``temperature`` that ``training.encoder_head`` fits on out-of-fold predictions of the
-training corpora: RAVDESS actor-CV speech windows (models/runs/2026-12-07-accurate,
-window_calibration.py). Format version 1 files
+``cnn_weight`` on the CNN's temperature-scaled probabilities: 0.5 on its unscaled ones,
+``training.encoder_head.fusion_weight``), then temperature scaled (Guo et al. 2017)
+by the ``temperature`` that ``training.encoder_head`` fits on window predictions on the
+corpora neither model trained on (``training.encoder_head.held_out_predictions``). Format version 1 files
 (written before the temperature) load as ``fusion: linear``, ``temperature: 1``: the plain
 mean of probabilities they were served with.
 

@@ -255,8 +255,9 @@ def test_artifact_serves_what_training_fitted(tmp_path):
     # the fusion temperature was fitted on window predictions on the corpus no model heard:
     # EMOVO, with the shipped CNN (RAVDESS has no CNN that never trained on it)
     head = model.head
-    assert head.fusion == "log" and head.cnn_weight == 0.5 and head.temperature != 1.0
-    from training.encoder_head import fit_fusion_temperature, held_out_predictions, speaker_call_windows
+    from training.encoder_head import fit_fusion_temperature, fusion_weight, held_out_predictions, speaker_call_windows
+    cnn_t = json.loads((Path(DEFAULT_CNN) / "artifact.json").read_text())["calibration"]["temperature"]
+    assert head.fusion == "log" and head.cnn_weight == pytest.approx(fusion_weight(cnn_t)) and head.temperature != 1.0
     raw_all = np.vstack([clip_features(clips, model.encoder, head.settings, condition=c) for c in ("8k", "telephone")])
     cnn_ho, head_ho, y_ho, used = held_out_predictions(clips, raw_all, DEFAULT_CNN, model.encoder, head.settings)
     assert list(used) == ["emovo"] and Path(used["emovo"][0]) == Path(DEFAULT_CNN)
@@ -265,7 +266,7 @@ def test_artifact_serves_what_training_fitted(tmp_path):
     n_emovo = sum(c.corpus == "emovo" for c in clips)
     assert head.training["calibration"]["n_windows"] == len(y_ho) >= 2 * n_emovo
     assert set(y_ho.tolist()) == {EMOTIONS.index(e) for e in ("neutral", "happy", "sad", "angry")}
-    assert head.temperature == pytest.approx(fit_fusion_temperature(cnn_ho, head_ho, y_ho), rel=1e-4)
+    assert head.temperature == pytest.approx(fit_fusion_temperature(cnn_ho, head_ho, y_ho, head.cnn_weight), rel=1e-4)
     # ... and those heads never saw EMOVO: scoring the EMOVO clips with a head refitted without
     # them gives the same head probabilities
     from training.encoder_head import fit_heads
@@ -286,7 +287,8 @@ def test_artifact_serves_what_training_fitted(tmp_path):
     idx = [i for i, c in enumerate(clips) if c.speaker == "ravdess:01"]
     cnn = np.random.default_rng(0).dirichlet(np.ones(len(EMOTIONS)), size=len(idx)).astype(np.float32)
     fused = model.predict_channel([clip_samples(clips[i].path, 8000) for i in idx], 8000, cnn_probs=cnn)
-    z = (0.5 * np.log(cnn.astype(np.float64)) + 0.5 * np.log(np.maximum(want[idx].astype(np.float64), 1e-12)))
+    w = head.cnn_weight
+    z = (w * np.log(cnn.astype(np.float64)) + (1 - w) * np.log(np.maximum(want[idx].astype(np.float64), 1e-12)))
     z = z / head.temperature
     e = np.exp(z - z.max(1, keepdims=True))
     np.testing.assert_allclose(fused, e / e.sum(1, keepdims=True), atol=1e-5)
@@ -386,3 +388,24 @@ def test_serving_applies_the_heads_fusion_and_temperature():
                                     model.head.fusion, model.head.temperature), atol=1e-6)
     model.head.short = None
     np.testing.assert_array_equal(model.predict_features(feats[:1], cnn[:1]), cnn[:1])
+
+
+@pytest.mark.parametrize("t", [0.5, 0.658, 1.0, 1.7])
+def test_fusion_weight_keeps_the_cnns_unscaled_log_probabilities_at_their_weight(t):
+    """Fusing the CNN's temperature-scaled output with fusion_weight(T) is, up to the fusion's own
+    temperature, fusing its unscaled output with CNN_WEIGHT: the CNN's calibration does not move the balance."""
+    from ser_lib.encoder_head import fuse
+    from training.encoder_head import CNN_WEIGHT, fusion_weight
+
+    rng = np.random.default_rng(3)
+    z, head = rng.normal(size=(50, 7)) * 3, rng.dirichlet(np.ones(7), size=50)
+    raw = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    scaled = np.exp(z / t) / np.exp(z / t).sum(1, keepdims=True)
+    w = fusion_weight(t)
+    # log fuse(scaled, w) = (w / t) z + (1 - w) log head + c = s * (CNN_WEIGHT z + (1 - CNN_WEIGHT) log head) + c
+    s = (1 - w) / (1 - CNN_WEIGHT)
+    np.testing.assert_allclose(fuse(scaled, head, w, "log", 1.0), fuse(raw, head, CNN_WEIGHT, "log", 1.0 / s),
+                               rtol=1e-4, atol=1e-6)
+    assert fusion_weight(1.0) == CNN_WEIGHT and 0.0 <= w <= 1.0
+    with pytest.raises(ValueError):
+        fusion_weight(0.0)

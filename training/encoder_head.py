@@ -23,6 +23,7 @@ Usage: ``python -m training.encoder_head OUT_DIR [CORPUS_ROOT ...]`` (default ro
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -185,8 +186,33 @@ def fit_heads(raw: np.ndarray, y: np.ndarray, groups: Sequence[str], speakers: S
 #: over the arithmetic mean by models/runs/2026-12-07-accurate/calibrate.py (higher UA on RAVDESS
 #: actor CV and TurEV-DB, and temperature scaling then meets ECE <= 0.05 on RAVDESS actor CV)
 FUSION = "log"
-#: the CNN's weight in the fusion (fixed before it was measured)
+#: the weight of the CNN's *uncalibrated* log-probabilities in the fusion, against the head's
+#: (fixed before it was measured); :func:`fusion_weight` turns it into the weight on the CNN's
+#: calibrated output that the artifact stores
 CNN_WEIGHT = 0.5
+
+
+def fusion_weight(cnn_temperature: float, weight: float = CNN_WEIGHT) -> float:
+    """The ``cnn_weight`` of :func:`ser_lib.encoder_head.fuse` (applied to the CNN's
+    temperature-scaled probabilities, as the job has them) that gives the CNN's unscaled
+    log-probabilities the weight ``weight`` against the head's ``1 - weight``:
+    ``w' = w T / (w T + 1 - w)`` for CNN temperature ``T``, since
+    ``log softmax(z / T) = z / T + const``. So the CNN's own calibration does not move the
+    balance of the fusion (a CNN sharpened by T < 1 would otherwise weigh more); the fusion's
+    temperature then calibrates the fused output (models/runs/2026-12-07-distilled-default).
+
+    Args:
+        cnn_temperature: the CNN artifact's temperature, ``T > 0``; weight: in [0, 1].
+
+    Returns:
+        the weight in [0, 1] (``weight`` itself when ``T`` is 1).
+
+    Raises:
+        ValueError: ``T <= 0`` or ``weight`` outside [0, 1].
+    """
+    if not cnn_temperature > 0 or not 0.0 <= weight <= 1.0:
+        raise ValueError(f"need a temperature > 0 and a weight in [0, 1], got {cnn_temperature}, {weight}")
+    return weight * cnn_temperature / (weight * cnn_temperature + 1.0 - weight)
 #: the CNN artifact whose cross-validation fold models (``cv/fold-<i>``) calibrate the fusion
 DEFAULT_CNN = Path(__file__).resolve().parents[1] / "models" / "ser-cnn"
 
@@ -269,8 +295,6 @@ def unheard_cnn(cnn_root: str | os.PathLike, corpus: str) -> Path | None:
     its training corpora (``artifact.json`` ``training.corpora``) lack it, else its
     leave-one-corpus-out model ``<cnn_root>/cv/<run>`` that left it out
     (:func:`training.cv.loco_runs`), else ``None``."""
-    import json
-
     from .cv import FOLDS_PATH, load_folds, loco_runs
 
     root = Path(cnn_root)
@@ -383,8 +407,11 @@ def build(out: str | os.PathLike, roots: Sequence[str | os.PathLike], progress: 
     if progress:
         print("  fusion temperature: corpora the models never heard", flush=True)
     cnn_p, head_p, y_cal, used = held_out_predictions(found.clips, raw, cnn, encoder, settings, model_rate=model_rate)
-    head.cnn_weight, head.fusion = CNN_WEIGHT, FUSION
-    head.temperature = fit_fusion_temperature(cnn_p, head_p, y_cal) if len(y_cal) else 1.0
+    cnn_t = float(json.loads((Path(cnn) / "artifact.json").read_text())["calibration"]["temperature"])
+    head.cnn_weight, head.fusion = fusion_weight(cnn_t), FUSION
+    head.training["cnn_weight_rule"] = (f"{CNN_WEIGHT} on the CNN's unscaled log-probabilities (its temperature "
+                                        f"{cnn_t:.4g}): training.encoder_head.fusion_weight")
+    head.temperature = fit_fusion_temperature(cnn_p, head_p, y_cal, head.cnn_weight) if len(y_cal) else 1.0
     head.training["calibration"] = {
         "method": "temperature scaling (Guo et al. 2017) of the fused probabilities, NLL-fitted",
         "data": "window predictions on corpora neither model trained on (training.encoder_head.held_out_predictions:"

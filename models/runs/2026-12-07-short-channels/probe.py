@@ -53,7 +53,11 @@ probe = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(probe)
 T = 1.107  # the temperature of the artifact this probe started from
 #: the temperature of the shipped artifact (fitted on TurEV-DB and EMOVO windows: temperature.py)
-T_SHIPPED = json.loads((HERE.parents[1] / "ser-accurate" / "encoder_head.json").read_text())["temperature"]
+_SHIPPED = json.loads((HERE.parents[1] / "ser-accurate" / "encoder_head.json").read_text())
+T_SHIPPED = _SHIPPED["temperature"]
+#: the shipped CNN weight of the fusion (0.5 when this probe ran; later artifacts derive it from the
+#: CNN's temperature: training.encoder_head.fusion_weight)
+W_SHIPPED = float(_SHIPPED.get("cnn_weight", 0.5))
 KS = (1, 3, 10, 30, 100)
 NAPS = (8, 16, 64)
 
@@ -104,9 +108,9 @@ def main(cache: str, out_json: str) -> None:
         if rule == "shipped":
             return cnn_p if n < 2 else f(hs.predict_speaker(rows))
         if rule == "product":  # what serving runs: training.encoder_head.fit_heads, EncoderHead.predict_channel
-            return f(product.predict_channel(rows))
+            return fuse(cnn_p, product.predict_channel(rows), W_SHIPPED, "log", T)
         if rule == "product-shipped-T":  # ... with the shipped artifact's temperature
-            return fuse(cnn_p, product.predict_channel(rows), 0.5, "log", T_SHIPPED)
+            return fuse(cnn_p, product.predict_channel(rows), W_SHIPPED, "log", T_SHIPPED)
         if rule == "global":
             return f(hg.predict(rows))
         if rule.startswith("nap"):
