@@ -161,6 +161,13 @@ def load_conf(path: str | os.PathLike | None) -> dict:
         raise ConfigError(f"{path}: {err}") from None
 
 
+def recorded(conf: dict) -> dict:
+    """``conf`` as records and artifacts keep it: without the runtime keys (names starting
+    with ``_``: the teacher path ``_teacher``, normalisation arrays), which describe one run's
+    machine state, not the configuration."""
+    return {k: v for k, v in conf.items() if not k.startswith("_")}
+
+
 #: ``train.distill_teacher`` value that has ``ser train`` build the teacher itself
 #: (:func:`training.teacher.build_teacher`, into ``<out>/teacher.json``)
 AUTO_TEACHER = "auto"

@@ -52,7 +52,7 @@ from ser_lib.dimensions import HIGH_AROUSAL, LOW_AROUSAL, arousal, valence
 from ser_lib.labels import EMOTIONS
 from ser_lib.speech import SpeechConfig
 
-from .config import augmentation, distillation, training_clips
+from .config import augmentation, distillation, recorded, training_clips
 from .corpora import Clip, discover, summarize
 from .dataset import CACHE_DIR, WindowSet, build_windows, norm_stats
 from .split import load_split
@@ -507,7 +507,7 @@ def train_run(run: int | str, pool: Pool, folds: dict, conf: dict, fcfg: Feature
         training={"recipe": "training/cv.py", "run": run, "family": family, "seed": int(conf["seed"]),
                   "epochs": n_epochs, "best_epoch": best_epoch, "fit_seconds": round(fit_s, 1),
                   "model": summary_stats(model), "train_windows": len(train_ws),
-                  "conf": {k: v for k, v in conf.items() if not k.startswith("_")}, "keras": keras.__version__,
+                  "conf": recorded(conf), "keras": keras.__version__,
                   "teacher_sha256": teacher_digest(conf)})
     if out.exists():
         shutil.rmtree(out)
@@ -590,7 +590,7 @@ def finished_run(out: Path, run: int | str, conf: dict, fcfg: FeatureConfig, scf
         meta = json.loads(path.read_text())
         tr = meta["training"]
         same = (tr.get("run") == run and tr.get("keras") == keras.__version__
-                and _same_conf(tr.get("conf"), {k: v for k, v in conf.items() if not k.startswith("_")})
+                and _same_conf(tr.get("conf"), recorded(conf))
                 and tr.get("teacher_sha256") == teacher_digest(conf)
                 and FeatureConfig.from_dict(meta["feature_config"]) == fcfg
                 and SpeechConfig.from_dict(meta["speech_config"]) == scfg)
@@ -889,7 +889,7 @@ def run_recipe(roots: Sequence[str | os.PathLike], conf: dict, out: str | os.Pat
                    "folds_sha256": hashlib.sha256(Path(folds_path).read_bytes()).hexdigest(),
                    "corpora": {r["corpus"]: {k: int(v) for k, v in r.items() if k != "corpus"}
                                for r in summarize(pool.clips).reset_index().to_dict(orient="records")},
-                   "conf": {k: v for k, v in conf.items() if not k.startswith("_")}})
+                   "conf": recorded(conf)})
     if "cv" in only:
         recs = [run_or_resume(i, pool, folds, conf, fcfg, scfg, out / "cv" / f"fold-{i}", resume=resume,
                               progress=progress, echo=echo)
@@ -1061,7 +1061,7 @@ def assemble_ensemble(roots: Sequence[str | os.PathLike], conf: dict, out: str |
     for run in loco_runs(load_folds(folds_path)):
         if record_key(run) in record:
             record[record_key(run)]["dir"] = str(out / "cv" / run)
-    record["conf"] = {k: v for k, v in conf.items() if not k.startswith("_")}
+    record["conf"] = recorded(conf)
     record["ensemble"] = {"seeds": seeds, "members": [str(m.relative_to(out)) for m in members],
                           "rule": "mean of the members' probabilities, then the ensemble's temperature"}
     write_record(out / "cv.json", record)

@@ -31,6 +31,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ser_lib.artifact import load_meta
 from ser_lib.encoder import ENCODER_FILE, SpeechEncoder
 from ser_lib.encoder_head import (HEAD_FILE, EncoderHead, SegmentSettings, ShortChannelHead, fuse,
                                   segment_features, speaker_standardize)
@@ -190,6 +191,8 @@ FUSION = "log"
 #: (fixed before it was measured); :func:`fusion_weight` turns it into the weight on the CNN's
 #: calibrated output that the artifact stores
 CNN_WEIGHT = 0.5
+#: the CNN artifact whose cross-validation fold models (``cv/fold-<i>``) calibrate the fusion
+DEFAULT_CNN = Path(__file__).resolve().parents[1] / "models" / "ser-cnn"
 
 
 def fusion_weight(cnn_temperature: float, weight: float = CNN_WEIGHT) -> float:
@@ -213,8 +216,6 @@ def fusion_weight(cnn_temperature: float, weight: float = CNN_WEIGHT) -> float:
     if not cnn_temperature > 0 or not 0.0 <= weight <= 1.0:
         raise ValueError(f"need a temperature > 0 and a weight in [0, 1], got {cnn_temperature}, {weight}")
     return weight * cnn_temperature / (weight * cnn_temperature + 1.0 - weight)
-#: the CNN artifact whose cross-validation fold models (``cv/fold-<i>``) calibrate the fusion
-DEFAULT_CNN = Path(__file__).resolve().parents[1] / "models" / "ser-cnn"
 
 
 def fit_fusion_temperature(cnn_probs: np.ndarray, head_probs: np.ndarray, y: np.ndarray,
@@ -407,7 +408,7 @@ def build(out: str | os.PathLike, roots: Sequence[str | os.PathLike], progress: 
     if progress:
         print("  fusion temperature: corpora the models never heard", flush=True)
     cnn_p, head_p, y_cal, used = held_out_predictions(found.clips, raw, cnn, encoder, settings, model_rate=model_rate)
-    cnn_t = float(json.loads((Path(cnn) / "artifact.json").read_text())["calibration"]["temperature"])
+    cnn_t = load_meta(cnn).temperature
     head.cnn_weight, head.fusion = fusion_weight(cnn_t), FUSION
     head.training["cnn_weight_rule"] = (f"{CNN_WEIGHT} on the CNN's unscaled log-probabilities (its temperature "
                                         f"{cnn_t:.4g}): training.encoder_head.fusion_weight")

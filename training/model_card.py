@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ser_lib.features import FeatureConfig
 
+from .config import AUTO_TEACHER
 from .cv import format_cv_table, transfer_table
 
 REPO = Path(__file__).resolve().parents[1]
@@ -128,8 +129,6 @@ def _augmentation_text(aug: dict) -> str:
             "`training/augment.py`, `conf/train.yaml`)")
 
 
-# Longer than 80 lines on purpose: the body is the card's markdown template (one f-string,
-# read top to bottom like the card it renders); the numbers come from the helpers above.
 def _distillation_text(train: dict) -> str:
     """The card's sentence on the training targets (``train.distill_teacher``), or ``""`` when
     the model was trained on the labels alone."""
@@ -138,13 +137,15 @@ def _distillation_text(train: dict) -> str:
         return ""
     lam = float(train.get("distill_weight", 0.5))
     source = ("the accurate model's encoder head, fitted per recipe run on that run's training clips "
-              "and scoring them out of fold by speaker (`training/teacher.py`)" if teacher == "auto"
+              "and scoring them out of fold by speaker (`training/teacher.py`)" if teacher == AUTO_TEACHER
               else f"the teacher file `{teacher}`")
     return (f"\nTargets: each training window's target is {1 - lam:g} x its label (one-hot) + {lam:g} x the "
             f"probabilities of its source clip under\n{source} (teacher-student distillation, Hinton et "
             "al. 2015; `train.distill_teacher` in `conf/train.yaml`); validation and test use the labels.")
 
 
+# Longer than 80 lines on purpose: the body is the card's markdown template (one f-string,
+# read top to bottom like the card it renders); the numbers come from the helpers above.
 def render(model_dir: Path = DEFAULT_MODEL, robustness: Path | None = None) -> str:
     """The card's markdown text.
 

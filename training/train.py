@@ -40,7 +40,7 @@ import numpy as np
 from ser_lib.features import level_normalize, model_input
 from ser_lib.labels import EMOTIONS
 
-from .config import REPO, stored_conf
+from .config import REPO, recorded, stored_conf
 from .corpora import Clip
 from .dataset import CACHE_DIR, WindowSet, norm_stats
 from .fit import fit, val_score
@@ -123,7 +123,7 @@ def train_family(family: str, data: Data, xtr, xval, conf: dict, epochs: int, st
                  "val": compact_metrics(val_res)},
         training={"family": family, "seed": int(conf["seed"]), "epochs_max": epochs, "best_epoch": best_epoch,
                   "fit_seconds": round(fit_s, 1), "model": stats,
-                  "conf": {k: v for k, v in conf.items() if not k.startswith("_")},
+                  "conf": recorded(conf),
                   "keras": keras.__version__, **data.provenance},
     )
     if stage.exists():
@@ -192,7 +192,7 @@ def run(roots: Sequence[str | os.PathLike], conf: dict, out: str | os.PathLike, 
         "table": rows,
         "runs": [{k: v for k, v in r.items() if k not in ("dir",)} for r in runs],
         "provenance": data.provenance,
-        "conf": {k: v for k, v in conf.items() if not k.startswith("_")},
+        "conf": recorded(conf),
     }
     stage = Path(chosen["dir"])
     (stage / "report.json").write_text(json.dumps(report, indent=1, default=json_default) + "\n")
