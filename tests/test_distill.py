@@ -202,6 +202,9 @@ def test_tiny_loco_recipe_trains_on_the_teachers_targets_and_names_a_missing_run
     assert cv.finished_run(out / "cv" / "loco", "loco", conf, fc, sc) is not None
     assert cv.finished_run(out / "cv" / "loco", "loco", {**conf, "train": {**conf["train"], "distill_teacher": None}},
                            fc, sc) is None
+    # another field of the file (what it says it was built from) is not a target: kept
+    path.write_text(json.dumps({**json.loads(path.read_text()), "built_from": {"encoder_sha256": "x"}}))
+    assert cv.finished_run(out / "cv" / "loco", "loco", conf, fc, sc) is not None
     runs["loco"] = {p: _probs(rng) for p in runs["loco"]}
     assert _teacher_file(tmp_path, runs) == path
     assert cv.finished_run(out / "cv" / "loco", "loco", conf, fc, sc) is None

@@ -296,6 +296,21 @@ def test_artifact_serves_what_training_fitted(tmp_path):
         model.predict_channel([], 16000)
 
 
+def test_a_held_out_cnn_scores_at_the_served_cnns_temperature():
+    """The leave-one-corpus-out model that calibrates the fusion on TurEV-DB keeps its own
+    (validation) temperature in its artifact, but scores at the served CNN's, the one the
+    fusion weight is computed from."""
+    from ser_lib.artifact import load_meta
+    from training.encoder_head import DEFAULT_CNN, unheard_cnn, unheard_predictor
+
+    loco = unheard_cnn(DEFAULT_CNN, "turev")
+    assert loco == Path(DEFAULT_CNN) / "cv" / "loco"
+    served = load_meta(DEFAULT_CNN).temperature
+    assert unheard_predictor(DEFAULT_CNN, loco).meta.temperature == pytest.approx(served)
+    assert load_meta(loco).temperature != pytest.approx(served)   # the shipped rule tempers them apart
+    assert unheard_predictor(DEFAULT_CNN, DEFAULT_CNN).meta.temperature == pytest.approx(served)
+
+
 def test_fuse_is_the_weighted_mean_and_checks_its_inputs():
     a, b = np.eye(3, dtype=np.float32), np.full((3, 3), 1 / 3, np.float32)
     np.testing.assert_allclose(fuse(a, b, 0.25), 0.25 * a + 0.75 * b)

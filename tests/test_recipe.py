@@ -274,6 +274,27 @@ def _tiny_recipe(tmp_path, monkeypatch, ensemble_seeds=None):
     return roots, conf, tmp_path / "model", kw
 
 
+def _unheard_temperature(out, roots, conf) -> float:
+    """The unheard_corpora temperature computed here from the pieces: each LOCO run's artifact,
+    uncalibrated, on all of its left-out corpus (TurEV-DB, EMOVO), pooled, NLL-fitted."""
+    from ser_lib.features import FeatureConfig
+    from ser_lib.runtime import Predictor
+    from ser_lib.speech import SpeechConfig
+    from training.corpora import discover
+    from training.dataset import build_windows
+    from training.evaluate import fit_temperature
+
+    probs, ys = [], []
+    for run, corpus in (("loco", "turev"), ("loco-emovo", "emovo")):
+        pred = Predictor.from_path(out / "cv" / run)
+        pred.meta.temperature = 1.0
+        ws = build_windows([c for c in discover([roots]).clips if c.corpus == corpus], FeatureConfig(),
+                           SpeechConfig(), float(conf["hop_s"]), cache_dir=None, processes=1, progress=False)
+        probs.append(pred.predict(ws.x))
+        ys.append(ws.y)
+    return fit_temperature(np.vstack(probs), np.concatenate(ys))
+
+
 def test_tiny_recipe_writes_fold_artifacts_and_evaluate_reproduces_its_table(tmp_path, monkeypatch):
     import training.cv as cv
     from ser_lib.runtime import Predictor
@@ -298,16 +319,27 @@ def test_tiny_recipe_writes_fold_artifacts_and_evaluate_reproduces_its_table(tmp
     assert emo["emovo_7class"]["n"] == 10 and emo["emovo_4class"]["n"] == 8   # fear is not one of the 4
     assert 0 <= emo["transfer"]["arousal"] <= 1 and emo["transfer"]["n"] == 10
     assert "Leave-one-corpus-out, EMOVO (not trained on): 7 classes" in cv.format_record(record)
-    # the shipped artifact: trained on everything, with the folds' median epoch and temperature;
-    # each fold model carries the median of the other folds' temperatures
+    # the shipped artifact: trained on everything, with the folds' median epoch; its temperature
+    # (calibration: unheard_corpora, the default) is fitted on the LOCO runs' test windows,
+    # scored uncalibrated by the models that never trained on them, and every fold carries it;
+    # the LOCO runs keep the folds' validation median
     final = json.loads((out / "artifact.json").read_text())
     fitted = [r["temperature_fitted"] for r in record["cv"]["runs"]]
-    assert final["calibration"]["temperature"] == pytest.approx(float(np.median(fitted)))
+    t_unheard = _unheard_temperature(out, roots, conf)
+    cal = record["calibration"]
+    assert cal["rule"] == "unheard_corpora" and cal["temperature"] == pytest.approx(t_unheard)
+    assert cal["validation_temperature"] == pytest.approx(float(np.median(fitted)))
+    assert set(cal["fitted_on_windows"]) == {"turev", "emovo"} and min(cal["fitted_on_windows"].values()) > 0
+    assert final["calibration"]["temperature"] == pytest.approx(t_unheard)
+    assert final["training"]["temperature_rule"] == "unheard_corpora"
     for i, r in enumerate(record["cv"]["runs"]):
-        loo = float(np.median([f for j, f in enumerate(fitted) if j != i]))
-        assert r["temperature"] == pytest.approx(loo)
+        assert r["temperature"] == pytest.approx(t_unheard)
         meta = json.loads((out / "cv" / f"fold-{i}" / "artifact.json").read_text())
-        assert meta["calibration"]["temperature"] == pytest.approx(loo)
+        assert meta["calibration"]["temperature"] == pytest.approx(t_unheard)
+    for run in ("loco", "loco-emovo"):
+        meta = json.loads((out / "cv" / run / "artifact.json").read_text())
+        assert meta["calibration"]["temperature"] == pytest.approx(float(np.median(fitted)))
+    assert 0 <= record["loco"]["ece"] <= 1 and record["loco"]["ece"] == pytest.approx(record["loco"]["scores"]["ece"])
     assert final["training"]["run"] == "final" and final["metrics"]["cv"]["mean"] == table["mean"]
     Predictor.from_path(out)
     # the shipped artifact carries the LiteRT flatbuffer the job runs, as every fold artifact does
@@ -359,6 +391,23 @@ def test_tiny_recipe_writes_fold_artifacts_and_evaluate_reproduces_its_table(tmp
     assert [f["ua"] for f in rec2["cv"]["table"]["folds"]] == pytest.approx([f["ua"] for f in table["folds"]])
     rec3 = cv.recalibrate(out, [roots], refit=True, **kw)
     assert [r["temperature_fitted"] for r in rec3["cv"]["runs"]] == pytest.approx(fitted, rel=1e-3)
+    # the other rule (calibration: validation_speakers), post hoc: each fold gets the median of
+    # the other folds' temperatures, the final artifact the median of all
+    rec = json.loads((out / "cv.json").read_text())
+    rec["conf"]["calibration"] = "validation_speakers"
+    (out / "cv.json").write_text(json.dumps(rec))
+    rec5 = cv.recalibrate(out, [roots], **kw)
+    assert rec5["calibration"]["rule"] == "validation_speakers"
+    assert json.loads((out / "artifact.json").read_text())["calibration"]["temperature"] == \
+        pytest.approx(float(np.median(fitted)))
+    for i, r in enumerate(rec5["cv"]["runs"]):
+        loo = float(np.median([f for j, f in enumerate(fitted) if j != i]))
+        assert r["temperature"] == pytest.approx(loo)
+        meta = json.loads((out / "cv" / f"fold-{i}" / "artifact.json").read_text())
+        assert meta["calibration"]["temperature"] == pytest.approx(loo)
+    rec["conf"]["calibration"] = "unheard_corpora"
+    (out / "cv.json").write_text(json.dumps(rec))
+    cv.recalibrate(out, [roots], **kw)
 
     # an interrupted ser train resumes: the same command keeps every finished run (its weights
     # are not touched) and re-scores it; another seed or feature layout is not "finished"
@@ -377,6 +426,8 @@ def test_tiny_recipe_writes_fold_artifacts_and_evaluate_reproduces_its_table(tmp
     assert cv.finished_run(out / "cv" / "fold-0", 0, {**conf, "seed": 5}, fc, sc) is None
     assert cv.finished_run(out / "cv" / "fold-0", 0, conf, FeatureConfig(pitch=not fc.pitch), sc) is None
     assert cv.finished_run(out / "cv" / "fold-9", 9, conf, fc, sc) is None          # nothing there
+    # the temperature rule acts after training: a run is finished whatever it says
+    assert cv.finished_run(out / "cv" / "fold-0", 0, {**conf, "calibration": "validation_speakers"}, fc, sc)
 
 
 def test_tiny_recipe_only_loco_into_a_fresh_folder(tmp_path, monkeypatch):

@@ -2,6 +2,7 @@
 run's validation or test clips; read back by training/distill.py. Generated rows, no corpora."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -99,11 +100,11 @@ def _wav(path) -> None:
 
 
 def test_a_teacher_file_says_what_it_was_built_from_and_a_changed_corpus_makes_it_stale(tmp_path):
-    from ser_lib.encoder_head import EncoderModel
+    from ser_lib.encoder_head import EncoderHeadBytes
     from ser_lib.models import DEFAULT_ENCODER
     from training.config import load_conf, training_clips
     from training.corpora import discover
-    from training.teacher import built_from, stale_reason
+    from training.teacher import built_from, encoder_digest, stale_reason
 
     root = tmp_path / "corpora"
     for a in (1, 2):
@@ -112,7 +113,7 @@ def test_a_teacher_file_says_what_it_was_built_from_and_a_changed_corpus_makes_i
             p.parent.mkdir(parents=True, exist_ok=True)
             _wav(p)
     conf = load_conf(None)
-    version = EncoderModel(DEFAULT_ENCODER).version
+    version = encoder_digest(EncoderHeadBytes.read(DEFAULT_ENCODER))
     clips = training_clips(discover([root]).clips, conf)
     assert len(clips) == 4
     path = tmp_path / "teacher.json"
@@ -128,7 +129,16 @@ def test_a_teacher_file_says_what_it_was_built_from_and_a_changed_corpus_makes_i
     _wav(extra)
     assert "clips" in stale_reason(path, [root], conf)
     extra.unlink()
-    path.write_text(json.dumps({"built_from": {**built_from(clips, FOLDS_PATH, version), "encoder": "enchead-old"}}))
-    assert "encoder" in stale_reason(path, [root], conf)
+    path.write_text(json.dumps({"built_from": built_from(clips, FOLDS_PATH, "0" * 64)}))
+    assert "encoder_sha256" in stale_reason(path, [root], conf)
+    # the encoder's digest is of what the teacher uses: the ONNX bytes and the head's feature
+    # settings, not the artifact's version (rebuilt with every new CNN)
+    data = EncoderHeadBytes.read(DEFAULT_ENCODER)
+    head = json.loads(data.head_json)
+    renamed = dataclasses.replace(data, head_json=json.dumps({**head, "training": {"version": "enchead-new"}}))
+    assert encoder_digest(renamed) == version
+    other = dataclasses.replace(data, head_json=json.dumps({**head, "settings": {**head["settings"], "layer": 1}}))
+    assert encoder_digest(other) != version
+    assert encoder_digest(dataclasses.replace(data, encoder_onnx=data.encoder_onnx + b"x")) != version
     path.write_text(json.dumps({"labels": list(EMOTIONS)}))
     assert "does not say" in stale_reason(path, [root], conf)

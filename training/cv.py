@@ -52,7 +52,7 @@ from ser_lib.dimensions import HIGH_AROUSAL, LOW_AROUSAL, arousal, valence
 from ser_lib.labels import EMOTIONS
 from ser_lib.speech import SpeechConfig
 
-from .config import augmentation, distillation, recorded, training_clips
+from .config import POST_HOC_KEYS, augmentation, distillation, recorded, temperature_rule, training_clips
 from .corpora import Clip, discover, summarize
 from .dataset import CACHE_DIR, WindowSet, build_windows, norm_stats
 from .split import load_split
@@ -326,13 +326,8 @@ def loco_record(run: str, folds: dict, scores: dict) -> dict:
     """What ``cv.json`` keeps of a LOCO run's scores besides the run record: for the left-out
     corpus ``c``, ``"<c>_4class"`` (:func:`subset_scores`), ``"<c>_7class"`` (the clip scores
     over every emotion; only for a corpus with more than the 4 classes) and ``"transfer"``
-    (:func:`transfer_aucs`)."""
-    c = loco_runs(folds)[run]
-    out = {f"{c}_4class": scores["four_class"][c], "transfer": scores["transfer"][c]}
-    clip = scores["test"][c]["clip"]
-    if len(set(np.flatnonzero(np.asarray(clip["confusion"]).sum(1)).tolist())) > len(TUREV_CLASSES):
-        out[f"{c}_7class"] = {k: clip[k] for k in ("ua", "wa", "macro_f1", "n")}
-    return out
+    (:func:`transfer_aucs`), and ``"ece"``, the window ECE at the run's temperature."""
+    return unseen_record(loco_runs(folds)[run], scores)
 
 
 # --------------------------------------------------------------------------- calibration
@@ -351,19 +346,32 @@ def calibration_mask(val_ws: WindowSet) -> np.ndarray:
 def recalibrate(out: str | os.PathLike, roots: Sequence[str | os.PathLike], *,
                 folds_path: str | os.PathLike = FOLDS_PATH, refit: bool = False, processes: int = 2,
                 cache: bool = True, progress: bool = True, echo=print) -> dict:
-    """Give every fold artifact the **leave-one-fold-out median** of the folds' fitted
-    temperatures, re-score the test sets, and give the final artifact the median of all of
-    them; ``cv.json`` is rewritten (per run: ``temperature_fitted`` and ``temperature``).
+    """Give the final artifact and every fold artifact their temperature by the record's
+    ``calibration`` rule (:func:`training.config.temperature_rule`), re-score the test sets
+    and rewrite ``cv.json`` (per fold: ``temperature_fitted`` and ``temperature``; the rule
+    and what it was fitted on under ``calibration``).
 
-    Why: a fold's own validation set is 2 RAVDESS actors and 1 TurEV-DB speaker, and a
-    temperature fitted on 3 voices follows them (fold 1 of the 2026-12-02 run: its
-    validation actors were hard, the fitted T made the model under-confident on its test
-    actors, ECE 0.26). The shipped model gets the median over the folds; to estimate *that*
-    rule's calibration honestly, fold ``i`` is scored with the median of the *other*
-    folds' temperatures, which never saw fold ``i``'s test actors. The LOCO run gets the
-    median of all folds'. Temperature scaling changes no weights and no window's argmax, only
-    the probabilities (post-hoc, Guo et al. 2017); a clip's decision averages its windows'
-    probabilities, so a borderline clip can change.
+    - ``unheard_corpora`` (the default): one temperature fitted on the leave-one-corpus-out
+      runs' test windows, scored by the models that never trained on those corpora
+      (:func:`fit_unheard_temperature`), for the final artifact and every fold. Why: the job
+      hears languages, speakers and phones no model trained on, and a temperature fitted on
+      validation speakers of the training corpora leaves such voices over-confident (window
+      ECE 0.24-0.25 on TurEV-DB and EMOVO, 0.04-0.05 with a temperature fitted on the other
+      one: models/runs/2026-12-07-distilled-default). The folds' ECE then says what the rule
+      does on RAVDESS actors (a heard corpus: under-confident); a corpus neither trained nor
+      fitted on (``ser evaluate``'s ``unseen``) estimates it on unheard voices. With no LOCO
+      run to fit on, the rule falls back to ``validation_speakers`` (and says so).
+    - ``validation_speakers``: every fold artifact gets the **leave-one-fold-out median** of
+      the folds' validation-fitted temperatures, the final artifact the median of all of them.
+      A fold's own validation set is 2 RAVDESS actors and 1 TurEV-DB speaker, and a
+      temperature fitted on 3 voices follows them (fold 1 of the 2026-12-02 run: ECE 0.26);
+      fold ``i`` scored with the median of the *other* folds' temperatures estimates the
+      rule without touching its test actors.
+
+    The LOCO runs get the median of the folds' validation temperatures under both rules, so
+    their ECE shows what that rule leaves on a corpus never heard. Temperature scaling changes
+    no weights and no window's argmax, only the probabilities (post-hoc, Guo et al. 2017); a
+    clip's decision averages its windows' probabilities, so a borderline clip can change.
 
     Args:
         refit: fit each fold's temperature again on its validation windows
@@ -372,6 +380,9 @@ def recalibrate(out: str | os.PathLike, roots: Sequence[str | os.PathLike], *,
 
     Returns:
         the rewritten ``cv.json`` record.
+
+    Raises:
+        ConfigError: the record's ``calibration`` is not a known rule.
     """
     from ser_lib.runtime import Predictor
     from .evaluate import plot_reliability
@@ -390,18 +401,33 @@ def recalibrate(out: str | os.PathLike, roots: Sequence[str | os.PathLike], *,
         fitted = [_fit_fold_temperature(out, clips, folds, i, fcfg, scfg, hop, kw) for i in range(k)]
     else:
         fitted = [float(runs[i].get("temperature_fitted", runs[i]["temperature"])) for i in range(k)]
+    t_val = float(np.median(fitted))
+    rule, t_unheard, fitted_on = temperature_rule(conf), None, {}
+    if rule == "unheard_corpora":
+        t_unheard, fitted_on = fit_unheard_temperature(out, clips, folds, conf, fcfg, scfg, kw)
+        if t_unheard is None:
+            echo("calibration: unheard_corpora, but no leave-one-corpus-out run to fit on: the folds' "
+                 "validation temperatures are used (validation_speakers)")
+            rule = "validation_speakers"
+        else:
+            echo(f"calibration: T={t_unheard:.3f} fitted on the leave-one-corpus-out test windows "
+                 + ", ".join(f"{c} ({n})" for c, n in fitted_on.items())
+                 + f" (the folds' validation median: {t_val:.3f})")
     recs = []
     for run in [*range(k), *loco_runs(folds)]:
         d = out / "cv" / (f"fold-{run}" if not is_loco(run) else run)
         if not (d / "artifact.json").is_file():
             continue
-        t = float(np.median([f for j, f in enumerate(fitted) if j != run])) if not is_loco(run) else \
-            float(np.median(fitted))
+        if is_loco(run):
+            t, how = t_val, "median of the CV folds' temperatures (each fitted on its validation speakers)"
+        elif t_unheard is not None:
+            t, how = t_unheard, UNHEARD_FITTED_ON
+        else:
+            t = float(np.median([f for j, f in enumerate(fitted) if j != run]))
+            how = "median of the other CV folds' temperatures (each fitted on its validation speakers)"
         meta = json.loads((d / "artifact.json").read_text())
         meta["calibration"]["temperature"] = t
-        meta["calibration"]["fitted_on"] = ("median of the other CV folds' temperatures (each fitted on its "
-                                            "validation speakers)" if not is_loco(run) else
-                                            "median of the CV folds' temperatures")
+        meta["calibration"]["fitted_on"] = how
         (d / "artifact.json").write_text(json.dumps(meta, indent=2) + "\n")
         pred = Predictor.from_path(d, expected=fcfg)
         scores = score_run(pred, *_run_test_windows(clips, folds, run, conf, fcfg, scfg, kw))
@@ -414,14 +440,56 @@ def recalibrate(out: str | os.PathLike, roots: Sequence[str | os.PathLike], *,
             recs.append({"run": run, "best_epoch": runs[run]["best_epoch"], "temperature": t, "scores": scores})
     record["cv"]["table"] = cv_table(recs)
     record["cv"]["calibration_pooled"] = _pool_bins([r["scores"]["calibration"] for r in recs])
-    record["cv"]["temperature_rule"] = "leave-one-fold-out median of the folds' validation-fitted temperatures"
+    record["cv"]["temperature_rule"] = (UNHEARD_FITTED_ON if t_unheard is not None else
+                                        "leave-one-fold-out median of the folds' validation-fitted temperatures")
+    final_t = t_unheard if t_unheard is not None else t_val
+    record["calibration"] = {"rule": rule, "temperature": final_t, "validation_temperature": t_val,
+                             "fitted_on_windows": fitted_on}
     plot_reliability([("CV test folds, wideband windows", record["cv"]["calibration_pooled"])],
                      out / "reliability.png")
     if recs and all(r["scores"].get("test_telephone") for r in recs):
         _plot_cv_confusions(recs, out / "confusion.png")
-    _recalibrate_final(out / "artifact.json", record, float(np.median(fitted)))
+    _recalibrate_final(out / "artifact.json", record, final_t,
+                       UNHEARD_FITTED_ON if t_unheard is not None else
+                       "median of the CV folds' temperatures (each fitted on its validation speakers)")
     write_record(out / "cv.json", record)
     return record
+
+
+#: ``fitted_on`` of a temperature of the ``unheard_corpora`` rule.
+UNHEARD_FITTED_ON = ("fitted on the leave-one-corpus-out runs' test windows (corpora the run never trained on: "
+                     "conf calibration: unheard_corpora)")
+
+
+def fit_unheard_temperature(out: Path, clips: Sequence[Clip], folds: dict, conf: dict, fcfg: FeatureConfig,
+                            scfg: SpeechConfig, kw: dict) -> tuple[float | None, dict[str, int]]:
+    """The temperature of the ``unheard_corpora`` rule: the softmax temperature that minimises
+    the NLL (:func:`training.evaluate.fit_temperature`) of every leave-one-corpus-out run's
+    test windows (all of its left-out corpus, all 7 labels), scored uncalibrated by that
+    run's artifact ``<out>/cv/<run>``, pooled.
+
+    Returns:
+        ``(T, {corpus: windows})``; ``(None, {})`` when no LOCO run has an artifact and test clips.
+    """
+    from ser_lib.runtime import Predictor
+    from .evaluate import fit_temperature
+
+    probs, ys, used = [], [], {}
+    for run, corpus in loco_runs(folds).items():
+        d = out / "cv" / run
+        if not (d / "artifact.json").is_file() or not any(assign(c, folds, run) == "test" for c in clips):
+            continue
+        test, _ = _run_test_windows(clips, folds, run, conf, fcfg, scfg, kw)
+        if not len(test):
+            continue
+        pred = Predictor.from_path(d, expected=fcfg)
+        pred.meta.temperature = 1.0
+        probs.append(pred.predict(test.x))
+        ys.append(test.y)
+        used[corpus] = int(len(test))
+    if not probs:
+        return None, {}
+    return fit_temperature(np.vstack(probs), np.concatenate(ys)), used
 
 
 def _fit_fold_temperature(out: Path, clips, folds: dict, i: int, fcfg: FeatureConfig, scfg: SpeechConfig,
@@ -438,13 +506,15 @@ def _fit_fold_temperature(out: Path, clips, folds: dict, i: int, fcfg: FeatureCo
     return fit_temperature(pred.predict(val_ws.x[cal]), val_ws.y[cal])
 
 
-def _recalibrate_final(final: Path, record: dict, temperature: float) -> None:
-    """Give the final artifact (if written) ``temperature`` and the recalibrated CV metrics."""
+def _recalibrate_final(final: Path, record: dict, temperature: float, fitted_on: str) -> None:
+    """Give the final artifact (if written) ``temperature`` (``fitted_on`` says how) and the
+    recalibrated CV metrics."""
     if not final.is_file():
         return
     meta = json.loads(final.read_text())
     meta["calibration"]["temperature"] = temperature
-    meta["calibration"]["fitted_on"] = "median of the CV folds' temperatures (each fitted on its validation speakers)"
+    meta["calibration"]["fitted_on"] = fitted_on
+    meta["training"]["temperature_rule"] = record["calibration"]["rule"]
     table = record["cv"]["table"]
     meta["metrics"]["cv"] = cv_metrics(table)
     if record.get("loco"):
@@ -555,20 +625,28 @@ def _score_saved(rec: dict, pool: Pool, test_paths: set, fcfg: FeatureConfig, ec
 
 
 def teacher_digest(conf: dict) -> str | None:
-    """SHA-256 (hex) of the distillation teacher file ``conf`` trains towards, or ``None``
-    when distillation is off. A run records it, so that resuming compares the teacher's
-    contents, not its path (a teacher file rewritten in place retrains the runs).
+    """SHA-256 (hex) of the targets of the distillation teacher file ``conf`` trains towards
+    (its ``labels`` and ``runs``, as canonical JSON), or ``None`` when distillation is off. A
+    run records it, so that resuming compares what the run was trained towards, not the
+    file's path (a teacher rewritten in place with other probabilities retrains the runs) nor
+    its other fields (what it says it was built from).
 
     Raises:
         ConfigError: as :func:`training.config.distillation`."""
     path, _ = distillation(conf)
-    return None if path is None else hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    if path is None:
+        return None
+    t = json.loads(Path(path).read_text())
+    return hashlib.sha256(json.dumps({"labels": t.get("labels"), "runs": t.get("runs")},
+                                     sort_keys=True).encode()).hexdigest()
 
 
 def _same_conf(a: dict, b: dict) -> bool:
-    """Whether two training configurations are equal once written as JSON (tuples vs lists)."""
+    """Whether two training configurations train the same weights: equal once written as JSON
+    (tuples vs lists), the post-hoc keys (:data:`training.config.POST_HOC_KEYS`) left out."""
     from .train import json_default
 
+    a, b = ({k: v for k, v in (c or {}).items() if k not in POST_HOC_KEYS} for c in (a, b))
     return json.dumps(a, sort_keys=True, default=json_default) == json.dumps(b, sort_keys=True, default=json_default)
 
 
@@ -1209,8 +1287,10 @@ def evaluate_cv(artifact_dir: str | os.PathLike, roots: Sequence[str | os.PathLi
 def unseen_record(corpus: str, scores: dict) -> dict:
     """:func:`loco_record`'s fields for a corpus the scored artifact never trained on (the
     shipped model on a corpus added after it was trained): ``"<c>_4class"``, ``"<c>_7class"``
-    (when the corpus has more than the 4 classes) and ``"transfer"``."""
-    out = {f"{corpus}_4class": scores["four_class"][corpus], "transfer": scores["transfer"][corpus]}
+    (when the corpus has more than the 4 classes), ``"transfer"`` and ``"ece"`` (window ECE,
+    15 bins, at the artifact's temperature: :func:`training.evaluate.calibration`)."""
+    out = {f"{corpus}_4class": scores["four_class"][corpus], "transfer": scores["transfer"][corpus],
+           "ece": scores["calibration"]["ece"]}
     clip = scores["test"][corpus]["clip"]
     if len(set(np.flatnonzero(np.asarray(clip["confusion"]).sum(1)).tolist())) > len(TUREV_CLASSES):
         out[f"{corpus}_7class"] = {k: clip[k] for k in ("ua", "wa", "macro_f1", "n")}

@@ -308,6 +308,20 @@ def unheard_cnn(cnn_root: str | os.PathLike, corpus: str) -> Path | None:
     return None
 
 
+def unheard_predictor(cnn_root: str | os.PathLike, cnn_path: str | os.PathLike):
+    """The :class:`ser_lib.runtime.Predictor` of ``cnn_path`` (an :func:`unheard_cnn` of
+    ``cnn_root``) at the temperature of the CNN served, ``cnn_root``'s: a leave-one-corpus-out
+    model keeps the folds' validation temperature (:func:`training.cv.recalibrate`), but the
+    fusion weight is the served CNN's (:func:`fusion_weight`), so its probabilities must be on
+    the served scale."""
+    from ser_lib.features import FeatureConfig
+    from ser_lib.runtime import Predictor
+
+    cnn = Predictor.from_path(cnn_path, expected=FeatureConfig())
+    cnn.meta.temperature = load_meta(cnn_root).temperature
+    return cnn
+
+
 def held_out_predictions(clips: Sequence[Clip], raw: np.ndarray, cnn_root: str | os.PathLike,
                          encoder: SpeechEncoder, settings: SegmentSettings, c: float = C,
                          model_rate: int = 8000) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
@@ -315,7 +329,8 @@ def held_out_predictions(clips: Sequence[Clip], raw: np.ndarray, cnn_root: str |
     for every corpus with an :func:`unheard_cnn`, heads fitted without it (:func:`fit_heads`),
     each of its speakers' clips streamed as one call channel and each clip alone as a channel
     of its own (:func:`speaker_call_windows`; the two ends of what a channel holds), scored by
-    that CNN and by :meth:`ser_lib.encoder_head.EncoderHead.predict_channel`.
+    that CNN at the temperature of the CNN served (``cnn_root``'s, whose fusion weight
+    :func:`build` stores) and by :meth:`ser_lib.encoder_head.EncoderHead.predict_channel`.
 
     The temperature fitted on these (:func:`build`) is the one unheard voices need:
     models/runs/2026-12-07-short-channels/temperature.py fitted it on TurEV-DB and tested it
@@ -330,9 +345,6 @@ def held_out_predictions(clips: Sequence[Clip], raw: np.ndarray, cnn_root: str |
         ``(cnn_probs (m, k), head_probs (m, k), y (m,), {corpus: [CNN used, windows]})`` over
         the m windows (``m = 0`` when no corpus qualifies).
     """
-    from ser_lib.features import FeatureConfig
-    from ser_lib.runtime import Predictor
-
     n = len(clips)
     reps = len(raw) // n
     y = np.array([EMOTIONS.index(c.emotion) for c in clips])
@@ -347,7 +359,7 @@ def held_out_predictions(clips: Sequence[Clip], raw: np.ndarray, cnn_root: str |
         tr = np.tile(~te, reps)
         head = fit_heads(raw[tr], np.tile(y, reps)[tr], np.tile(corpus, reps)[tr], speaker[~te], reps, c,
                          settings=settings)
-        cnn = Predictor.from_path(cnn_path, expected=FeatureConfig())
+        cnn = unheard_predictor(cnn_root, cnn_path)
         before = sum(map(len, ys))
         for s in sorted(set(speaker[te])):
             own = [clips[k] for k in np.flatnonzero(speaker == s)]

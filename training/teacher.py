@@ -96,17 +96,28 @@ def teacher_probs(clips: Sequence[Clip], raw: np.ndarray, folds: dict, runs: Seq
     return out
 
 
-def built_from(clips: Sequence[Clip], folds_path: str | os.PathLike, encoder_version: str) -> dict:
+def encoder_digest(model) -> str:
+    """SHA-256 (hex) of what a teacher takes from an encoder-head artifact ``model`` (a
+    :class:`ser_lib.encoder_head.EncoderHeadBytes`): the ONNX encoder's bytes and the head's
+    feature ``settings``. Not the artifact's version: the accurate model is rebuilt on every
+    new CNN (its fusion), which changes neither, and the teacher is fitted afresh per run."""
+    import hashlib
+
+    settings = json.loads(model.head_json).get("settings", {})
+    return hashlib.sha256(model.encoder_onnx + json.dumps(settings, sort_keys=True).encode()).hexdigest()
+
+
+def built_from(clips: Sequence[Clip], folds_path: str | os.PathLike, encoder_sha256: str) -> dict:
     """What a teacher is built from: a fingerprint of the training clips (paths and labels),
-    the fold file and the encoder head's version. :func:`training.cv.with_teacher` refuses to
-    reuse a teacher file built from anything else."""
+    the fold file and the encoder (:func:`encoder_digest`). :func:`training.cv.with_teacher`
+    refuses to reuse a teacher file built from anything else."""
     import hashlib
 
     h = hashlib.sha256()
     for c in sorted(clips, key=lambda c: c.path):
         h.update(f"{c.path}\t{c.speaker}\t{c.emotion}\n".encode())
     return {"clips": len(clips), "clips_sha256": h.hexdigest(),
-            "folds_sha256": hashlib.sha256(Path(folds_path).read_bytes()).hexdigest(), "encoder": encoder_version}
+            "folds_sha256": hashlib.sha256(Path(folds_path).read_bytes()).hexdigest(), "encoder_sha256": encoder_sha256}
 
 
 def build_teacher(out: str | os.PathLike, roots: Sequence[str | os.PathLike], conf: dict | None = None,
@@ -118,7 +129,7 @@ def build_teacher(out: str | os.PathLike, roots: Sequence[str | os.PathLike], co
     Raises:
         ValueError: no clips of the training corpora under ``roots``.
     """
-    from ser_lib.encoder_head import EncoderModel
+    from ser_lib.encoder_head import EncoderHeadBytes, EncoderModel
     from ser_lib.models import DEFAULT_ENCODER
 
     conf = conf or load_conf(DEFAULT_CONF)
@@ -126,7 +137,8 @@ def build_teacher(out: str | os.PathLike, roots: Sequence[str | os.PathLike], co
     if not clips:
         raise ValueError(f"no clips of the training corpora under {', '.join(map(str, roots))}")
     folds = load_folds(folds_path)
-    model = EncoderModel(encoder_path or DEFAULT_ENCODER)
+    data = EncoderHeadBytes.read(encoder_path or DEFAULT_ENCODER)
+    model = EncoderModel(data)
     raw = np.vstack([clip_features(clips, model.encoder, model.head.settings, progress, cond) for cond in CONDITIONS])
     runs = recipe_runs(clips, folds)
     probs = teacher_probs(clips, raw, folds, runs)
@@ -137,7 +149,7 @@ def build_teacher(out: str | os.PathLike, roots: Sequence[str | os.PathLike], co
         "method": "training.teacher: the accurate model's encoder head (training.encoder_head recipe) fitted per "
                   "run on its training clips, each clip scored by a head fitted without its speaker group",
         "encoder": model.version, "corpora": sorted({c.corpus for c in clips}), "conditions": list(CONDITIONS),
-        "built_from": built_from(clips, folds_path, model.version), "runs": probs}) + "\n")
+        "built_from": built_from(clips, folds_path, encoder_digest(data)), "runs": probs}) + "\n")
     return out
 
 
@@ -146,7 +158,7 @@ def stale_reason(path: str | os.PathLike, roots: Sequence[str | os.PathLike], co
     """Why the teacher file at ``path`` does not match what :func:`build_teacher` would build
     now from ``roots`` and ``conf`` (other clips or labels, fold file or encoder head, or no
     record of what it was built from), or ``None`` when it matches."""
-    from ser_lib.encoder_head import EncoderModel
+    from ser_lib.encoder_head import EncoderHeadBytes
     from ser_lib.models import DEFAULT_ENCODER
 
     try:
@@ -156,7 +168,7 @@ def stale_reason(path: str | os.PathLike, roots: Sequence[str | os.PathLike], co
     if not had:
         return "it does not say what it was built from"
     now = built_from(training_clips(discover(roots).clips, conf), folds_path,
-                     EncoderModel(encoder_path or DEFAULT_ENCODER).version)
+                     encoder_digest(EncoderHeadBytes.read(encoder_path or DEFAULT_ENCODER)))
     diff = [k for k in now if had.get(k) != now[k]]
     return f"its {', '.join(diff)} differ from now" if diff else None
 

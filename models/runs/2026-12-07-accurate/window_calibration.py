@@ -37,7 +37,7 @@ from sklearn.metrics import balanced_accuracy_score
 from ser_lib.encoder_head import EncoderModel
 from ser_lib.encoder_head import fuse as _fuse
 from ser_lib.labels import EMOTIONS
-from ser_lib.runtime import Predictor
+from training.encoder_head import unheard_predictor
 from training.corpora import Clip
 from training.cv import FOLDS_PATH, TUREV_CLASSES, load_folds
 from training.evaluate import calibration
@@ -74,7 +74,8 @@ def main(cache: str, cal_json: str, out_json: str) -> None:
         pc, rows, ys, spk = [], [], [], []
         for s in sorted(set(speaker[corpus == test])):
             sub = "" if test == "emovo" else "cv/loco" if test == "turev" else f"cv/fold-{fold_of[s]}"
-            cnn = cnns.setdefault(sub, Predictor.from_path(ROOT / "models" / "ser-cnn" / sub))
+            # at the served CNN's temperature, as the build scores them (a LOCO model keeps its own)
+            cnn = cnns.setdefault(sub, unheard_predictor(ROOT / "models" / "ser-cnn", ROOT / "models" / "ser-cnn" / sub))
             clips = [Clip(m[0], m[1], m[2], m[3], "", "") for m in (meta[k] for k in np.flatnonzero(speaker == s))]
             f, r, lab = speaker_call_windows(clips, model.encoder, model.head.settings)
             pc.append(cnn.predict(f)), rows.append(r), ys.append(lab), spk.append(np.full(len(lab), s))

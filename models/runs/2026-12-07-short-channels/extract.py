@@ -20,10 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from ser_lib.encoder_head import EncoderModel
-from ser_lib.runtime import Predictor
 from training.corpora import Clip
 from training.cv import FOLDS_PATH, load_folds
-from training.encoder_head import speaker_call_windows
+from training.encoder_head import speaker_call_windows, unheard_predictor
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -41,7 +40,8 @@ def main(cache: str, corpora: list[str]) -> None:
             if m[1] != test:
                 continue
             sub = "" if test == "emovo" else "cv/loco" if test == "turev" else f"cv/fold-{fold_of[m[2]]}"
-            cnn = cnns.setdefault(sub, Predictor.from_path(ROOT / "models" / "ser-cnn" / sub))
+            # at the served CNN's temperature, as the build scores them (a LOCO model keeps its own)
+            cnn = cnns.setdefault(sub, unheard_predictor(ROOT / "models" / "ser-cnn", ROOT / "models" / "ser-cnn" / sub))
             f, r, lab = speaker_call_windows([Clip(m[0], m[1], m[2], m[3], "", "")], model.encoder,
                                              model.head.settings)
             if not len(lab):
