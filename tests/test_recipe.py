@@ -630,9 +630,14 @@ def test_no_training_clips_is_a_clear_error_whatever_the_corpora_setting(tmp_pat
     from training.config import load_conf
     from training.cv import extract
 
+    from training.teacher import build_teacher
+
     conf = {**load_conf(None), "corpora": corpora}
     with pytest.raises(ValueError, match=f"no clips of the training corpora .*found under {tmp_path}"):
         extract([tmp_path], conf, FeatureConfig(), SpeechConfig(), progress=False, echo=lambda *a: None)
+    # the distillation teacher, built first by ser train, says the same
+    with pytest.raises(ValueError, match=f"no clips of the training corpora .*found under {tmp_path}"):
+        build_teacher(tmp_path / "teacher.json", [tmp_path], conf, progress=False)
 
 
 def test_model_card_says_how_the_targets_were_made():

@@ -31,6 +31,10 @@ def test_conf_train_yaml_sets_every_default_to_its_dataclass_value():
     ("models:\n  cnn3d: {}\n", "'cnn3d'"),
     ("select: last\n", "'select' must be a mapping"),
     ("seed: {a: 1}\n", "'seed' takes a value"),
+    # values checked when the file is loaded, before anything is discovered or trained
+    ("corpora: [ravdess, italian]\n", "unknown corpus 'italian'"),
+    ("corpora: ravdess\n", "corpora must be a list"),
+    ("calibration: test_corpora\n", "calibration must be one of unheard_corpora, validation_speakers"),
 ])
 def test_unknown_or_misplaced_keys_are_rejected_naming_the_key(tmp_path, text, key):
     p = tmp_path / "train.yaml"

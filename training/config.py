@@ -160,6 +160,7 @@ def load_conf(path: str | os.PathLike | None) -> dict:
         conf = merge(DEFAULTS, data or {})
         distillation(conf, resolve=False)
         temperature_rule(conf)
+        check_corpora(conf)
         return conf
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from None
@@ -244,27 +245,57 @@ def distillation(conf: dict, resolve: bool = True) -> tuple[Path | None, float]:
     return path, float(weight)
 
 
-def training_clips(clips: list, conf: dict, echo=None) -> list:
-    """The clips of the configuration's training corpora (``corpora``; an older record
-    without the key: all of them), saying with ``echo`` which corpora found are left out.
+def check_corpora(conf: dict) -> None:
+    """Check the ``corpora`` setting (``None``: every corpus found).
 
     Raises:
-        ConfigError: ``corpora`` names a corpus the loaders do not know.
+        ConfigError: ``corpora`` is not a list, or names a corpus the loaders do not know.
     """
     from .corpora import CORPORA
 
     wanted = conf.get("corpora")
     if wanted is None:
-        return list(clips)
+        return
+    if not isinstance(wanted, (list, tuple)):
+        raise ConfigError(f"corpora must be a list of corpus names, got {wanted!r}")
     unknown = sorted(set(wanted) - set(CORPORA))
     if unknown:
         raise ConfigError(f"corpora: unknown corpus {', '.join(map(repr, unknown))}; known: {', '.join(CORPORA)}")
+
+
+def training_clips(clips: list, conf: dict, echo=None) -> list:
+    """The clips of the configuration's training corpora (``corpora``; an older record
+    without the key: all of them), saying with ``echo`` which corpora found are left out.
+
+    Raises:
+        ConfigError: as :func:`check_corpora`.
+    """
+    check_corpora(conf)
+    wanted = conf.get("corpora")
+    if wanted is None:
+        return list(clips)
     kept = [c for c in clips if c.corpus in wanted]
     left = sorted({c.corpus for c in clips} - set(wanted))
     if left and echo is not None:
         echo("not training corpora (conf corpora), left out: "
              + ", ".join(f"{c} ({sum(k.corpus == c for k in clips)} clips)" for c in left))
     return kept
+
+
+def found_training_clips(roots, conf: dict, echo=None) -> list:
+    """:func:`training_clips` of the clips found under ``roots`` (:func:`training.corpora.discover`).
+
+    Raises:
+        ConfigError: as :func:`check_corpora`.
+        ValueError: no clip of the training corpora under ``roots``.
+    """
+    from .corpora import discover
+
+    clips = training_clips(discover(roots).clips, conf, echo)
+    if not clips:
+        raise ValueError(f"no clips of the training corpora ({', '.join(conf.get('corpora') or ['any'])}) found under "
+                         f"{', '.join(map(str, roots))}")
+    return clips
 
 
 def augmentation(conf: dict) -> tuple[int, AugmentConfig]:

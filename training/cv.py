@@ -52,7 +52,8 @@ from ser_lib.dimensions import HIGH_AROUSAL, LOW_AROUSAL, arousal, valence
 from ser_lib.labels import EMOTIONS
 from ser_lib.speech import SpeechConfig
 
-from .config import POST_HOC_KEYS, augmentation, distillation, recorded, temperature_rule, training_clips
+from .config import (POST_HOC_KEYS, augmentation, distillation, found_training_clips, recorded, temperature_rule,
+                     training_clips)
 from .corpora import Clip, discover, summarize
 from .dataset import CACHE_DIR, WindowSet, build_windows, norm_stats
 from .split import load_split
@@ -198,13 +199,9 @@ def extract(roots: Sequence[str | os.PathLike], conf: dict, fcfg: FeatureConfig,
     """Discover the corpora and extract the windows of step 1 (module docstring).
 
     Raises:
-        ValueError: no clips found.
+        ValueError: no clips found (:func:`training.config.found_training_clips`).
     """
-    found = discover(roots)
-    clips = training_clips(found.clips, conf, echo)
-    if not clips:
-        raise ValueError(f"no clips of the training corpora ({', '.join(conf.get('corpora') or ['any'])}) found under "
-                         f"{', '.join(map(str, roots))}")
+    clips = found_training_clips(roots, conf, echo)
     echo("clips per label:\n" + summarize(clips).to_string())
     copies, aug = augmentation(conf)
     kw = dict(cache_dir=CACHE_DIR if cache else None, processes=processes, progress=progress)

@@ -32,7 +32,7 @@ import numpy as np
 
 from ser_lib.labels import EMOTIONS
 
-from .config import DEFAULT_CONF, load_conf, training_clips
+from .config import DEFAULT_CONF, found_training_clips, load_conf, training_clips
 from .corpora import Clip, default_corpora_root, discover
 from .cv import FOLDS_PATH, assign, load_folds, loco_runs
 from .encoder_head import CONDITIONS, clip_features, fit_head, standardize_conditions
@@ -133,9 +133,7 @@ def build_teacher(out: str | os.PathLike, roots: Sequence[str | os.PathLike], co
     from ser_lib.models import DEFAULT_ENCODER
 
     conf = conf or load_conf(DEFAULT_CONF)
-    clips = training_clips(discover(roots).clips, conf, print if progress else None)
-    if not clips:
-        raise ValueError(f"no clips of the training corpora under {', '.join(map(str, roots))}")
+    clips = found_training_clips(roots, conf, print if progress else None)
     folds = load_folds(folds_path)
     data = EncoderHeadBytes.read(encoder_path or DEFAULT_ENCODER)
     model = EncoderModel(data)
