@@ -416,7 +416,7 @@ def recalibrate(out: str | os.PathLike, roots: Sequence[str | os.PathLike], *,
         if not (d / "artifact.json").is_file():
             continue
         if is_loco(run):
-            t, how = t_val, "median of the CV folds' temperatures (each fitted on its validation speakers)"
+            t, how = t_val, VALIDATION_FITTED_ON
         elif t_unheard is not None:
             t, how = t_unheard, UNHEARD_FITTED_ON
         else:
@@ -447,8 +447,7 @@ def recalibrate(out: str | os.PathLike, roots: Sequence[str | os.PathLike], *,
     if recs and all(r["scores"].get("test_telephone") for r in recs):
         _plot_cv_confusions(recs, out / "confusion.png")
     _recalibrate_final(out / "artifact.json", record, final_t,
-                       UNHEARD_FITTED_ON if t_unheard is not None else
-                       "median of the CV folds' temperatures (each fitted on its validation speakers)")
+                       UNHEARD_FITTED_ON if t_unheard is not None else VALIDATION_FITTED_ON)
     write_record(out / "cv.json", record)
     return record
 
@@ -456,6 +455,8 @@ def recalibrate(out: str | os.PathLike, roots: Sequence[str | os.PathLike], *,
 #: ``fitted_on`` of a temperature of the ``unheard_corpora`` rule.
 UNHEARD_FITTED_ON = ("fitted on the leave-one-corpus-out runs' test windows (corpora the run never trained on: "
                      "conf calibration: unheard_corpora)")
+#: ``fitted_on`` of the median of the folds' validation temperatures (``validation_speakers``).
+VALIDATION_FITTED_ON = "median of the CV folds' temperatures (each fitted on its validation speakers)"
 
 
 def fit_unheard_temperature(out: Path, clips: Sequence[Clip], folds: dict, conf: dict, fcfg: FeatureConfig,
