@@ -1,9 +1,11 @@
 """The default model (the CNN alone) on voices it never heard: window ECE with its shipped
-temperature (the recipe's: the median of the CV folds' validation-fitted temperatures), and
-with a temperature fitted on the *other* unheard corpus (the lever of
+temperature (read from models/ser-cnn/artifact.json: when this record was made, the median
+of the CV folds' validation-fitted temperatures; since models/runs/2026-12-07-unheard-temperature,
+fitted on the TurEV-DB leave-one-corpus-out windows, so TurEV-DB's "shipped T" is in-sample
+there), and with a temperature fitted on the *other* unheard corpus (the lever of
 models/runs/2026-12-07-short-channels/cnn_temperature.py, for the CNN now shipped). Reads the
 CNN window probabilities that extract.py (clips alone) and window_calibration.py (speaker
-streams) cached for the CNN in models/ser-cnn.
+streams) cached for the CNN in models/ser-cnn, all at the served CNN's temperature.
 
 Usage: PYTHONPATH=$PWD python models/runs/2026-12-07-distilled-default/cnn_temperature.py [CACHE_DIR]
 """
