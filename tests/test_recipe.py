@@ -648,3 +648,24 @@ def test_model_card_says_how_the_targets_were_made():
     auto = _distillation_text({"distill_teacher": "auto", "distill_weight": 0.25})
     assert "0.75 x its label" in auto and "0.25 x the" in auto and "training/teacher.py" in auto
     assert "`/t/teacher.json`" in _distillation_text({"distill_teacher": "/t/teacher.json"})
+
+
+def test_model_card_says_what_the_temperature_was_fitted_on():
+    """The card's calibration passages follow the record's rule: the unheard-corpora rule names
+    the corpus and windows it was fitted on, the validation rule's temperature and what that
+    leaves on the LOCO corpus, and the ECE on a corpus neither trained nor fitted on."""
+    from training.model_card import _calibration_text
+
+    meta = {"calibration": {"temperature": 1.5}}
+    record = {"calibration": {"rule": "unheard_corpora", "temperature": 1.5, "validation_temperature": 0.7,
+                              "fitted_on_windows": {"turev": 1738}},
+              "loco": {"ece": 0.247}, "unseen": {"emovo": {"ece": 0.04}}}
+    what, how, results = _calibration_text(meta, record)
+    assert "T = 1.500" in what and "never trained on" in what
+    assert "TurEV-DB (1,738 windows)" in how and "T = 0.700" in how and "window ECE 0.247" in how
+    assert "EMOVO (never trained on, never fitted on) 0.040" in results and "under-confident" in results
+    # a record calibrated by the folds' validation speakers (or made before the rule existed)
+    what, how, results = _calibration_text(meta, {"unseen": {"emovo": {"ece": 0.2}}})
+    assert "validation speakers" in what and "median of the *other* folds'" in how
+    assert "EMOVO (never trained on, never fitted on) 0.200" in results
+    assert _calibration_text(meta, {})[2] == ""

@@ -163,7 +163,7 @@ def _calibration_text(meta: dict, cv_record: dict) -> tuple[str, str, str]:
                 "  that rule without touching the fold's test actors",
                 f" Window ECE on voices never trained on: {unseen}." if unseen else "")
     corpora = ", ".join(f"{CORPUS_NAMES.get(c, c)} ({n:,} windows)" for c, n in cal.get("fitted_on_windows", {}).items())
-    return (f"T = {t:.3f}, fitted on the windows of\n  a corpus the model never trained on (see *Calibration*)",
+    return (f"T = {t:.3f}, fitted on the windows of\n  a corpus the model never trained on: see *Calibration*",
             f"the shipped softmax temperature is fitted on the leave-one-corpus-out\n"
             f"  run's test windows, {corpora}, scored by the model trained without it: a language, speakers\n"
             f"  and recordings the model never heard, as every call is (`calibration: unheard_corpora` in\n"
