@@ -399,9 +399,12 @@ def recalibrate(out: str | os.PathLike, roots: Sequence[str | os.PathLike], *,
     else:
         fitted = [float(runs[i].get("temperature_fitted", runs[i]["temperature"])) for i in range(k)]
     t_val = float(np.median(fitted))
+    # each LOCO run's test windows, built once: the unheard_corpora fit and the run's scores use them
+    loco_tests = {run: _run_test_windows(clips, folds, run, conf, fcfg, scfg, kw)[0] for run in loco_runs(folds)
+                  if (out / "cv" / run / "artifact.json").is_file()}
     rule, t_unheard, fitted_on = temperature_rule(conf), None, {}
     if rule == "unheard_corpora":
-        t_unheard, fitted_on = fit_unheard_temperature(out, clips, folds, conf, fcfg, scfg, kw)
+        t_unheard, fitted_on = fit_unheard_temperature(out, folds, loco_tests, fcfg)
         if t_unheard is None:
             echo("calibration: unheard_corpora, but no leave-one-corpus-out run to fit on: the folds' "
                  "validation temperatures are used (validation_speakers)")
@@ -427,7 +430,8 @@ def recalibrate(out: str | os.PathLike, roots: Sequence[str | os.PathLike], *,
         meta["calibration"]["fitted_on"] = how
         (d / "artifact.json").write_text(json.dumps(meta, indent=2) + "\n")
         pred = Predictor.from_path(d, expected=fcfg)
-        scores = score_run(pred, *_run_test_windows(clips, folds, run, conf, fcfg, scfg, kw))
+        tests = (loco_tests[run], None) if is_loco(run) else _run_test_windows(clips, folds, run, conf, fcfg, scfg, kw)
+        scores = score_run(pred, *tests)
         echo(f"[{run}] T={t:.3f} " + _line(scores))
         if is_loco(run):
             record.setdefault(record_key(run), {"run": run, "dir": str(d)}).update(
@@ -459,30 +463,24 @@ UNHEARD_FITTED_ON = ("fitted on the leave-one-corpus-out runs' test windows (cor
 VALIDATION_FITTED_ON = "median of the CV folds' temperatures (each fitted on its validation speakers)"
 
 
-def fit_unheard_temperature(out: Path, clips: Sequence[Clip], folds: dict, conf: dict, fcfg: FeatureConfig,
-                            scfg: SpeechConfig, kw: dict) -> tuple[float | None, dict[str, int]]:
+def fit_unheard_temperature(out: Path, folds: dict, tests: dict[str, WindowSet],
+                            fcfg: FeatureConfig) -> tuple[float | None, dict[str, int]]:
     """The temperature of the ``unheard_corpora`` rule: the softmax temperature that minimises
     the NLL (:func:`training.evaluate.fit_temperature`) of every leave-one-corpus-out run's
-    test windows (all of its left-out corpus, all 7 labels), scored uncalibrated by that
-    run's artifact ``<out>/cv/<run>``, pooled.
+    test windows ``tests[run]`` (all of its left-out corpus, all 7 labels), scored
+    uncalibrated by that run's artifact ``<out>/cv/<run>``, pooled.
 
     Returns:
-        ``(T, {corpus: windows})``; ``(None, {})`` when no LOCO run has an artifact and test clips.
+        ``(T, {corpus: windows})``; ``(None, {})`` when no LOCO run has test windows.
     """
-    from ser_lib.runtime import Predictor
     from .evaluate import fit_temperature
 
     probs, ys, used = [], [], {}
     for run, corpus in loco_runs(folds).items():
-        d = out / "cv" / run
-        if not (d / "artifact.json").is_file() or not any(assign(c, folds, run) == "test" for c in clips):
+        test = tests.get(run)
+        if test is None or not len(test):
             continue
-        test, _ = _run_test_windows(clips, folds, run, conf, fcfg, scfg, kw)
-        if not len(test):
-            continue
-        pred = Predictor.from_path(d, expected=fcfg)
-        pred.meta.temperature = 1.0
-        probs.append(pred.predict(test.x))
+        probs.append(_uncalibrated(out / "cv" / run, fcfg).predict(test.x))
         ys.append(test.y)
         used[corpus] = int(len(test))
     if not probs:
@@ -490,18 +488,25 @@ def fit_unheard_temperature(out: Path, clips: Sequence[Clip], folds: dict, conf:
     return fit_temperature(np.vstack(probs), np.concatenate(ys)), used
 
 
+def _uncalibrated(path: Path, fcfg: FeatureConfig):
+    """The :class:`ser_lib.runtime.Predictor` of the artifact at ``path`` with temperature 1
+    (what a temperature is fitted on)."""
+    from ser_lib.runtime import Predictor
+
+    pred = Predictor.from_path(path, expected=fcfg)
+    pred.meta.temperature = 1.0
+    return pred
+
+
 def _fit_fold_temperature(out: Path, clips, folds: dict, i: int, fcfg: FeatureConfig, scfg: SpeechConfig,
                           hop: float, kw: dict) -> float:
     """Fold ``i``'s temperature fitted again on its validation windows (:func:`calibration_mask`)."""
-    from ser_lib.runtime import Predictor
     from .evaluate import fit_temperature
 
     val = [c for c in clips if assign(c, folds, i) == "val"]
     val_ws = build_windows(val, fcfg, scfg, hop, desc=f"{i}-val", **kw)
-    pred = Predictor.from_path(out / "cv" / f"fold-{i}", expected=fcfg)
-    pred.meta.temperature = 1.0
     cal = calibration_mask(val_ws)
-    return fit_temperature(pred.predict(val_ws.x[cal]), val_ws.y[cal])
+    return fit_temperature(_uncalibrated(out / "cv" / f"fold-{i}", fcfg).predict(val_ws.x[cal]), val_ws.y[cal])
 
 
 def _recalibrate_final(final: Path, record: dict, temperature: float, fitted_on: str) -> None:

@@ -172,9 +172,8 @@ def _calibration_text(meta: dict, cv_record: dict) -> tuple[str, str, str]:
             f"  a TurEV-DB speaker, of corpora the model trains on) would give T = {cal.get('validation_temperature', float('nan')):.3f},\n"
             f"  which leaves unheard voices over-confident (the TurEV-DB leave-one-corpus-out run, scored with\n"
             f"  it: window ECE {loco.get('ece', float('nan')):.3f})",
-            (f" Window ECE of the shipped T on voices never trained on: {unseen}. On the RAVDESS\n"
-             "actors held out it is under-confident (their corpus and recordings were heard)." if unseen else
-             " On the RAVDESS actors held out it is under-confident (their corpus and recordings were heard)."))
+            (f" Window ECE of the shipped T on voices never trained on: {unseen}." if unseen else "")
+            + " On the RAVDESS actors held out it is under-confident (their corpus and recordings were heard).")
 
 
 # Longer than 80 lines on purpose: the body is the card's markdown template (one f-string,
