@@ -24,7 +24,7 @@ MODEL_DIR = HERE / "models" / "ser-cnn"
 SHIPPED_MODEL_FILES = ("artifact.json", "model.tflite", "model.keras", "README.md")
 ENCODER_DIR = HERE / "models" / "ser-accurate"
 #: the accurate variant's encoder-head artifact (ser_lib/encoder_head.py) and its card
-SHIPPED_ENCODER_FILES = ("encoder_head.json", "encoder.onnx", "ENCODER_LICENSE.txt", "README.md")
+SHIPPED_ENCODER_FILES = ("encoder_head.json", "encoder.onnx", "ENCODER_LICENSE.txt", "encoder-int8.onnx", "README.md")
 
 
 def ship(build_lib: str, src: Path, files: tuple, n_required: int, package_dir: str, what: str) -> None:

@@ -38,6 +38,14 @@ N_LAYERS = 3
 #: The ONNX file inside an artifact and its licence notice.
 ENCODER_FILE = "encoder.onnx"
 ENCODER_LICENSE_FILE = "ENCODER_LICENSE.txt"
+#: The same encoder with int8 weights in its upper layers (:func:`training.encoder_export.quantize_onnx`),
+#: what serving runs when it agrees with the float one on this CPU (:func:`int8_agreement`).
+ENCODER_INT8_FILE = "encoder-int8.onnx"
+#: Least cosine between the int8 and float encoders' last-layer states on :func:`check_mels` for
+#: serving to use the int8 one. The shipped quantisation agrees at 0.998-0.9995 there (0.9997 on
+#: corpus speech windows, min 0.997); one that saturates (plain int8 activations on the mel power
+#: input) falls to 0.5-0.7 there and to 0.5 on corpus speech (models/runs/2026-12-07-encoder-int8).
+INT8_MIN_COSINE = 0.98
 
 
 def mel_frames(wav: np.ndarray) -> np.ndarray:
@@ -224,3 +232,28 @@ def pool_stats(x: np.ndarray) -> np.ndarray:
         raise ValueError("pool_stats needs at least one row")
     x = x.reshape(len(x), -1)
     return np.concatenate([x.mean(0), x.std(0)]).astype(np.float32)
+
+
+def check_mels(n: int = 4, seed: int = 0) -> np.ndarray:
+    """A fixed, speech-like encoder input for checking an encoder build on the machine that runs
+    it: ``n`` 2 s recordings of :func:`ser_lib.synth.speech_like` at 8 kHz (the job's signal) and
+    -30 dBFS (the level :func:`ser_lib.encoder_head.prepare` gives speech), as partials' mel
+    frames, float32 ``(2 * n, 160, 40)``. Deterministic for a given ``seed``.
+    """
+    from .synth import speech_like
+
+    rng = np.random.default_rng(seed)
+    return np.concatenate([partial_mels(speech_like(2.0, 8000, rng, level_db=-30.0), 8000)[0] for _ in range(n)])
+
+
+def int8_agreement(float_encoder: "SpeechEncoder", int8_encoder: "SpeechEncoder", mels: np.ndarray | None = None,
+                   layer: int = N_LAYERS - 1) -> float:
+    """Least cosine similarity, over partials, of the two encoders' ``layer`` states on ``mels``
+    (:func:`check_mels` by default): how closely the int8 build follows the float one on this
+    CPU (int8 kernels differ between CPUs; onnxruntime's u8s8 path can saturate without VNNI).
+    """
+    mels = check_mels() if mels is None else mels
+    a = float_encoder.run(mels)[1][:, layer].astype(np.float64)
+    b = int8_encoder.run(mels)[1][:, layer].astype(np.float64)
+    cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12)
+    return float(cos.min())

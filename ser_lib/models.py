@@ -132,4 +132,4 @@ def load_scorer(bundle: ModelBundle, batch_size: int = 512, runtime: str | None 
     cnn = Predictor(bundle.cnn, None, batch_size, runtime=runtime)
     if bundle.encoder is None:
         return cnn
-    return AccuratePredictor(cnn, EncoderModel(bundle.encoder), bundle.version)
+    return AccuratePredictor(cnn, EncoderModel(bundle.encoder, int8=True), bundle.version)

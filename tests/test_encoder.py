@@ -108,3 +108,30 @@ def test_served_embeddings_reproduce_resemblyzers(exported):
     assert E.SpeechEncoder(exported).partials(wav, 8000).embedding.shape[1] == E.EMBED_DIM
     with pytest.raises(FileNotFoundError):
         E.SpeechEncoder(exported.parent / "nope.onnx")
+
+
+def test_int8_build_keeps_the_first_lstm_float_and_follows_the_float_encoder(exported):
+    """export_onnx also writes the int8 build; on this CPU it agrees with the float encoder on
+    speech-like audio, and a plain dynamic quantisation (the first LSTM's mel power input in 8
+    bits) is caught by the same check: the check can fail."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    int8 = exported.parent / E.ENCODER_INT8_FILE
+    ops = [n.op_type for n in onnx.load(str(int8)).graph.node]
+    assert ops.count("LSTM") == 1 and ops.count("DynamicQuantizeLSTM") == 2
+    assert int8.stat().st_size < 0.5 * exported.stat().st_size
+    assert "encoder-int8.onnx" in (exported.parent / E.ENCODER_LICENSE_FILE).read_text()
+    flt, q = E.SpeechEncoder(exported), E.SpeechEncoder(int8)
+    assert E.int8_agreement(flt, q) >= E.INT8_MIN_COSINE
+    mels = E.check_mels(seed=5)
+    assert mels.shape[1:] == (E.PARTIAL_FRAMES, E.N_MELS)
+    np.testing.assert_array_equal(mels, E.check_mels(seed=5))
+    # the head's input on fresh speech-like audio moves by far less than one unit of its spread
+    rng = np.random.default_rng(11)
+    wav = speech_like(4.0, 8000, rng, level_db=-30)
+    a, b = flt.partials(wav, 8000).hidden[:, 2], q.partials(wav, 8000).hidden[:, 2]
+    assert np.min(np.sum(a * b, 1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)) > 0.99
+    plain = exported.parent / "plain-int8.onnx"
+    quantize_dynamic(str(exported), str(plain), weight_type=QuantType.QInt8)
+    assert E.int8_agreement(flt, E.SpeechEncoder(plain)) < E.INT8_MIN_COSINE

@@ -184,6 +184,38 @@ def test_loading_refuses_an_artifact_without_its_licence_notice(tmp_path):
         EncoderModel(tmp_path)
 
 
+def test_serving_runs_the_int8_encoder_only_where_it_agrees_with_the_float_one(tmp_path, caplog):
+    """The shipped artifact's int8 encoder serves when asked and when it follows the float one
+    on this CPU; an int8 file that does not (a plain dynamic quantisation, which saturates on the
+    mel power input) falls back to float with a warning; without the file, or int8=False (training), the float encoder runs."""
+    import shutil
+
+    pytest.importorskip("onnxruntime")
+    from ser_lib.encoder import ENCODER_INT8_FILE
+    from ser_lib.models import DEFAULT_ENCODER
+
+    art = tmp_path / "art"
+    shutil.copytree(DEFAULT_ENCODER, art)
+    assert (art / ENCODER_INT8_FILE).is_file(), "the shipped accurate model carries its int8 encoder"
+    wav = speech_like(6.0, 8000, np.random.default_rng(4), level_db=-24)
+    windows = [wav[i:i + 16000] for i in range(0, len(wav) - 16000 + 1, 8000)]
+    served, trained = EncoderModel(art, int8=True), EncoderModel(art)
+    assert (served.precision, trained.precision) == ("int8", "float32") and served.int8_cosine >= 0.98
+    a, b = served.predict_channel(windows, 8000), trained.predict_channel(windows, 8000)
+    assert a.shape == b.shape and np.abs(a - b).max() < 0.1
+    assert not np.array_equal(served.features(windows, 8000), trained.features(windows, 8000))
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(art / "encoder.onnx"), str(art / ENCODER_INT8_FILE), weight_type=QuantType.QInt8)
+    with caplog.at_level("WARNING"):
+        bad = EncoderModel(art, int8=True)
+    assert bad.precision == "float32" and bad.int8_cosine < 0.98 and "float encoder" in caplog.text
+    np.testing.assert_array_equal(bad.features(windows, 8000), trained.features(windows, 8000))
+    (art / ENCODER_INT8_FILE).unlink()
+    assert EncoderModel(art, int8=True).precision == "float32"
+
+
 def _tiny_corpus(root: Path) -> None:
     """RAVDESS-named clips of three actors and EMOVO-named clips of two (a corpus the shipped
     CNN never trained on), four emotions, speech-like audio whose pitch and level follow the

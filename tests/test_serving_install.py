@@ -86,7 +86,7 @@ def test_wheel_carries_the_serving_model_only(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     for f in ("artifact.json", "model.tflite"):
         assert f"ser_lib/default_model/{f}" in names
-    for f in ("encoder_head.json", "encoder.onnx", "ENCODER_LICENSE.txt"):  # model.variant: accurate
+    for f in ("encoder_head.json", "encoder.onnx", "encoder-int8.onnx", "ENCODER_LICENSE.txt"):  # model.variant: accurate
         assert f"ser_lib/accurate_model/{f}" in names
     # training-only files stay in the repository; nothing lands in a top-level models/ package
     assert not [n for n in names if n.startswith("models/") or "/cv/" in n or "/members/" in n], names

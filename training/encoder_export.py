@@ -6,8 +6,8 @@ Apache-2.0); nothing is downloaded. The ONNX model takes mel power frames
 hidden state of each LSTM layer; :class:`ser_lib.encoder.SpeechEncoder` serves it with
 onnxruntime. Needs the ``[train]`` install (torch, resemblyzer, onnx).
 
-Usage: ``python -m training.encoder_export OUT_DIR`` writes ``encoder.onnx`` and
-``ENCODER_LICENSE.txt`` into ``OUT_DIR``.
+Usage: ``python -m training.encoder_export OUT_DIR`` writes ``encoder.onnx``, its int8 build
+``encoder-int8.onnx`` (:func:`quantize_onnx`) and ``ENCODER_LICENSE.txt`` into ``OUT_DIR``.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from ser_lib.encoder import ENCODER_FILE, ENCODER_LICENSE_FILE, N_MELS, PARTIAL_FRAMES
+from ser_lib.encoder import ENCODER_FILE, ENCODER_INT8_FILE, ENCODER_LICENSE_FILE, N_MELS, PARTIAL_FRAMES
 
 #: ONNX opset of the export.
 OPSET = 17
@@ -54,7 +54,9 @@ def licence_notice() -> str:
             break
     head = (f"{ENCODER_FILE}: the pretrained GE2E voice encoder of Resemblyzer {dist.version}\n"
             f"(https://github.com/resemble-ai/Resemblyzer, resemblyzer/pretrained.pt, Copyright Resemble AI),\n"
-            "converted to ONNX by training/encoder_export.py (weights unchanged).\n"
+            "converted to ONNX by training/encoder_export.py (weights unchanged); "
+            f"{ENCODER_INT8_FILE}: the same with its\n"
+            "second and third LSTM layers and its linear layer quantised to int8 weights (onnxruntime).\n"
             "Licensed under the Apache License, Version 2.0; the licence text follows.\n\n")
     if text is None:
         text = "Apache License, Version 2.0: http://www.apache.org/licenses/LICENSE-2.0\n"
@@ -91,7 +93,33 @@ def export_onnx(out_dir: str | os.PathLike) -> Path:
                                         "hidden": {0: "batch"}},
                           opset_version=OPSET, dynamo=False)
     (out / ENCODER_LICENSE_FILE).write_text(licence_notice())
+    quantize_onnx(path, out / ENCODER_INT8_FILE)
     return path
+
+
+def quantize_onnx(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Write the int8 build of the float encoder ``src`` to ``dst``: onnxruntime's dynamic
+    quantisation (``quantize_dynamic``, int8 weights per output channel, activations quantised
+    per batch at run time) of every layer but the first LSTM.
+
+    The first LSTM stays float because its input is the mel *power* spectrogram (median 3e-6,
+    maximum about 4): quantised to 8 bits per tensor from its min/max, almost all of it becomes 0
+    and the encoder's states fall to cosine 0.5 with the float ones. Kept float, the states agree
+    at cosine 0.9997 on corpus speech, and the encoder costs 1.5x less CPU
+    (models/runs/2026-12-07-encoder-int8).
+
+    Raises:
+        ValueError: ``src`` has no LSTM node.
+    """
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    lstms = [n.name for n in onnx.load(str(src)).graph.node if n.op_type == "LSTM"]
+    if not lstms:
+        raise ValueError(f"{src} has no LSTM node to keep in float")
+    # ONNX nodes are stored in topological order: the first LSTM is the one fed by the mels
+    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True, nodes_to_exclude=lstms[:1])
+    return Path(dst)
 
 
 def main(argv: list[str] | None = None) -> int:

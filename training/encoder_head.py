@@ -1,6 +1,6 @@
 """Train the emotion head on the frozen speech encoder and write an encoder-head artifact
 (:mod:`ser_lib.encoder_head`): ``encoder.onnx`` (exported from the installed resemblyzer
-package), ``ENCODER_LICENSE.txt`` and ``encoder_head.json``.
+package) and its int8 build ``encoder-int8.onnx``, ``ENCODER_LICENSE.txt`` and ``encoder_head.json``.
 
 The recipe is the best configuration of ``models/runs/2026-12-07-encoder`` (chosen on the
 held-out corpora, so its numbers there are optimistic): per clip, the last LSTM layer's state
