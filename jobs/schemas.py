@@ -29,12 +29,15 @@ def segment_rows(labels: list[str]) -> T.StructType:
         # ser_lib.dimensions: from the window's raw probabilities, in [0, 1]; null for non-speech
         T.StructField("arousal", T.FloatType(), True),
         T.StructField("valence", T.FloatType(), True),
+        # ser_lib.vocal_level: the window's active level (dBFS) and that minus the channel's median (dB)
+        T.StructField("level_db", T.FloatType(), True),
+        T.StructField("level_rel_db", T.FloatType(), True),
     ] + [T.StructField(probability_column(lab), T.FloatType(), True) for lab in labels])
 
 
 #: the ``segments`` table's columns before the probabilities (and ``model_version``, last)
 SEGMENT_COLUMNS = ["call_id", "source_path", "channel", "segment_index", "start_s", "end_s", "is_speech",
-                   "emotion", "confidence", "emotion_smoothed", "arousal", "valence"]
+                   "emotion", "confidence", "emotion_smoothed", "arousal", "valence", "level_db", "level_rel_db"]
 
 
 def segments_columns(labels: list[str]) -> list[str]:

@@ -75,22 +75,29 @@ def segment_columns(ch: ScoredChannel, labels: list[str]) -> dict:
     (object, None where not speech), ``confidence`` (float32, NaN where not speech),
     ``emotion_smoothed``, ``arousal`` and ``valence`` (float32 in [0, 1] from the window's raw
     probabilities, :func:`ser_lib.dimensions.arousal` / :func:`~ser_lib.dimensions.valence`;
-    NaN where not speech) and one float32 ``p_<label>`` column per label
+    NaN where not speech), ``level_db`` and ``level_rel_db`` (float32 dB, the window's active
+    level and that against the channel's median, :mod:`ser_lib.vocal_level`; NaN where not
+    speech) and one float32 ``p_<label>`` column per label
     (:func:`ser_lib.labels.probability_column`), in that order; arrays of ``len(ch)``."""
     cols = {"channel": ch.channel, "segment_index": np.arange(len(ch), dtype=np.int32), "start_s": ch.start_s,
             "end_s": ch.end_s, "is_speech": ch.speech, "emotion": ch.emotion, "confidence": ch.confidence,
             "emotion_smoothed": ch.emotion_smoothed,
             "arousal": arousal(ch.probs, labels).astype(np.float32),
-            "valence": valence(ch.probs, labels).astype(np.float32)}
+            "valence": valence(ch.probs, labels).astype(np.float32),
+            "level_db": _or_nan(ch.level_db, len(ch)), "level_rel_db": _or_nan(ch.level_rel_db, len(ch))}
     for j, lab in enumerate(labels):
         cols[probability_column(lab)] = ch.probs[:, j]
     return cols
 
 
+def _or_nan(x: np.ndarray | None, n: int) -> np.ndarray:
+    return np.full(n, np.nan, np.float32) if x is None else np.asarray(x, np.float32)
+
+
 def segment_records(cols: dict) -> list[dict]:
     """:func:`segment_columns` as one dict of Python values per window (JSON-ready):
-    ``confidence``, ``arousal``, ``valence`` and the probabilities are None where ``is_speech``
-    is False."""
+    ``confidence``, ``arousal``, ``valence``, the levels and the probabilities are None where
+    ``is_speech`` is False (and a level is None where NaN: a speech window without an active frame)."""
     speech = cols["is_speech"]
     out = []
     for i in range(len(speech)):
@@ -101,6 +108,8 @@ def segment_records(cols: dict) -> list[dict]:
                 row[k] = v
             elif k in ("confidence", "arousal", "valence") or is_probability_column(k):
                 row[k] = float(v[i]) if s else None
+            elif k in ("level_db", "level_rel_db"):
+                row[k] = float(v[i]) if s and np.isfinite(v[i]) else None
             elif v.dtype == object:
                 row[k] = v[i]
             else:

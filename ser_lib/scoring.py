@@ -27,6 +27,7 @@ from .speech import SpeechConfig
 from .stream import StreamAnalyzer
 from .talk import FRAME_S, TalkConfig, channel_talk_frames, conversation_measures, talk_spurts
 from .timeline import cells, summarize_call
+from .vocal_level import active_level_db, relative_level_db
 
 
 @dataclass
@@ -49,6 +50,9 @@ class ScoredChannel:
             (:func:`ser_lib.talk.channel_talk_frames`); None when not computed.
         loudness_lufs: ITU-R BS.1770 integrated loudness, LUFS (:class:`ser_lib.talk.LoudnessMeter`);
             None when gated out (silence) or not computed.
+        level_db, level_rel_db: ``float32 (n,)`` each speech window's active level, dBFS, and
+            that minus the channel's median (:mod:`ser_lib.vocal_level`); NaN where not speech;
+            None when not computed.
     """
 
     channel: str
@@ -62,6 +66,8 @@ class ScoredChannel:
     emotion_smoothed: np.ndarray
     talk_frames: np.ndarray | None = None
     loudness_lufs: float | None = None
+    level_db: np.ndarray | None = None
+    level_rel_db: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.start_s)
@@ -130,7 +136,9 @@ def score_recording(source: Source, predictor, fcfg: FeatureConfig, hop_s: float
                     timings["model_s"] = timings.get("model_s", 0.0) + t2 - t0
                     if encoder is not None:
                         timings["encoder_s"] = timings.get("encoder_s", 0.0) + t2 - t1
-            parts.setdefault(ch.channel, []).append((ch.start_s, ch.end_s, ch.speech, probs))
+            level = (active_level_db(ch.features, ch.active) if ch.active is not None
+                     else np.full(len(ch.start_s), np.nan, np.float32))
+            parts.setdefault(ch.channel, []).append((ch.start_s, ch.end_s, ch.speech, probs, level))
             act = acts.setdefault(ch.channel, [])
             if ch.talk is not None and ch.talk.any():  # the windows that may hold talk, speech or not
                 act.append((ch.start_frame[ch.talk], ch.speech[ch.talk]))
@@ -138,7 +146,8 @@ def score_recording(source: Source, predictor, fcfg: FeatureConfig, hop_s: float
     n_frames = int(np.ceil(round(sa.duration_s / FRAME_S, 6)))
     floor_db = sa.source_speech_cfg.floor_db
     for c, (name, chunks) in enumerate(parts.items()):
-        start, end, speech, probs = (np.concatenate(x) for x in zip(*chunks))
+        start, end, speech, probs, level = (np.concatenate(x) for x in zip(*chunks))
+        level_db, level_rel_db = relative_level_db(level, speech)
         if encoder is not None and speech.any():
             probs[speech] = encoder.predict_features(np.concatenate(enc_rows[name]), probs[speech])
         pieces = acts.get(name) or []
@@ -155,7 +164,8 @@ def score_recording(source: Source, predictor, fcfg: FeatureConfig, hop_s: float
             emotion=np.where(speech, labels[best], None),
             confidence=np.where(speech, probs[np.arange(n), best], np.nan).astype(np.float32),
             smoothed=smoothed, emotion_smoothed=np.where(smoothed >= 0, labels[np.maximum(smoothed, 0)], None),
-            talk_frames=talk_frames, loudness_lufs=sa.loudness_lufs[c] if c < len(sa.loudness_lufs) else None))
+            talk_frames=talk_frames, loudness_lufs=sa.loudness_lufs[c] if c < len(sa.loudness_lufs) else None,
+            level_db=level_db, level_rel_db=level_rel_db))
     return ScoredRecording(sa.info, sa.duration_s, channels)
 
 

@@ -182,8 +182,13 @@ def test_the_job_writes_arousal_per_window_and_per_call(arousal_run):
     import pyarrow.parquet as pq
     _, out, segs, calls = arousal_run
     names = pq.read_schema(next((out / "segments").rglob("*.parquet"))).names
-    assert names[names.index("emotion_smoothed") + 1:][:2] == ["arousal", "valence"]
+    assert names[names.index("emotion_smoothed") + 1:][:4] == ["arousal", "valence", "level_db", "level_rel_db"]
     sp = segs[segs["is_speech"]]
+    # ser_lib.vocal_level: null off speech; per channel, the relative level is against its median
+    assert segs.loc[~segs["is_speech"], ["level_db", "level_rel_db"]].isna().all().all()
+    assert sp["level_db"].notna().all() and (sp["level_db"] < 0).all()
+    for _, g in sp.groupby(["call_id", "channel"]):
+        np.testing.assert_allclose(g["level_rel_db"], g["level_db"] - np.median(g["level_db"]), atol=1e-4)
     p = sp[[f"p_{e}" for e in LAB]].to_numpy(float)
     np.testing.assert_allclose(sp["arousal"], arousal(p), atol=1e-6)
     np.testing.assert_allclose(sp["valence"], valence(p), atol=1e-6)
@@ -209,8 +214,8 @@ def test_ser_predict_gives_the_jobs_arousal(arousal_run, zcr_artifact):
     res = predict_file(str(d / "rise.wav"), model_path=str(zcr_artifact))
     mine = pd.DataFrame(res["segments"]).sort_values(["channel", "segment_index"]).reset_index(drop=True)
     job = segs[segs["call_id"] == call["call_id"]].sort_values(["channel", "segment_index"]).reset_index(drop=True)
-    for col in ("arousal", "valence"):
-        np.testing.assert_allclose(mine[col].astype(float), job[col].astype(float), atol=1e-6, equal_nan=True)
+    for col in ("arousal", "valence", "level_db", "level_rel_db"):
+        np.testing.assert_allclose(mine[col].astype(float), job[col].astype(float), atol=1e-5, equal_nan=True)
     for col in ("channel_arousal_mean", "channel_arousal_peak"):
         assert res[col] == pytest.approx(dict(call[col]))
     assert res["arousal_mean"] == pytest.approx(call["arousal_mean"])

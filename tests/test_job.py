@@ -72,8 +72,8 @@ def test_segments_schema_and_bounds(job_output):
     _, segments, calls, out = job_output
     schema = pq.read_schema(next((out / "segments").rglob("*.parquet")))
     expected = (["call_id", "source_path", "channel", "segment_index", "start_s", "end_s", "is_speech", "emotion",
-                 "confidence", "emotion_smoothed", "arousal", "valence"] + [f"p_{e}" for e in EMOTIONS]
-                + ["model_version"])
+                 "confidence", "emotion_smoothed", "arousal", "valence", "level_db", "level_rel_db"]
+                + [f"p_{e}" for e in EMOTIONS] + ["model_version"])
     assert schema.names == expected
     assert str(schema.field("start_s").type) == "double" and str(schema.field("p_angry").type) == "float"
     # each run owns (and atomically commits) its directory: run_id is a partition column
