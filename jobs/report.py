@@ -118,11 +118,12 @@ def _as_map(v) -> dict:
 
 
 def channel_arousal(row) -> list[dict]:
-    """Per channel with speech: ``{name, mean, peak, quarters: [Q1..Q4 mean or None]}`` from a
-    call's ``channel_arousal_mean``, ``channel_arousal_peak`` and ``quarters[].arousal`` (a
+    """Per channel with speech: ``{name, mean, peak, raised, quarters: [Q1..Q4 mean or None]}`` from a
+    call's ``channel_arousal_mean``, ``channel_arousal_peak``, ``channel_raised_share`` and ``quarters[].arousal`` (a
     ``calls`` row or a ``ser predict`` summary; :func:`ser_lib.measures.arousal_measures`);
     ``[]`` for a call written before those columns existed. Missing values are None."""
     mean, peak = _as_map(row.get("channel_arousal_mean")), _as_map(row.get("channel_arousal_peak"))
+    raised = _as_map(row.get("channel_raised_share"))
     quarters = row.get("quarters")
     quarters = [] if is_missing(quarters) else [dict(q) for q in quarters]
     out = []
@@ -131,17 +132,19 @@ def channel_arousal(row) -> list[dict]:
             continue
         qs = {q["quarter"]: q.get("arousal") for q in quarters if q["channel"] == ch}
         out.append({"name": ch, "mean": m, "peak": None if is_missing(peak.get(ch)) else peak[ch],
+                    "raised": None if is_missing(raised.get(ch)) else raised[ch],
                     "quarters": [None if is_missing(qs.get(k)) else qs[k] for k in range(1, 5)]})
     return out
 
 
 def arousal_lines(row) -> list[str]:
-    """One printable line per channel of :func:`channel_arousal`: its mean and peak arousal
-    and its arousal per quarter (``-`` where it did not speak)::
+    """One printable line per channel of :func:`channel_arousal`: its mean and peak arousal,
+    its share of raised voice (when known) and its arousal per quarter (``-`` where it did not speak)::
 
-        customer arousal: mean 0.42, peak 0.81; by quarter 0.20 0.35 - 0.80
+        customer arousal: mean 0.42, peak 0.81, raised voice 12%; by quarter 0.20 0.35 - 0.80
     """
-    return [f"  {c['name']} arousal: mean {c['mean']:.2f}, peak {as_float(c['peak']):.2f}; by quarter "
+    return [f"  {c['name']} arousal: mean {c['mean']:.2f}, peak {as_float(c['peak']):.2f}"
+            + ("" if c.get("raised") is None else f", raised voice {c['raised']:.0%}") + "; by quarter "
             + " ".join("-" if q is None else f"{q:.2f}" for q in c["quarters"])
             for c in channel_arousal(row)]
 

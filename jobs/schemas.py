@@ -68,7 +68,10 @@ def quarter_entry(labels: list[str]) -> T.StructType:
                         + [T.StructField(c, T.DoubleType(), True) for c in ("talk_s", "non_talk_s", "overlap_s")]
                         # ser_lib.measures.arousal_measures: mean arousal of the channel's speech
                         # windows in the quarter; null without speech there
-                        + [T.StructField("arousal", T.DoubleType(), True)])
+                        + [T.StructField("arousal", T.DoubleType(), True)]
+                        # ser_lib.measures.raised_voice_measures: share of the channel's speech in the
+                        # quarter at least 6 dB over its median level; null without speech there
+                        + [T.StructField("raised_share", T.DoubleType(), True)])
 
 
 #: per-channel call measures (:func:`ser_lib.measures.channel_measures`), maps channel -> value
@@ -77,7 +80,10 @@ CHANNEL_MEASURES = [("channel_negative_episodes", T.IntegerType()), ("channel_lo
                     ("channel_ends_negative", T.BooleanType()),
                     # ser_lib.measures.arousal_measures: mean and peak (90th percentile) of the
                     # channel's speech-window arousal; null for a channel without speech
-                    ("channel_arousal_mean", T.DoubleType()), ("channel_arousal_peak", T.DoubleType())]
+                    ("channel_arousal_mean", T.DoubleType()), ("channel_arousal_peak", T.DoubleType()),
+                    # ser_lib.measures.raised_voice_measures: share of the channel's speech windows
+                    # at least 6 dB over its median level; null for a channel without speech
+                    ("channel_raised_share", T.DoubleType())]
 
 #: per-call arousal (:func:`ser_lib.measures.arousal_measures`, every channel's speech windows)
 CALL_AROUSAL = ["arousal_mean", "arousal_peak"]

@@ -10,6 +10,9 @@
 * **Arousal** (:func:`arousal_measures`, from the per-window ``arousal`` of
   :mod:`ser_lib.dimensions`): mean and peak per channel and per call, and the mean per
   channel and quarter (the trend through the call).
+* **Raised voice** (:func:`raised_voice_measures`, from the per-window ``level_rel_db`` of
+  :mod:`ser_lib.vocal_level`): the share of a channel's speech at least :data:`RAISED_DB` over
+  its own median level, per channel and per channel and quarter.
 """
 from __future__ import annotations
 
@@ -135,3 +138,39 @@ def arousal_measures(windows: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray
     return {"channel_arousal_mean": mean, "channel_arousal_peak": peak,
             "arousal_mean": float(every.mean()) if len(every) else None,
             "arousal_peak": float(np.quantile(every, peak_quantile)) if len(every) else None}
+
+
+#: How far over the channel's median level a speech window counts as raised voice, dB: one step
+#: of vocal effort in ANSI S3.5-1997 (speech intelligibility index), whose "normal", "raised",
+#: "loud" and "shout" speech spectra lie about 6 dB apart in overall level.
+RAISED_DB = 6.0
+
+
+def raised_voice_measures(windows: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], quarters: list[dict],
+                          raised_db: float = RAISED_DB) -> dict:
+    """Raised voice per channel and per channel and quarter, from the speech windows' level.
+
+    Args:
+        windows: channel -> ``(start_s, end_s, level_rel_db)`` of its **speech** windows
+            (``float (n,)`` each; seconds and dB, :func:`ser_lib.vocal_level.relative_level_db`;
+            NaN levels are skipped); every channel of the call.
+        quarters: :func:`quarter_shares` entries; ``raised_share`` is added to each, in place:
+            the share of the channel's speech seconds in the quarter (windows weighted by their
+            overlap with it, as :func:`arousal_measures`) whose level is at least ``raised_db``
+            over the channel's median; None where the channel has no speech window there.
+        raised_db: see :data:`RAISED_DB`.
+
+    Returns:
+        ``{"channel_raised_share": {channel: share in [0, 1], None without speech}}``.
+    """
+    share, kept = {}, {}
+    for ch, (start, end, lvl) in windows.items():
+        lvl = np.asarray(lvl, dtype=np.float64)
+        ok = np.isfinite(lvl)
+        kept[ch] = (np.asarray(start, float)[ok], np.asarray(end, float)[ok], (lvl[ok] >= raised_db).astype(float))
+        share[ch] = float(kept[ch][2].mean()) if ok.any() else None
+    for q in quarters:
+        start, end, up = kept.get(q["channel"], (np.zeros(0), np.zeros(0), np.zeros(0)))
+        w = np.clip(np.minimum(end, q["end_s"]) - np.maximum(start, q["start_s"]), 0.0, None)
+        q["raised_share"] = float(np.dot(w, up) / w.sum()) if w.sum() > 0 else None
+    return {"channel_raised_share": share}

@@ -21,7 +21,7 @@ from .audio import AudioInfo, Source
 from .episodes import EpisodeConfig, channel_episodes
 from .features import FeatureConfig
 from .dimensions import arousal
-from .measures import arousal_measures, channel_measures, quarter_shares
+from .measures import arousal_measures, channel_measures, quarter_shares, raised_voice_measures
 from .smoothing import SmoothingConfig, smooth
 from .speech import SpeechConfig
 from .stream import StreamAnalyzer
@@ -210,6 +210,10 @@ def summarize(rec: ScoredRecording, labels: list[str], episodes: EpisodeConfig |
     out.update(arousal_measures({ch.channel: (ch.start_s[ch.speech], ch.end_s[ch.speech],
                                               arousal(ch.probs[ch.speech], labels)) for ch in rec.channels},
                                 out["quarters"]))
+    out.update(raised_voice_measures({ch.channel: (ch.start_s[ch.speech], ch.end_s[ch.speech],
+                                                   ch.level_rel_db[ch.speech] if ch.level_rel_db is not None
+                                                   else np.full(int(ch.speech.sum()), np.nan))
+                                      for ch in rec.channels}, out["quarters"]))
     return out
 
 

@@ -187,8 +187,11 @@ def test_the_job_writes_arousal_per_window_and_per_call(arousal_run):
     # ser_lib.vocal_level: null off speech; per channel, the relative level is against its median
     assert segs.loc[~segs["is_speech"], ["level_db", "level_rel_db"]].isna().all().all()
     assert sp["level_db"].notna().all() and (sp["level_db"] < 0).all()
-    for _, g in sp.groupby(["call_id", "channel"]):
+    by_id = calls.set_index("call_id")
+    for (cid, ch), g in sp.groupby(["call_id", "channel"]):
         np.testing.assert_allclose(g["level_rel_db"], g["level_db"] - np.median(g["level_db"]), atol=1e-4)
+        # calls.channel_raised_share: the share of those windows at least 6 dB over the median
+        assert dict(by_id.loc[cid, "channel_raised_share"])[ch] == pytest.approx((g["level_rel_db"] >= 6).mean())
     p = sp[[f"p_{e}" for e in LAB]].to_numpy(float)
     np.testing.assert_allclose(sp["arousal"], arousal(p), atol=1e-6)
     np.testing.assert_allclose(sp["valence"], valence(p), atol=1e-6)

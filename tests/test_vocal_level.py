@@ -66,3 +66,33 @@ def test_a_raised_voice_reads_about_its_gain_above_the_channel_and_any_file_gain
     assert len(same) >= 0.9 * len(segs)
     np.testing.assert_allclose([b["level_rel_db"] for _, b in same], [a["level_rel_db"] for a, _ in same], atol=0.5)
     np.testing.assert_allclose([b["level_db"] - a["level_db"] for a, b in same], -15.0, atol=0.5)
+
+
+def test_raised_voice_shares_per_channel_and_quarter():
+    from ser_lib.measures import RAISED_DB, raised_voice_measures
+
+    start = np.arange(10.0)
+    lvl = np.array([0, 0, 7, 8, np.nan, 0, -3, 6, 5.9, 0])  # 3 of the 9 known windows at >= 6 dB
+    quarters = [{"channel": "a", "quarter": k + 1, "start_s": 2.5 * k, "end_s": 2.5 * (k + 1)} for k in range(4)]
+    quarters.append({"channel": "b", "quarter": 1, "start_s": 0.0, "end_s": 2.5})
+    out = raised_voice_measures({"a": (start, start + 1, lvl), "b": (np.zeros(0), np.zeros(0), np.zeros(0))}, quarters)
+    assert RAISED_DB == 6.0
+    assert out["channel_raised_share"] == {"a": pytest.approx(3 / 9), "b": None}
+    # quarter 1 (0-2.5 s): windows 0, 1 whole and half of window 2 (raised): 0.5 of 2.5 s
+    assert quarters[0]["raised_share"] == pytest.approx(0.5 / 2.5)
+    assert quarters[1]["raised_share"] == pytest.approx(1.0)  # 2.5-5 s: half of 2 and all of 3, raised; 4 unknown
+    assert quarters[4]["raised_share"] is None
+
+
+def test_ser_predict_reports_the_raised_voice_of_its_windows(tmp_path):
+    from ser_lib.one_recording import predict_file
+
+    _raised_voice(tmp_path / "call.wav")
+    res = predict_file(str(tmp_path / "call.wav"))
+    speech = [s for s in res["segments"] if s["is_speech"] and s["level_rel_db"] is not None]
+    want = np.mean([s["level_rel_db"] >= 6.0 for s in speech])
+    assert res["channel_raised_share"]["mono"] == pytest.approx(want)
+    assert 0.2 < want < 0.45  # the loud 8 s of 26 s of speech (windows straddling its edges vary)
+    q = {e["quarter"]: e["raised_share"] for e in res["quarters"]}
+    assert q[1] == pytest.approx(0.0, abs=0.05) and q[4] == pytest.approx(0.0, abs=0.05)
+    assert q[2] > 0.3 and q[3] > 0.3

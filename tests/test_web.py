@@ -258,7 +258,7 @@ def test_call_page_shows_talk_spurts_and_conversation_measures(client, web_out):
 
 
 def test_call_page_shows_arousal_per_channel(client, web_out):
-    """The calls row's arousal measures go to a card: mean, peak and the four quarters per channel."""
+    """The calls row's arousal measures go to a card: mean, peak, raised voice and the four quarters per channel."""
     cid = _id(web_out, "stereo_ulaw.wav")
     html = client.get(f"/calls/{cid}").get_data(as_text=True)
     card = html.split('data-role="arousal"', 1)[1].split('<div class="sub">', 1)[0]
@@ -268,6 +268,8 @@ def test_call_page_shows_arousal_per_channel(client, web_out):
         line = card.split(f'data-channel="{ch}" data-figure="arousal">', 1)[1].split("</div>", 1)[0]
         qs = [q["arousal"] for q in call["quarters"] if q["channel"] == ch]
         assert f"<b>{mean[ch]:.2f}</b>" in line and f"peak {peak[ch]:.2f}" in line
+        raised = dict(call["channel_raised_share"])[ch]  # the share of raised voice, as a percentage
+        assert f'data-figure="raised">{round(raised * 100)} %</span>' in line
         assert line.split("by quarter ", 1)[1].split("<", 1)[0] == " ".join(
             "-" if q is None or q != q else f"{q:.2f}" for q in qs)
 
