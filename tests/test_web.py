@@ -351,8 +351,11 @@ def test_segments_csv(client, web_out):
     rows = list(csv.DictReader(io.StringIO(r.get_data(as_text=True))))
     seg = web_out["segments"]
     assert len(rows) == (seg["call_id"] == cid).sum()
-    assert {"channel", "start_s", "end_s", "emotion", "confidence", "p_angry", "run_id"} <= set(rows[0])
+    assert {"channel", "start_s", "end_s", "emotion", "confidence", "p_angry", "run_id", "emotion_smoothed", "arousal",
+            "valence", "level_db", "level_rel_db"} <= set(rows[0])
     speech = [r for r in rows if r["is_speech"] == "True"]
+    assert all(r["level_rel_db"] == "" for r in rows if r["is_speech"] != "True")  # null off speech
+    assert all(float(r["level_db"]) < 0 for r in speech)
     assert speech and all(abs(sum(float(r[f"p_{e}"]) for e in ("angry", "disgust", "fear", "happy", "neutral",
                                                                      "sad", "surprise")) - 1) < 1e-4 for r in speech)
 

@@ -64,7 +64,7 @@ def audio(call_id: str):
 
 
 SEGMENT_CSV_COLUMNS = ["call_id", "source_path", "member", "channel", "segment_index", "start_s", "end_s", "is_speech",
-                       "emotion", "confidence"]
+                       "emotion", "confidence", "emotion_smoothed", "arousal", "valence", "level_db", "level_rel_db"]
 
 
 @bp.get("/calls/<call_id>/segments.csv")
