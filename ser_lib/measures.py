@@ -140,9 +140,10 @@ def arousal_measures(windows: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray
             "arousal_peak": float(np.quantile(every, peak_quantile)) if len(every) else None}
 
 
-#: How far over the channel's median level a speech window counts as raised voice, dB: one step
-#: of vocal effort in ANSI S3.5-1997 (speech intelligibility index), whose "normal", "raised",
-#: "loud" and "shout" speech spectra lie about 6 dB apart in overall level.
+#: How far over the channel's median level a speech window counts as raised voice, dB: the step
+#: from "normal" to "raised" vocal effort in ANSI S3.5-1997 (speech intelligibility index), whose
+#: standard speech spectra have overall levels of 62.35, 68.34, 74.85 and 82.30 dB SPL for
+#: normal, raised, loud and shouted speech.
 RAISED_DB = 6.0
 
 
