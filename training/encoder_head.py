@@ -239,6 +239,23 @@ def fit_fusion_temperature(cnn_probs: np.ndarray, head_probs: np.ndarray, y: np.
 CALL_GAP_S = 0.3
 
 
+def speaker_call_audio(clips: Sequence[Clip], model_rate: int = 8000) -> tuple[np.ndarray, np.ndarray]:
+    """One speaker's clips as one call channel's audio: each clip at ``model_rate`` (Hz),
+    followed by :data:`CALL_GAP_S` of silence.
+
+    Returns:
+        ``(audio float32 (n,), owner int (n,))``: the samples and, per sample, the index into
+        ``clips`` of the clip it belongs to (-1 in the gaps).
+    """
+    gap = np.zeros(int(CALL_GAP_S * model_rate), np.float32)
+    ys, owner = [], []
+    for k, c in enumerate(clips):
+        y = clip_samples(c.path, model_rate)
+        ys += [y, gap]
+        owner += [np.full(len(y), k), np.full(len(gap), -1)]
+    return np.concatenate(ys), np.concatenate(owner)
+
+
 def speaker_call_windows(clips: Sequence[Clip], encoder: SpeechEncoder, settings: SegmentSettings,
                          model_rate: int = 8000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One speaker's clips as one call channel, scored the way the job scores a call: the
@@ -264,13 +281,7 @@ def speaker_call_windows(clips: Sequence[Clip], encoder: SpeechEncoder, settings
 
     fcfg = FeatureConfig()
     cfg = JobConfig.load()
-    gap = np.zeros(int(CALL_GAP_S * model_rate), np.float32)
-    ys, owner = [], []
-    for k, c in enumerate(clips):
-        y = clip_samples(c.path, model_rate)
-        ys += [y, gap]
-        owner += [np.full(len(y), k), np.full(len(gap), -1)]
-    audio, owner = np.concatenate(ys), np.concatenate(owner)
+    audio, owner = speaker_call_audio(clips, model_rate)
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "call.wav"
         sf.write(path, audio, model_rate, subtype="FLOAT")

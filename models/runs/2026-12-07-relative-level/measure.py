@@ -26,8 +26,7 @@ from sklearn.metrics import roc_auc_score
 
 from ser_lib.labels import EMOTIONS
 from training.corpora import discover
-from training.dataset import clip_samples
-from training.encoder_head import CALL_GAP_S
+from training.encoder_head import speaker_call_audio
 
 HIGH, LOW = ("angry", "fear", "happy", "surprise"), ("neutral", "sad")
 
@@ -38,13 +37,7 @@ def speaker_windows(clips, rate=8000):
     ``p_angry``, and labels."""
     from ser_lib.one_recording import predict_file
 
-    gap = np.zeros(int(CALL_GAP_S * rate), np.float32)
-    ys, owner = [], []
-    for k, c in enumerate(clips):
-        y = clip_samples(c.path, rate)
-        ys += [y, gap]
-        owner += [np.full(len(y), k), np.full(len(gap), -1)]
-    audio, owner = np.concatenate(ys), np.concatenate(owner)
+    audio, owner = speaker_call_audio(clips, rate)
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "call.wav"
         sf.write(path, audio, rate, subtype="FLOAT")
