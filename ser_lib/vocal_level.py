@@ -1,6 +1,6 @@
 """Vocal level per speech window: how loud the speaker is in it, and against their own usual level.
 
-Raised voice is the most language-independent sign of arousal, and the model does not hear it:
+A raised voice is a sign of arousal that does not depend on the language, and the model does not hear it:
 its input is normalised to each window's level, so that a quiet and a loud recording of the same
 voice score alike. These two numbers give it back to the analyst, measured, not modelled:
 
