@@ -96,3 +96,35 @@ def test_ser_predict_reports_the_raised_voice_of_its_windows(tmp_path):
     q = {e["quarter"]: e["raised_share"] for e in res["quarters"]}
     assert q[1] == pytest.approx(0.0, abs=0.05) and q[4] == pytest.approx(0.0, abs=0.05)
     assert q[2] > 0.3 and q[3] > 0.3
+
+
+def test_readme_raised_voice_query(spark, tmp_path):
+    """docs/queries.md's raised-voice query (Spark SQL and DuckDB) on a job's output: the
+    recording with a voice raised 12 dB for 8 of its 26 s, not the one at an even level."""
+    import datetime as dt
+
+    import duckdb
+    import pandas as pd
+
+    from jobs.analyze_calls import run
+    from tests.conftest import readme_sql_blocks
+
+    d, out = tmp_path / "in", tmp_path / "out"
+    d.mkdir()
+    _raised_voice(d / "raised.wav")
+    rng = np.random.default_rng(5)
+    sf.write(d / "even.wav", speech_like(26.0, 8000, rng, level_db=-26), 8000, subtype="FLOAT")
+    run(str(d), str(out), spark=spark, now=dt.datetime(2026, 12, 7, 2, 0, tzinfo=dt.timezone.utc))
+    calls = pd.read_parquet(out / "calls")
+    share = {p.rsplit("/", 1)[-1]: dict(m)["mono"] for p, m in zip(calls["source_path"], calls["channel_raised_share"])}
+    assert share["raised.wav"] >= 0.2 > share["even.wav"]
+    want = [(calls.loc[calls["source_path"].str.endswith("raised.wav"), "call_id"].iloc[0], "mono")]
+    blocks = readme_sql_blocks()
+    spark_sql = [s for s in blocks["spark"] if "channel_raised_share" in s or "TEMPORARY VIEW calls" in s]
+    res = [spark.sql(s.replace("out/demo/results", str(out))).toPandas() for s in spark_sql][-1]
+    assert list(zip(res["call_id"], res["channel"])) == want
+    assert res["raised_share"].iloc[0] == pytest.approx(share["raised.wav"])
+    con = duckdb.connect()
+    duck_sql = [s for s in blocks["duckdb"] if "channel_raised_share" in s or s.startswith("CREATE VIEW calls")]
+    res = [con.sql(s.replace("out/demo/results", str(out))) for s in duck_sql][-1].df()
+    assert list(zip(res["call_id"], res["channel"])) == want
