@@ -11,7 +11,8 @@ voice score alike. These two numbers give it back to the analyst, measured, not 
 * ``level_rel_db``: ``level_db`` minus the median ``level_db`` of the channel's speech windows,
   dB: positive where the speaker is louder than their usual in this recording. One channel is
   one speaker, line and handset, so their gain cancels; what is left is vocal effort and
-  distance to the microphone. Measured on acted corpora (models/runs/2026-12-07-relative-level),
+  distance to the microphone (a mono recording of both parties mixes two voices' levels in
+  one median: the louder party reads as raised). Measured on acted corpora (models/runs/2026-12-07-relative-level),
   it separates high-arousal from low-arousal speech windows with ROC AUC 0.94 on Turkish,
   where the model is weakest, 0.78-0.79 on Italian and English.
 """
