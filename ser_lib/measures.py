@@ -129,11 +129,7 @@ def arousal_measures(windows: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray
         a = np.asarray(a, dtype=np.float64)
         mean[ch] = float(a.mean()) if len(a) else None
         peak[ch] = float(np.quantile(a, peak_quantile)) if len(a) else None
-    for q in quarters:
-        start, end, a = windows.get(q["channel"], (np.zeros(0), np.zeros(0), np.zeros(0)))
-        w = np.clip(np.minimum(np.asarray(end, float), q["end_s"]) - np.maximum(np.asarray(start, float), q["start_s"]),
-                    0.0, None)
-        q["arousal"] = float(np.dot(w, a) / w.sum()) if w.sum() > 0 else None
+    _quarter_means(windows, quarters, "arousal")
     every = np.concatenate([np.asarray(a, dtype=np.float64) for _, _, a in windows.values()] or [np.zeros(0)])
     return {"channel_arousal_mean": mean, "channel_arousal_peak": peak,
             "arousal_mean": float(every.mean()) if len(every) else None,
@@ -170,8 +166,17 @@ def raised_voice_measures(windows: dict[str, tuple[np.ndarray, np.ndarray, np.nd
         ok = np.isfinite(lvl)
         kept[ch] = (np.asarray(start, float)[ok], np.asarray(end, float)[ok], (lvl[ok] >= raised_db).astype(float))
         share[ch] = float(kept[ch][2].mean()) if ok.any() else None
-    for q in quarters:
-        start, end, up = kept.get(q["channel"], (np.zeros(0), np.zeros(0), np.zeros(0)))
-        w = np.clip(np.minimum(end, q["end_s"]) - np.maximum(start, q["start_s"]), 0.0, None)
-        q["raised_share"] = float(np.dot(w, up) / w.sum()) if w.sum() > 0 else None
+    _quarter_means(kept, quarters, "raised_share")
     return {"channel_raised_share": share}
+
+
+def _quarter_means(windows: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], quarters: list[dict],
+                   key: str) -> None:
+    """Set ``q[key]`` of every quarter entry, in place: the mean of its channel's per-window
+    values ``windows[channel] = (start_s, end_s, value)``, each window weighted by the seconds
+    it overlaps the quarter; None where no window of the channel overlaps it."""
+    for q in quarters:
+        start, end, v = windows.get(q["channel"], (np.zeros(0), np.zeros(0), np.zeros(0)))
+        w = np.clip(np.minimum(np.asarray(end, float), q["end_s"]) - np.maximum(np.asarray(start, float), q["start_s"]),
+                    0.0, None)
+        q[key] = float(np.dot(w, v) / w.sum()) if w.sum() > 0 else None

@@ -84,14 +84,10 @@ def segment_columns(ch: ScoredChannel, labels: list[str]) -> dict:
             "emotion_smoothed": ch.emotion_smoothed,
             "arousal": arousal(ch.probs, labels).astype(np.float32),
             "valence": valence(ch.probs, labels).astype(np.float32),
-            "level_db": _or_nan(ch.level_db, len(ch)), "level_rel_db": _or_nan(ch.level_rel_db, len(ch))}
+            **dict(zip(("level_db", "level_rel_db"), ch.levels()))}
     for j, lab in enumerate(labels):
         cols[probability_column(lab)] = ch.probs[:, j]
     return cols
-
-
-def _or_nan(x: np.ndarray | None, n: int) -> np.ndarray:
-    return np.full(n, np.nan, np.float32) if x is None else np.asarray(x, np.float32)
 
 
 def segment_records(cols: dict) -> list[dict]:

@@ -72,6 +72,11 @@ class ScoredChannel:
     def __len__(self) -> int:
         return len(self.start_s)
 
+    def levels(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(level_db, level_rel_db)`` float32 ``(n,)``; all NaN when not computed."""
+        return tuple(np.full(len(self), np.nan, np.float32) if x is None else np.asarray(x, np.float32)
+                     for x in (self.level_db, self.level_rel_db))
+
 
 @dataclass
 class ScoredRecording:
@@ -136,8 +141,7 @@ def score_recording(source: Source, predictor, fcfg: FeatureConfig, hop_s: float
                     timings["model_s"] = timings.get("model_s", 0.0) + t2 - t0
                     if encoder is not None:
                         timings["encoder_s"] = timings.get("encoder_s", 0.0) + t2 - t1
-            level = (active_level_db(ch.features, ch.active) if ch.active is not None
-                     else np.full(len(ch.start_s), np.nan, np.float32))
+            level = active_level_db(ch.features, ch.active)
             parts.setdefault(ch.channel, []).append((ch.start_s, ch.end_s, ch.speech, probs, level))
             act = acts.setdefault(ch.channel, [])
             if ch.talk is not None and ch.talk.any():  # the windows that may hold talk, speech or not
@@ -211,9 +215,8 @@ def summarize(rec: ScoredRecording, labels: list[str], episodes: EpisodeConfig |
                                               arousal(ch.probs[ch.speech], labels)) for ch in rec.channels},
                                 out["quarters"]))
     out.update(raised_voice_measures({ch.channel: (ch.start_s[ch.speech], ch.end_s[ch.speech],
-                                                   ch.level_rel_db[ch.speech] if ch.level_rel_db is not None
-                                                   else np.full(int(ch.speech.sum()), np.nan))
-                                      for ch in rec.channels}, out["quarters"]))
+                                                   ch.levels()[1][ch.speech]) for ch in rec.channels},
+                                     out["quarters"]))
     return out
 
 
