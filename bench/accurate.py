@@ -29,7 +29,7 @@ from bench.run import RESULTS, log, run_job
 
 def float_encoder_artifact() -> Path:
     """A copy of the shipped accurate artifact without its int8 encoder, under the cache; its
-    version gets ``-float`` (the workers keep one loaded model per version)."""
+    version gets ``-float`` so that its output rows say which encoder scored them."""
     import shutil
 
     from ser_lib.encoder import ENCODER_INT8_FILE

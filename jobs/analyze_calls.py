@@ -171,7 +171,7 @@ def extract(spark: SparkSession, tasks: list[dict], n_parts: int) -> DataFrame:
 
 
 # ---------------------------------------------------------------- transform
-_PREDICTOR: dict = {}  # per Python worker process: model version -> Predictor / AccuratePredictor
+_PREDICTOR: dict = {}  # per Python worker process: bundle digest -> Predictor / AccuratePredictor
 
 
 def _predictor(bundle: ModelBundle, batch_size: int):
@@ -179,13 +179,16 @@ def _predictor(bundle: ModelBundle, batch_size: int):
     CNN + encoder head of the accurate variant) and whether this call loaded it.
 
     The cache lives in the worker process, which Spark reuses across tasks
-    (``spark.python.worker.reuse``), so each worker deserialises the model once.
+    (``spark.python.worker.reuse``), so each worker deserialises the model once. It is keyed
+    on the files' digest, not the version: a long-lived Spark application (a notebook, a
+    service) that runs the job again after a retrain or with another copy of a folder must get
+    the model it was given, whatever its version says.
     """
-    if bundle.version not in _PREDICTOR:
+    if bundle.digest not in _PREDICTOR:
         _PREDICTOR.clear()  # one model per worker
-        _PREDICTOR[bundle.version] = load_scorer(bundle, batch_size)
-        return _PREDICTOR[bundle.version], True
-    return _PREDICTOR[bundle.version], False
+        _PREDICTOR[bundle.digest] = load_scorer(bundle, batch_size)
+        return _PREDICTOR[bundle.digest], True
+    return _PREDICTOR[bundle.digest], False
 
 
 def _batch(values: dict, n: int, schema: pa.Schema) -> pa.RecordBatch:

@@ -174,6 +174,34 @@ def test_selection_and_versions(tmp_path, tiny_artifact):
         read_bundle("accurate", tiny_artifact, tmp_path)
 
 
+def test_workers_key_their_model_on_the_files_not_the_version(tmp_path, tiny_artifact):
+    """Two artifacts with one version (``ser train`` twice in a minute, a copied folder whose
+    weights were replaced) are two models: a reused worker must not serve the first for the second."""
+    import keras
+
+    from jobs import analyze_calls
+    from ser_lib import artifact as art
+
+    model = keras.models.load_model(tiny_artifact / art.MODEL_FILE)
+    kernel, bias = model.layers[-1].get_weights()
+    model.layers[-1].set_weights([kernel[:, ::-1].copy(), bias])  # the same shape, other outputs
+    other = art.save(tmp_path / "other", model, art.load_meta(tiny_artifact))
+    first, again, second = (read_bundle("default", p) for p in (tiny_artifact, tiny_artifact, other))
+    assert first.version == second.version == "tiny-test-1"
+    assert first.digest == again.digest != second.digest
+    assert read_bundle("accurate", tiny_artifact).digest not in (first.digest, second.digest)
+
+    x = np.random.default_rng(1).normal(size=(4, FC.frames_per_window, FC.n_features)).astype(np.float32)
+    analyze_calls._PREDICTOR.clear()
+    p1, loaded1 = analyze_calls._predictor(first, 8)
+    p1_again, loaded_again = analyze_calls._predictor(again, 8)
+    p2, loaded2 = analyze_calls._predictor(second, 8)
+    assert loaded1 and not loaded_again and p1_again is p1 and loaded2
+    assert not np.allclose(p1.predict(x), p2.predict(x))
+    np.testing.assert_allclose(p2.predict(x), Predictor.from_path(other).predict(x), atol=1e-6)
+    analyze_calls._PREDICTOR.clear()
+
+
 def test_head_labels_must_match_the_cnns(tmp_path, tiny_artifact):
     import shutil
 
