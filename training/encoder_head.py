@@ -188,7 +188,8 @@ def fit_heads(raw: np.ndarray, y: np.ndarray, groups: Sequence[str], speakers: S
 #: actor CV and TurEV-DB, and temperature scaling then meets ECE <= 0.05 on RAVDESS actor CV)
 FUSION = "log"
 #: the weight of the CNN's *uncalibrated* log-probabilities in the fusion, against the head's
-#: (fixed before it was measured); :func:`fusion_weight` turns it into the weight on the CNN's
+#: (fixed before it was measured; chosen on one unheard corpus and tested on the other, 0.4-0.5 comes
+#: out: models/runs/2026-12-07-fusion-weight); :func:`fusion_weight` turns it into the weight on the CNN's
 #: calibrated output that the artifact stores
 CNN_WEIGHT = 0.5
 #: the CNN artifact whose cross-validation fold models (``cv/fold-<i>``) calibrate the fusion
