@@ -46,10 +46,11 @@ from .errors import ArtifactError
 
 HEAD_FILE = "encoder_head.json"
 HEAD_FORMAT = "ser-encoder-head"
-HEAD_FORMAT_VERSION = 3
+HEAD_FORMAT_VERSION = 4
 #: format versions :meth:`EncoderHead.from_json` reads (1: no ``fusion`` / ``temperature``
-#: keys; read as ``linear`` and 1.0; 1 and 2: no ``short`` head)
-READABLE_FORMAT_VERSIONS = (1, 2, 3)
+#: keys; read as ``linear`` and 1.0; 1 and 2: no ``short`` head; 1-3: no
+#: ``settings.context_windows``, read as 1, which is how they were served)
+READABLE_FORMAT_VERSIONS = (1, 2, 3, 4)
 #: fusion rules of :func:`fuse`
 FUSIONS = ("linear", "log")
 
@@ -66,6 +67,14 @@ class SegmentSettings:
             (``librosa.effects.trim``); 0 = no trimming.
         rate, min_coverage: partials per second and the last partial's minimum coverage
             (:func:`ser_lib.encoder.partial_slices`).
+        context_windows: in a call channel, each speech window's row is the mean of the rows
+            of this many windows centred on it, within its run of consecutive speech windows
+            (:func:`pool_context`; odd, >= 1; 1 = the window alone). The head is fitted on
+            whole utterances (2-5 s clips); a 2 s window with its neighbours (4 s at a 1 s
+            hop) is closer to that (models/runs/2026-12-07-encoder-lite).
+
+    Raises:
+        ValueError: ``context_windows`` not an odd integer >= 1.
     """
 
     layer: int = 2
@@ -73,6 +82,11 @@ class SegmentSettings:
     trim_db: float = 35.0
     rate: float = 1.3
     min_coverage: float = 0.75
+    context_windows: int = 1
+
+    def __post_init__(self):
+        if not (isinstance(self.context_windows, int) and self.context_windows >= 1 and self.context_windows % 2):
+            raise ValueError(f"context_windows must be an odd integer >= 1, got {self.context_windows!r}")
 
 
 def prepare(wav: np.ndarray, settings: SegmentSettings) -> np.ndarray:
@@ -117,6 +131,44 @@ def segments_features(encoder: SpeechEncoder, segments, sample_rate: int, settin
     _, hidden = encoder.run(np.concatenate(mels))
     bounds = np.cumsum([0] + [len(m) for m in mels])
     return np.stack([pool_stats(hidden[a:b, settings.layer]) for a, b in zip(bounds[:-1], bounds[1:])])
+
+
+def pool_context(rows: np.ndarray, start_s, hop_s: float, windows: int) -> np.ndarray:
+    """Each row replaced by the mean of the rows of the ``windows`` windows centred on it that
+    belong to its run of consecutive windows (starts ``hop_s`` apart; a larger step, where
+    non-speech windows were left out, starts a new run). At a run's ends the mean is over the
+    windows there are.
+
+    Args:
+        rows: float ``(n, d)``, one per window, in time order.
+        start_s: ``(n,)`` window starts, seconds, increasing.
+        hop_s: the windows' hop, seconds (> 0).
+        windows: odd, >= 1 (1: a float32 copy of ``rows``).
+
+    Returns:
+        float32 ``(n, d)``.
+
+    Raises:
+        ValueError: lengths differ, ``windows`` not odd >= 1, or ``hop_s <= 0``.
+    """
+    x = np.asarray(rows, dtype=np.float32)
+    start = np.asarray(start_s, dtype=np.float64)
+    if x.ndim != 2 or start.shape != (len(x),):
+        raise ValueError(f"pool_context needs (n, d) rows and (n,) starts, got {x.shape} and {start.shape}")
+    if not (windows >= 1 and windows % 2) or not hop_s > 0:
+        raise ValueError(f"need an odd window count >= 1 and a hop > 0, got {windows}, {hop_s}")
+    if windows == 1 or len(x) < 2:
+        return x.copy()
+    run = np.concatenate([[0], np.cumsum(np.diff(start) > hop_s * 1.001)])
+    n = len(x)
+    total, count = x.astype(np.float64), np.ones(n)
+    for d in range(1, windows // 2 + 1):  # the neighbours d windows back and ahead, where in the same run
+        same = run[d:] == run[:-d]
+        total[d:] += np.where(same[:, None], x[:-d], 0.0)
+        total[:-d] += np.where(same[:, None], x[d:], 0.0)
+        count[d:] += same
+        count[:-d] += same
+    return (total / count[:, None]).astype(np.float32)
 
 
 def speaker_standardize(features: np.ndarray, eps: float = 1e-6) -> np.ndarray:
@@ -450,15 +502,24 @@ class EncoderModel:
         float32 (``(0, 512)`` for none), encoded in batches (:func:`segments_features`)."""
         return segments_features(self.encoder, segments, sample_rate, self.head.settings)
 
-    def predict_features(self, features: np.ndarray, cnn_probs: np.ndarray | None = None) -> np.ndarray:
+    def predict_features(self, features: np.ndarray, cnn_probs: np.ndarray | None = None, start_s=None,
+                         hop_s: float = 1.0) -> np.ndarray:
         """:meth:`predict_channel` from already computed :meth:`features` (one channel's rows).
 
-        The head's probabilities are :meth:`EncoderHead.predict_channel`'s. A head without a
+        The rows are first pooled over ``settings.context_windows`` neighbouring windows
+        (:func:`pool_context`, within runs of consecutive windows), then the head's
+        probabilities are :meth:`EncoderHead.predict_channel`'s. A head without a
         short-channel head, given ``cnn_probs`` and fewer than :data:`MIN_CHANNEL_WINDOWS`
         rows, returns the CNN's probabilities alone (float32 copy).
 
+        Args:
+            features: ``(n, 512)`` rows of the channel's speech windows in time order.
+            cnn_probs: as :meth:`predict_channel`.
+            start_s: ``(n,)`` the windows' starts, seconds (None: one run of consecutive
+                windows); hop_s: the windows' hop, seconds.
+
         Raises:
-            ValueError: no rows, or ``cnn_probs`` of another shape.
+            ValueError: no rows, or ``cnn_probs`` / ``start_s`` of another length.
         """
         features = np.asarray(features, np.float32)
         if len(features) == 0:
@@ -468,14 +529,17 @@ class EncoderModel:
                 raise ValueError(f"cnn_probs shape {np.shape(cnn_probs)} does not match "
                                  f"{(len(features), len(self.labels))}")
             return np.array(cnn_probs, dtype=np.float32)
-        probs = self.head.predict_channel(features)
+        if start_s is None:
+            start_s = np.arange(len(features)) * hop_s
+        probs = self.head.predict_channel(pool_context(features, start_s, hop_s, self.head.settings.context_windows))
         if cnn_probs is None:
             return probs
         return fuse(cnn_probs, probs, self.head.cnn_weight, self.head.fusion, self.head.temperature)
 
-    def predict_channel(self, segments, sample_rate: int, cnn_probs: np.ndarray | None = None) -> np.ndarray:
-        """Emotion probabilities of one channel's segments (its speech windows), standardised
-        together as one speaker: ``(n, n_labels)`` float32.
+    def predict_channel(self, segments, sample_rate: int, cnn_probs: np.ndarray | None = None, start_s=None,
+                        hop_s: float = 1.0) -> np.ndarray:
+        """Emotion probabilities of one channel's segments (its speech windows, in time order),
+        standardised together as one speaker: ``(n, n_labels)`` float32.
 
         Args:
             cnn_probs: the CNN's probabilities of the same windows, ``(n, n_labels)`` in
@@ -484,10 +548,11 @@ class EncoderModel:
                 ``head.temperature`` (a head without a short-channel head: the CNN's alone,
                 as the CNN artifact calibrated them, below :data:`MIN_CHANNEL_WINDOWS`
                 segments).
+            start_s, hop_s: the segments' starts and hop, seconds (:meth:`predict_features`).
 
         Raises:
             ValueError: no segments, or ``cnn_probs`` of another shape.
         """
         if len(segments) == 0:
             raise ValueError("predict_channel needs at least one segment")
-        return self.predict_features(self.features(segments, sample_rate), cnn_probs)
+        return self.predict_features(self.features(segments, sample_rate), cnn_probs, start_s, hop_s)

@@ -7,7 +7,8 @@
 * ``accurate``: the same CNN *and* an encoder-head artifact (``model.encoder_path``, else the
   shipped ``models/ser-accurate``: resemblyzer's GE2E speech encoder on onnxruntime plus a
   logistic-regression head, :mod:`ser_lib.encoder_head`). Each channel's speech windows are
-  scored by both; the head's inputs are standardised over the channel's own speech windows
+  scored by both; the head's inputs are pooled over each window's neighbours in its run of
+  speech (``context_windows``) and standardised over the channel's own speech windows
   (the call channel is the "speaker"); the window probabilities fuse the two models'
   (:func:`ser_lib.encoder_head.fuse` with the head file's ``cnn_weight``, ``fusion`` rule and
   ``temperature``: the shipped head, their geometric mean, temperature-scaled). Slower (the

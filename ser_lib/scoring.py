@@ -153,7 +153,7 @@ def score_recording(source: Source, predictor, fcfg: FeatureConfig, hop_s: float
         start, end, speech, probs, level = (np.concatenate(x) for x in zip(*chunks))
         level_db, level_rel_db = relative_level_db(level, speech)
         if encoder is not None and speech.any():
-            probs[speech] = encoder.predict_features(np.concatenate(enc_rows[name]), probs[speech])
+            probs[speech] = encoder.predict_features(np.concatenate(enc_rows[name]), probs[speech], start[speech], hop_s)
         pieces = acts.get(name) or []
         starts = np.concatenate([p[0] for p in pieces]) if pieces else np.zeros(0, np.int64)
         is_speech = np.concatenate([p[1] for p in pieces]) if pieces else np.zeros(0, bool)

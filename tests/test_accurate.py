@@ -14,7 +14,7 @@ import soundfile as sf
 import soxr
 
 from ser_lib.config import JobConfig
-from ser_lib.encoder_head import MIN_CHANNEL_WINDOWS, EncoderModel, fuse
+from ser_lib.encoder_head import MIN_CHANNEL_WINDOWS, EncoderModel, fuse, pool_context
 from ser_lib.errors import ArtifactError, ConfigError
 from ser_lib.features import FeatureConfig
 from ser_lib.labels import EMOTIONS
@@ -99,14 +99,20 @@ def test_fused_channel_probabilities(tmp_path, models, encoder):
         np.testing.assert_allclose(b.probs[sp].sum(1), 1, atol=1e-5)
         # the head changed them (in log space: the geometric mean barely moves a near-certain CNN)
         assert np.abs(np.log(b.probs[sp]) - np.log(a.probs[sp])).max() > 0.01
-        # expected: the head over this channel's speech windows only, standardised together, fused by the head file's rule
+        # expected: the head over this channel's speech windows only, each row pooled with its
+        # neighbours' in its run of speech (not across the silence), standardised together,
+        # fused by the head file's rule
         segs = [whole[c][round(s * FC.sample_rate):round(e * FC.sample_rate)]
                 for s, e in zip(b.start_s[sp], b.end_s[sp])]
-        want = encoder.predict_channel(segs, FC.sample_rate, cnn_probs=a.probs[sp])
+        want = encoder.predict_channel(segs, FC.sample_rate, cnn_probs=a.probs[sp], start_s=b.start_s[sp], hop_s=1.0)
         np.testing.assert_allclose(b.probs[sp], want, atol=1e-5)
-        # ... which is the head file's fusion rule and temperature, written out here
+        # ... which is the head file's pooling, fusion rule and temperature, written out here
         h = encoder.head
-        hp = np.maximum(h.predict_channel(encoder.features(segs, FC.sample_rate)).astype(np.float64), 1e-12)
+        assert h.settings.context_windows == 3
+        if c == 0:  # speech, silence, speech: two runs, which must not be pooled together
+            assert np.diff(b.start_s[sp]).max() > 1.0
+        rows = pool_context(encoder.features(segs, FC.sample_rate), b.start_s[sp], 1.0, 3)
+        hp = np.maximum(h.predict_channel(rows).astype(np.float64), 1e-12)
         cp = np.maximum(a.probs[sp].astype(np.float64), 1e-12)
         w = h.cnn_weight
         z = np.log(w * cp + (1 - w) * hp) if h.fusion == "linear" else w * np.log(cp) + (1 - w) * np.log(hp)

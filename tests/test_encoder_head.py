@@ -11,10 +11,31 @@ import soundfile as sf
 
 from ser_lib.encoder import ENCODER_LICENSE_FILE
 from ser_lib.encoder_head import (HEAD_FILE, HEAD_FORMAT_VERSION, EncoderHead, EncoderModel, SegmentSettings,
-                                  ShortChannelHead, fuse, prepare, speaker_standardize)
+                                  ShortChannelHead, fuse, pool_context, prepare, speaker_standardize)
 from ser_lib.errors import ArtifactError
 from ser_lib.labels import EMOTIONS
 from ser_lib.synth import speech_like
+
+
+def test_pool_context_stays_within_runs_of_consecutive_windows():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(7, 4)).astype(np.float32)
+    # two runs at a 1 s hop: windows at 0-2 s, then (after left-out non-speech windows) 5-8 s
+    start = np.array([0.0, 1.0, 2.0, 5.0, 6.0, 7.0, 8.0])
+    got = pool_context(x, start, 1.0, 3)
+    want = [x[0:2].mean(0), x[0:3].mean(0), x[1:3].mean(0),
+            x[3:5].mean(0), x[3:6].mean(0), x[4:7].mean(0), x[5:7].mean(0)]
+    np.testing.assert_allclose(got, np.stack(want), rtol=1e-6)
+    np.testing.assert_allclose(pool_context(x, start, 1.0, 5)[4], x[3:7].mean(0), rtol=1e-6)
+    one = pool_context(x, start, 1.0, 1)
+    np.testing.assert_array_equal(one, x)
+    assert one is not x and got.dtype == np.float32
+    assert pool_context(x[:1], start[:1], 1.0, 3).shape == (1, 4)
+    for bad in ((x, start, 1.0, 2), (x, start, 0.0, 3), (x, start[:-1], 1.0, 3)):
+        with pytest.raises(ValueError):
+            pool_context(*bad)
+    with pytest.raises(ValueError, match="context_windows"):
+        SegmentSettings(context_windows=2)
 
 
 def test_head_probabilities_are_sklearns_and_survive_json():
@@ -65,9 +86,18 @@ def test_fusion_rule_and_temperature_survive_json_and_old_files_read_as_the_plai
         with pytest.raises(ArtifactError, match=key):
             EncoderHead.from_json(json.dumps({k: v for k, v in d.items() if k != key}))
     for bad in ({"fusion": "max"}, {"temperature": 0.0}, {"temperature": -1.0},
-                {"format_version": HEAD_FORMAT_VERSION + 1}):
+                {"format_version": HEAD_FORMAT_VERSION + 1}, {"settings": d["settings"] | {"context_windows": 4}}):
         with pytest.raises(ArtifactError):
             EncoderHead.from_json(json.dumps(d | bad))
+
+
+def test_context_windows_survive_json_and_older_files_read_as_served():
+    head = _small_head(settings=SegmentSettings(context_windows=3))
+    d = json.loads(head.to_json())
+    assert EncoderHead.from_json(head.to_json()).settings.context_windows == 3
+    # a format 3 file has no context_windows: its windows were scored alone
+    v3 = d | {"format_version": 3, "settings": {k: v for k, v in d["settings"].items() if k != "context_windows"}}
+    assert EncoderHead.from_json(json.dumps(v3)).settings.context_windows == 1
 
 
 def _short_head(d: int = 4, seed: int = 5, k: float = 10.0) -> ShortChannelHead:
@@ -242,7 +272,7 @@ def test_artifact_serves_what_training_fitted(tmp_path):
     pytest.importorskip("resemblyzer", reason="needs the [train] install (resemblyzer)")
     from training.corpora import discover
     from training.dataset import clip_samples
-    from training.encoder_head import DEFAULT_CNN, clip_features
+    from training.encoder_head import CONTEXT_WINDOWS, DEFAULT_CNN, clip_features
 
     from click.testing import CliRunner
 
@@ -273,11 +303,20 @@ def test_artifact_serves_what_training_fitted(tmp_path):
         z = (w * np.log(np.maximum(model.head.predict(speaker_standardize(raw[m])), 1e-12))
              + (1 - w) * np.log(np.maximum(model.head.short.predict(raw[m]), 1e-12)))
         want[m] = np.exp(z) / np.exp(z).sum(1, keepdims=True)
-    # ... equal serving's: one channel = one speaker's clips, given as samples at the job's 8 kHz
+    # ... equal serving's: one channel = one speaker's clips, given as samples at the job's 8 kHz,
+    # each its own run of speech (starts 10 s apart at a 1 s hop: no pooling across them)
+    assert model.head.settings.context_windows == CONTEXT_WINDOWS == 3
     for actor in ("ravdess:01", "ravdess:02"):
         idx = [i for i, c in enumerate(clips) if c.speaker == actor]
-        got = model.predict_channel([clip_samples(clips[i].path, 8000) for i in idx], 8000)
+        segs = [clip_samples(clips[i].path, 8000) for i in idx]
+        got = model.predict_channel(segs, 8000, start_s=np.arange(len(idx)) * 10.0, hop_s=1.0)
         np.testing.assert_allclose(got, want[idx], atol=1e-5)
+        # as consecutive windows of one run (the default without starts), each row is pooled
+        # with its neighbours' before the heads
+        pooled = model.predict_channel(segs, 8000)
+        np.testing.assert_allclose(pooled, model.head.predict_channel(
+            pool_context(raw[idx], np.arange(len(idx)), 1.0, 3)), atol=1e-5)
+        assert not np.allclose(pooled, got, atol=1e-3)
         assert got.shape == (len(idx), len(EMOTIONS)) and np.allclose(got.sum(1), 1, atol=1e-5)
     # a channel of one clip: the short-channel head alone
     one = model.predict_channel([clip_samples(clips[0].path, 8000)], 8000)
@@ -314,11 +353,16 @@ def test_artifact_serves_what_training_fitted(tmp_path):
     own = [c for c in clips if c.speaker == "ravdess:05"]
     feats, rows, lab = speaker_call_windows(own, model.encoder, head.settings)
     assert len(feats) == len(rows) == len(lab) and rows.shape[1] == 512
+    # ... pooled over the head's context windows, as serving pools them
+    import dataclasses
+    _, alone, _ = speaker_call_windows(own, model.encoder, dataclasses.replace(head.settings, context_windows=1))
+    assert head.settings.context_windows == 3 and alone.shape == rows.shape and not np.allclose(alone, rows)
     # late fusion with the CNN's probabilities of the same windows: the renormalised geometric
     # mean, tempered by the head's temperature
     idx = [i for i, c in enumerate(clips) if c.speaker == "ravdess:01"]
     cnn = np.random.default_rng(0).dirichlet(np.ones(len(EMOTIONS)), size=len(idx)).astype(np.float32)
-    fused = model.predict_channel([clip_samples(clips[i].path, 8000) for i in idx], 8000, cnn_probs=cnn)
+    fused = model.predict_channel([clip_samples(clips[i].path, 8000) for i in idx], 8000, cnn_probs=cnn,
+                                  start_s=np.arange(len(idx)) * 10.0)  # separate utterances: no pooling
     w = head.cnn_weight
     z = (w * np.log(cnn.astype(np.float64)) + (1 - w) * np.log(np.maximum(want[idx].astype(np.float64), 1e-12)))
     z = z / head.temperature
@@ -420,7 +464,8 @@ def test_serving_applies_the_heads_fusion_and_temperature():
     rng = np.random.default_rng(2)
     feats = rng.normal(size=(6, 512)).astype(np.float32)
     cnn = rng.dirichlet(np.ones(7), size=6).astype(np.float32)
-    head_p = model.head.predict_channel(feats)
+    # the rows of 6 consecutive speech windows, pooled over the head's context windows first
+    head_p = model.head.predict_channel(pool_context(feats, np.arange(6.0), 1.0, model.head.settings.context_windows))
     for rule, t in (("linear", 1.0), ("log", 1.0), ("log", 2.5), ("linear", 0.6)):
         model.head.fusion, model.head.temperature = rule, t
         got = model.predict_features(feats, cnn)
