@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -264,40 +265,48 @@ def speaker_call_audio(clips: Sequence[Clip], model_rate: int = 8000) -> tuple[n
     return np.concatenate(ys), np.concatenate(owner)
 
 
-def speaker_call_windows(clips: Sequence[Clip], encoder: SpeechEncoder, settings: SegmentSettings,
-                         model_rate: int = 8000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One speaker's clips as one call channel, scored the way the job scores a call: the
-    clips at the job's model rate joined by :data:`CALL_GAP_S` of silence, streamed through
-    :class:`ser_lib.stream.StreamAnalyzer` (the configuration's windows and speech rule), each
-    speech window encoded as serving encodes it (:func:`ser_lib.encoder_head.segments_features`,
-    pooled over ``settings.context_windows`` as :meth:`~ser_lib.encoder_head.EncoderModel.predict_features`
-    pools them) and labelled with the emotion of the clip covering most of it.
+@dataclass
+class CallStream:
+    """The speech windows of one speaker's clips streamed as one call channel
+    (:func:`speaker_call_stream`), in time order.
 
-    Returns:
-        ``(cnn_features (m, ...) float32, encoder rows (m, 512) float32, labels (m,) int)``
-        over the m speech windows that overlap a clip (indices into
-        :data:`ser_lib.labels.EMOTIONS`).
+    Attributes:
+        features: float32 ``(m, frames, n_features)``, the CNN's input per window.
+        segments: ``m`` float32 arrays, each window's samples at the model rate.
+        start_s, end_s: float ``(m,)``, seconds into the channel.
+        labels: int ``(m,)``, index into :data:`ser_lib.labels.EMOTIONS` of the clip covering
+            most of the window; -1 for a window over a gap only.
     """
+
+    features: np.ndarray
+    segments: list
+    start_s: np.ndarray
+    end_s: np.ndarray
+    labels: np.ndarray
+
+
+def speaker_call_stream(clips: Sequence[Clip], model_rate: int = 8000) -> CallStream:
+    """One speaker's clips as one call channel, windowed the way the job windows a call: the
+    clips at the job's model rate joined by :data:`CALL_GAP_S` of silence
+    (:func:`speaker_call_audio`), streamed through :class:`ser_lib.stream.StreamAnalyzer` (the
+    configuration's windows and speech rule); its speech windows, each labelled with the
+    emotion of the clip covering most of it."""
     import tempfile
 
     import soundfile as sf
 
     from ser_lib.config import JobConfig
-    from ser_lib.encoder_head import pool_context, segments_features
     from ser_lib.features import FeatureConfig
     from ser_lib.speech import SpeechConfig
     from ser_lib.stream import StreamAnalyzer
 
-    fcfg = FeatureConfig()
     cfg = JobConfig.load()
     audio, owner = speaker_call_audio(clips, model_rate)
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "call.wav"
         sf.write(path, audio, model_rate, subtype="FLOAT")
-        chans = [ch for chunk in StreamAnalyzer(path, fcfg, cfg.hop_s, SpeechConfig(), lambda n: ("mono",), 60.0,
-                                                keep_audio=True) for ch in chunk]
-    feats = np.concatenate([w.features[w.speech] for w in chans])
-    segs = [a for w in chans for a, sp in zip(w.audio, w.speech) if sp]
+        chans = [ch for chunk in StreamAnalyzer(path, FeatureConfig(), cfg.hop_s, SpeechConfig(), lambda n: ("mono",),
+                                                60.0, keep_audio=True) for ch in chunk]
     start = np.concatenate([w.start_s[w.speech] for w in chans])
     end = np.concatenate([w.end_s[w.speech] for w in chans])
     lab = []
@@ -305,10 +314,30 @@ def speaker_call_windows(clips: Sequence[Clip], encoder: SpeechEncoder, settings
         o = owner[round(a * model_rate):round(b * model_rate)]
         o = o[o >= 0]
         lab.append(EMOTIONS.index(clips[np.bincount(o).argmax()].emotion) if len(o) else -1)
-    lab = np.array(lab, int)
-    keep = lab >= 0
-    rows = pool_context(segments_features(encoder, segs, model_rate, settings), start, cfg.hop_s, settings.context_windows)
-    return feats[keep], rows[keep], lab[keep]
+    return CallStream(np.concatenate([w.features[w.speech] for w in chans]),
+                      [a for w in chans for a, sp in zip(w.audio, w.speech) if sp], start, end, np.array(lab, int))
+
+
+def speaker_call_windows(clips: Sequence[Clip], encoder: SpeechEncoder, settings: SegmentSettings,
+                         model_rate: int = 8000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One speaker's clips as one call channel, scored the way the job scores a call
+    (:func:`speaker_call_stream`): each speech window encoded as serving encodes it
+    (:func:`ser_lib.encoder_head.segments_features`, pooled over ``settings.context_windows``
+    as :meth:`~ser_lib.encoder_head.EncoderModel.predict_features` pools them).
+
+    Returns:
+        ``(cnn_features (m, ...) float32, encoder rows (m, 512) float32, labels (m,) int)``
+        over the m speech windows that overlap a clip (indices into
+        :data:`ser_lib.labels.EMOTIONS`).
+    """
+    from ser_lib.config import JobConfig
+    from ser_lib.encoder_head import pool_context, segments_features
+
+    st = speaker_call_stream(clips, model_rate)
+    keep = st.labels >= 0
+    rows = pool_context(segments_features(encoder, st.segments, model_rate, settings), st.start_s,
+                        JobConfig.load().hop_s, settings.context_windows)
+    return st.features[keep], rows[keep], st.labels[keep]
 
 
 def unheard_cnn(cnn_root: str | os.PathLike, corpus: str) -> Path | None:

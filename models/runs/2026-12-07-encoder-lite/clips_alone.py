@@ -19,7 +19,6 @@ import numpy as np
 
 from ser_lib.artifact import load_meta
 from ser_lib.encoder_head import fuse
-from ser_lib.labels import EMOTIONS
 from training.cv import FOLDS_PATH, load_folds
 from training.encoder_head import DEFAULT_CNN, fit_heads, fusion_weight
 
@@ -36,11 +35,7 @@ def neighbours(rows: np.ndarray) -> np.ndarray:
 
 def main(cache: str, out_json: str) -> None:
     cache = Path(cache)
-    meta = json.loads((cache / "meta-encoder.json").read_text())["clips"]
-    corpus = np.array([c[1] for c in meta])
-    speaker = np.array([c[2] for c in meta])
-    y_all = np.array([EMOTIONS.index(c[3]) for c in meta])
-    raw8, rawt = np.load(cache / "enc-8k.npy"), np.load(cache / "enc-tel.npy")[:, 1536:2048]
+    _meta, corpus, speaker, y_all, raw8, rawt = probe.load_rows(cache)
     w = fusion_weight(load_meta(DEFAULT_CNN).temperature)
 
     def heads(tr):

@@ -47,19 +47,15 @@ import dataclasses
 import importlib.util
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
 from ser_lib.artifact import load_meta
 from ser_lib.encoder_head import EncoderModel, fuse, segments_features
-from ser_lib.labels import EMOTIONS
-from ser_lib.speech import SpeechConfig
-from ser_lib.stream import StreamAnalyzer
-from training.encoder_head import DEFAULT_CNN, fit_heads, fusion_weight, unheard_predictor
+from training.corpora import default_corpora_root, discover
+from training.encoder_head import DEFAULT_CNN, fit_heads, fusion_weight, speaker_call_stream, unheard_predictor
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
@@ -75,6 +71,20 @@ def _load(name, path):
 we = _load("window_encoding", HERE.parent / "2026-12-07-accurate" / "window_encoding.py")
 probe = _load("probe", HERE.parent / "2026-12-07-encoder" / "probe.py")
 FC = we.FC
+
+
+_BY_PATH: dict = {}
+
+
+def speaker_stream(meta, speaker, spk: str, shuffle: bool = False):
+    """``training.encoder_head.speaker_call_stream`` of one speaker's clips, in the corpus's
+    order or (``shuffle``) a seeded random one: the corpora list a speaker's clips by emotion."""
+    if not _BY_PATH:
+        _BY_PATH.update({c.path: c for c in discover(default_corpora_root()).clips})
+    clips = [_BY_PATH[meta[i][0]] for i in np.flatnonzero(speaker == spk)]
+    if shuffle:
+        clips = [clips[i] for i in np.random.default_rng(7).permutation(len(clips))]
+    return speaker_call_stream(clips, FC.sample_rate)
 
 
 def alternate(model, audio, start_s) -> np.ndarray:
@@ -125,12 +135,7 @@ def main(cache: str, out_json: str, test: str = "emovo", *flags: str) -> None:
     from training.cv import FOLDS_PATH, load_folds
 
     ways = {k: v for k, v in WAYS.items() if "--quick" not in flags or k in QUICK}
-    cache = Path(cache)
-    meta = json.loads((cache / "meta-encoder.json").read_text())["clips"]
-    corpus = np.array([c[1] for c in meta])
-    speaker = np.array([c[2] for c in meta])
-    y_all = np.array([EMOTIONS.index(c[3]) for c in meta])
-    raw8, rawt = np.load(cache / "enc-8k.npy"), np.load(cache / "enc-tel.npy")[:, 1536:2048]
+    meta, corpus, speaker, y_all, raw8, rawt = probe.load_rows(Path(cache))
 
     def heads(tr):
         return fit_heads(np.vstack([raw8[tr], rawt[tr]]), np.tile(y_all[tr], 2), np.tile(corpus[tr], 2), speaker[tr], 2)
@@ -152,25 +157,8 @@ def main(cache: str, out_json: str, test: str = "emovo", *flags: str) -> None:
     for speakers, head, cnn in groups:
         model.head = head
         for spk in speakers:
-            clips = [meta[i] for i in np.flatnonzero(speaker == spk)]
-            if "--shuffle" in flags:  # the corpora list a speaker's clips by emotion: break that order
-                clips = [clips[i] for i in np.random.default_rng(7).permutation(len(clips))]
-            y, owner = we.channel(clips)
-            with tempfile.TemporaryDirectory() as d:
-                path = Path(d) / "call.wav"
-                sf.write(path, y, FC.sample_rate, subtype="FLOAT")
-                wins = [ch for chunk in StreamAnalyzer(path, FC, 1.0, SpeechConfig(), lambda n: ("mono",), 60.0,
-                                                       keep_audio=True) for ch in chunk]
-            feats = np.concatenate([w_.features[w_.speech] for w_ in wins])
-            audio = [a for w_ in wins for a, s in zip(w_.audio, w_.speech) if s]
-            start = np.concatenate([w_.start_s[w_.speech] for w_ in wins])
-            end = np.concatenate([w_.end_s[w_.speech] for w_ in wins])
-            lab = []
-            for s, e in zip(start, end):
-                o = owner[round(s * FC.sample_rate):round(e * FC.sample_rate)]
-                o = o[o >= 0]
-                lab.append(EMOTIONS.index(clips[np.bincount(o).argmax()][3]) if len(o) else -1)
-            lab = np.array(lab)
+            st = speaker_stream(meta, speaker, spk, "--shuffle" in flags)
+            feats, audio, start, end, lab = st.features, st.segments, st.start_s, st.end_s, st.labels
             keep = lab >= 0
             speech_s += float((end - start).sum())
             p_cnn = cnn.predict(feats)
@@ -192,7 +180,6 @@ def main(cache: str, out_json: str, test: str = "emovo", *flags: str) -> None:
                 smoothed[k].append(np.array(probe.FOUR)[smooth(p[:, probe.FOUR], np.ones(len(p), bool), smoothing)][keep])
             print(spk, len(start), {k: round(v, 1) for k, v in cpu.items()}, flush=True)
     y = np.concatenate(ys)
-    k4 = np.isin(y, probe.FOUR)
     scores = {}
     for k, v in probs.items():
         scores[k] = probe.score(np.concatenate(v), y)

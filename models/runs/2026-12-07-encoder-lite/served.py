@@ -26,17 +26,12 @@ import copy
 import importlib.util
 import json
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
-from ser_lib.encoder_head import EncoderHead, EncoderModel, fuse, pool_context, segments_features
-from ser_lib.labels import EMOTIONS
-from ser_lib.speech import SpeechConfig
-from ser_lib.stream import StreamAnalyzer
+from ser_lib.encoder_head import EncoderHead, EncoderModel, fuse, pool_context
 from training.cv import FOLDS_PATH, load_folds
 from training.encoder_head import DEFAULT_CNN, fit_heads, unheard_predictor
 from training.evaluate import calibration, fit_temperature
@@ -47,7 +42,7 @@ ROOT = HERE.parents[2]
 _spec = importlib.util.spec_from_file_location("lite", HERE / "lite.py")
 lite = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(lite)
-probe, we, FC = lite.probe, lite.we, lite.FC
+probe, FC = lite.probe, lite.FC
 
 
 def temper(p, t):
@@ -58,11 +53,7 @@ def temper(p, t):
 
 def main(cache: str, out_json: str) -> None:
     cache = Path(cache)
-    meta = json.loads((cache / "meta-encoder.json").read_text())["clips"]
-    corpus = np.array([c[1] for c in meta])
-    speaker = np.array([c[2] for c in meta])
-    y_all = np.array([EMOTIONS.index(c[3]) for c in meta])
-    raw8, rawt = np.load(cache / "enc-8k.npy"), np.load(cache / "enc-tel.npy")[:, 1536:2048]
+    meta, corpus, speaker, y_all, raw8, rawt = probe.load_rows(cache)
     model = EncoderModel(ROOT / "models" / "ser-accurate", int8=True)
     shipped: EncoderHead = model.head
     t_shipped = shipped.temperature
@@ -93,30 +84,13 @@ def main(cache: str, out_json: str) -> None:
                 m = copy.copy(model)
                 m.head = head
                 for spk in spks:
-                    clips = [meta[i] for i in np.flatnonzero(speaker == spk)]
-                    if unit == "speaker-shuffled":
-                        clips = [clips[i] for i in np.random.default_rng(7).permutation(len(clips))]
-                    audio_, owner = we.channel(clips)
-                    with tempfile.TemporaryDirectory() as d:
-                        path = Path(d) / "call.wav"
-                        sf.write(path, audio_, FC.sample_rate, subtype="FLOAT")
-                        wins = [ch for chunk in StreamAnalyzer(path, FC, 1.0, SpeechConfig(), lambda n: ("mono",), 60.0,
-                                                               keep_audio=True) for ch in chunk]
-                    feats = np.concatenate([w_.features[w_.speech] for w_ in wins])
-                    audio = [a for w_ in wins for a, s in zip(w_.audio, w_.speech) if s]
-                    start = np.concatenate([w_.start_s[w_.speech] for w_ in wins])
-                    end = np.concatenate([w_.end_s[w_.speech] for w_ in wins])
-                    lab = []
-                    for s, e in zip(start, end):
-                        o = owner[round(s * FC.sample_rate):round(e * FC.sample_rate)]
-                        o = o[o >= 0]
-                        lab.append(EMOTIONS.index(clips[np.bincount(o).argmax()][3]) if len(o) else -1)
-                    lab = np.array(lab)
-                    keep = lab >= 0
+                    st = lite.speaker_stream(meta, speaker, spk, unit == "speaker-shuffled")
+                    keep = st.labels >= 0
                     # the served path: rows of the speech windows, pooled and fused by EncoderModel
-                    p = m.predict_features(m.features(audio, FC.sample_rate), cnn.predict(feats), start, 1.0)
+                    p = m.predict_features(m.features(st.segments, FC.sample_rate), cnn.predict(st.features),
+                                           st.start_s, 1.0)
                     ps.append(p[keep])
-                    ys.append(lab[keep])
+                    ys.append(st.labels[keep])
             windows[test, unit] = (np.concatenate(ps), np.concatenate(ys))
             out["scores"][f"{test}/{unit}"] = probe.score(temper(*windows[test, unit][:1], t_shipped), windows[test, unit][1])
         # each clip alone: cached served rows of the clip's speech windows, pooled within the clip

@@ -63,6 +63,19 @@ def load(cache: Path):
     return corpus, speaker, y, feats, cnn
 
 
+def load_rows(cache: Path):
+    """The cache's clips and the accurate recipe's training rows (the last LSTM layer, mean +
+    std, raw): ``(meta [path, corpus, speaker, emotion] per clip, corpus, speaker, y, rows at the
+    job's 8 kHz (n, 512), rows through G.711 (n, 512))``; for the later records that fit the
+    shipped heads (``training.encoder_head.fit_heads``) on them."""
+    meta = json.loads((Path(cache) / "meta-encoder.json").read_text())["clips"]
+    corpus = np.array([c[1] for c in meta])
+    speaker = np.array([c[2] for c in meta])
+    y = np.array([EMOTIONS.index(c[3]) for c in meta])
+    return (meta, corpus, speaker, y, np.load(Path(cache) / "enc-8k.npy"),
+            np.load(Path(cache) / "enc-tel.npy")[:, 1536:2048])
+
+
 def speaker_norm(x: np.ndarray, speaker: np.ndarray, scale: bool = True) -> np.ndarray:
     out = np.empty_like(x)
     for s in np.unique(speaker):
