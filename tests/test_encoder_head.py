@@ -326,14 +326,16 @@ def test_artifact_serves_what_training_fitted(tmp_path):
     # the fusion temperature was fitted on window predictions on the corpus no model heard:
     # EMOVO, with the shipped CNN (RAVDESS has no CNN that never trained on it)
     head = model.head
-    from training.encoder_head import fit_fusion_temperature, fusion_weight, held_out_predictions, speaker_call_windows
+    from training.encoder_head import (CALL_ORDER_SEED, fit_fusion_temperature, fusion_weight, held_out_predictions,
+                                       speaker_call_windows)
     cnn_t = json.loads((Path(DEFAULT_CNN) / "artifact.json").read_text())["calibration"]["temperature"]
     assert head.fusion == "log" and head.cnn_weight == pytest.approx(fusion_weight(cnn_t)) and head.temperature != 1.0
     raw_all = np.vstack([clip_features(clips, model.encoder, head.settings, condition=c) for c in ("8k", "telephone")])
     cnn_ho, head_ho, y_ho, used = held_out_predictions(clips, raw_all, DEFAULT_CNN, model.encoder, head.settings)
     assert list(used) == ["emovo"] and Path(used["emovo"][0]) == Path(DEFAULT_CNN)
     assert head.training["calibration"]["corpora"] == {"emovo": {"cnn": ".", "n_windows": len(y_ho)}}
-    # the 2 speakers' calls and each of their 16 clips alone, each window labelled with its clip's emotion
+    # the 2 speakers' calls (in two clip orders) and each of their 16 clips alone, each window labelled with
+    # its clip's emotion
     n_emovo = sum(c.corpus == "emovo" for c in clips)
     assert head.training["calibration"]["n_windows"] == len(y_ho) >= 2 * n_emovo
     assert set(y_ho.tolist()) == {EMOTIONS.index(e) for e in ("neutral", "happy", "sad", "angry")}
@@ -349,6 +351,13 @@ def test_artifact_serves_what_training_fitted(tmp_path):
     first = [c for c in clips if c.speaker == "emovo:f1"]
     _, rows, _ = speaker_call_windows(first, model.encoder, head.settings)
     np.testing.assert_allclose(head_ho[:len(rows)], h2.predict_channel(rows), atol=1e-5)
+    # ... then the same speaker's clips again as a call in a seeded random order (the corpora
+    # list them emotion by emotion, the easy order for pooled windows)
+    order = np.random.default_rng(CALL_ORDER_SEED).permutation(len(first))
+    assert not np.array_equal(order, np.arange(len(first)))
+    _, rows2, lab2 = speaker_call_windows([first[k] for k in order], model.encoder, head.settings)
+    np.testing.assert_allclose(head_ho[len(rows):len(rows) + len(rows2)], h2.predict_channel(rows2), atol=1e-5)
+    np.testing.assert_array_equal(y_ho[len(rows):len(rows) + len(rows2)], lab2)
     # a call's windows are encoded as serving encodes them
     own = [c for c in clips if c.speaker == "ravdess:05"]
     feats, rows, lab = speaker_call_windows(own, model.encoder, head.settings)

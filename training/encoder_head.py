@@ -200,6 +200,8 @@ CNN_WEIGHT = 0.5
 #: +0.059; TurEV-DB, one word per clip, so every window straddles words of other emotions, -0.020.
 #: Clips scored alone: within 0.006
 CONTEXT_WINDOWS = 3
+#: seed of the random clip order of :func:`held_out_predictions`' second call per speaker
+CALL_ORDER_SEED = 7
 #: the CNN artifact whose cross-validation fold models (``cv/fold-<i>``) calibrate the fusion
 DEFAULT_CNN = Path(__file__).resolve().parents[1] / "models" / "ser-cnn"
 
@@ -376,15 +378,20 @@ def held_out_predictions(clips: Sequence[Clip], raw: np.ndarray, cnn_root: str |
                          model_rate: int = 8000) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     """*Window* predictions of both models on each corpus neither was trained on, as served:
     for every corpus with an :func:`unheard_cnn`, heads fitted without it (:func:`fit_heads`),
-    each of its speakers' clips streamed as one call channel and each clip alone as a channel
-    of its own (:func:`speaker_call_windows`; the two ends of what a channel holds), scored by
+    each of its speakers' clips streamed as one call channel twice, in the corpus's order and
+    in a seeded random one (:data:`CALL_ORDER_SEED`), and each clip alone as a channel of its own
+    (:func:`speaker_call_windows`; the two ends of what a channel holds), scored by
     that CNN at the temperature of the CNN served (``cnn_root``'s, whose fusion weight
     :func:`build` stores) and by :meth:`ser_lib.encoder_head.EncoderHead.predict_channel`.
 
     The temperature fitted on these (:func:`build`) is the one unheard voices need:
     models/runs/2026-12-07-short-channels/temperature.py fitted it on TurEV-DB and tested it
     on EMOVO and the reverse (window ECE 0.018-0.042, against 0.10-0.14 with a temperature
-    fitted on the training corpus's own held-out speakers).
+    fitted on the training corpus's own held-out speakers). The corpora list a speaker's clips
+    emotion by emotion, so in their order neighbouring windows (pooled by
+    ``settings.context_windows``) nearly always share an emotion: the easy case, which alone
+    left windows of clips in random order over-confident (models/runs/2026-12-07-encoder-lite);
+    calls lie between the two orders.
 
     Args:
         clips: the ``n`` clips; raw: ``(n_conditions * n, d)`` raw clip rows, condition-major
@@ -412,7 +419,8 @@ def held_out_predictions(clips: Sequence[Clip], raw: np.ndarray, cnn_root: str |
         before = sum(map(len, ys))
         for s in sorted(set(speaker[te])):
             own = [clips[k] for k in np.flatnonzero(speaker == s)]
-            for channel in [own] + [[clip] for clip in own]:
+            shuffled = [own[k] for k in np.random.default_rng(CALL_ORDER_SEED).permutation(len(own))]
+            for channel in [own, shuffled] + [[clip] for clip in own]:
                 feats, rows, lab = speaker_call_windows(channel, encoder, settings, model_rate)
                 if len(lab):
                     cnn_p.append(cnn.predict(feats))
@@ -477,7 +485,8 @@ def build(out: str | os.PathLike, roots: Sequence[str | os.PathLike], progress: 
     head.training["calibration"] = {
         "method": "temperature scaling (Guo et al. 2017) of the fused probabilities, NLL-fitted",
         "data": "window predictions on corpora neither model trained on (training.encoder_head.held_out_predictions:"
-                " each speaker's clips as one call channel and each clip alone; heads fitted without the corpus)"
+                " each speaker's clips as one call channel, in the corpus's order and in a random one, and each clip"
+                " alone; heads fitted without the corpus)"
                 if len(y_cal) else "none (no corpus that a CNN of the recipe never heard): not fitted",
         "corpora": {k: {"cnn": Path(v[0]).relative_to(Path(cnn)).as_posix() or ".", "n_windows": v[1]}
                     for k, v in used.items()},

@@ -16,7 +16,7 @@ RAVDESS the fold models):
 
 ECE (15 bins, 7 classes): with the shipped temperature (fitted by the build on both unheard
 corpora's windows) and, held out, with the temperature fitted on the *other* unheard corpus's
-windows (both units pooled).
+windows (speakers in both orders and clips alone pooled, as the build pools them).
 
 Usage: python models/runs/2026-12-07-encoder-lite/served.py CACHE_DIR OUT_JSON
 """
@@ -109,11 +109,12 @@ def main(cache: str, out_json: str) -> None:
         out["scores"][f"{test}/clip"] = probe.score(np.array(pc), np.array(yc))
         for u in ("speaker", "speaker-shuffled", "clip"):
             print(test, u, " ".join(f"{k} {v:.3f}" for k, v in out["scores"][f"{test}/{u}"].items()), flush=True)
-    # temperatures: each unheard corpus's own windows (corpus-order speakers + clips alone, as the build)
+    # temperatures: each unheard corpus's own windows (speakers in both orders + clips alone, as the build)
     t_of = {}
+    units = ("speaker", "speaker-shuffled", "clip")
     for c in ("turev", "emovo"):
-        p = np.vstack([windows[c, "speaker"][0], windows[c, "clip"][0]])
-        y = np.concatenate([windows[c, "speaker"][1], windows[c, "clip"][1]])
+        p = np.vstack([windows[c, u][0] for u in units])
+        y = np.concatenate([windows[c, u][1] for u in units])
         t_of[c] = fit_temperature(p, y)
     out["T_fitted"] = t_of
     other = {"turev": "emovo", "emovo": "turev"}
