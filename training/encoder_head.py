@@ -278,6 +278,7 @@ class CallStream:
         start_s, end_s: float ``(m,)``, seconds into the channel.
         labels: int ``(m,)``, index into :data:`ser_lib.labels.EMOTIONS` of the clip covering
             most of the window; -1 for a window over a gap only.
+        hop_s: the hop the windows were cut at, seconds (the job configuration's).
     """
 
     features: np.ndarray
@@ -285,6 +286,7 @@ class CallStream:
     start_s: np.ndarray
     end_s: np.ndarray
     labels: np.ndarray
+    hop_s: float
 
 
 def speaker_call_stream(clips: Sequence[Clip], model_rate: int = 8000) -> CallStream:
@@ -317,7 +319,8 @@ def speaker_call_stream(clips: Sequence[Clip], model_rate: int = 8000) -> CallSt
         o = o[o >= 0]
         lab.append(EMOTIONS.index(clips[np.bincount(o).argmax()].emotion) if len(o) else -1)
     return CallStream(np.concatenate([w.features[w.speech] for w in chans]),
-                      [a for w in chans for a, sp in zip(w.audio, w.speech) if sp], start, end, np.array(lab, int))
+                      [a for w in chans for a, sp in zip(w.audio, w.speech) if sp], start, end, np.array(lab, int),
+                      cfg.hop_s)
 
 
 def speaker_call_windows(clips: Sequence[Clip], encoder: SpeechEncoder, settings: SegmentSettings,
@@ -332,13 +335,12 @@ def speaker_call_windows(clips: Sequence[Clip], encoder: SpeechEncoder, settings
         over the m speech windows that overlap a clip (indices into
         :data:`ser_lib.labels.EMOTIONS`).
     """
-    from ser_lib.config import JobConfig
     from ser_lib.encoder_head import pool_context, segments_features
 
     st = speaker_call_stream(clips, model_rate)
     keep = st.labels >= 0
-    rows = pool_context(segments_features(encoder, st.segments, model_rate, settings), st.start_s,
-                        JobConfig.load().hop_s, settings.context_windows)
+    rows = pool_context(segments_features(encoder, st.segments, model_rate, settings), st.start_s, st.hop_s,
+                        settings.context_windows)
     return st.features[keep], rows[keep], st.labels[keep]
 
 
